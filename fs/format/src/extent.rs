@@ -1,0 +1,255 @@
+//! Extent values: where a range of file data lives and how it is encoded.
+//!
+//! An extent key is `(inode, END offset, snapshot)`: the live range is
+//! `[end - live_len, end)`. The stored payload (`stored_len` bytes at each
+//! pointer, compressed or not) decodes to `payload_len` bytes; the live range is
+//! the window `[offset_into, offset_into + live_len)` of that payload. Cutting an
+//! extent (partial overwrite, truncate, hole punch) only narrows the window, so
+//! the payload checksum stays valid.
+
+use super::bytes::{Reader, Writer};
+use super::checksum::ChecksumType;
+use super::error::{FormatError, Result};
+
+/// Most pointers (replicas) one extent may carry.
+pub const MAX_PTRS: usize = 4;
+/// Fixed part of an extent value before the pointers.
+pub const EXTENT_HEADER_BYTES: usize = 28;
+/// Encoded size of one pointer.
+pub const PTR_BYTES: usize = 16;
+/// Largest payload of a checksummed or compressed extent: reading any part of
+/// such an extent reads and verifies the whole payload, so it is kept small.
+pub const MAX_ENCODED_PAYLOAD: u32 = 128 * 1024;
+
+/// Extent flag: allocated but never written (reads as zeros; from fallocate).
+pub const EXTENT_UNWRITTEN: u8 = 1;
+
+/// Compression algorithms. Persistent numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Compression {
+    /// Stored as is.
+    #[default]
+    None = 0,
+    /// LZ4 block format (no frame, no size prefix).
+    Lz4 = 1,
+    /// A zstd frame.
+    Zstd = 2,
+}
+
+impl Compression {
+    /// Decode.
+    pub fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            0 => Compression::None,
+            1 => Compression::Lz4,
+            2 => Compression::Zstd,
+            _ => return Err(FormatError::UnknownType("compression")),
+        })
+    }
+
+    /// Name on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parse a command-line name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Compression::None),
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Where one copy of the payload lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtentPtr {
+    /// Member device index.
+    pub dev: u8,
+    /// Generation the bucket had when this was written.
+    pub gen: u32,
+    /// Byte offset on the device.
+    pub offset: u64,
+}
+
+/// A data extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extent {
+    /// `EXTENT_*` flags.
+    pub flags: u8,
+    /// How the payload is compressed.
+    pub compression: Compression,
+    /// Which algorithm `csum` uses (over the stored bytes).
+    pub csum_type: ChecksumType,
+    /// Bytes of the file this extent covers.
+    pub live_len: u32,
+    /// Decoded payload size.
+    pub payload_len: u32,
+    /// Stored (possibly compressed) payload size; the space used on disk is this
+    /// rounded up to the block size.
+    pub stored_len: u32,
+    /// Start of the live window within the decoded payload.
+    pub offset_into: u32,
+    /// Checksum of the stored bytes.
+    pub csum: u64,
+    /// Number of valid entries in `ptrs`.
+    pub nr_ptrs: u8,
+    /// Copies.
+    pub ptrs: [ExtentPtr; MAX_PTRS],
+}
+
+impl Default for ChecksumType {
+    fn default() -> Self {
+        ChecksumType::None
+    }
+}
+
+impl Extent {
+    /// The valid pointers.
+    pub fn ptrs(&self) -> &[ExtentPtr] {
+        self.ptrs.get(..usize::from(self.nr_ptrs)).unwrap_or(&[])
+    }
+
+    /// Whether the payload is unwritten preallocation.
+    pub const fn is_unwritten(&self) -> bool {
+        self.flags & EXTENT_UNWRITTEN != 0
+    }
+
+    /// Decode a value.
+    pub fn decode(val: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(val);
+        let flags = r.u8()?;
+        let compression = Compression::from_u8(r.u8()?)?;
+        let csum_type = ChecksumType::from_u8(r.u8()?)?;
+        let nr_ptrs = r.u8()?;
+        let mut e = Extent {
+            flags,
+            compression,
+            csum_type,
+            nr_ptrs,
+            live_len: r.u32()?,
+            payload_len: r.u32()?,
+            stored_len: r.u32()?,
+            offset_into: r.u32()?,
+            csum: r.u64()?,
+            ptrs: [ExtentPtr::default(); MAX_PTRS],
+        };
+        if flags & !EXTENT_UNWRITTEN != 0 {
+            return Err(FormatError::BadField("extent flags"));
+        }
+        if nr_ptrs == 0 || usize::from(nr_ptrs) > MAX_PTRS {
+            return Err(FormatError::BadField("extent pointer count"));
+        }
+        for p in e.ptrs.iter_mut().take(usize::from(nr_ptrs)) {
+            let dev = r.u8()?;
+            r.skip(3)?;
+            *p = ExtentPtr {
+                dev,
+                gen: r.u32()?,
+                offset: r.u64()?,
+            };
+        }
+        let window_end = u64::from(e.offset_into) + u64::from(e.live_len);
+        if e.live_len == 0 || window_end > u64::from(e.payload_len) {
+            return Err(FormatError::BadField("extent window"));
+        }
+        match e.compression {
+            Compression::None if e.stored_len != e.payload_len => {
+                return Err(FormatError::BadField("extent stored length"))
+            }
+            Compression::Lz4 | Compression::Zstd
+                if e.payload_len > MAX_ENCODED_PAYLOAD || e.stored_len == 0 =>
+            {
+                return Err(FormatError::BadField("compressed extent length"))
+            }
+            _ => {}
+        }
+        Ok(e)
+    }
+
+    /// Encoded length.
+    pub fn encoded_len(&self) -> usize {
+        EXTENT_HEADER_BYTES + PTR_BYTES * usize::from(self.nr_ptrs)
+    }
+
+    /// Encode into `buf`; returns the length.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
+        if self.nr_ptrs == 0 || usize::from(self.nr_ptrs) > MAX_PTRS {
+            return Err(FormatError::BadField("extent pointer count"));
+        }
+        let mut w = Writer::new(buf);
+        w.u8(self.flags)?;
+        w.u8(self.compression as u8)?;
+        w.u8(self.csum_type as u8)?;
+        w.u8(self.nr_ptrs)?;
+        w.u32(self.live_len)?;
+        w.u32(self.payload_len)?;
+        w.u32(self.stored_len)?;
+        w.u32(self.offset_into)?;
+        w.u64(self.csum)?;
+        for p in self.ptrs() {
+            w.u8(p.dev)?;
+            w.zeros(3)?;
+            w.u32(p.gen)?;
+            w.u64(p.offset)?;
+        }
+        Ok(w.position())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Extent {
+        let mut e = Extent {
+            flags: 0,
+            compression: Compression::Lz4,
+            csum_type: ChecksumType::Crc32c,
+            live_len: 4096,
+            payload_len: 8192,
+            stored_len: 1000,
+            offset_into: 4096,
+            csum: 0xdead_beef,
+            nr_ptrs: 2,
+            ..Default::default()
+        };
+        e.ptrs[0] = ExtentPtr {
+            dev: 0,
+            gen: 3,
+            offset: 1 << 20,
+        };
+        e.ptrs[1] = ExtentPtr {
+            dev: 1,
+            gen: 9,
+            offset: 2 << 20,
+        };
+        e
+    }
+
+    #[test]
+    fn round_trip() {
+        let e = sample();
+        let mut buf = [0u8; 128];
+        let n = e.encode(&mut buf).unwrap();
+        assert_eq!(n, e.encoded_len());
+        assert_eq!(Extent::decode(&buf[..n]), Ok(e));
+        assert!(Extent::decode(&buf[..n - 1]).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_window() {
+        let mut e = sample();
+        e.offset_into = 8000;
+        let mut buf = [0u8; 128];
+        let n = e.encode(&mut buf).unwrap();
+        assert!(Extent::decode(&buf[..n]).is_err());
+    }
+}
