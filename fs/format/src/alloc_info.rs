@@ -72,11 +72,7 @@ impl AllocInfo {
         let data_type = DataType::from_u8(r.u8()?)?;
         r.skip(3)?;
         let used = r.u64()?;
-        Ok(AllocInfo {
-            gen,
-            data_type,
-            used,
-        })
+        Ok(AllocInfo { gen, data_type, used })
     }
 
     /// Encode into `buf`; returns the length.
@@ -96,11 +92,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let a = AllocInfo {
-            gen: 5,
-            data_type: DataType::User,
-            used: 12345,
-        };
+        let a = AllocInfo { gen: 5, data_type: DataType::User, used: 12345 };
         let mut buf = [0u8; ALLOC_BYTES];
         assert_eq!(a.encode(&mut buf), Ok(ALLOC_BYTES));
         assert_eq!(AllocInfo::decode(&buf), Ok(a));

@@ -88,14 +88,8 @@ impl<'a> Writer<'a> {
 
     /// Copy `data` in.
     pub fn bytes(&mut self, data: &[u8]) -> Result<()> {
-        let end = self
-            .pos
-            .checked_add(data.len())
-            .ok_or(FormatError::NoSpace)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(FormatError::NoSpace)?
-            .copy_from_slice(data);
+        let end = self.pos.checked_add(data.len()).ok_or(FormatError::NoSpace)?;
+        self.buf.get_mut(self.pos..end).ok_or(FormatError::NoSpace)?.copy_from_slice(data);
         self.pos = end;
         Ok(())
     }
@@ -103,10 +97,7 @@ impl<'a> Writer<'a> {
     /// Write `n` zero bytes.
     pub fn zeros(&mut self, n: usize) -> Result<()> {
         let end = self.pos.checked_add(n).ok_or(FormatError::NoSpace)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(FormatError::NoSpace)?
-            .fill(0);
+        self.buf.get_mut(self.pos..end).ok_or(FormatError::NoSpace)?.fill(0);
         self.pos = end;
         Ok(())
     }

@@ -90,11 +90,7 @@ const fn crc32c_tables() -> [[u32; 256]; 8] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ CRC32C_POLY
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { (c >> 1) ^ CRC32C_POLY } else { c >> 1 };
             k += 1;
         }
         t[0][i] = c;
@@ -119,11 +115,7 @@ static CRC32C_TABLES: [[u32; 256]; 8] = crc32c_tables();
 #[inline(always)]
 fn tab(slice: usize, idx: u32) -> u32 {
     // Both indexes are in range by construction: slice < 8, idx & 0xff < 256.
-    CRC32C_TABLES
-        .get(slice & 7)
-        .and_then(|t| t.get((idx & 0xff) as usize))
-        .copied()
-        .unwrap_or(0)
+    CRC32C_TABLES.get(slice & 7).and_then(|t| t.get((idx & 0xff) as usize)).copied().unwrap_or(0)
 }
 
 /// Feed `data` into a running (pre-inverted) CRC-32C state.
@@ -177,9 +169,7 @@ fn read_u32(b: &[u8]) -> u32 {
 }
 
 fn round(acc: u64, input: u64) -> u64 {
-    acc.wrapping_add(input.wrapping_mul(P2))
-        .rotate_left(31)
-        .wrapping_mul(P1)
+    acc.wrapping_add(input.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
 }
 
 fn merge_round(acc: u64, val: u64) -> u64 {
@@ -199,12 +189,7 @@ impl Xxh64 {
     /// A hasher with the given seed.
     pub const fn new(seed: u64) -> Self {
         Xxh64 {
-            v: [
-                seed.wrapping_add(P1).wrapping_add(P2),
-                seed.wrapping_add(P2),
-                seed,
-                seed.wrapping_sub(P1),
-            ],
+            v: [seed.wrapping_add(P1).wrapping_add(P2), seed.wrapping_add(P2), seed, seed.wrapping_sub(P1)],
             seed,
             total: 0,
             buf: [0; 32],
@@ -312,10 +297,7 @@ mod tests {
         assert_eq!(xxh64(b"", 0), 0xEF46_DB37_51D8_E999);
         assert_eq!(xxh64(b"a", 0), 0xD24E_C4F1_A98C_6E5B);
         assert_eq!(xxh64(b"abc", 0), 0x44BC_2CF5_AD77_0999);
-        assert_eq!(
-            xxh64(b"Nobody inspects the spammish repetition", 0),
-            0xFBCE_A83C_8A37_8BF1
-        );
+        assert_eq!(xxh64(b"Nobody inspects the spammish repetition", 0), 0xFBCE_A83C_8A37_8BF1);
     }
 
     #[test]
@@ -323,14 +305,8 @@ mod tests {
         let data: [u8; 200] = core::array::from_fn(|i| (i * 7 + 3) as u8);
         for split in [0, 1, 7, 31, 32, 33, 100, 200] {
             let (a, b) = data.split_at(split);
-            assert_eq!(
-                ChecksumType::Xxhash64.compute_parts(&[a, b]),
-                xxh64(&data, 0)
-            );
-            assert_eq!(
-                ChecksumType::Crc32c.compute_parts(&[a, b]),
-                u64::from(crc32c(&data))
-            );
+            assert_eq!(ChecksumType::Xxhash64.compute_parts(&[a, b]), xxh64(&data, 0));
+            assert_eq!(ChecksumType::Crc32c.compute_parts(&[a, b]), u64::from(crc32c(&data)));
         }
     }
 }

@@ -63,11 +63,7 @@ impl<'a> Dirent<'a> {
         if !valid_name(name) {
             return Err(FormatError::BadField("dirent name"));
         }
-        Ok(Dirent {
-            target,
-            dtype,
-            name,
-        })
+        Ok(Dirent { target, dtype, name })
     }
 
     /// Encoded length.
@@ -77,8 +73,7 @@ impl<'a> Dirent<'a> {
 
     /// Encode into `buf`; returns the length.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
-        let len =
-            u8::try_from(self.name.len()).map_err(|_| FormatError::BadField("dirent name"))?;
+        let len = u8::try_from(self.name.len()).map_err(|_| FormatError::BadField("dirent name"))?;
         let mut w = Writer::new(buf);
         w.u64(self.target)?;
         w.u8(self.dtype)?;
@@ -94,11 +89,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_validation() {
-        let d = Dirent {
-            target: 77,
-            dtype: 8,
-            name: "zażółć".as_bytes(),
-        };
+        let d = Dirent { target: 77, dtype: 8, name: "zażółć".as_bytes() };
         let mut buf = [0u8; 300];
         let n = d.encode(&mut buf).unwrap();
         assert_eq!(Dirent::decode(&buf[..n]), Ok(d));

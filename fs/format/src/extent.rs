@@ -150,11 +150,7 @@ impl Extent {
         for p in e.ptrs.iter_mut().take(usize::from(nr_ptrs)) {
             let dev = r.u8()?;
             r.skip(3)?;
-            *p = ExtentPtr {
-                dev,
-                gen: r.u32()?,
-                offset: r.u64()?,
-            };
+            *p = ExtentPtr { dev, gen: r.u32()?, offset: r.u64()? };
         }
         let window_end = u64::from(e.offset_into) + u64::from(e.live_len);
         if e.live_len == 0 || window_end > u64::from(e.payload_len) {
@@ -221,16 +217,8 @@ mod tests {
             nr_ptrs: 2,
             ..Default::default()
         };
-        e.ptrs[0] = ExtentPtr {
-            dev: 0,
-            gen: 3,
-            offset: 1 << 20,
-        };
-        e.ptrs[1] = ExtentPtr {
-            dev: 1,
-            gen: 9,
-            offset: 2 << 20,
-        };
+        e.ptrs[0] = ExtentPtr { dev: 0, gen: 3, offset: 1 << 20 };
+        e.ptrs[1] = ExtentPtr { dev: 1, gen: 9, offset: 2 << 20 };
         e
     }
 

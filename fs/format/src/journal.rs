@@ -8,7 +8,8 @@
 //! 8   csum        u64  metadata checksum of bytes [16, len)
 //! 16  seq         u64  entry sequence number, +1 per entry
 //! 24  nr_records  u32
-//! 28  reserved    u32  zero
+//! 28  fs_tag      u32  CRC-32C of the file system UUID: entries left by an
+//!                      earlier file system on the same device never match
 //! 32  records:    { type: u8, reserved: [u8; 3], len: u32, body: [u8; len] } * nr_records
 //! ```
 //! Record bodies:
@@ -69,15 +70,10 @@ impl Record<'_> {
 
     /// Append to `w`.
     pub fn encode(&self, w: &mut Writer<'_>) -> Result<()> {
-        let body = u32::try_from(self.encoded_len() - RECORD_HEADER_BYTES)
-            .map_err(|_| FormatError::NoSpace)?;
+        let body =
+            u32::try_from(self.encoded_len() - RECORD_HEADER_BYTES).map_err(|_| FormatError::NoSpace)?;
         match self {
-            Record::BtreeUpdate {
-                btree,
-                pos,
-                kind,
-                value,
-            } => {
+            Record::BtreeUpdate { btree, pos, kind, value } => {
                 w.u8(REC_BTREE_UPDATE)?;
                 w.zeros(3)?;
                 w.u32(body)?;
@@ -107,6 +103,8 @@ pub struct JournalHeader {
     pub seq: u64,
     /// Number of records.
     pub nr_records: u32,
+    /// Tag of the file system that wrote the entry.
+    pub fs_tag: u32,
 }
 
 impl JournalHeader {
@@ -121,6 +119,7 @@ impl JournalHeader {
         let csum = r.u64()?;
         let seq = r.u64()?;
         let nr_records = r.u32()?;
+        let fs_tag = r.u32()?;
         let l = usize::try_from(len).map_err(|_| FormatError::Truncated)?;
         if l < JOURNAL_HEADER_BYTES {
             return Err(FormatError::BadField("journal entry length"));
@@ -129,11 +128,7 @@ impl JournalHeader {
         if csum_type != ChecksumType::None && csum_type.compute(body) != csum {
             return Err(FormatError::BadChecksum);
         }
-        Ok(JournalHeader {
-            len,
-            seq,
-            nr_records,
-        })
+        Ok(JournalHeader { len, seq, nr_records, fs_tag })
     }
 
     /// Peek the length field of an entry whose first bytes are in `buf`.
@@ -148,10 +143,7 @@ impl JournalHeader {
     /// The records of an entry whose header decoded as `self`.
     pub fn records<'a>(&self, buf: &'a [u8]) -> Records<'a> {
         let len = usize::try_from(self.len).unwrap_or(0);
-        Records {
-            r: Reader::new(buf.get(JOURNAL_HEADER_BYTES..len).unwrap_or(&[])),
-            left: self.nr_records,
-        }
+        Records { r: Reader::new(buf.get(JOURNAL_HEADER_BYTES..len).unwrap_or(&[])), left: self.nr_records }
     }
 }
 
@@ -177,17 +169,9 @@ impl<'a> Records<'a> {
                 body.skip(2)?;
                 let pos = Pos::decode(&mut body)?;
                 let value = body.bytes(body.remaining())?;
-                Ok(Record::BtreeUpdate {
-                    btree,
-                    pos,
-                    kind,
-                    value,
-                })
+                Ok(Record::BtreeUpdate { btree, pos, kind, value })
             }
-            REC_ACCOUNTING => Ok(Record::Accounting {
-                inodes: body.i64()?,
-                data_bytes: body.i64()?,
-            }),
+            REC_ACCOUNTING => Ok(Record::Accounting { inodes: body.i64()?, data_bytes: body.i64()? }),
             _ => Err(FormatError::UnknownType("journal record")),
         }
     }
@@ -209,6 +193,11 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
+/// The tag that marks a file system's journal entries.
+pub fn fs_tag(uuid: &[u8; 16]) -> u32 {
+    super::checksum::crc32c(uuid)
+}
+
 /// Write an entry header over the first [`JOURNAL_HEADER_BYTES`] of `buf`,
 /// whose records are already in place after it, and checksum it.
 pub fn finish_entry(
@@ -216,17 +205,15 @@ pub fn finish_entry(
     len: usize,
     seq: u64,
     nr_records: u32,
+    fs_tag: u32,
     csum_type: ChecksumType,
 ) -> Result<()> {
     let len32 = u32::try_from(len).map_err(|_| FormatError::NoSpace)?;
     {
-        let mut w = Writer::new(
-            buf.get_mut(16..JOURNAL_HEADER_BYTES)
-                .ok_or(FormatError::NoSpace)?,
-        );
+        let mut w = Writer::new(buf.get_mut(16..JOURNAL_HEADER_BYTES).ok_or(FormatError::NoSpace)?);
         w.u64(seq)?;
         w.u32(nr_records)?;
-        w.u32(0)?;
+        w.u32(fs_tag)?;
     }
     let csum = csum_type.compute(buf.get(16..len).ok_or(FormatError::NoSpace)?);
     let mut w = Writer::new(buf);
@@ -249,16 +236,8 @@ mod tests {
                 kind: Some(KeyType::Dirent),
                 value: b"hello",
             },
-            Record::BtreeUpdate {
-                btree: BtreeId::Inodes,
-                pos: Pos::new(5000, 0, 1),
-                kind: None,
-                value: b"",
-            },
-            Record::Accounting {
-                inodes: -1,
-                data_bytes: 4096,
-            },
+            Record::BtreeUpdate { btree: BtreeId::Inodes, pos: Pos::new(5000, 0, 1), kind: None, value: b"" },
+            Record::Accounting { inodes: -1, data_bytes: 4096 },
         ];
         let mut buf = [0u8; 512];
         let mut len = JOURNAL_HEADER_BYTES;
@@ -268,15 +247,12 @@ mod tests {
             assert_eq!(w.position(), r.encoded_len());
             len += w.position();
         }
-        finish_entry(&mut buf, len, 77, 3, ChecksumType::Xxhash64).unwrap();
+        finish_entry(&mut buf, len, 77, 3, 0xabcd, ChecksumType::Xxhash64).unwrap();
         let h = JournalHeader::decode(&buf, ChecksumType::Xxhash64).unwrap();
-        assert_eq!((h.seq, h.nr_records, h.len as usize), (77, 3, len));
+        assert_eq!((h.seq, h.nr_records, h.len as usize, h.fs_tag), (77, 3, len, 0xabcd));
         let got: Vec<_> = h.records(&buf).collect::<Result<_>>().unwrap();
         assert_eq!(got, recs);
         buf[40] ^= 0x80;
-        assert_eq!(
-            JournalHeader::decode(&buf, ChecksumType::Xxhash64),
-            Err(FormatError::BadChecksum)
-        );
+        assert_eq!(JournalHeader::decode(&buf, ChecksumType::Xxhash64), Err(FormatError::BadChecksum));
     }
 }

@@ -24,48 +24,25 @@ pub struct Pos {
 
 impl Pos {
     /// The smallest position.
-    pub const MIN: Pos = Pos {
-        inode: 0,
-        offset: 0,
-        snapshot: 0,
-    };
+    pub const MIN: Pos = Pos { inode: 0, offset: 0, snapshot: 0 };
     /// The largest position.
-    pub const MAX: Pos = Pos {
-        inode: u64::MAX,
-        offset: u64::MAX,
-        snapshot: u32::MAX,
-    };
+    pub const MAX: Pos = Pos { inode: u64::MAX, offset: u64::MAX, snapshot: u32::MAX };
 
     /// A position.
     pub const fn new(inode: u64, offset: u64, snapshot: u32) -> Self {
-        Pos {
-            inode,
-            offset,
-            snapshot,
-        }
+        Pos { inode, offset, snapshot }
     }
 
     /// The next position, or `None` after [`Pos::MAX`].
     pub const fn successor(self) -> Option<Pos> {
         if self.snapshot < u32::MAX {
-            return Some(Pos {
-                snapshot: self.snapshot + 1,
-                ..self
-            });
+            return Some(Pos { snapshot: self.snapshot + 1, ..self });
         }
         if self.offset < u64::MAX {
-            return Some(Pos {
-                inode: self.inode,
-                offset: self.offset + 1,
-                snapshot: 0,
-            });
+            return Some(Pos { inode: self.inode, offset: self.offset + 1, snapshot: 0 });
         }
         if self.inode < u64::MAX {
-            return Some(Pos {
-                inode: self.inode + 1,
-                offset: 0,
-                snapshot: 0,
-            });
+            return Some(Pos { inode: self.inode + 1, offset: 0, snapshot: 0 });
         }
         None
     }
@@ -73,35 +50,20 @@ impl Pos {
     /// The previous position, or `None` before [`Pos::MIN`].
     pub const fn predecessor(self) -> Option<Pos> {
         if self.snapshot > 0 {
-            return Some(Pos {
-                snapshot: self.snapshot - 1,
-                ..self
-            });
+            return Some(Pos { snapshot: self.snapshot - 1, ..self });
         }
         if self.offset > 0 {
-            return Some(Pos {
-                inode: self.inode,
-                offset: self.offset - 1,
-                snapshot: u32::MAX,
-            });
+            return Some(Pos { inode: self.inode, offset: self.offset - 1, snapshot: u32::MAX });
         }
         if self.inode > 0 {
-            return Some(Pos {
-                inode: self.inode - 1,
-                offset: u64::MAX,
-                snapshot: u32::MAX,
-            });
+            return Some(Pos { inode: self.inode - 1, offset: u64::MAX, snapshot: u32::MAX });
         }
         None
     }
 
     /// Decode from 20 bytes.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Pos {
-            inode: r.u64()?,
-            offset: r.u64()?,
-            snapshot: r.u32()?,
-        })
+        Ok(Pos { inode: r.u64()?, offset: r.u64()?, snapshot: r.u32()? })
     }
 
     /// Encode as 20 bytes.
@@ -146,10 +108,7 @@ impl BtreeId {
 
     /// Decode the on-disk id.
     pub fn from_u8(v: u8) -> Result<Self> {
-        BtreeId::ALL
-            .get(usize::from(v))
-            .copied()
-            .ok_or(FormatError::UnknownType("btree id"))
+        BtreeId::ALL.get(usize::from(v)).copied().ok_or(FormatError::UnknownType("btree id"))
     }
 
     /// Index into root tables.
@@ -229,12 +188,9 @@ mod tests {
 
     #[test]
     fn successor_and_predecessor_invert() {
-        for p in [
-            Pos::new(1, 2, 3),
-            Pos::new(1, 2, u32::MAX),
-            Pos::new(1, u64::MAX, u32::MAX),
-            Pos::new(0, 0, 1),
-        ] {
+        for p in
+            [Pos::new(1, 2, 3), Pos::new(1, 2, u32::MAX), Pos::new(1, u64::MAX, u32::MAX), Pos::new(0, 0, 1)]
+        {
             let s = p.successor().unwrap();
             assert!(s > p);
             assert_eq!(s.predecessor(), Some(p));

@@ -86,25 +86,13 @@ impl NodeHeader {
         if min_key > max_key {
             return Err(FormatError::BadField("node key range"));
         }
-        Ok(NodeHeader {
-            used_len,
-            csum,
-            btree,
-            level,
-            nr_keys,
-            seq,
-            min_key,
-            max_key,
-        })
+        Ok(NodeHeader { used_len, csum, btree, level, nr_keys, seq, min_key, max_key })
     }
 
     /// The entries of a node image whose header decoded as `self`.
     pub fn entries<'a>(&self, buf: &'a [u8]) -> Entries<'a> {
         let used = usize::try_from(self.used_len).unwrap_or(0);
-        Entries {
-            r: Reader::new(buf.get(NODE_HEADER_BYTES..used).unwrap_or(&[])),
-            left: self.nr_keys,
-        }
+        Entries { r: Reader::new(buf.get(NODE_HEADER_BYTES..used).unwrap_or(&[])), left: self.nr_keys }
     }
 }
 
@@ -161,11 +149,7 @@ impl<'a> NodeBuilder<'a> {
             return Err(FormatError::NoSpace);
         }
         buf.fill(0);
-        Ok(NodeBuilder {
-            buf,
-            used: NODE_HEADER_BYTES,
-            nr_keys: 0,
-        })
+        Ok(NodeBuilder { buf, used: NODE_HEADER_BYTES, nr_keys: 0 })
     }
 
     /// Append an entry; entries must come in ascending order.
@@ -193,11 +177,7 @@ impl<'a> NodeBuilder<'a> {
     ) -> Result<usize> {
         let used = u32::try_from(self.used).map_err(|_| FormatError::NoSpace)?;
         {
-            let mut w = Writer::new(
-                self.buf
-                    .get_mut(16..NODE_HEADER_BYTES)
-                    .ok_or(FormatError::NoSpace)?,
-            );
+            let mut w = Writer::new(self.buf.get_mut(16..NODE_HEADER_BYTES).ok_or(FormatError::NoSpace)?);
             w.u8(btree as u8)?;
             w.u8(level)?;
             w.u16(0)?;
@@ -237,13 +217,7 @@ impl BtreePtr {
         let dev = r.u8()?;
         let level = r.u8()?;
         r.skip(2)?;
-        Ok(BtreePtr {
-            dev,
-            level,
-            gen: r.u32()?,
-            offset: r.u64()?,
-            seq: r.u64()?,
-        })
+        Ok(BtreePtr { dev, level, gen: r.u32()?, offset: r.u64()?, seq: r.u64()? })
     }
 
     /// Encode into `buf`; returns the length.
@@ -270,16 +244,7 @@ mod tests {
         let mut b = NodeBuilder::new(&mut buf).unwrap();
         b.push(Pos::new(1, 2, 3), KeyType::Inode, b"abc").unwrap();
         b.push(Pos::new(1, 3, 3), KeyType::Orphan, b"").unwrap();
-        let used = b
-            .finish(
-                BtreeId::Inodes,
-                0,
-                9,
-                Pos::MIN,
-                Pos::MAX,
-                ChecksumType::Crc32c,
-            )
-            .unwrap();
+        let used = b.finish(BtreeId::Inodes, 0, 9, Pos::MIN, Pos::MAX, ChecksumType::Crc32c).unwrap();
         let h = NodeHeader::decode(&buf, ChecksumType::Crc32c).unwrap();
         assert_eq!(h.used_len as usize, used);
         assert_eq!((h.nr_keys, h.seq, h.level), (2, 9, 0));
@@ -288,25 +253,14 @@ mod tests {
         assert_eq!(e[1].pos, Pos::new(1, 3, 3));
 
         buf[100] ^= 1;
-        assert_eq!(
-            NodeHeader::decode(&buf, ChecksumType::Crc32c),
-            Err(FormatError::BadChecksum)
-        );
+        assert_eq!(NodeHeader::decode(&buf, ChecksumType::Crc32c), Err(FormatError::BadChecksum));
     }
 
     #[test]
     fn lying_key_count_is_an_error_not_a_panic() {
         let mut buf = [0u8; 4096];
         let b = NodeBuilder::new(&mut buf).unwrap();
-        b.finish(
-            BtreeId::Inodes,
-            0,
-            1,
-            Pos::MIN,
-            Pos::MAX,
-            ChecksumType::None,
-        )
-        .unwrap();
+        b.finish(BtreeId::Inodes, 0, 1, Pos::MIN, Pos::MAX, ChecksumType::None).unwrap();
         buf[20] = 5; // nr_keys = 5 with no entries
         let h = NodeHeader::decode(&buf, ChecksumType::None).unwrap();
         let r: Vec<_> = h.entries(&buf).collect();
@@ -316,13 +270,7 @@ mod tests {
 
     #[test]
     fn ptr_round_trip() {
-        let p = BtreePtr {
-            dev: 1,
-            level: 2,
-            gen: 3,
-            offset: 4,
-            seq: 5,
-        };
+        let p = BtreePtr { dev: 1, level: 2, gen: 3, offset: 4, seq: 5 };
         let mut buf = [0u8; BTREE_PTR_BYTES];
         p.encode(&mut buf).unwrap();
         assert_eq!(BtreePtr::decode(&buf), Ok(p));

@@ -13,8 +13,8 @@ use super::extent::Compression;
 use super::key::BTREE_ID_NR;
 use super::node::BtreePtr;
 use super::{
-    FORMAT_VERSION, MAX_BLOCK_SIZE, MAX_BUCKET_SIZE, MAX_NODE_SIZE, MIN_BLOCK_SIZE,
-    MIN_BUCKET_SIZE, MIN_NODE_SIZE,
+    FORMAT_VERSION, MAX_BLOCK_SIZE, MAX_BUCKET_SIZE, MAX_NODE_SIZE, MIN_BLOCK_SIZE, MIN_BUCKET_SIZE,
+    MIN_NODE_SIZE,
 };
 
 /// Superblock magic.
@@ -203,9 +203,7 @@ fn check_pow2(v: u32, min: u32, max: u32, what: &'static str) -> Result<()> {
 impl Superblock {
     /// The valid members.
     pub fn members(&self) -> &[Member] {
-        self.members
-            .get(..usize::from(self.nr_members))
-            .unwrap_or(&[])
+        self.members.get(..usize::from(self.nr_members)).unwrap_or(&[])
     }
 
     /// Whether features this code cannot write are set (mount read-only).
@@ -215,18 +213,8 @@ impl Superblock {
 
     /// Check cross-field invariants; the decoder calls this too.
     pub fn validate(&self) -> Result<()> {
-        check_pow2(
-            self.block_size,
-            MIN_BLOCK_SIZE,
-            MAX_BLOCK_SIZE,
-            "block size",
-        )?;
-        check_pow2(
-            self.node_size,
-            MIN_NODE_SIZE,
-            MAX_NODE_SIZE,
-            "b-tree node size",
-        )?;
+        check_pow2(self.block_size, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, "block size")?;
+        check_pow2(self.node_size, MIN_NODE_SIZE, MAX_NODE_SIZE, "b-tree node size")?;
         if self.node_size < self.block_size {
             return Err(FormatError::BadField("b-tree node size"));
         }
@@ -243,12 +231,7 @@ impl Superblock {
             return Err(FormatError::BadField("label"));
         }
         for m in self.members() {
-            check_pow2(
-                m.bucket_size,
-                MIN_BUCKET_SIZE,
-                MAX_BUCKET_SIZE,
-                "bucket size",
-            )?;
+            check_pow2(m.bucket_size, MIN_BUCKET_SIZE, MAX_BUCKET_SIZE, "bucket size")?;
             if m.bucket_size < self.node_size {
                 return Err(FormatError::BadField("bucket size"));
             }
@@ -260,10 +243,8 @@ impl Superblock {
                 return Err(FormatError::BadField("member label"));
             }
         }
-        let jm = self
-            .members
-            .get(usize::from(self.journal_dev))
-            .ok_or(FormatError::BadField("journal device"))?;
+        let jm =
+            self.members.get(usize::from(self.journal_dev)).ok_or(FormatError::BadField("journal device"))?;
         let jend = self.journal_offset.checked_add(self.journal_size);
         if self.journal_offset < SB_RESERVED_BYTES
             || jend.is_none_or(|e| e > jm.size)
@@ -447,10 +428,8 @@ impl Superblock {
         }
         for (i, m) in self.members().iter().enumerate() {
             let mut w = Writer::new(
-                buf.get_mut(
-                    MEMBERS_OFFSET + i * MEMBER_BYTES..MEMBERS_OFFSET + (i + 1) * MEMBER_BYTES,
-                )
-                .ok_or(FormatError::NoSpace)?,
+                buf.get_mut(MEMBERS_OFFSET + i * MEMBER_BYTES..MEMBERS_OFFSET + (i + 1) * MEMBER_BYTES)
+                    .ok_or(FormatError::NoSpace)?,
             );
             w.bytes(&m.uuid)?;
             w.u64(m.size)?;
@@ -508,13 +487,7 @@ pub(crate) mod tests {
             journal_size: 4 << 20,
             checkpoint_seq: 10,
             journal_resume: 8192,
-            roots: [BtreePtr {
-                dev: 0,
-                level: 1,
-                gen: 2,
-                offset: 8 << 20,
-                seq: 10,
-            }; BTREE_ID_NR],
+            roots: [BtreePtr { dev: 0, level: 1, gen: 2, offset: 8 << 20, seq: 10 }; BTREE_ID_NR],
             inodes: 5,
             data_bytes: 6,
             flags: SB_FLAG_CLEAN,
@@ -544,23 +517,14 @@ pub(crate) mod tests {
         let mut newer = sb.clone();
         newer.version = FORMAT_VERSION + 1;
         newer.encode(&mut buf).unwrap();
-        assert_eq!(
-            Superblock::decode(&buf),
-            Err(FormatError::UnsupportedVersion)
-        );
+        assert_eq!(Superblock::decode(&buf), Err(FormatError::UnsupportedVersion));
         let mut feat = sb.clone();
         feat.incompat = 1 << 40;
         feat.encode(&mut buf).unwrap();
-        assert_eq!(
-            Superblock::decode(&buf),
-            Err(FormatError::UnknownIncompatFeature)
-        );
+        assert_eq!(Superblock::decode(&buf), Err(FormatError::UnknownIncompatFeature));
         let mut geom = sb;
         geom.block_size = 3000;
         geom.encode(&mut buf).unwrap();
-        assert!(matches!(
-            Superblock::decode(&buf),
-            Err(FormatError::BadField(_))
-        ));
+        assert!(matches!(Superblock::decode(&buf), Err(FormatError::BadField(_))));
     }
 }

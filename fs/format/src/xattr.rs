@@ -132,11 +132,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let x = Xattr {
-            ns: Namespace::Trusted,
-            name: b"md5",
-            value: &[0, 1, 2],
-        };
+        let x = Xattr { ns: Namespace::Trusted, name: b"md5", value: &[0, 1, 2] };
         let mut buf = [0u8; 64];
         let n = x.encode(&mut buf).unwrap();
         assert_eq!(n, x.encoded_len());
@@ -146,14 +142,8 @@ mod tests {
 
     #[test]
     fn split_names() {
-        assert_eq!(
-            Namespace::split(b"user.a"),
-            Some((Namespace::User, &b"a"[..]))
-        );
-        assert_eq!(
-            Namespace::split(b"system.posix_acl_access"),
-            Some((Namespace::PosixAclAccess, &b""[..]))
-        );
+        assert_eq!(Namespace::split(b"user.a"), Some((Namespace::User, &b"a"[..])));
+        assert_eq!(Namespace::split(b"system.posix_acl_access"), Some((Namespace::PosixAclAccess, &b""[..])));
         assert_eq!(Namespace::split(b"system.other"), None);
         assert_eq!(Namespace::split(b"bogus"), None);
     }

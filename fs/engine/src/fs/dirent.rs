@@ -1,0 +1,391 @@
+//! Directory entries: lookup, link, unlink, rmdir, rename and readdir.
+//!
+//! An entry lives at `(dir, slot, snapshot)`, where `slot` is one of the
+//! `HASH_PROBE` slots starting at the name's hash slot; lookups compare names
+//! across those slots. The readdir cursor is a slot, so it stays valid while
+//! other entries come and go.
+
+use super::inode::{inode_pos, Attr};
+use super::Fs;
+use crate::error::{Error, Result};
+use crate::format::dirent::{name_slot, valid_name, Dirent, HASH_PROBE};
+use crate::format::inode::{dirent_type, Inode};
+use crate::format::{BtreeId, KeyType, Pos, NAME_MAX, ROOT_INO, SNAPSHOT_ROOT};
+use crate::sys::{now_ns, BlockDevice, TryVec};
+
+/// rename(2) flag: fail if the target exists.
+pub const RENAME_NOREPLACE: u32 = 1;
+/// rename(2) flag: swap source and target.
+pub const RENAME_EXCHANGE: u32 = 2;
+
+/// A directory entry found by lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// Key of the entry.
+    pub pos: Pos,
+    /// Inode it names.
+    pub ino: u64,
+    /// `DT_*` type.
+    pub dtype: u8,
+}
+
+impl<D: BlockDevice> Fs<D> {
+    pub(crate) fn check_name(&self, name: &[u8]) -> Result<()> {
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        if !valid_name(name) {
+            return Err(Error::Invalid);
+        }
+        Ok(())
+    }
+
+    /// Find `name` in `dir`.
+    pub(crate) fn dirent_find(&mut self, dir: u64, name: &[u8]) -> Result<Option<Found>> {
+        let slot = name_slot(self.sb.hash_seed, name);
+        let mut from = Pos::new(dir, slot, 0);
+        let to = Pos::new(dir, slot + HASH_PROBE - 1, u32::MAX);
+        let mut val = TryVec::new();
+        while let Some((pos, kind)) = self.peek(BtreeId::Dirents, from, to, &mut val)? {
+            if kind == KeyType::Dirent {
+                let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
+                if d.name == name {
+                    return Ok(Some(Found { pos, ino: d.target, dtype: d.dtype }));
+                }
+            }
+            match pos.successor() {
+                Some(p) => from = p,
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Insert an entry in the first free slot of the name's probe window.
+    pub(crate) fn dirent_insert(&mut self, dir: u64, name: &[u8], target: u64, dtype: u8) -> Result<Pos> {
+        let slot = name_slot(self.sb.hash_seed, name);
+        let mut val = TryVec::new();
+        for s in slot..slot + HASH_PROBE {
+            let pos = Pos::new(dir, s, SNAPSHOT_ROOT);
+            if self.get(BtreeId::Dirents, pos, &mut val)?.is_none() {
+                let d = Dirent { target, dtype, name };
+                let mut buf = [0u8; crate::format::dirent::DIRENT_HEADER_BYTES + NAME_MAX];
+                let n = d.encode(&mut buf).map_err(|_| Error::NameTooLong)?;
+                self.btree_set(BtreeId::Dirents, pos, KeyType::Dirent, buf.get(..n).unwrap_or(&[]))?;
+                return Ok(pos);
+            }
+        }
+        // Eight names with the same hash: only a deliberate collision does this.
+        Err(Error::NoSpace)
+    }
+
+    /// Look `name` up in `dir`.
+    pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        self.dir_read(dir)?;
+        let f = self.dirent_find(dir, name)?.ok_or(Error::NotFound)?;
+        let inode = self.inode_read(f.ino).map_err(|e| match e {
+            Error::NotFound => Error::Corrupt("directory entry names a missing inode"),
+            e => e,
+        })?;
+        Ok(Attr { ino: f.ino, inode })
+    }
+
+    /// Whether a directory has no entries.
+    pub(crate) fn dir_empty(&mut self, dir: u64) -> Result<bool> {
+        let mut val = TryVec::new();
+        Ok(self
+            .peek(BtreeId::Dirents, Pos::new(dir, 0, 0), Pos::new(dir, u64::MAX, u32::MAX), &mut val)?
+            .is_none())
+    }
+
+    /// Call `f(name, ino, dtype, next_cursor)` for each entry from `cursor` on,
+    /// until it returns false. Cursors 0 and 1 are left to the caller for "."
+    /// and ".."; entries start at a higher cursor.
+    pub fn readdir(
+        &mut self,
+        dir: u64,
+        cursor: u64,
+        f: &mut dyn FnMut(&[u8], u64, u8, u64) -> bool,
+    ) -> Result<()> {
+        self.dir_read(dir)?;
+        let mut from = Pos::new(dir, cursor, 0);
+        let to = Pos::new(dir, u64::MAX, u32::MAX);
+        let mut val = TryVec::new();
+        while let Some((pos, kind)) = self.peek(BtreeId::Dirents, from, to, &mut val)? {
+            if kind == KeyType::Dirent {
+                let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
+                if !f(d.name, d.target, d.dtype, pos.offset + 1) {
+                    return Ok(());
+                }
+            }
+            match pos.successor() {
+                Some(p) => from = p,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Add a hard link to `ino` named `name` in `dir`.
+    pub fn link(&mut self, ino: u64, dir: u64, name: &[u8]) -> Result<Attr> {
+        self.check_user_writable()?;
+        self.check_name(name)?;
+        let mut inode = self.inode_read(ino)?;
+        if inode.is_dir() {
+            return Err(Error::NotPermitted);
+        }
+        if inode.nlink == 0 {
+            return Err(Error::NotFound);
+        }
+        if inode.nlink >= u32::MAX - 1 {
+            return Err(Error::TooManyLinks);
+        }
+        let mut parent = self.dir_read(dir)?;
+        if self.dirent_find(dir, name)?.is_some() {
+            return Err(Error::Exists);
+        }
+        let dtype = dirent_type(inode.mode).ok_or(Error::Corrupt("inode with bad mode"))?;
+        let now = now_ns();
+        inode.nlink += 1;
+        inode.ctime = now;
+        parent.mtime = now;
+        parent.ctime = now;
+        self.in_txn(|fs| {
+            fs.dirent_insert(dir, name, ino, dtype)?;
+            fs.inode_write(ino, &inode)?;
+            fs.inode_write(dir, &parent)
+        })?;
+        Ok(Attr { ino, inode })
+    }
+
+    /// Remove the entry `name` (not a directory) from `dir`. Returns the
+    /// inode; when its link count reaches zero it is put on the orphan list
+    /// and deleted by [`Fs::evict`].
+    pub fn unlink(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
+        self.remove_entry(dir, name, false)
+    }
+
+    /// Remove the empty directory `name` from `dir`.
+    pub fn rmdir(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
+        self.remove_entry(dir, name, true)
+    }
+
+    fn remove_entry(&mut self, dir: u64, name: &[u8], want_dir: bool) -> Result<Attr> {
+        self.check_user_writable()?;
+        if name == b"." {
+            return Err(Error::Invalid);
+        }
+        if name == b".." {
+            return Err(Error::NotEmpty);
+        }
+        self.check_name(name)?;
+        let mut parent = self.dir_read(dir)?;
+        let f = self.dirent_find(dir, name)?.ok_or(Error::NotFound)?;
+        let mut inode = self.inode_read(f.ino)?;
+        if want_dir {
+            if !inode.is_dir() {
+                return Err(Error::NotDir);
+            }
+            if !self.dir_empty(f.ino)? {
+                return Err(Error::NotEmpty);
+            }
+        } else if inode.is_dir() {
+            return Err(Error::IsDir);
+        }
+        let now = now_ns();
+        if want_dir {
+            inode.nlink = 0;
+            parent.nlink = parent.nlink.saturating_sub(1);
+        } else {
+            inode.nlink = inode.nlink.saturating_sub(1);
+        }
+        inode.ctime = now;
+        parent.mtime = now;
+        parent.ctime = now;
+        self.in_txn(|fs| {
+            fs.btree_delete(BtreeId::Dirents, f.pos)?;
+            fs.inode_write(f.ino, &inode)?;
+            fs.inode_write(dir, &parent)?;
+            if inode.nlink == 0 {
+                fs.orphan_add(f.ino)?;
+            }
+            Ok(())
+        })?;
+        Ok(Attr { ino: f.ino, inode })
+    }
+
+    /// Whether `ancestor` is `dir` or one of its ancestors.
+    fn is_ancestor(&mut self, ancestor: u64, mut dir: u64) -> Result<bool> {
+        // Bounded by the number of inodes; a loop means corruption.
+        let limit = self.counters.inodes.saturating_add(2);
+        for _ in 0..limit {
+            if dir == ancestor {
+                return Ok(true);
+            }
+            if dir == ROOT_INO {
+                return Ok(false);
+            }
+            dir = self.inode_read(dir)?.parent;
+        }
+        Err(Error::Corrupt("directory parent chain loops"))
+    }
+
+    /// Rename `oldname` in `olddir` to `newname` in `newdir`, with
+    /// [`RENAME_NOREPLACE`] or [`RENAME_EXCHANGE`]. Returns the inode that lost
+    /// its last link when a target was replaced, for the caller to evict.
+    pub fn rename(
+        &mut self,
+        olddir: u64,
+        oldname: &[u8],
+        newdir: u64,
+        newname: &[u8],
+        flags: u32,
+    ) -> Result<Option<u64>> {
+        self.check_user_writable()?;
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
+            return Err(Error::Invalid);
+        }
+        self.check_name(oldname)?;
+        self.check_name(newname)?;
+        let mut op = self.dir_read(olddir)?;
+        let src = self.dirent_find(olddir, oldname)?.ok_or(Error::NotFound)?;
+        let mut np = if newdir == olddir { op } else { self.dir_read(newdir)? };
+        let dst = self.dirent_find(newdir, newname)?;
+        let mut si = self.inode_read(src.ino)?;
+        if flags & RENAME_EXCHANGE != 0 && dst.is_none() {
+            return Err(Error::NotFound);
+        }
+        if flags & RENAME_NOREPLACE != 0 && dst.is_some() {
+            return Err(Error::Exists);
+        }
+        if let Some(d) = dst {
+            if d.ino == src.ino {
+                return Ok(None); // same inode: POSIX says do nothing
+            }
+        }
+        if si.is_dir() && newdir != olddir && self.is_ancestor(src.ino, newdir)? {
+            return Err(Error::Invalid);
+        }
+        let mut di: Option<Inode> = match dst {
+            Some(d) => Some(self.inode_read(d.ino)?),
+            None => None,
+        };
+        if flags & RENAME_EXCHANGE != 0 {
+            if let (Some(d), Some(dn)) = (dst, di) {
+                if dn.is_dir() && newdir != olddir && self.is_ancestor(d.ino, olddir)? {
+                    return Err(Error::Invalid);
+                }
+            }
+        } else if let (Some(d), Some(dn)) = (dst, di) {
+            match (si.is_dir(), dn.is_dir()) {
+                (true, false) => return Err(Error::NotDir),
+                (false, true) => return Err(Error::IsDir),
+                (true, true) if !self.dir_empty(d.ino)? => return Err(Error::NotEmpty),
+                _ => {}
+            }
+        }
+        let now = now_ns();
+        let same_dir = olddir == newdir;
+        let orig_nlink = op.nlink;
+        let mut orphan = None;
+        // Link count bookkeeping for directories changing parent.
+        if flags & RENAME_EXCHANGE != 0 {
+            let (Some(d), Some(dn)) = (dst, di.as_mut()) else { return Err(Error::Internal("exchange")) };
+            if !same_dir {
+                if si.is_dir() && !dn.is_dir() {
+                    op.nlink = op.nlink.saturating_sub(1);
+                    np.nlink = np.nlink.saturating_add(1);
+                } else if !si.is_dir() && dn.is_dir() {
+                    op.nlink = op.nlink.saturating_add(1);
+                    np.nlink = np.nlink.saturating_sub(1);
+                }
+                if si.is_dir() {
+                    si.parent = newdir;
+                }
+                if dn.is_dir() {
+                    dn.parent = olddir;
+                }
+            }
+            dn.ctime = now;
+            let _ = d;
+        } else {
+            if let Some(dn) = di.as_mut() {
+                if dn.is_dir() {
+                    dn.nlink = 0;
+                    np.nlink = np.nlink.saturating_sub(1);
+                } else {
+                    dn.nlink = dn.nlink.saturating_sub(1);
+                }
+                dn.ctime = now;
+                if dn.nlink == 0 {
+                    orphan = dst.map(|d| d.ino);
+                }
+            }
+            if si.is_dir() && !same_dir {
+                op.nlink = op.nlink.saturating_sub(1);
+                np.nlink = np.nlink.saturating_add(1);
+                si.parent = newdir;
+            }
+        }
+        si.ctime = now;
+        op.mtime = now;
+        op.ctime = now;
+        np.mtime = now;
+        np.ctime = now;
+        self.in_txn(|fs| {
+            if flags & RENAME_EXCHANGE != 0 {
+                let d = dst.ok_or(Error::Internal("exchange"))?;
+                fs.dirent_set_target(src.pos, oldname, d.ino, d.dtype)?;
+                fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?;
+            } else {
+                fs.btree_delete(BtreeId::Dirents, src.pos)?;
+                match dst {
+                    Some(d) => fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?,
+                    None => {
+                        fs.dirent_insert(newdir, newname, src.ino, src.dtype)?;
+                    }
+                }
+            }
+            fs.inode_write(src.ino, &si)?;
+            if let (Some(d), Some(dn)) = (dst, di) {
+                fs.inode_write(d.ino, &dn)?;
+            }
+            if let Some(o) = orphan {
+                fs.orphan_add(o)?;
+            }
+            if same_dir {
+                // `op` and `np` are two views of one directory: add up their changes.
+                op.nlink = (u64::from(op.nlink) + u64::from(np.nlink))
+                    .saturating_sub(u64::from(orig_nlink))
+                    .min(u64::from(u32::MAX)) as u32;
+                fs.inode_write(olddir, &op)
+            } else {
+                fs.inode_write(olddir, &op)?;
+                fs.inode_write(newdir, &np)
+            }
+        })?;
+        Ok(orphan)
+    }
+
+    pub(crate) fn dirent_set_target(&mut self, pos: Pos, name: &[u8], target: u64, dtype: u8) -> Result<()> {
+        let d = Dirent { target, dtype, name };
+        let mut buf = [0u8; crate::format::dirent::DIRENT_HEADER_BYTES + NAME_MAX];
+        let n = d.encode(&mut buf).map_err(|_| Error::NameTooLong)?;
+        self.btree_set(BtreeId::Dirents, pos, KeyType::Dirent, buf.get(..n).unwrap_or(&[]))
+    }
+
+    /// The parent directory of directory `dir` (for "..").
+    pub fn parent_of(&mut self, dir: u64) -> Result<u64> {
+        let d = self.dir_read(dir)?;
+        Ok(if dir == ROOT_INO { ROOT_INO } else { d.parent })
+    }
+
+    /// Whether `ino` exists.
+    pub fn exists(&mut self, ino: u64) -> Result<bool> {
+        let mut val = TryVec::new();
+        Ok(self.get(BtreeId::Inodes, inode_pos(ino), &mut val)?.is_some())
+    }
+}

@@ -1,0 +1,481 @@
+//! The file system: the state of one mounted (or opened) arborfs, its
+//! lifecycle (format, open, close), transactions, and the POSIX operations
+//! shaped for the VFS (in the submodules).
+
+pub mod check;
+pub mod dirent;
+pub mod format;
+pub mod inode;
+pub mod io;
+pub mod xattr;
+
+use crate::btree::cache::NodeCache;
+use crate::btree::node::ChildRef;
+use crate::buckets::Allocator;
+use crate::error::{bad_metadata, Error, Result};
+use crate::format::key::BTREE_ID_NR;
+use crate::format::node::BtreePtr;
+use crate::format::superblock::{Superblock, SB_BYTES, SB_FLAG_CLEAN, SB_OFFSETS};
+use crate::format::{BtreeId, FormatError, Pos, FIRST_FREE_INO};
+use crate::journal::Journal;
+use crate::sys::{BlockDevice, TryVec};
+
+pub use format::FormatOptions;
+pub use inode::{Attr, SetAttr};
+
+/// Options for opening a file system.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// Never write: the journal is replayed in memory only.
+    pub read_only: bool,
+    /// Memory budget of the node cache, in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { read_only: false, cache_bytes: 64 << 20 }
+    }
+}
+
+/// File system counters (what statfs and fsck compare).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Inodes in use.
+    pub inodes: u64,
+    /// Bytes of file data stored (after compression).
+    pub data_bytes: u64,
+}
+
+/// The transaction in progress.
+#[derive(Debug, Default)]
+pub struct Txn {
+    /// Between begin and commit.
+    pub active: bool,
+    /// Some update was applied (an abort must then stop the file system).
+    pub dirty: bool,
+    /// Records journalled by this transaction.
+    pub records: u32,
+    buf_start: usize,
+}
+
+/// What statfs reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFs {
+    /// Block size.
+    pub block_size: u32,
+    /// Total data blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub blocks_free: u64,
+    /// Blocks available to unprivileged users.
+    pub blocks_avail: u64,
+    /// Inodes in use plus inodes that could be created.
+    pub files: u64,
+    /// Inodes that could still be created.
+    pub files_free: u64,
+    /// Longest name.
+    pub name_max: u32,
+}
+
+/// Engine statistics (for tools and benchmarks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    /// Checkpoints done since open.
+    pub checkpoints: u64,
+    /// Nodes written since open.
+    pub nodes_written: u64,
+    /// Journal entries replayed at open.
+    pub replayed: u64,
+    /// Bytes held by the node cache.
+    pub cache_bytes: usize,
+    /// Dirty nodes.
+    pub dirty_nodes: usize,
+}
+
+/// An open file system over member devices `D`.
+pub struct Fs<D: BlockDevice> {
+    pub(crate) devs: TryVec<D>,
+    /// The in-memory superblock (the one last written or read).
+    pub sb: Superblock,
+    pub(crate) alloc: Allocator,
+    pub(crate) cache: NodeCache,
+    pub(crate) roots: [Option<ChildRef>; BTREE_ID_NR],
+    pub(crate) journal: Journal,
+    pub(crate) pending_release: TryVec<BtreePtr>,
+    pub(crate) txn: Txn,
+    pub(crate) counters: Counters,
+    pub(crate) next_ino: u64,
+    pub(crate) read_only: bool,
+    pub(crate) failed: Option<Error>,
+    pub(crate) io_buf: TryVec<u8>,
+    pub(crate) dirty_nodes: usize,
+    pub(crate) data_unflushed: bool,
+    pub(crate) defer_alloc: bool,
+    pub(crate) deferred: TryVec<(u8, u64)>,
+    pub(crate) checkpoints: u64,
+    pub(crate) nodes_written: u64,
+    pub(crate) replayed: u64,
+    pub(crate) payload: io::PayloadCache,
+}
+
+/// Read the newest valid superblock copy of one device.
+pub fn read_super<D: BlockDevice>(dev: &mut D) -> Result<Superblock> {
+    let mut buf = [0u8; SB_BYTES];
+    let mut best: Option<Superblock> = None;
+    let mut first_err: Option<Error> = None;
+    for off in SB_OFFSETS {
+        if off + SB_BYTES as u64 > dev.size() {
+            continue;
+        }
+        let r = dev
+            .read_at(off, &mut buf)
+            .and_then(|_| Superblock::decode(&buf).map_err(bad_metadata("superblock", 0, off)));
+        match r {
+            Ok(sb) => {
+                if best.as_ref().is_none_or(|b| sb.seq > b.seq) {
+                    best = Some(sb);
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    best.ok_or(first_err.unwrap_or(Error::BadMetadata {
+        what: "superblock",
+        err: FormatError::Truncated,
+        dev: 0,
+        offset: SB_OFFSETS[0],
+    }))
+}
+
+impl<D: BlockDevice> Fs<D> {
+    fn new(devs: TryVec<D>, sb: Superblock, opts: &OpenOptions) -> Self {
+        Fs {
+            devs,
+            sb,
+            alloc: Allocator::new(),
+            cache: NodeCache::new(opts.cache_bytes),
+            roots: [None; BTREE_ID_NR],
+            journal: Journal::new(),
+            pending_release: TryVec::new(),
+            txn: Txn::default(),
+            counters: Counters::default(),
+            next_ino: FIRST_FREE_INO,
+            read_only: opts.read_only,
+            failed: None,
+            io_buf: TryVec::new(),
+            dirty_nodes: 0,
+            data_unflushed: false,
+            defer_alloc: false,
+            deferred: TryVec::new(),
+            checkpoints: 0,
+            nodes_written: 0,
+            replayed: 0,
+            payload: io::PayloadCache::new(),
+        }
+    }
+
+    fn setup_journal(&mut self) {
+        let sb = &self.sb;
+        let j = &mut self.journal;
+        j.dev = sb.journal_dev;
+        j.offset = sb.journal_offset;
+        j.size = sb.journal_size;
+        j.block = u64::from(sb.block_size);
+        j.seq = sb.checkpoint_seq;
+        j.cursor = sb.journal_resume;
+        j.start = sb.journal_resume;
+        j.max_entry = (sb.journal_size / 4).min(4 << 20) as usize;
+        j.fs_tag = crate::format::journal::fs_tag(&sb.uuid);
+        for (i, r) in self.roots.iter_mut().enumerate() {
+            *r = sb.roots.get(i).filter(|p| p.offset != 0).map(|p| ChildRef::Disk(*p));
+        }
+        self.counters = Counters { inodes: sb.inodes, data_bytes: sb.data_bytes };
+    }
+
+    /// Open the file system on `devs` (its members, in any order): read the
+    /// superblock, replay the journal, load the allocator and, unless
+    /// read-only, finish interrupted deletions and checkpoint.
+    pub fn open(devs: TryVec<D>, opts: &OpenOptions) -> Result<Self> {
+        let mut devs = devs;
+        let mut supers: TryVec<Superblock> = TryVec::new();
+        for (i, d) in devs.iter_mut().enumerate() {
+            let sb = read_super(d).map_err(|e| match e {
+                Error::BadMetadata { what, err, offset, .. } => {
+                    Error::BadMetadata { what, err, dev: i as u8, offset }
+                }
+                e => e,
+            })?;
+            supers.try_push(sb)?;
+        }
+        let newest =
+            supers.iter().enumerate().max_by_key(|(_, s)| s.seq).map(|(i, _)| i).ok_or(Error::Invalid)?;
+        let sb = supers.get(newest).cloned().ok_or(Error::Invalid)?;
+        if usize::from(sb.nr_members) != devs.len() {
+            return Err(Error::Corrupt("the devices given are not all the members of one file system"));
+        }
+        // Put the devices in member order.
+        let mut ordered: TryVec<Option<D>> = TryVec::new();
+        for _ in 0..devs.len() {
+            ordered.try_push(None)?;
+        }
+        let mut i = devs.len();
+        while let Some(d) = devs.pop() {
+            i -= 1;
+            let s = supers.get(i).ok_or(Error::Invalid)?;
+            if s.uuid != sb.uuid {
+                return Err(Error::Corrupt("devices belong to different file systems"));
+            }
+            let m = sb.members().get(usize::from(s.this_member)).ok_or(Error::Invalid)?;
+            if m.uuid != s.members.get(usize::from(s.this_member)).map_or([0; 16], |x| x.uuid)
+                || d.size() < m.size
+            {
+                return Err(Error::Corrupt("a member device does not match its superblock record"));
+            }
+            let slot = ordered.get_mut(usize::from(s.this_member)).ok_or(Error::Invalid)?;
+            if slot.is_some() {
+                return Err(Error::Corrupt("the same member was given twice"));
+            }
+            *slot = Some(d);
+        }
+        let mut devs = TryVec::new();
+        while let Some(d) = ordered.pop() {
+            devs.try_push(d.ok_or(Error::Corrupt("a member device is missing"))?)?;
+        }
+        devs.reverse();
+        let read_only = opts.read_only || sb.needs_read_only();
+        let mut fs = Fs::new(devs, sb, &OpenOptions { read_only, ..*opts });
+        fs.setup_journal();
+        fs.alloc_init()?;
+        fs.replayed = fs.journal_replay()?;
+        fs.alloc_load()?;
+        let ptrs = core::mem::take(&mut fs.pending_release);
+        for p in ptrs.iter() {
+            if let Some((b, _)) = fs.bucket_of(p.dev, p.offset) {
+                if let Some(t) = fs.alloc.tables.get_mut(usize::from(p.dev)) {
+                    if let Some(bk) = t.get_mut(b as usize) {
+                        bk.live_nodes += 1;
+                    }
+                }
+            }
+        }
+        fs.pending_release = ptrs;
+        fs.next_ino = fs.find_next_ino()?;
+        if !fs.read_only {
+            fs.alloc_free_unused_node_buckets()?;
+            fs.process_orphans()?;
+            fs.sb.flags &= !SB_FLAG_CLEAN;
+            fs.checkpoint()?;
+        }
+        Ok(fs)
+    }
+
+    /// Write everything and release the devices. Returns them for reuse.
+    pub fn close(mut self) -> Result<TryVec<D>> {
+        if !self.read_only {
+            self.check_writable()?;
+            self.sb.flags |= SB_FLAG_CLEAN;
+            self.checkpoint()?;
+        }
+        Ok(core::mem::take(&mut self.devs))
+    }
+
+    /// Give up the devices without writing anything (tests simulate crashes).
+    pub fn into_devices(mut self) -> TryVec<D> {
+        core::mem::take(&mut self.devs)
+    }
+
+    /// Refuse changes when read-only or after a fatal error.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if let Some(e) = self.failed {
+            return Err(match e {
+                Error::NoMem | Error::Io { .. } | Error::Internal(_) => Error::ReadOnly,
+                e => e,
+            });
+        }
+        Ok(())
+    }
+
+    /// Changes from users are refused on a read-only file system.
+    pub(crate) fn check_user_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        self.check_writable().map_err(|_| Error::ReadOnly)
+    }
+
+    /// Stop accepting changes after an error left memory and disk apart.
+    pub(crate) fn fail(&mut self, e: Error) {
+        if self.failed.is_none() {
+            self.failed = Some(e);
+        }
+    }
+
+    /// The error that stopped the file system, if any.
+    pub fn failure(&self) -> Option<Error> {
+        self.failed
+    }
+
+    /// Whether the file system refuses changes.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only || self.failed.is_some()
+    }
+
+    /// Start a transaction. Maintenance (writing the journal buffer,
+    /// checkpoints, cache trimming) happens here, between transactions.
+    pub(crate) fn txn_begin(&mut self) -> Result<()> {
+        self.check_user_writable()?;
+        if self.txn.active {
+            return Err(Error::Internal("nested transaction"));
+        }
+        let j = &self.journal;
+        if j.buf.len() > j.max_entry / 4 {
+            self.journal_write_entry()?;
+        }
+        let dirty_limit = (self.cache.budget / 2).max(64 * self.sb.node_size as usize);
+        if self.journal.used() > self.journal.size / 2
+            || self.dirty_nodes * self.sb.node_size as usize > dirty_limit
+        {
+            self.checkpoint()?;
+        }
+        if self.cache.bytes > self.cache.budget {
+            self.cache.shrink(self.cache.budget * 3 / 4)?;
+        }
+        self.txn = Txn { active: true, dirty: false, records: 0, buf_start: self.journal.buf.len() };
+        Ok(())
+    }
+
+    /// Commit the transaction: its records join the pending journal entry.
+    pub(crate) fn txn_commit(&mut self) -> Result<()> {
+        self.journal.nr_records += self.txn.records;
+        self.txn = Txn::default();
+        if self.journal.buf.len() > self.journal.max_entry {
+            let e = Error::Internal("transaction larger than a journal entry");
+            self.fail(e);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Abandon the transaction. If it already changed the b-trees, memory no
+    /// longer matches any durable state: the file system stops taking changes.
+    pub(crate) fn txn_abort(&mut self, e: Error) -> Error {
+        if self.txn.dirty {
+            self.fail(e);
+        }
+        self.journal.buf.truncate(self.txn.buf_start);
+        if self.journal.buf.len() <= crate::format::journal::JOURNAL_HEADER_BYTES
+            && self.journal.nr_records == 0
+        {
+            self.journal.buf.clear();
+        }
+        self.txn = Txn::default();
+        e
+    }
+
+    /// Run `f` as one transaction.
+    pub(crate) fn in_txn<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.txn_begin()?;
+        match f(self) {
+            Ok(v) => {
+                self.txn_commit()?;
+                Ok(v)
+            }
+            Err(e) => Err(self.txn_abort(e)),
+        }
+    }
+
+    /// Make everything committed durable (sync(2), syncfs(2)).
+    pub fn sync(&mut self) -> Result<()> {
+        self.journal_flush()
+    }
+
+    /// Usage numbers for statfs(2).
+    pub fn statfs(&self) -> StatFs {
+        let bs = u64::from(self.sb.block_size);
+        let mut total = 0u64;
+        for (dev, t) in self.alloc.tables.iter().enumerate() {
+            let bsz = self.alloc.bucket_size.get(dev).copied().unwrap_or(0);
+            let usable = t
+                .iter()
+                .filter(|b| {
+                    !matches!(
+                        b.data_type,
+                        crate::format::alloc_info::DataType::Superblock
+                            | crate::format::alloc_info::DataType::Journal
+                    )
+                })
+                .count() as u64;
+            total += usable * bsz;
+        }
+        let free = self.free_data_bytes();
+        let files_free = free / bs;
+        StatFs {
+            block_size: self.sb.block_size,
+            blocks: total / bs,
+            blocks_free: free / bs,
+            blocks_avail: free / bs,
+            files: self.counters.inodes + files_free,
+            files_free,
+            name_max: crate::format::NAME_MAX as u32,
+        }
+    }
+
+    /// Counters as kept in memory.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Engine statistics.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            checkpoints: self.checkpoints,
+            nodes_written: self.nodes_written,
+            replayed: self.replayed,
+            cache_bytes: self.cache.bytes,
+            dirty_nodes: self.dirty_nodes,
+        }
+    }
+
+    /// The member devices.
+    pub fn devices_mut(&mut self) -> &mut [D] {
+        &mut self.devs
+    }
+
+    /// Drop clean cached nodes down to `target` bytes (memory pressure).
+    pub fn shrink_cache(&mut self, target: usize) -> Result<usize> {
+        if self.txn.active {
+            return Ok(0);
+        }
+        self.cache.shrink(target)
+    }
+
+    /// One past the highest inode number in use.
+    fn find_next_ino(&mut self) -> Result<u64> {
+        let mut val = TryVec::new();
+        let mut lo = FIRST_FREE_INO;
+        // Exponential then binary search on "is there an inode at or after x".
+        let mut hi = lo;
+        let exists_from = |fs: &mut Self, x: u64, val: &mut TryVec<u8>| -> Result<bool> {
+            Ok(fs.peek(BtreeId::Inodes, Pos::new(x, 0, 0), Pos::MAX, val)?.is_some())
+        };
+        while exists_from(self, hi, &mut val)? {
+            lo = hi;
+            hi = hi.checked_mul(2).ok_or(Error::Corrupt("inode numbers exhausted"))?;
+        }
+        if lo == hi {
+            return Ok(lo);
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if exists_from(self, mid, &mut val)? {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(hi)
+    }
+}

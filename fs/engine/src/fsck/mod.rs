@@ -1,0 +1,234 @@
+//! fsck: check every structure and cross-check them, repairing what is safe.
+//!
+//! The passes belong to their subsystems: `btree::check` (nodes: checksums,
+//! order, ranges, value formats), `buckets::check` (bucket types, usage and
+//! generations) and `fs::check` (inodes, link counts, dirents, extents,
+//! xattrs, orphans, counters). Each problem has a persistent number.
+
+use crate::error::{Error, Result};
+use crate::fs::Fs;
+use crate::sys::BlockDevice;
+
+/// What fsck may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// Report only (`-n`).
+    No,
+    /// Fix everything fixable (`-y`, `-p`).
+    Yes,
+}
+
+/// Kinds of problems. Persistent numbers, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ProblemKind {
+    /// A b-tree node cannot be read or fails verification.
+    BadNode = 1,
+    /// A bucket's recorded data type is wrong.
+    BucketType = 2,
+    /// A user bucket's recorded usage is wrong.
+    BucketUsage = 3,
+    /// A b-tree bucket holds no live node but is not free, or the reverse.
+    BucketNodes = 4,
+    /// An extent belongs to no inode, or to one that cannot have data.
+    ExtentOrphan = 5,
+    /// Extents of one file overlap.
+    ExtentOverlap = 6,
+    /// An extent points outside the data buckets or with a stale generation.
+    ExtentBadPtr = 7,
+    /// A directory entry names a missing inode.
+    DirentDangling = 8,
+    /// A directory entry's type differs from its inode's.
+    DirentType = 9,
+    /// An inode's link count differs from the entries naming it.
+    LinkCount = 10,
+    /// An inode with links is named by no directory entry.
+    Unreachable = 11,
+    /// A directory's link count differs from 2 + its subdirectories.
+    DirLinkCount = 12,
+    /// An xattr belongs to no inode.
+    XattrOrphan = 13,
+    /// An unlinked inode is missing from the orphan list.
+    OrphanMissing = 14,
+    /// The orphan list names an inode that is linked or gone.
+    OrphanStale = 15,
+    /// The inode counter is wrong.
+    InodeCounter = 16,
+    /// The stored-data counter is wrong.
+    DataCounter = 17,
+    /// An inode's allocated-bytes field is wrong.
+    AllocBytes = 18,
+    /// A directory's parent pointer is wrong.
+    DirParent = 19,
+    /// The root directory is missing or not a directory.
+    RootMissing = 20,
+    /// A directory is named by more than one entry.
+    DirMultiplyLinked = 21,
+    /// A directory entry sits outside its name's hash slots.
+    DirentSlot = 22,
+    /// A directory entry sits in something that is not a directory.
+    DirentParent = 23,
+    /// A key could not be read (damaged b-tree): the pass stopped early.
+    PassAborted = 24,
+}
+
+/// One problem found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Problem {
+    /// What.
+    pub kind: ProblemKind,
+    /// Where: an inode, or a device index for bucket problems.
+    pub ino: u64,
+    /// What was found (meaning depends on the kind).
+    pub found: u64,
+    /// What was expected.
+    pub expected: u64,
+    /// Whether it was repaired.
+    pub fixed: bool,
+    /// The underlying error, for unreadable structures.
+    pub err: Option<Error>,
+}
+
+impl core::fmt::Display for Problem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (i, a, b) = (self.ino, self.found, self.expected);
+        match self.kind {
+            ProblemKind::BadNode => write!(f, "b-tree node unreadable")?,
+            ProblemKind::BucketType => write!(f, "device {i} bucket {a}: wrong data type (should hold {b})")?,
+            ProblemKind::BucketUsage => {
+                write!(f, "device {i} bucket {a}: usage recorded wrong, live extents use {b} bytes")?
+            }
+            ProblemKind::BucketNodes => {
+                write!(f, "device {i} bucket {a}: holds {b} live b-tree nodes but its state disagrees")?
+            }
+            ProblemKind::ExtentOrphan => {
+                write!(f, "inode {i}: extent ending at {a} belongs to no regular file")?
+            }
+            ProblemKind::ExtentOverlap => {
+                write!(f, "inode {i}: extent ending at {a} overlaps the previous one ending at {b}")?
+            }
+            ProblemKind::ExtentBadPtr => {
+                write!(f, "inode {i}: extent ending at {a} points to an invalid or stale location")?
+            }
+            ProblemKind::DirentDangling => {
+                write!(f, "directory {i}: entry at slot {a} names missing inode {b}")?
+            }
+            ProblemKind::DirentType => write!(f, "directory {i}: entry for inode {a} has type {b} wrong")?,
+            ProblemKind::LinkCount => {
+                write!(f, "inode {i}: link count {a}, but {b} directory entries name it")?
+            }
+            ProblemKind::Unreachable => {
+                write!(f, "inode {i}: has {a} links but no directory entry names it")?
+            }
+            ProblemKind::DirLinkCount => write!(f, "directory {i}: link count {a}, should be {b}")?,
+            ProblemKind::XattrOrphan => write!(f, "inode {i}: extended attribute for a missing inode")?,
+            ProblemKind::OrphanMissing => write!(f, "inode {i}: unlinked but not on the orphan list")?,
+            ProblemKind::OrphanStale => write!(f, "inode {i}: on the orphan list but linked or missing")?,
+            ProblemKind::InodeCounter => write!(f, "inode counter is {a}, counted {b}")?,
+            ProblemKind::DataCounter => write!(f, "stored data counter is {a}, counted {b}")?,
+            ProblemKind::AllocBytes => write!(f, "inode {i}: allocated bytes {a}, extents use {b}")?,
+            ProblemKind::DirParent => write!(f, "directory {i}: parent recorded as {a}, is {b}")?,
+            ProblemKind::RootMissing => write!(f, "root directory {i} is missing or not a directory")?,
+            ProblemKind::DirMultiplyLinked => write!(f, "directory {i}: named by {a} entries")?,
+            ProblemKind::DirentSlot => {
+                write!(f, "directory {i}: entry at slot {a} is outside its name's hash slots")?
+            }
+            ProblemKind::DirentParent => {
+                write!(f, "inode {i}: holds directory entries but is not a directory")?
+            }
+            ProblemKind::PassAborted => write!(f, "check stopped early")?,
+        }
+        if let Some(e) = self.err {
+            write!(f, ": {e}")?;
+        }
+        if self.fixed {
+            f.write_str(" (fixed)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Problems found.
+    pub problems: u64,
+    /// Of them, repaired.
+    pub fixed: u64,
+    /// B-tree nodes checked.
+    pub nodes: u64,
+    /// Keys checked.
+    pub keys: u64,
+    /// Inodes checked.
+    pub inodes: u64,
+}
+
+impl FsckReport {
+    /// Problems left as they were.
+    pub fn unfixed(&self) -> u64 {
+        self.problems - self.fixed
+    }
+}
+
+/// Passes call this for every problem.
+pub struct Reporter<'a> {
+    /// Whether to repair.
+    pub repair: Repair,
+    /// Totals.
+    pub report: FsckReport,
+    sink: &'a mut dyn FnMut(&Problem),
+    /// Progress callback: (pass name, done, total).
+    pub progress: &'a mut dyn FnMut(&str, u64, u64),
+}
+
+impl<'a> Reporter<'a> {
+    /// A reporter sending problems to `sink`.
+    pub fn new(
+        repair: Repair,
+        sink: &'a mut dyn FnMut(&Problem),
+        progress: &'a mut dyn FnMut(&str, u64, u64),
+    ) -> Self {
+        Reporter { repair, report: FsckReport::default(), sink, progress }
+    }
+
+    /// Whether repairs are allowed.
+    pub fn fixing(&self) -> bool {
+        self.repair == Repair::Yes
+    }
+
+    /// Record a problem.
+    pub fn problem(&mut self, kind: ProblemKind, ino: u64, found: u64, expected: u64, fixed: bool) {
+        self.emit(Problem { kind, ino, found, expected, fixed, err: None });
+    }
+
+    /// Record a problem with its error.
+    pub fn error(&mut self, kind: ProblemKind, ino: u64, err: Error) {
+        self.emit(Problem { kind, ino, found: 0, expected: 0, fixed: false, err: Some(err) });
+    }
+
+    fn emit(&mut self, p: Problem) {
+        self.report.problems += 1;
+        if p.fixed {
+            self.report.fixed += 1;
+        }
+        (self.sink)(&p);
+    }
+}
+
+impl<D: BlockDevice> Fs<D> {
+    /// Run every check. Repairs happen only with [`Repair::Yes`] on a
+    /// writable file system. Errors that stop a pass become problems; an `Err`
+    /// return means fsck itself could not run.
+    pub fn fsck(&mut self, r: &mut Reporter<'_>) -> Result<FsckReport> {
+        if r.fixing() && self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let node_counts = self.check_btrees(r)?;
+        let usage = self.check_fs(r)?;
+        self.check_buckets(r, &usage, &node_counts)?;
+        if r.fixing() {
+            self.sync()?;
+        }
+        Ok(r.report)
+    }
+}

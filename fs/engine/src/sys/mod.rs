@@ -1,0 +1,34 @@
+//! The platform seam: everything the engine needs from its host.
+//!
+//! The engine never names `std` or the kernel; it uses only what this module
+//! exports: a fallible vector ([`TryVec`]), the [`BlockDevice`] trait, a clock
+//! and the compression libraries. Each item has exactly two real
+//! implementations, `user` (std) and the kernel's, plus `stub`, a no-alloc
+//! stand-in used to prove the engine builds without the `alloc` crate.
+
+#[cfg(feature = "std")]
+mod user;
+#[cfg(feature = "std")]
+pub use user::*;
+
+#[cfg(all(not(feature = "std"), not(arborfs_kernel)))]
+mod stub;
+#[cfg(all(not(feature = "std"), not(arborfs_kernel)))]
+pub use stub::*;
+
+use crate::error::Result;
+
+/// A block device (or image file) addressed in bytes.
+///
+/// Reads and writes are at least block aligned by the engine. A write is
+/// durable only after a later [`BlockDevice::flush`] returns.
+pub trait BlockDevice {
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// Read exactly `buf.len()` bytes at `offset`.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Write all of `buf` at `offset`.
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()>;
+    /// Make every completed write durable.
+    fn flush(&mut self) -> Result<()>;
+}

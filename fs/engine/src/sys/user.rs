@@ -1,0 +1,270 @@
+//! The userspace platform: std allocation, files and block devices, lz4_flex
+//! and zstd, the system clock.
+
+extern crate std;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use super::BlockDevice;
+use crate::error::{Error, Result};
+
+/// A vector whose every allocation can fail instead of aborting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryVec<T>(std::vec::Vec<T>);
+
+impl<T> TryVec<T> {
+    /// An empty vector.
+    pub const fn new() -> Self {
+        TryVec(std::vec::Vec::new())
+    }
+
+    /// Reserve room for `n` more elements.
+    pub fn try_reserve(&mut self, n: usize) -> Result<()> {
+        self.0.try_reserve(n).map_err(|_| Error::NoMem)
+    }
+
+    /// Append `v`.
+    pub fn try_push(&mut self, v: T) -> Result<()> {
+        self.try_reserve(1)?;
+        self.0.push(v);
+        Ok(())
+    }
+
+    /// Insert `v` at `idx` (`idx <= len`).
+    pub fn try_insert(&mut self, idx: usize, v: T) -> Result<()> {
+        if idx > self.0.len() {
+            return Err(Error::Internal("insert index out of range"));
+        }
+        self.try_reserve(1)?;
+        self.0.insert(idx, v);
+        Ok(())
+    }
+
+    /// Remove and return the element at `idx`.
+    pub fn remove(&mut self, idx: usize) -> Option<T> {
+        if idx < self.0.len() {
+            Some(self.0.remove(idx))
+        } else {
+            None
+        }
+    }
+
+    /// Remove the last element.
+    pub fn pop(&mut self) -> Option<T> {
+        self.0.pop()
+    }
+
+    /// Keep the first `n` elements.
+    pub fn truncate(&mut self, n: usize) {
+        self.0.truncate(n);
+    }
+
+    /// Remove everything.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Move the elements from `at` on into a new vector.
+    pub fn try_split_off(&mut self, at: usize) -> Result<Self> {
+        let tail = self.0.get(at..).ok_or(Error::Internal("split index out of range"))?.len();
+        let mut out = TryVec::new();
+        out.try_reserve(tail)?;
+        out.0.extend(self.0.drain(at..));
+        Ok(out)
+    }
+
+    /// Append every element of `other`, emptying it.
+    pub fn try_append(&mut self, other: &mut Self) -> Result<()> {
+        self.try_reserve(other.0.len())?;
+        self.0.append(&mut other.0);
+        Ok(())
+    }
+
+    /// Sort with a key.
+    pub fn sort_by_key<K: Ord, F: FnMut(&T) -> K>(&mut self, f: F) {
+        self.0.sort_by_key(f);
+    }
+
+    /// Keep the elements for which `f` is true.
+    pub fn retain<F: FnMut(&T) -> bool>(&mut self, f: F) {
+        self.0.retain(f);
+    }
+}
+
+impl<T: Clone> TryVec<T> {
+    /// Append a copy of `s`.
+    pub fn try_extend_from_slice(&mut self, s: &[T]) -> Result<()> {
+        self.try_reserve(s.len())?;
+        self.0.extend_from_slice(s);
+        Ok(())
+    }
+
+    /// Resize to `n`, filling with `v`.
+    pub fn try_resize(&mut self, n: usize, v: T) -> Result<()> {
+        if n > self.0.len() {
+            self.try_reserve(n - self.0.len())?;
+        }
+        self.0.resize(n, v);
+        Ok(())
+    }
+}
+
+impl<T> Default for TryVec<T> {
+    fn default() -> Self {
+        TryVec::new()
+    }
+}
+
+impl<T> core::ops::Deref for TryVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> core::ops::DerefMut for TryVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+/// LZ4-compress `src` into `dst` (block format); `None` if it does not fit.
+pub fn lz4_compress(src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    lz4_flex::block::compress_into(src, dst).ok()
+}
+
+/// LZ4-decompress `src` into exactly `dst.len()` bytes.
+pub fn lz4_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
+    match lz4_flex::block::decompress_into(src, dst) {
+        Ok(n) if n == dst.len() => Ok(()),
+        _ => Err(Error::Corrupt("lz4 payload does not decompress")),
+    }
+}
+
+/// Zstd-compress `src` into `dst` at `level`; `None` if it does not fit.
+pub fn zstd_compress(src: &[u8], dst: &mut [u8], level: u8) -> Option<usize> {
+    let level = if level == 0 { 3 } else { i32::from(level) };
+    zstd::bulk::compress_to_buffer(src, dst, level).ok()
+}
+
+/// Zstd-decompress `src` into exactly `dst.len()` bytes.
+pub fn zstd_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
+    match zstd::bulk::decompress_to_buffer(src, dst) {
+        Ok(n) if n == dst.len() => Ok(()),
+        _ => Err(Error::Corrupt("zstd payload does not decompress")),
+    }
+}
+
+/// A member device backed by a regular file or a block device.
+pub struct FileDevice {
+    file: File,
+    size: u64,
+    dev_index: u8,
+}
+
+impl FileDevice {
+    /// Open `path` read-write (or read-only). Block devices are opened with
+    /// `O_EXCL`, so a mounted device is refused.
+    pub fn open(path: &Path, writable: bool) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        let is_blk = meta.file_type().is_block_device();
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(writable);
+        if is_blk {
+            opts.custom_flags(nix::libc::O_EXCL);
+        }
+        let file = opts.open(path)?;
+        let size = if is_blk { block_device_size(&file)? } else { meta.len() };
+        Ok(FileDevice { file, size, dev_index: 0 })
+    }
+
+    /// Wrap an open file (tests).
+    pub fn from_file(file: File) -> std::io::Result<Self> {
+        let size = file.metadata()?.len();
+        Ok(FileDevice { file, size, dev_index: 0 })
+    }
+
+    /// Set the member index used in error messages.
+    pub fn set_index(&mut self, i: u8) {
+        self.dev_index = i;
+    }
+}
+
+fn block_device_size(file: &File) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file;
+    f.seek(SeekFrom::End(0))
+}
+
+impl BlockDevice for FileDevice {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.size) {
+            return Err(Error::Io { dev: self.dev_index, offset });
+        }
+        self.file.read_exact_at(buf, offset).map_err(|_| Error::Io { dev: self.dev_index, offset })
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.size) {
+            return Err(Error::Io { dev: self.dev_index, offset });
+        }
+        self.file.write_all_at(buf, offset).map_err(|_| Error::Io { dev: self.dev_index, offset })
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|_| Error::Io { dev: self.dev_index, offset: 0 })
+    }
+}
+
+/// A device held in memory (tests and fuzzing).
+#[derive(Debug, Clone, Default)]
+pub struct MemDevice {
+    /// The bytes.
+    pub data: std::vec::Vec<u8>,
+}
+
+impl MemDevice {
+    /// A zeroed device of `size` bytes.
+    pub fn new(size: usize) -> Self {
+        MemDevice { data: std::vec![0; size] }
+    }
+}
+
+impl BlockDevice for MemDevice {
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let start = usize::try_from(offset).map_err(|_| Error::Io { dev: 0, offset })?;
+        let src =
+            self.data.get(start..start.saturating_add(buf.len())).ok_or(Error::Io { dev: 0, offset })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        let start = usize::try_from(offset).map_err(|_| Error::Io { dev: 0, offset })?;
+        let dst =
+            self.data.get_mut(start..start.saturating_add(buf.len())).ok_or(Error::Io { dev: 0, offset })?;
+        dst.copy_from_slice(buf);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use arborfs_engine::format::superblock::make_label;
+use arborfs_engine::fs::FormatOptions;
+use arborfs_engine::sys::{BlockDevice, MemDevice, TryVec};
+use arborfs_engine::{Fs, OpenOptions, Result};
+
+/// Format options with fixed UUIDs and seed, so runs are reproducible.
+pub fn opts() -> FormatOptions {
+    let mut o = FormatOptions { uuid: [0x11; 16], hash_seed: 0x5eed, ..Default::default() };
+    o.member_uuids[0] = [0x22; 16];
+    o.label = make_label("test").unwrap();
+    o
+}
+
+/// A fresh file system on one in-memory device.
+pub fn mem_fs(size: usize) -> Fs<MemDevice> {
+    mem_fs_with(size, &opts())
+}
+
+/// A fresh file system with the given options.
+pub fn mem_fs_with(size: usize, o: &FormatOptions) -> Fs<MemDevice> {
+    let mut devs = TryVec::new();
+    devs.try_push(MemDevice::new(size)).unwrap();
+    Fs::format(devs, o).unwrap()
+}
+
+/// Close and reopen.
+pub fn reopen<D: BlockDevice>(fs: Fs<D>) -> Fs<D> {
+    let devs = fs.close().unwrap();
+    Fs::open(devs, &OpenOptions::default()).unwrap()
+}
+
+/// Reopen with a small node cache to force eviction.
+pub fn reopen_small_cache<D: BlockDevice>(fs: Fs<D>) -> Fs<D> {
+    let devs = fs.close().unwrap();
+    Fs::open(devs, &OpenOptions { read_only: false, cache_bytes: 256 * 1024 }).unwrap()
+}
+
+/// Read a whole file.
+pub fn read_all<D: BlockDevice>(fs: &mut Fs<D>, ino: u64) -> Result<Vec<u8>> {
+    let size = fs.getattr(ino)?.inode.size as usize;
+    let mut buf = vec![0u8; size];
+    let n = fs.read(ino, 0, &mut buf)?;
+    assert_eq!(n, size);
+    Ok(buf)
+}
+
+/// Run fsck without repairs; returns the problems as text.
+pub fn fsck_problems<D: BlockDevice>(fs: &mut Fs<D>) -> Vec<String> {
+    use arborfs_engine::fsck::{Repair, Reporter};
+    let mut out = Vec::new();
+    let mut sink = |p: &arborfs_engine::fsck::Problem| out.push(p.to_string());
+    let mut progress = |_: &str, _: u64, _: u64| {};
+    let mut r = Reporter::new(Repair::No, &mut sink, &mut progress);
+    fs.fsck(&mut r).unwrap();
+    out
+}
+
+/// A small deterministic PRNG (xorshift64*), so tests need no crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for c in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+    }
+}
