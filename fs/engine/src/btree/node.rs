@@ -211,7 +211,7 @@ impl Node {
 
     fn compact(&mut self) -> Result<()> {
         let mut vals = TryVec::new();
-        vals.try_reserve(self.vals.len() - self.garbage)?;
+        vals.try_reserve(self.vals.len().saturating_sub(self.garbage))?;
         for k in self.keys.iter_mut() {
             let start = k.off as usize;
             let v =
@@ -238,7 +238,8 @@ impl Node {
         let moved = right.bytes - NODE_HEADER_BYTES;
         self.keys.truncate(at);
         self.bytes -= moved;
-        self.garbage += moved;
+        // The moved values stay in our arena until the compaction below.
+        self.garbage += right.vals.len();
         self.max = first.predecessor().ok_or(Error::Internal("split at MIN"))?;
         self.compact()?;
         Ok(right)
