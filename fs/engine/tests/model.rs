@@ -59,12 +59,14 @@ impl Model {
         matches!(self.inodes[&ino].kind, Kind::Dir(_))
     }
     fn dirs(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self.inodes.iter().filter(|(_, i)| matches!(i.kind, Kind::Dir(_))).map(|(k, _)| *k).collect();
+        let mut v: Vec<u64> =
+            self.inodes.iter().filter(|(_, i)| matches!(i.kind, Kind::Dir(_))).map(|(k, _)| *k).collect();
         v.sort();
         v
     }
     fn files(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self.inodes.iter().filter(|(_, i)| matches!(i.kind, Kind::File(_))).map(|(k, _)| *k).collect();
+        let mut v: Vec<u64> =
+            self.inodes.iter().filter(|(_, i)| matches!(i.kind, Kind::File(_))).map(|(k, _)| *k).collect();
         v.sort();
         v
     }
@@ -133,7 +135,8 @@ fn compare_tree(fs: &mut Fs<MemDevice>, m: &Model, ctx: &str) {
         }
         let mut names = TryVec::new();
         fs.listxattr(ino, &mut names).unwrap();
-        let mut got: Vec<Vec<u8>> = names.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect();
+        let mut got: Vec<Vec<u8>> =
+            names.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect();
         got.sort();
         let want: Vec<Vec<u8>> = mi.xattrs.keys().cloned().collect();
         assert_eq!(got, want, "{ctx}: xattrs of {ino}");
@@ -157,7 +160,10 @@ fn run(seed: u64, steps: usize, size: usize, node_size: u32) {
                     assert_eq!(err_of(&r), Some(Error::Exists), "{ctx}");
                 } else {
                     let a = r.unwrap_or_else(|e| panic!("{ctx}: create: {e}"));
-                    m.inodes.insert(a.ino, MInode { kind: Kind::File(vec![]), nlink: 1, parent: dir, xattrs: BTreeMap::new() });
+                    m.inodes.insert(
+                        a.ino,
+                        MInode { kind: Kind::File(vec![]), nlink: 1, parent: dir, xattrs: BTreeMap::new() },
+                    );
                     m.dir_mut(dir).insert(name.to_vec(), a.ino);
                 }
             }
@@ -167,7 +173,15 @@ fn run(seed: u64, steps: usize, size: usize, node_size: u32) {
                     assert_eq!(err_of(&r), Some(Error::Exists), "{ctx}");
                 } else {
                     let a = r.unwrap();
-                    m.inodes.insert(a.ino, MInode { kind: Kind::Dir(BTreeMap::new()), nlink: 2, parent: dir, xattrs: BTreeMap::new() });
+                    m.inodes.insert(
+                        a.ino,
+                        MInode {
+                            kind: Kind::Dir(BTreeMap::new()),
+                            nlink: 2,
+                            parent: dir,
+                            xattrs: BTreeMap::new(),
+                        },
+                    );
                     m.dir_mut(dir).insert(name.to_vec(), a.ino);
                     m.inodes.get_mut(&dir).unwrap().nlink += 1;
                 }
@@ -181,7 +195,15 @@ fn run(seed: u64, steps: usize, size: usize, node_size: u32) {
                     assert_eq!(err_of(&r), Some(Error::Exists), "{ctx}");
                 } else {
                     let a = r.unwrap();
-                    m.inodes.insert(a.ino, MInode { kind: Kind::Symlink(target), nlink: 1, parent: dir, xattrs: BTreeMap::new() });
+                    m.inodes.insert(
+                        a.ino,
+                        MInode {
+                            kind: Kind::Symlink(target),
+                            nlink: 1,
+                            parent: dir,
+                            xattrs: BTreeMap::new(),
+                        },
+                    );
                     m.dir_mut(dir).insert(name.to_vec(), a.ino);
                 }
             }
@@ -297,17 +319,30 @@ fn run(seed: u64, steps: usize, size: usize, node_size: u32) {
                     (Some(_), None) if flags == RENAME_EXCHANGE => Err(Error::NotFound),
                     (Some(_), Some(_)) if flags == RENAME_NOREPLACE => Err(Error::Exists),
                     (Some(s), Some(d)) if s == d => Ok(()),
-                    (Some(s), _) if m.is_dir(s) && dir != ndir && m.is_ancestor(s, ndir) => Err(Error::Invalid),
-                    (Some(_), Some(d)) if flags == RENAME_EXCHANGE && m.is_dir(d) && dir != ndir && m.is_ancestor(d, dir) => Err(Error::Invalid),
+                    (Some(s), _) if m.is_dir(s) && dir != ndir && m.is_ancestor(s, ndir) => {
+                        Err(Error::Invalid)
+                    }
+                    (Some(_), Some(d))
+                        if flags == RENAME_EXCHANGE
+                            && m.is_dir(d)
+                            && dir != ndir
+                            && m.is_ancestor(d, dir) =>
+                    {
+                        Err(Error::Invalid)
+                    }
                     (Some(s), Some(d)) if flags == 0 && m.is_dir(s) && !m.is_dir(d) => Err(Error::NotDir),
                     (Some(s), Some(d)) if flags == 0 && !m.is_dir(s) && m.is_dir(d) => Err(Error::IsDir),
-                    (Some(_), Some(d)) if flags == 0 && m.is_dir(d) && !m.dir(d).is_empty() => Err(Error::NotEmpty),
+                    (Some(_), Some(d)) if flags == 0 && m.is_dir(d) && !m.dir(d).is_empty() => {
+                        Err(Error::NotEmpty)
+                    }
                     _ => Ok(()),
                 };
                 match expect {
                     Err(e) => assert_eq!(err_of(&r), Some(e), "{ctx}: rename"),
                     Ok(()) => {
-                        let orphan = r.unwrap_or_else(|e| panic!("{ctx}: rename {dir}/{name:?} -> {ndir}/{nname:?} {flags}: {e}"));
+                        let orphan = r.unwrap_or_else(|e| {
+                            panic!("{ctx}: rename {dir}/{name:?} -> {ndir}/{nname:?} {flags}: {e}")
+                        });
                         let (s, d) = (src.unwrap(), dst);
                         if d == Some(s) {
                             continue;
@@ -350,9 +385,14 @@ fn run(seed: u64, steps: usize, size: usize, node_size: u32) {
                 }
             }
             87..=92 => {
-                let inos: Vec<u64> = { let mut v: Vec<u64> = m.inodes.keys().copied().collect(); v.sort(); v };
+                let inos: Vec<u64> = {
+                    let mut v: Vec<u64> = m.inodes.keys().copied().collect();
+                    v.sort();
+                    v
+                };
                 let ino = inos[rng.below(inos.len() as u64) as usize];
-                let xname = [&b"user.a"[..], b"user.b", b"trusted.t", b"security.selinux"][rng.below(4) as usize];
+                let xname =
+                    [&b"user.a"[..], b"user.b", b"trusted.t", b"security.selinux"][rng.below(4) as usize];
                 if rng.below(3) == 0 {
                     let r = fs.removexattr(ino, xname);
                     if m.inodes.get_mut(&ino).unwrap().xattrs.remove(xname).is_some() {

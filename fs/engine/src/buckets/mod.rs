@@ -385,15 +385,22 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
-    /// Free b-tree buckets that no node lives in (left by a crash between a
-    /// checkpoint and the alloc update that would have freed them).
-    pub(crate) fn alloc_free_unused_node_buckets(&mut self) -> Result<u64> {
+    /// Free buckets nothing lives in: b-tree buckets left by a crash between
+    /// a checkpoint and the alloc update that would have freed them, and user
+    /// buckets opened just before a crash that never got data. Runs at open,
+    /// when no bucket is open.
+    pub(crate) fn alloc_free_unused(&mut self) -> Result<u64> {
         let mut freed = 0;
         for dev in 0..self.alloc.tables.len() {
             let n = self.alloc.tables.get(dev).map_or(0, |t| t.len());
             for b in 0..n as u64 {
                 let bk = self.bucket_mut(dev as u8, b)?;
-                if bk.data_type == DataType::Btree && bk.live_nodes == 0 && !bk.open {
+                let unused = match bk.data_type {
+                    DataType::Btree => bk.live_nodes == 0,
+                    DataType::User => bk.used == 0,
+                    _ => false,
+                };
+                if unused && !bk.open {
                     self.free_bucket(dev as u8, b)?;
                     freed += 1;
                 }

@@ -263,8 +263,10 @@ impl<D: BlockDevice> Fs<D> {
         }
         fs.pending_release = ptrs;
         fs.next_ino = fs.find_next_ino()?;
+        // Read-only opens do this in memory only, so fsck -n sees what a
+        // read-write open would leave.
+        fs.alloc_free_unused()?;
         if !fs.read_only {
-            fs.alloc_free_unused_node_buckets()?;
             fs.process_orphans()?;
             fs.sb.flags &= !SB_FLAG_CLEAN;
             fs.checkpoint()?;

@@ -80,3 +80,64 @@ impl Rng {
         }
     }
 }
+
+/// A device whose writes since the last flush are volatile: a crash keeps an
+/// arbitrary subset of them (some torn at a 512-byte boundary).
+pub struct CrashDev {
+    pub live: Vec<u8>,
+    pub durable: Vec<u8>,
+    pub pending: Vec<(u64, Vec<u8>)>,
+    pub flushes: u64,
+}
+
+impl CrashDev {
+    pub fn new(size: usize) -> Self {
+        CrashDev { live: vec![0; size], durable: vec![0; size], pending: Vec::new(), flushes: 0 }
+    }
+
+    /// The image a power cut now could leave.
+    pub fn crash_image(&self, rng: &mut Rng) -> Vec<u8> {
+        let mut img = self.durable.clone();
+        for (off, data) in &self.pending {
+            match rng.below(4) {
+                0 => {}
+                1 => {
+                    let sectors = data.len().div_ceil(512);
+                    let keep = (rng.below(sectors as u64 + 1) as usize * 512).min(data.len());
+                    img[*off as usize..*off as usize + keep].copy_from_slice(&data[..keep]);
+                }
+                _ => img[*off as usize..*off as usize + data.len()].copy_from_slice(data),
+            }
+        }
+        img
+    }
+}
+
+impl BlockDevice for CrashDev {
+    fn size(&self) -> u64 {
+        self.live.len() as u64
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> arborfs_engine::Result<()> {
+        let s = offset as usize;
+        buf.copy_from_slice(
+            self.live.get(s..s + buf.len()).ok_or(arborfs_engine::Error::Io { dev: 0, offset })?,
+        );
+        Ok(())
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> arborfs_engine::Result<()> {
+        let s = offset as usize;
+        self.live
+            .get_mut(s..s + buf.len())
+            .ok_or(arborfs_engine::Error::Io { dev: 0, offset })?
+            .copy_from_slice(buf);
+        self.pending.push((offset, buf.to_vec()));
+        Ok(())
+    }
+    fn flush(&mut self) -> arborfs_engine::Result<()> {
+        for (off, data) in self.pending.drain(..) {
+            self.durable[off as usize..off as usize + data.len()].copy_from_slice(&data);
+        }
+        self.flushes += 1;
+        Ok(())
+    }
+}
