@@ -27,6 +27,7 @@ mounts() {
 	mount -t proc -o nosuid,nodev,noexec proc /proc
 	mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 	mountpoint -q /dev || mount -t devtmpfs -o nosuid devtmpfs /dev
+	mkdir -p /dev/pts /dev/shm
 	mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null || true
 	mount -t tmpfs -o nosuid,nodev tmpfs /dev/shm 2>/dev/null || true
 	for d in /tmp /run /mnt /var/tmp; do
@@ -37,12 +38,12 @@ mounts() {
 }
 
 load_modules() {
-	[ -f "$SHARE/.guest/modules" ] || return 0
+	[ -f "$SHARE/.guest/modules.list" ] || return 0
 	while IFS= read -r ko; do
 		[ -n "$ko" ] || continue
 		echo "guest-init: insmod $ko"
 		insmod "$ko" || { rc=$?; echo "guest-init: insmod $ko failed ($rc)"; return "$rc"; }
-	done <"$SHARE/.guest/modules"
+	done <"$SHARE/.guest/modules.list"
 }
 
 mounts || { echo "guest-init: mounting failed"; finish 120; }

@@ -70,7 +70,7 @@ prepare_share() {
 	for m in "${MODULES[@]}"; do
 		i=$((i + 1))
 		cp "$m" "$g/modules/$i-$(basename "$m")"
-		echo "/run/arborfs/.guest/modules/$i-$(basename "$m")" >>"$g/modules"
+		echo "/run/arborfs/.guest/modules/$i-$(basename "$m")" >>"$g/modules.list"
 	done
 	if ((${#CMD[@]} == 1)); then
 		printf '%s\n' "${CMD[0]}" >"$g/cmd"

@@ -152,6 +152,19 @@ impl Inode {
     }
 }
 
+/// Encode a device number the way Linux's `new_encode_dev` does (the form
+/// stored in [`Inode::rdev`]).
+pub const fn encode_dev(major: u32, minor: u32) -> u64 {
+    ((minor & 0xff) as u64) | ((major as u64) << 8) | (((minor & !0xff) as u64) << 12)
+}
+
+/// Split a stored device number into (major, minor).
+pub const fn decode_dev(rdev: u64) -> (u32, u32) {
+    let major = ((rdev >> 8) & 0xfff) as u32;
+    let minor = ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as u32;
+    (major, minor)
+}
+
 /// The dirent type (`DT_*`) for a mode, or `None` for an invalid file type.
 pub const fn dirent_type(mode: u32) -> Option<u8> {
     Some(match mode & S_IFMT {
@@ -169,6 +182,14 @@ pub const fn dirent_type(mode: u32) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_numbers_round_trip() {
+        for (ma, mi) in [(8, 1), (259, 65536), (4095, 1048575), (0, 0)] {
+            assert_eq!(decode_dev(encode_dev(ma, mi)), (ma, mi));
+        }
+        assert_eq!(encode_dev(8, 1), 0x801);
+    }
 
     #[test]
     fn round_trip() {

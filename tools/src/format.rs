@@ -1,0 +1,252 @@
+//! `arborfs format` / `mkfs.arborfs`: make a new file system, optionally
+//! filled from a directory tree.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use arborfs_engine::format::checksum::ChecksumType;
+use arborfs_engine::format::extent::Compression;
+use arborfs_engine::format::superblock::{make_label, LABEL_BYTES, SB_OFFSETS};
+use arborfs_engine::fs::format::{MemberOptions, MIN_DEVICE_BYTES};
+use arborfs_engine::fs::FormatOptions;
+use arborfs_engine::{Error, Fs};
+
+use crate::device::{
+    describe, is_block_device, open_devices, parse_size, random_bytes, uuid_str, ToolError, ToolResult,
+};
+
+/// Options of `arborfs format`.
+#[derive(clap::Args, Debug)]
+#[command(name = "mkfs.arborfs", about = "Make an arborfs file system")]
+pub struct Args {
+    /// File system label.
+    #[arg(short = 'L', long)]
+    label: Option<String>,
+    /// Data block size (512 to 64k, power of two).
+    #[arg(long, value_parser = parse_size, default_value = "4096")]
+    block_size: u64,
+    /// Bucket size (64k to 64M, power of two; default: about 1/512 of the device, at most 2M).
+    #[arg(long, value_parser = parse_size)]
+    bucket_size: Option<u64>,
+    /// B-tree node size (4k to 1M, power of two; default: a quarter bucket, 16k to 256k).
+    #[arg(long, value_parser = parse_size)]
+    btree_node_size: Option<u64>,
+    /// Checksum for metadata: none, crc32c, xxhash64.
+    #[arg(long, default_value = "crc32c")]
+    metadata_checksum: String,
+    /// Checksum for file data: none, crc32c, xxhash64.
+    #[arg(long, default_value = "crc32c")]
+    data_checksum: String,
+    /// Compression for new data: none, lz4, zstd, or zstd:LEVEL (1-19).
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// Label of each device in order (such as ssd.fast1); repeat per device.
+    #[arg(long = "device-label")]
+    device_labels: Vec<String>,
+    /// Create or resize regular-file DEVICEs to this size.
+    #[arg(long, value_parser = parse_size)]
+    fs_size: Option<u64>,
+    /// Fill the new file system from this directory.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Overwrite an existing file system.
+    #[arg(short, long)]
+    force: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Devices or image files.
+    #[arg(required = true)]
+    devices: Vec<PathBuf>,
+}
+
+/// Signatures of file systems we refuse to overwrite without --force.
+fn existing_signature(path: &std::path::Path) -> Option<&'static str> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut probe = |off: u64, len: usize| -> Option<Vec<u8>> {
+        f.seek(SeekFrom::Start(off)).ok()?;
+        let mut b = vec![0u8; len];
+        f.read_exact(&mut b).ok()?;
+        Some(b)
+    };
+    for off in SB_OFFSETS {
+        if probe(off, 8).as_deref() == Some(&b"ARBORFS\0"[..]) {
+            return Some("arborfs");
+        }
+    }
+    if probe(1080, 2).as_deref() == Some(&[0x53, 0xEF][..]) {
+        return Some("ext2/3/4");
+    }
+    if probe(0, 4).as_deref() == Some(&b"XFSB"[..]) {
+        return Some("xfs");
+    }
+    if probe(65600, 8).as_deref() == Some(&b"_BHRfS_M"[..]) {
+        return Some("btrfs");
+    }
+    if probe(4086, 10).as_deref() == Some(&b"SWAPSPACE2"[..]) {
+        return Some("swap");
+    }
+    None
+}
+
+fn parse_options(a: &Args) -> ToolResult<FormatOptions> {
+    let err = |s: String| ToolError(s);
+    let mut o = FormatOptions {
+        uuid: random_bytes(),
+        hash_seed: u64::from_le_bytes(random_bytes()[..8].try_into().unwrap_or_default()),
+        ..Default::default()
+    };
+    if let Some(l) = &a.label {
+        o.label = make_label::<LABEL_BYTES>(l)
+            .ok_or_else(|| err(format!("label {l:?} is longer than 32 bytes")))?;
+    }
+    o.block_size = u32::try_from(a.block_size)
+        .ok()
+        .filter(|b| b.is_power_of_two() && (512..=65536).contains(b))
+        .ok_or_else(|| err(format!("block size {} is not a power of two from 512 to 64k", a.block_size)))?;
+    if let Some(n) = a.btree_node_size {
+        o.node_size = u32::try_from(n)
+            .ok()
+            .filter(|b| b.is_power_of_two() && (4096..=1 << 20).contains(b) && *b >= o.block_size)
+            .ok_or_else(|| {
+                err(format!("b-tree node size {n} is not a power of two from 4k to 1M (and >= block size)"))
+            })?;
+    }
+    let csum = |s: &str| {
+        ChecksumType::from_name(s)
+            .ok_or_else(|| err(format!("unknown checksum {s:?} (none, crc32c, xxhash64)")))
+    };
+    o.meta_csum = csum(&a.metadata_checksum)?;
+    o.data_csum = csum(&a.data_checksum)?;
+    let (name, level) = match a.compression.split_once(':') {
+        Some((n, l)) => (n, Some(l)),
+        None => (a.compression.as_str(), None),
+    };
+    o.compression = Compression::from_name(name)
+        .ok_or_else(|| err(format!("unknown compression {name:?} (none, lz4, zstd)")))?;
+    if let Some(l) = level {
+        let lv: u8 = l
+            .parse()
+            .ok()
+            .filter(|v| (1..=19).contains(v))
+            .ok_or_else(|| err(format!("compression level {l:?} is not 1 to 19")))?;
+        if o.compression != Compression::Zstd {
+            return Err(err("only zstd takes a compression level".into()));
+        }
+        o.compression_level = lv;
+    }
+    if a.devices.len() > o.members.len() {
+        return Err(err(format!("at most {} devices", o.members.len())));
+    }
+    if a.device_labels.len() > a.devices.len() {
+        return Err(err("more --device-label options than devices".into()));
+    }
+    for (i, m) in o.members.iter_mut().enumerate().take(a.devices.len()) {
+        *m = MemberOptions { durability: 1, ..Default::default() };
+        if let Some(l) = a.device_labels.get(i) {
+            m.label =
+                make_label(l).ok_or_else(|| err(format!("device label {l:?} is longer than 32 bytes")))?;
+        }
+        if let Some(b) = a.bucket_size {
+            m.bucket_size = u32::try_from(b)
+                .ok()
+                .filter(|v| v.is_power_of_two() && (64 * 1024..=64 << 20).contains(v))
+                .ok_or_else(|| err(format!("bucket size {b} is not a power of two from 64k to 64M")))?;
+        }
+    }
+    for u in o.member_uuids.iter_mut().take(a.devices.len()) {
+        *u = random_bytes();
+    }
+    Ok(o)
+}
+
+fn prepare_devices(a: &Args) -> ToolResult<()> {
+    for p in &a.devices {
+        if is_block_device(p) {
+            if a.fs_size.is_some() {
+                return Err(ToolError(format!(
+                    "{}: --fs-size applies to image files, not block devices",
+                    p.display()
+                )));
+            }
+        } else if let Some(size) = a.fs_size {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(p)
+                .map_err(|e| ToolError(format!("{}: {e}", p.display())))?;
+            f.set_len(size).map_err(|e| ToolError(format!("{}: {e}", p.display())))?;
+        } else if !p.exists() {
+            return Err(ToolError(format!(
+                "{}: does not exist (give --fs-size to create an image file)",
+                p.display()
+            )));
+        }
+        if !a.force {
+            if let Some(sig) = existing_signature(p) {
+                return Err(ToolError(format!(
+                    "{}: holds an {sig} file system; use --force to overwrite it",
+                    p.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn format(a: &Args) -> ToolResult<()> {
+    let opts = parse_options(a)?;
+    if let Some(src) = &a.source {
+        if !src.is_dir() {
+            return Err(ToolError(format!("{}: not a directory", src.display())));
+        }
+    }
+    prepare_devices(a)?;
+    let devs = open_devices(&a.devices, true)?;
+    let mut fs = Fs::format(devs, &opts).map_err(|e| match e {
+        Error::NoSpace => ToolError(format!(
+            "{}: too small for arborfs (needs at least {} MiB, and room for the journal and 16 buckets)",
+            a.devices[0].display(),
+            MIN_DEVICE_BYTES >> 20
+        )),
+        e => ToolError(describe(&e, &a.devices)),
+    })?;
+    if let Some(src) = &a.source {
+        crate::source::copy_tree(&mut fs, src, a.quiet).map_err(|e| ToolError(format!("--source: {e}")))?;
+    }
+    let st = fs.statfs();
+    let sb = fs.sb.clone();
+    fs.close().map_err(|e| ToolError(describe(&e, &a.devices)))?;
+    if !a.quiet {
+        println!(
+            "arborfs: formatted {} ({} device{}), UUID {}",
+            a.devices.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            a.devices.len(),
+            if a.devices.len() == 1 { "" } else { "s" },
+            uuid_str(&sb.uuid)
+        );
+        println!(
+            "  block size {}, bucket size {}, node size {}, journal {} KiB, {} MiB free of {} MiB",
+            sb.block_size,
+            sb.members()[0].bucket_size,
+            sb.node_size,
+            sb.journal_size >> 10,
+            st.blocks_free * u64::from(st.block_size) >> 20,
+            st.blocks * u64::from(st.block_size) >> 20
+        );
+    }
+    Ok(())
+}
+
+/// Run `arborfs format`.
+pub fn run(a: &Args) -> ExitCode {
+    match format(a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("arborfs format: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
