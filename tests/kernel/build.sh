@@ -6,11 +6,13 @@
 # The last line of stdout is KDIR; the bzImage is $KDIR/arch/x86/boot/bzImage.
 # A finished build (same key) is reused at once. Progress goes to stderr, the
 # full make output to $KDIR/.arborfs-build.log.
-# Env: ARBORFS_CACHE (default ~/.cache/arborfs), JOBS (default nproc).
+# Env: ARBORFS_CACHE (default ~/.cache/arborfs), JOBS (default nproc),
+#      ARBORFS_KASAN=1 to add config-kasan.fragment (a separate cache dir).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-FRAGMENT=$HERE/config.fragment
+FRAGMENTS=("$HERE/config.fragment")
+[[ ${ARBORFS_KASAN:-0} == 1 ]] && FRAGMENTS+=("$HERE/config-kasan.fragment")
 TARBALL=/usr/src/linux-source-6.12.tar.xz
 RUSTC=/usr/bin/rustc
 CACHE=${ARBORFS_CACHE:-$HOME/.cache/arborfs}
@@ -23,7 +25,7 @@ die() { log "error: $*"; exit 1; }
 cache_key() {
 	{
 		dpkg-query -W -f='${Version}\n' linux-source-6.12
-		cat "$FRAGMENT" "${BASH_SOURCE[0]}"
+		cat "${FRAGMENTS[@]}" "${BASH_SOURCE[0]}"
 		"$RUSTC" --version
 	} | sha256sum | cut -c1-12
 }
@@ -48,14 +50,14 @@ check_config() {
 			opt=${BASH_REMATCH[1]}
 			grep -q "^$opt=" "$KDIR/.config" && bad+=("$line")
 		fi
-	done <"$FRAGMENT"
+	done < <(cat "${FRAGMENTS[@]}")
 	((${#bad[@]} == 0)) || die "options missing from $KDIR/.config: ${bad[*]}"
 }
 
 configure() {
-	log "configuring (tinyconfig + $(basename "$FRAGMENT"))"
+	log "configuring (tinyconfig + ${FRAGMENTS[*]##*/})"
 	kmake -s tinyconfig >>"$BUILD_LOG" 2>&1
-	(cd "$KDIR" && scripts/kconfig/merge_config.sh -m .config "$FRAGMENT") >>"$BUILD_LOG" 2>&1
+	(cd "$KDIR" && scripts/kconfig/merge_config.sh -m .config "${FRAGMENTS[@]}") >>"$BUILD_LOG" 2>&1
 	kmake -s olddefconfig >>"$BUILD_LOG" 2>&1
 	check_config
 }

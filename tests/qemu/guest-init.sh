@@ -55,6 +55,7 @@ cd "${ARBORFS_CWD:-/}" 2>/dev/null || cd /
 export ARBORFS_OUT=$SHARE
 
 if [ -f "$SHARE/.guest/cmd" ]; then
+	printf 'ARBORFS-START-%s\n' "$NONCE"
 	bash "$SHARE/.guest/cmd" </dev/null
 	finish $?
 else

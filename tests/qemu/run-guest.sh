@@ -13,7 +13,8 @@
 #   --log      console log file (default: a new file under ${TMPDIR:-/tmp}); path printed
 #   --outdir   host dir shared read-write as guest /run/arborfs ($ARBORFS_OUT in the
 #              guest): CMD can leave result files there (default: a temp dir, removed)
-#   --quiet    do not echo the console; only the log file gets it
+#   --quiet    do not echo the console while it runs; afterwards print only
+#              what CMD printed (kernel messages interleaved may show up)
 #   CMD        one argument is run as a bash script line, several as an argv;
 #              it runs in the host's current directory (read-only in the guest).
 #              Without CMD: an interactive shell on the serial console.
@@ -129,6 +130,9 @@ main() {
 	local t0 qrc=0 rc=0
 	t0=$(date +%s.%N)
 	run_qemu || qrc=$?
+	if ((QUIET)); then
+		tr -d '\r' <"$LOG" | sed -n "/^ARBORFS-START-$NONCE\$/,/ARBORFS-EXIT-$NONCE /p" | sed '1d;$d' | sed '${/^$/d}'
+	fi
 	guest_status "$qrc" || rc=$?
 	if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:' "$LOG"; then
 		echo "run-guest.sh: kernel reported problems, see $LOG" >&2
