@@ -1,7 +1,8 @@
 #!/bin/sh
 # guest-init.sh: PID 1 of the arborfs QEMU test guest (started by run-guest.sh).
 # The root file system is the host's own, read-only over virtio-9p. This script
-# mounts proc/sys/dev and tmpfs on /tmp /run /mnt /var/tmp, mounts the run's
+# mounts proc/sys/dev and tmpfs on /tmp /run /mnt /var/tmp (the host root stays
+# visible read-only at /run/host, for files under the host's /tmp), mounts the run's
 # read-write 9p share (tag "arborfs") on /run/arborfs, loads the requested
 # modules, runs the command (or an interactive shell), prints
 #   ARBORFS-EXIT-<nonce> <status>
@@ -30,7 +31,10 @@ mounts() {
 	mkdir -p /dev/pts /dev/shm
 	mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null || true
 	mount -t tmpfs -o nosuid,nodev tmpfs /dev/shm 2>/dev/null || true
-	for d in /tmp /run /mnt /var/tmp; do
+	mount -t tmpfs -o mode=755 tmpfs /run || return 1
+	# The host's /tmp etc. stay reachable under /run/host once tmpfs covers them.
+	mkdir -p /run/host && mount --bind / /run/host && mount -o remount,bind,ro /run/host
+	for d in /tmp /mnt /var/tmp; do
 		mount -t tmpfs -o mode=1777 tmpfs "$d" || return 1
 	done
 	mkdir -p "$SHARE"
@@ -51,7 +55,10 @@ mounts || { echo "guest-init: mounting failed"; finish 120; }
 [ -f "$SHARE/.guest/env" ] && . "$SHARE/.guest/env"
 hostname arborfs-guest 2>/dev/null || true
 load_modules || finish $?
-cd "${ARBORFS_CWD:-/}" 2>/dev/null || cd /
+case ${ARBORFS_CWD:=/} in
+/tmp/* | /mnt/* | /var/tmp/* | /run/*) ARBORFS_CWD=/run/host$ARBORFS_CWD ;;
+esac
+cd "$ARBORFS_CWD" 2>/dev/null || cd /
 export ARBORFS_OUT=$SHARE
 
 if [ -f "$SHARE/.guest/cmd" ]; then

@@ -233,8 +233,8 @@ fn format(a: &Args) -> ToolResult<()> {
             sb.members()[0].bucket_size,
             sb.node_size,
             sb.journal_size >> 10,
-            st.blocks_free * u64::from(st.block_size) >> 20,
-            st.blocks * u64::from(st.block_size) >> 20
+            (st.blocks_free * u64::from(st.block_size)) >> 20,
+            (st.blocks * u64::from(st.block_size)) >> 20
         );
     }
     Ok(())

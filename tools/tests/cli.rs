@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! The `arborfs` binary end to end: format --source of a rich tree, fsck,
 //! restore, and a comparison of everything; refusals and error messages.
 
@@ -16,7 +17,12 @@ fn run(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> String {
     let o = run(args);
-    assert!(o.status.success(), "arborfs {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "arborfs {args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -78,8 +84,14 @@ fn make_tree(root: &Path) {
     xattr::set(root.join("small"), "user.color", b"blue").unwrap();
     xattr::set(root.join("dir"), "user.empty", b"").unwrap();
     xattr::set(root.join("dir/random"), "trusted.big", &vec![7u8; 3000]).unwrap();
-    for (i, p) in ["small", "dir/random", "dir/sparse", "fifo", "empty/deeper", "empty", "dir"].iter().enumerate() {
-        set_times(&root.join(p), 1_600_000_000_123_456_789 + i as i64, 1_500_000_000_987_654_321 + i as i64 * 1000);
+    for (i, p) in
+        ["small", "dir/random", "dir/sparse", "fifo", "empty/deeper", "empty", "dir"].iter().enumerate()
+    {
+        set_times(
+            &root.join(p),
+            1_600_000_000_123_456_789 + i as i64,
+            1_500_000_000_987_654_321 + i as i64 * 1000,
+        );
     }
 }
 
@@ -122,7 +134,10 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
         let mut xattrs = BTreeMap::new();
         if !ft.is_symlink() {
             for n in xattr::list(&p).unwrap() {
-                xattrs.insert(n.to_string_lossy().into_owned(), xattr::get(&p, &n).unwrap().unwrap_or_default());
+                xattrs.insert(
+                    n.to_string_lossy().into_owned(),
+                    xattr::get(&p, &n).unwrap().unwrap_or_default(),
+                );
             }
         }
         out.insert(
@@ -135,7 +150,11 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
                 size: if ft.is_dir() { 0 } else { m.size() },
                 mtime: (m.mtime(), m.mtime_nsec()),
                 // Reading contents and link targets changes atimes; compare the rest.
-                atime: if ft.is_file() || ft.is_dir() || ft.is_symlink() { None } else { Some((m.atime(), m.atime_nsec())) },
+                atime: if ft.is_file() || ft.is_dir() || ft.is_symlink() {
+                    None
+                } else {
+                    Some((m.atime(), m.atime_nsec()))
+                },
                 rdev: m.rdev(),
                 content: if ft.is_file() { Some(std::fs::read(&p).unwrap()) } else { None },
                 link: if ft.is_symlink() { Some(std::fs::read_link(&p).unwrap()) } else { None },
@@ -178,8 +197,20 @@ fn compressed_round_trip_and_show_super() {
     let img = t.path().join("img");
     let img_s = img.to_str().unwrap();
     ok(&[
-        "format", "--fs-size", "128M", "--compression", "zstd:5", "--data-checksum", "xxhash64",
-        "--metadata-checksum", "xxhash64", "--btree-node-size", "16k", "--source", src.to_str().unwrap(), img_s,
+        "format",
+        "--fs-size",
+        "128M",
+        "--compression",
+        "zstd:5",
+        "--data-checksum",
+        "xxhash64",
+        "--metadata-checksum",
+        "xxhash64",
+        "--btree-node-size",
+        "16k",
+        "--source",
+        src.to_str().unwrap(),
+        img_s,
     ]);
     let js: serde_json::Value = serde_json::from_str(&ok(&["show-super", "--json", img_s])).unwrap();
     assert_eq!(js["compression"], "zstd");
@@ -207,9 +238,18 @@ fn refusals_and_messages() {
     // Too small.
     let o = run(&["format", "--fs-size", "1M", img_s]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("too small"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("too small"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Bad options.
-    for bad in [["--block-size", "3000"], ["--compression", "gzip"], ["--data-checksum", "md5"], ["--compression", "lz4:3"]] {
+    for bad in [
+        ["--block-size", "3000"],
+        ["--compression", "gzip"],
+        ["--data-checksum", "md5"],
+        ["--compression", "lz4:3"],
+    ] {
         let o = run(&["format", "--fs-size", "64M", bad[0], bad[1], img_s]);
         assert!(!o.status.success(), "{bad:?} accepted");
         assert_eq!(o.status.code(), Some(1));

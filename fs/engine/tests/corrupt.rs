@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! Damaged images: flipped bytes in superblocks, nodes, journal and data must
 //! give clear errors (or be repaired), never a panic, and never wrong data.
 mod common;
@@ -67,7 +68,10 @@ fn data_corruption_is_an_io_error_not_wrong_data() {
     let mut fs = open(img.clone(), true).unwrap();
     let (ino, data) = files.iter().find(|(_, d)| d.len() > 10_000).unwrap().clone();
     let mut val = TryVec::new();
-    let (_, kind) = fs.peek(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), &mut val).unwrap().unwrap();
+    let (_, kind) = fs
+        .peek(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), &mut val)
+        .unwrap()
+        .unwrap();
     assert_eq!(kind, KeyType::Extent);
     let e = Extent::decode(&val).unwrap();
     let mut bad = img.clone();

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! Simulated power cuts: at random points, keep an arbitrary subset of the
 //! writes not yet flushed, reopen (journal replay), and check that fsck is
 //! clean, every file reads without error, and every file fsync'd before the

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! Model-based random test: seeded sequences of POSIX operations applied to
 //! the engine and to a simple in-memory model, compared after every step, on
 //! whole-tree walks, after close and reopen, and by fsck.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! Basic operations through format, close and reopen.
 mod common;
 use arborfs_engine::format::inode::S_IFREG;

@@ -9,10 +9,11 @@
 use super::error::{FormatError, Result};
 
 /// Which algorithm guards a structure or an extent. Persistent numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum ChecksumType {
     /// No checksum: the stored field is zero and never checked.
+    #[default]
     None = 0,
     /// CRC-32C, stored zero-extended in a 64-bit field.
     Crc32c = 1,
@@ -83,6 +84,7 @@ impl ChecksumType {
 
 const CRC32C_POLY: u32 = 0x82F6_3B78;
 
+#[expect(clippy::indexing_slicing, reason = "const evaluation; every index is below its constant bound")]
 const fn crc32c_tables() -> [[u32; 256]; 8] {
     let mut t = [[0u32; 256]; 8];
     let mut i = 0;

@@ -105,12 +105,6 @@ pub struct Extent {
     pub ptrs: [ExtentPtr; MAX_PTRS],
 }
 
-impl Default for ChecksumType {
-    fn default() -> Self {
-        ChecksumType::None
-    }
-}
-
 impl Extent {
     /// The valid pointers.
     pub fn ptrs(&self) -> &[ExtentPtr] {

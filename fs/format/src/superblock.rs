@@ -249,10 +249,10 @@ impl Superblock {
         if self.journal_offset < SB_RESERVED_BYTES
             || jend.is_none_or(|e| e > jm.size)
             || self.journal_size < u64::from(self.block_size) * 8
-            || self.journal_offset % u64::from(self.block_size) != 0
-            || self.journal_size % u64::from(self.block_size) != 0
+            || !self.journal_offset.is_multiple_of(u64::from(self.block_size))
+            || !self.journal_size.is_multiple_of(u64::from(self.block_size))
             || self.journal_resume >= self.journal_size
-            || self.journal_resume % u64::from(self.block_size) != 0
+            || !self.journal_resume.is_multiple_of(u64::from(self.block_size))
         {
             return Err(FormatError::BadField("journal layout"));
         }

@@ -73,6 +73,12 @@ pub struct Allocator {
     pub loaded: bool,
 }
 
+impl Default for Allocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Allocator {
     /// An empty allocator.
     pub const fn new() -> Self {
@@ -158,7 +164,7 @@ impl<D: BlockDevice> Fs<D> {
     /// Check a node pointer against the layout and bucket generations.
     pub(crate) fn check_node_ptr(&self, p: &BtreePtr) -> core::result::Result<(), &'static str> {
         let (b, _) = self.bucket_of(p.dev, p.offset).ok_or("pointer to a device that is not a member")?;
-        if p.offset % u64::from(self.sb.node_size) != 0 {
+        if !p.offset.is_multiple_of(u64::from(self.sb.node_size)) {
             return Err("pointer not aligned to the node size");
         }
         let bucket = self.bucket(p.dev, b).ok_or("pointer past the end of the device")?;

@@ -18,6 +18,9 @@ pub const RENAME_NOREPLACE: u32 = 1;
 /// rename(2) flag: swap source and target.
 pub const RENAME_EXCHANGE: u32 = 2;
 
+/// Readdir callback: `(name, inode, dtype, next_cursor) -> keep going`.
+pub type ReaddirFn<'a> = dyn FnMut(&[u8], u64, u8, u64) -> bool + 'a;
+
 /// A directory entry found by lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found {
@@ -104,12 +107,7 @@ impl<D: BlockDevice> Fs<D> {
     /// Call `f(name, ino, dtype, next_cursor)` for each entry from `cursor` on,
     /// until it returns false. Cursors 0 and 1 are left to the caller for "."
     /// and ".."; entries start at a higher cursor.
-    pub fn readdir(
-        &mut self,
-        dir: u64,
-        cursor: u64,
-        f: &mut dyn FnMut(&[u8], u64, u8, u64) -> bool,
-    ) -> Result<()> {
+    pub fn readdir(&mut self, dir: u64, cursor: u64, f: &mut ReaddirFn<'_>) -> Result<()> {
         self.dir_read(dir)?;
         let mut from = Pos::new(dir, cursor, 0);
         let to = Pos::new(dir, u64::MAX, u32::MAX);

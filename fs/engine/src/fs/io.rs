@@ -36,6 +36,12 @@ pub struct PayloadCache {
     data: TryVec<u8>,
 }
 
+impl Default for PayloadCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PayloadCache {
     /// Empty.
     pub const fn new() -> Self {
@@ -308,7 +314,7 @@ impl<D: BlockDevice> Fs<D> {
                 if whole { stored } else { stored.get(..got as usize).ok_or(Error::Internal("alloc"))? };
             let csum = csum_type.compute(payload);
             let dst = fs.devs.get_mut(usize::from(dev)).ok_or(Error::Internal("device"))?;
-            if payload.len() as u64 % block == 0 {
+            if (payload.len() as u64).is_multiple_of(block) {
                 dst.write_at(offset, payload)?;
             } else {
                 let mut padded = TryVec::new();
@@ -494,7 +500,7 @@ impl<D: BlockDevice> Fs<D> {
         if size < inode.size || inode.alloc_bytes > 0 {
             let cut_from = round_up(size, block).ok_or(Error::TooBig)?;
             self.punch_extents(ino, cut_from, u64::MAX)?;
-            if size % block != 0 && size < inode.size {
+            if !size.is_multiple_of(block) && size < inode.size {
                 self.zero_partial(ino, size, cut_from)?;
             }
         }

@@ -9,6 +9,9 @@ use crate::format::xattr::{slot_of, Namespace, Xattr, XATTR_HEADER_BYTES};
 use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT, XATTR_NAME_MAX, XATTR_VALUE_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
 
+/// Xattr walk callback: `(namespace, name, value)`.
+pub type XattrFn<'a> = dyn FnMut(Namespace, &[u8], &[u8]) -> Result<()> + 'a;
+
 /// setxattr(2): fail if the attribute exists.
 pub const XATTR_CREATE: u32 = 1;
 /// setxattr(2): fail if the attribute does not exist.
@@ -134,11 +137,7 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     /// Call `f(namespace, name, value)` for every attribute of `ino`.
-    pub fn xattr_walk(
-        &mut self,
-        ino: u64,
-        f: &mut dyn FnMut(Namespace, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    pub fn xattr_walk(&mut self, ino: u64, f: &mut XattrFn<'_>) -> Result<()> {
         let mut from = Pos::new(ino, 0, 0);
         let to = Pos::new(ino, u64::MAX, u32::MAX);
         let mut val = TryVec::new();

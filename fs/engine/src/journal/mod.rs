@@ -37,6 +37,12 @@ pub struct Journal {
     pub fs_tag: u32,
 }
 
+impl Default for Journal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Journal {
     /// An empty journal.
     pub const fn new() -> Self {

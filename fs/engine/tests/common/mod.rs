@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
