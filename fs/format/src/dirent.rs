@@ -105,7 +105,7 @@ mod tests {
     fn slots_are_aligned_and_in_range() {
         for name in [&b"a"[..], b"b", b"lost+found", &[0xff; 255]] {
             let s = name_slot(42, name);
-            assert!(s >= FIRST_SLOT && s < SLOT_END && s % HASH_PROBE == 0);
+            assert!((FIRST_SLOT..SLOT_END).contains(&s) && s.is_multiple_of(HASH_PROBE));
         }
         assert_ne!(name_slot(1, b"x"), name_slot(2, b"x"));
     }
