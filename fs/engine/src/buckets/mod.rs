@@ -308,6 +308,11 @@ impl<D: BlockDevice> Fs<D> {
                 self.alloc.data = None;
                 self.close_bucket(ob)?;
             }
+            if self.alloc.free <= self.alloc.reserve && self.alloc.pending > 0 && !self.txn.dirty {
+                // Emptied buckets become reusable once a checkpoint no longer
+                // points into them; nothing of this transaction is applied yet.
+                self.checkpoint()?;
+            }
             if self.alloc.free <= self.alloc.reserve {
                 return Err(Error::NoSpace);
             }

@@ -56,7 +56,7 @@ pub struct Txn {
     pub dirty: bool,
     /// Records journalled by this transaction.
     pub records: u32,
-    buf_start: usize,
+    pub(crate) buf_start: usize,
 }
 
 /// What statfs reports.

@@ -70,6 +70,9 @@ impl<D: BlockDevice> Fs<D> {
         self.journal.buf.clear();
         self.journal.nr_records = 0;
         self.journal.unflushed = false;
+        // A checkpoint taken at the start of a transaction (allocator) leaves
+        // that transaction an empty buffer to roll back to.
+        self.txn.buf_start = 0;
         self.checkpoints += 1;
         self.alloc_after_checkpoint()
     }
