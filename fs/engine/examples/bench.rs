@@ -65,7 +65,9 @@ fn main() {
     let t = Instant::now();
     let mut inos = Vec::with_capacity(nfiles as usize);
     for i in 0..nfiles {
-        inos.push(fs.create(ROOT_INO, format!("file{i:07}").as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap().ino);
+        inos.push(
+            fs.create(ROOT_INO, format!("file{i:07}").as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap().ino,
+        );
     }
     fs.sync().unwrap();
     report("create empty files in one directory", nfiles, "ops", t.elapsed().as_secs_f64());
@@ -137,6 +139,10 @@ fn main() {
     let stats = fs.stats();
     fs.close().unwrap();
     println!("peak memory (VmHWM)                          {:>12.1} MiB", peak_rss_mib());
-    println!("node cache at the end                        {:>12.1} MiB, {} checkpoints", stats.cache_bytes as f64 / 1048576.0, stats.checkpoints);
+    println!(
+        "node cache at the end                        {:>12.1} MiB, {} checkpoints",
+        stats.cache_bytes as f64 / 1048576.0,
+        stats.checkpoints
+    );
     let _ = std::fs::remove_file(&path);
 }

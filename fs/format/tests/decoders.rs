@@ -21,10 +21,8 @@ fn decode_all(buf: &[u8]) {
     let _ = Superblock::decode(buf);
     for csum in [ChecksumType::None, ChecksumType::Crc32c] {
         if let Ok(h) = NodeHeader::decode(buf, csum) {
-            for e in h.entries(buf) {
-                if let Ok(e) = e {
-                    let _ = KeyType::from_u8(e.kind);
-                }
+            for e in h.entries(buf).flatten() {
+                let _ = KeyType::from_u8(e.kind);
             }
         }
         if let Ok(h) = journal::JournalHeader::decode(buf, csum) {
@@ -82,7 +80,7 @@ fn mutated_valid_structures() {
             let at = (rng.next() as usize) % buf.len();
             buf[at] = rng.next() as u8;
         }
-        if rng.next() % 8 == 0 {
+        if rng.next().is_multiple_of(8) {
             let cut = (rng.next() as usize) % buf.len();
             buf.truncate(cut);
         }
