@@ -42,6 +42,8 @@ fn many_files_grow_and_shrink() {
     })
     .unwrap();
     assert_eq!(count, alive.iter().filter(|&&a| a).count());
+    // The small cache stayed near its budget through all those lookups.
+    assert!(fs.stats().cache_bytes < 512 * 1024, "{:?}", fs.stats());
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
     assert_eq!(fs.counters().inodes as usize, count + 1);
     eprintln!("{:?}", fs.stats());

@@ -146,6 +146,11 @@ impl<D: BlockDevice> Fs<D> {
         to: Pos,
         val: &mut TryVec<u8>,
     ) -> Result<Option<(Pos, KeyType)>> {
+        // No caller holds a cache slot across a lookup, so this is a safe point
+        // to trim clean nodes: read-only work (fsck -n, restore) stays bounded.
+        if self.cache.bytes > self.cache.budget {
+            self.cache.shrink(self.cache.budget * 3 / 4)?;
+        }
         let mut from = from;
         // Each round moves `from` past one leaf; empty leaves are rare and bounded.
         loop {
