@@ -63,6 +63,9 @@ impl<'a> Dirent<'a> {
         if !valid_name(name) {
             return Err(FormatError::BadField("dirent name"));
         }
+        if !matches!(dtype, 1 | 2 | 4 | 6 | 8 | 10 | 12) {
+            return Err(FormatError::BadField("dirent type"));
+        }
         Ok(Dirent { target, dtype, name })
     }
 

@@ -150,6 +150,12 @@ impl Extent {
         if e.live_len == 0 || window_end > u64::from(e.payload_len) {
             return Err(FormatError::BadField("extent window"));
         }
+        if e.is_unwritten() && (e.compression != Compression::None || e.csum_type != ChecksumType::None) {
+            return Err(FormatError::BadField("unwritten extent with encoding"));
+        }
+        if e.csum_type != ChecksumType::None && e.payload_len > MAX_ENCODED_PAYLOAD {
+            return Err(FormatError::BadField("checksummed extent too large"));
+        }
         match e.compression {
             Compression::None if e.stored_len != e.payload_len => {
                 return Err(FormatError::BadField("extent stored length"))

@@ -70,7 +70,8 @@ pub struct Inode {
     pub compression: u8,
     /// Per-inode data checksum override (0: file system default).
     pub data_checksum: u8,
-    /// Directory that contained this inode when it was created (a hint for fsck).
+    /// For directories: the parent directory (".."), kept exact by rename and
+    /// checked by fsck. For other files: the directory it was created in.
     pub parent: u64,
 }
 

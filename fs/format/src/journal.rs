@@ -1,6 +1,6 @@
 //! Journal entries: sequence-numbered, checksummed batches of b-tree updates.
 //!
-//! The journal is a ring of bytes on device 0. Each entry starts on a block
+//! The journal is a ring of bytes on member `journal_dev` of the superblock. Each entry starts on a block
 //! boundary:
 //! ```text
 //! 0   magic       u32  "ABJE" (0x454A4241)

@@ -8,7 +8,8 @@
 //! 17  level     u8    0 = leaf
 //! 18  reserved  u16   zero
 //! 20  nr_keys   u32
-//! 24  seq       u64   checkpoint sequence that wrote the node
+//! 24  seq       u64   sequence of the superblock written by the checkpoint
+//!                   that wrote the node (unique per checkpoint)
 //! 32  min_key   Pos   smallest position this node covers (inclusive)
 //! 52  max_key   Pos   largest position this node covers (inclusive)
 //! 72  entries:  { pos: Pos, type: u8, val_len: u16, value: [u8; val_len] } * nr_keys

@@ -227,7 +227,11 @@ impl Superblock {
         if self.replicas == 0 || usize::from(self.replicas) > super::extent::MAX_PTRS {
             return Err(FormatError::BadField("replicas"));
         }
-        if !label_valid(&self.label) {
+        if !label_valid(&self.label)
+            || !label_valid(&self.foreground_target)
+            || !label_valid(&self.background_target)
+            || !label_valid(&self.promote_target)
+        {
             return Err(FormatError::BadField("label"));
         }
         for m in self.members() {

@@ -295,30 +295,44 @@ impl<D: BlockDevice> Fs<D> {
     /// Contiguous space for file data: at least `min` and at most `want` bytes
     /// (multiples of the block size). Returns (member, offset, length, generation).
     pub(crate) fn alloc_data(&mut self, min: u64, want: u64) -> Result<(u8, u64, u64, u32)> {
-        for _ in 0..2 {
-            if let Some(ob) = self.alloc.data {
-                let bs = self.bucket_of(ob.dev, 0).map_or(0, |x| x.1);
-                let room = bs.saturating_sub(ob.fill);
-                if room >= min {
-                    let len = room.min(want);
-                    let gen = self.bucket(ob.dev, ob.bucket).map_or(0, |b| b.gen);
-                    self.alloc.data = Some(OpenBucket { fill: ob.fill + len, ..ob });
-                    return Ok((ob.dev, ob.bucket * bs + ob.fill, len, gen));
-                }
-                self.alloc.data = None;
-                self.close_bucket(ob)?;
-            }
-            if self.alloc.free <= self.alloc.reserve && self.alloc.pending > 0 && !self.txn.dirty {
-                // Emptied buckets become reusable once a checkpoint no longer
-                // points into them; nothing of this transaction is applied yet.
-                self.checkpoint()?;
-            }
-            if self.alloc.free <= self.alloc.reserve {
-                return Err(Error::NoSpace);
-            }
-            self.alloc.data = Some(self.open_bucket(DataType::User)?);
+        if min > self.min_bucket_size() {
+            return Err(Error::Internal("extent larger than a bucket"));
         }
-        Err(Error::NoSpace)
+        if let Some(ob) = self.alloc.data {
+            let bs = self.bucket_of(ob.dev, 0).map_or(0, |x| x.1);
+            if bs.saturating_sub(ob.fill) >= min {
+                return self.take_data(ob, want);
+            }
+        }
+        // A new bucket is needed. Decide whether one can be had before
+        // changing anything, so ENOSPC leaves the transaction untouched.
+        if self.alloc.free <= self.alloc.reserve && self.alloc.pending > 0 && !self.txn.dirty {
+            // Emptied buckets become reusable once a checkpoint no longer
+            // points into them; nothing of this transaction is applied yet.
+            self.checkpoint()?;
+        }
+        if self.alloc.free <= self.alloc.reserve {
+            return Err(Error::NoSpace);
+        }
+        if let Some(old) = self.alloc.data.take() {
+            self.close_bucket(old)?;
+        }
+        let ob = self.open_bucket(DataType::User)?;
+        self.alloc.data = Some(ob);
+        self.take_data(ob, want)
+    }
+
+    fn take_data(&mut self, ob: OpenBucket, want: u64) -> Result<(u8, u64, u64, u32)> {
+        let bs = self.bucket_of(ob.dev, 0).map_or(0, |x| x.1);
+        let len = bs.saturating_sub(ob.fill).min(want);
+        let gen = self.bucket(ob.dev, ob.bucket).map_or(0, |b| b.gen);
+        self.alloc.data = Some(OpenBucket { fill: ob.fill + len, ..ob });
+        Ok((ob.dev, ob.bucket * bs + ob.fill, len, gen))
+    }
+
+    /// The smallest bucket of any member: an encoded extent must fit in one.
+    pub(crate) fn min_bucket_size(&self) -> u64 {
+        self.alloc.bucket_size.iter().copied().min().unwrap_or(0)
     }
 
     /// Change the bytes charged to the user bucket holding `offset` on `dev`.

@@ -10,7 +10,9 @@ use crate::format::inode::{Inode, S_IFDIR};
 use crate::format::key::BTREE_ID_NR;
 use crate::format::node::BtreePtr;
 use crate::format::superblock::{Member, MemberState, Superblock, LABEL_BYTES, MAX_MEMBERS, TARGET_BYTES};
-use crate::format::{FORMAT_VERSION, MAX_BUCKET_SIZE, MIN_BUCKET_SIZE, ROOT_INO};
+use crate::format::{
+    FORMAT_VERSION, MAX_BLOCK_SIZE, MAX_BUCKET_SIZE, MIN_BLOCK_SIZE, MIN_BUCKET_SIZE, ROOT_INO,
+};
 use crate::sys::{now_ns, BlockDevice, TryVec};
 
 /// One member's settings.
@@ -105,7 +107,7 @@ impl<D: BlockDevice> Fs<D> {
             return Err(Error::Invalid);
         }
         let block = opts.block_size;
-        if !block.is_power_of_two() || !(512..=65536).contains(&block) {
+        if !block.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block) {
             return Err(Error::Invalid);
         }
         let first_size = devs.first().map_or(0, |d| d.size());

@@ -251,7 +251,7 @@ impl<D: BlockDevice> Fs<D> {
     fn write_chunk(&mut self, ino: u64, pos: u64, off: u64, data: &[u8]) -> Result<u64> {
         let block = self.block();
         let end = off + data.len() as u64;
-        let bucket = self.alloc.bucket_size.first().copied().unwrap_or(MAX_PLAIN_EXTENT);
+        let bucket = self.min_bucket_size();
         let encoded = self.sb.data_csum != ChecksumType::None || self.sb.compression != Compression::None;
         let max =
             if encoded { u64::from(MAX_ENCODED_PAYLOAD).min(bucket) } else { MAX_PLAIN_EXTENT.min(bucket) };

@@ -187,7 +187,10 @@ impl<D: BlockDevice> Fs<D> {
         j.seq = sb.checkpoint_seq;
         j.cursor = sb.journal_resume;
         j.start = sb.journal_resume;
-        j.max_entry = (sb.journal_size / 4).min(4 << 20) as usize;
+        // Entries are padded to blocks; the limit is a whole number of blocks
+        // so that what commit accepts, replay accepts too.
+        let block = u64::from(sb.block_size);
+        j.max_entry = ((sb.journal_size / 4).min(4 << 20) / block * block) as usize;
         j.fs_tag = crate::format::journal::fs_tag(&sb.uuid);
         for (i, r) in self.roots.iter_mut().enumerate() {
             *r = sb.roots.get(i).filter(|p| p.offset != 0).map(|p| ChildRef::Disk(*p));
@@ -247,6 +250,9 @@ impl<D: BlockDevice> Fs<D> {
         devs.reverse();
         let read_only = opts.read_only || sb.needs_read_only();
         let mut fs = Fs::new(devs, sb, &OpenOptions { read_only, ..*opts });
+        // Anything written from here on (orphan cleanup, checkpoints) happens
+        // with the file system marked in use.
+        fs.sb.flags &= !SB_FLAG_CLEAN;
         fs.setup_journal();
         fs.alloc_init()?;
         fs.replayed = fs.journal_replay()?;
@@ -268,7 +274,6 @@ impl<D: BlockDevice> Fs<D> {
         fs.alloc_free_unused()?;
         if !fs.read_only {
             fs.process_orphans()?;
-            fs.sb.flags &= !SB_FLAG_CLEAN;
             fs.checkpoint()?;
         }
         Ok(fs)
@@ -353,7 +358,9 @@ impl<D: BlockDevice> Fs<D> {
     pub(crate) fn txn_commit(&mut self) -> Result<()> {
         self.journal.nr_records += self.txn.records;
         self.txn = Txn::default();
-        if self.journal.buf.len() > self.journal.max_entry {
+        let padded =
+            crate::format::round_up(self.journal.buf.len() as u64, self.journal.block).unwrap_or(u64::MAX);
+        if padded > self.journal.max_entry as u64 {
             let e = Error::Internal("transaction larger than a journal entry");
             self.fail(e);
             return Err(e);

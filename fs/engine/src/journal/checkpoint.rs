@@ -18,7 +18,12 @@ impl<D: BlockDevice> Fs<D> {
         if self.txn.dirty {
             return Err(Error::Internal("checkpoint inside a transaction"));
         }
+        // A checkpoint may run at the start of a transaction (the allocator
+        // needs space); what it changes belongs to the checkpoint, not to the
+        // transaction, so nothing it does is journalled into it.
+        let active = core::mem::replace(&mut self.txn.active, false);
         let res = self.checkpoint_inner();
+        self.txn.active = active;
         if let Err(e) = res {
             self.fail(e);
         }
@@ -26,12 +31,14 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     fn checkpoint_inner(&mut self) -> Result<()> {
-        let seq = self.journal.seq;
+        // Nodes carry the sequence of the superblock this checkpoint writes:
+        // unique per checkpoint, even when no journal entry came between two.
+        let seq = self.sb.seq + 1;
         let mut clean = false;
         for _ in 0..16 {
             self.defer_alloc = true;
             for id in BtreeId::ALL {
-                let r = self.write_tree(id, seq + 1);
+                let r = self.write_tree(id, seq);
                 if r.is_err() {
                     self.defer_alloc = false;
                 }
