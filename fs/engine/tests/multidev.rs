@@ -15,8 +15,10 @@ use common::*;
 fn two_members_with_different_bucket_sizes() {
     let mut o = opts();
     o.member_uuids[1] = [0x33; 16];
-    o.members[0] = MemberOptions { label: make_label("ssd.a").unwrap(), bucket_size: 128 * 1024, durability: 1 };
-    o.members[1] = MemberOptions { label: make_label("hdd.b").unwrap(), bucket_size: 64 * 1024, durability: 1 };
+    o.members[0] =
+        MemberOptions { label: make_label("ssd.a").unwrap(), bucket_size: 128 * 1024, durability: 1 };
+    o.members[1] =
+        MemberOptions { label: make_label("hdd.b").unwrap(), bucket_size: 64 * 1024, durability: 1 };
     let mut devs = TryVec::new();
     devs.try_push(MemDevice::new(32 << 20)).unwrap();
     devs.try_push(MemDevice::new(24 << 20)).unwrap();
@@ -37,7 +39,12 @@ fn two_members_with_different_bucket_sizes() {
         let mut v = TryVec::new();
         let mut from = arborfs_engine::format::Pos::new(*ino, 1, 0);
         while let Some((pos, _)) = fs
-            .peek(arborfs_engine::format::BtreeId::Extents, from, arborfs_engine::format::Pos::new(*ino, u64::MAX, u32::MAX), &mut v)
+            .peek(
+                arborfs_engine::format::BtreeId::Extents,
+                from,
+                arborfs_engine::format::Pos::new(*ino, u64::MAX, u32::MAX),
+                &mut v,
+            )
             .unwrap()
         {
             let e = arborfs_engine::format::extent::Extent::decode(&v).unwrap();

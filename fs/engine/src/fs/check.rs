@@ -378,7 +378,8 @@ impl<D: BlockDevice> Fs<D> {
                     }
                     r.problem(ProblemKind::OrphanMissing, x.ino, 0, 0, fix);
                 }
-            } else if inode.nlink != x.links {
+            } else if x.links > 0 && inode.nlink != x.links {
+                // (links == 0 with nlink > 0 was reported as unreachable above.)
                 r.problem(ProblemKind::LinkCount, x.ino, u64::from(inode.nlink), u64::from(x.links), fix);
                 inode.nlink = x.links;
                 changed = true;
