@@ -6,7 +6,7 @@
 //! only through `super::`, which lets the kernel build include this file as a
 //! module (`#[path]`) instead of a crate. `Documentation/format.md` describes the
 //! same layouts byte by byte.
-#![no_std]
+#![cfg_attr(not(arborfs_kernel), no_std)]
 
 #[cfg(test)]
 extern crate std;

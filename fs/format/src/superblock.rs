@@ -105,7 +105,7 @@ pub struct Member {
 }
 
 /// The decoded superblock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Superblock {
     /// Format version that wrote this.
     pub version: u32,
@@ -270,6 +270,14 @@ impl Superblock {
 
     /// Decode and validate one copy.
     pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut sb = Superblock::default();
+        sb.decode_into(buf)?;
+        Ok(sb)
+    }
+
+    /// Decode and validate one copy into `self` (no large temporaries, for
+    /// callers with small stacks). On error `self` holds partial data.
+    pub fn decode_into(&mut self, buf: &[u8]) -> Result<()> {
         let buf = buf.get(..SB_BYTES).ok_or(FormatError::Truncated)?;
         let mut r = Reader::new(buf);
         if r.array::<8>()? != SB_MAGIC {
@@ -279,53 +287,52 @@ impl Superblock {
         if crc32c(buf.get(12..).ok_or(FormatError::Truncated)?) != csum {
             return Err(FormatError::BadChecksum);
         }
-        let version = r.u32()?;
-        if version == 0 || version > FORMAT_VERSION {
+        self.version = r.u32()?;
+        if self.version == 0 || self.version > FORMAT_VERSION {
             return Err(FormatError::UnsupportedVersion);
         }
-        let compat = r.u64()?;
-        let ro_compat = r.u64()?;
-        let incompat = r.u64()?;
-        if incompat & !INCOMPAT_KNOWN != 0 {
+        self.compat = r.u64()?;
+        self.ro_compat = r.u64()?;
+        self.incompat = r.u64()?;
+        if self.incompat & !INCOMPAT_KNOWN != 0 {
             return Err(FormatError::UnknownIncompatFeature);
         }
-        let seq = r.u64()?;
-        let uuid = r.array()?;
-        let label = r.array()?;
-        let block_size = r.u32()?;
-        let node_size = r.u32()?;
-        let ctime = r.i64()?;
-        let meta_csum = ChecksumType::from_u8(r.u8()?)?;
-        let data_csum = ChecksumType::from_u8(r.u8()?)?;
-        let compression = Compression::from_u8(r.u8()?)?;
-        let compression_level = r.u8()?;
-        let replicas = r.u8()?;
-        let nr_members = r.u8()?;
-        let this_member = r.u8()?;
+        self.seq = r.u64()?;
+        self.uuid = r.array()?;
+        self.label = r.array()?;
+        self.block_size = r.u32()?;
+        self.node_size = r.u32()?;
+        self.ctime = r.i64()?;
+        self.meta_csum = ChecksumType::from_u8(r.u8()?)?;
+        self.data_csum = ChecksumType::from_u8(r.u8()?)?;
+        self.compression = Compression::from_u8(r.u8()?)?;
+        self.compression_level = r.u8()?;
+        self.replicas = r.u8()?;
+        self.nr_members = r.u8()?;
+        self.this_member = r.u8()?;
         r.skip(1)?;
-        let foreground_target = r.array()?;
-        let background_target = r.array()?;
-        let promote_target = r.array()?;
-        let hash_seed = r.u64()?;
+        self.foreground_target = r.array()?;
+        self.background_target = r.array()?;
+        self.promote_target = r.array()?;
+        self.hash_seed = r.u64()?;
         r.skip(8 * 4)?; // superblock offsets: fixed, informational
-        let journal_dev = r.u8()?;
+        self.journal_dev = r.u8()?;
         r.skip(7)?;
-        let journal_offset = r.u64()?;
-        let journal_size = r.u64()?;
-        let checkpoint_seq = r.u64()?;
-        let journal_resume = r.u64()?;
-        let mut roots = [BtreePtr::default(); BTREE_ID_NR];
+        self.journal_offset = r.u64()?;
+        self.journal_size = r.u64()?;
+        self.checkpoint_seq = r.u64()?;
+        self.journal_resume = r.u64()?;
         for i in 0..ROOT_SLOTS {
             let p = BtreePtr::decode(r.bytes(super::node::BTREE_PTR_BYTES)?)?;
-            if let Some(slot) = roots.get_mut(i) {
+            if let Some(slot) = self.roots.get_mut(i) {
                 *slot = p;
             }
         }
-        let inodes = r.u64()?;
-        let data_bytes = r.u64()?;
-        let flags = r.u64()?;
-        let mut members = [Member::default(); MAX_MEMBERS];
-        for (i, m) in members.iter_mut().enumerate() {
+        self.inodes = r.u64()?;
+        self.data_bytes = r.u64()?;
+        self.flags = r.u64()?;
+        let nr = usize::from(self.nr_members);
+        for (i, m) in self.members.iter_mut().enumerate() {
             let mut mr = Reader::new(
                 buf.get(MEMBERS_OFFSET + i * MEMBER_BYTES..MEMBERS_OFFSET + (i + 1) * MEMBER_BYTES)
                     .ok_or(FormatError::Truncated)?,
@@ -337,47 +344,9 @@ impl Superblock {
             m.nbuckets = mr.u64()?;
             m.label = mr.array()?;
             m.durability = mr.u8()?;
-            m.state = if i < usize::from(nr_members) {
-                MemberState::from_u8(mr.u8()?)?
-            } else {
-                MemberState::Active
-            };
+            m.state = if i < nr { MemberState::from_u8(mr.u8()?)? } else { MemberState::Active };
         }
-        let sb = Superblock {
-            version,
-            compat,
-            ro_compat,
-            incompat,
-            seq,
-            uuid,
-            label,
-            block_size,
-            node_size,
-            ctime,
-            meta_csum,
-            data_csum,
-            compression,
-            compression_level,
-            replicas,
-            nr_members,
-            this_member,
-            foreground_target,
-            background_target,
-            promote_target,
-            hash_seed,
-            journal_dev,
-            journal_offset,
-            journal_size,
-            checkpoint_seq,
-            journal_resume,
-            roots,
-            inodes,
-            data_bytes,
-            flags,
-            members,
-        };
-        sb.validate()?;
-        Ok(sb)
+        self.validate()
     }
 
     /// Encode one copy into `buf` (at least [`SB_BYTES`]), for member `this_member`.

@@ -133,7 +133,7 @@ impl NodeCache {
                 }
             }
         }
-        clean.sort_by_key(|e| e.0);
+        clean.sort_unstable_by_key(|e| e.0);
         let mut freed = 0;
         for &(_, slot) in clean.iter() {
             if self.bytes <= target {

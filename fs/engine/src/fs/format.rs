@@ -181,15 +181,16 @@ impl<D: BlockDevice> Fs<D> {
             members,
         };
         sb.validate().map_err(|_| Error::Invalid)?;
-        let mut fs = Fs::new(devs, sb, &OpenOptions::default());
+        let mut fs = Fs::new(devs, crate::sys::TryBox::try_new(sb)?, &OpenOptions::default());
         fs.setup_journal();
         fs.alloc_init()?;
         fs.alloc.loaded = true;
         // Entries of an earlier file system in the ring carry another tag, but
         // zeroing the first block also keeps tools like blkid from seeing them.
-        let zero = [0u8; 4096];
+        let mut zero: TryVec<u8> = TryVec::new();
+        zero.try_resize(block as usize, 0)?;
         let jdev = fs.devs.get_mut(0).ok_or(Error::Invalid)?;
-        jdev.write_at(journal_offset, zero.get(..block.min(4096) as usize).unwrap_or(&zero))?;
+        jdev.write_at(journal_offset, &zero)?;
         let now = now_ns();
         let root = Inode {
             mode: S_IFDIR | (opts.root_mode & 0o7777),

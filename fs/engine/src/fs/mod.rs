@@ -18,7 +18,7 @@ use crate::format::node::BtreePtr;
 use crate::format::superblock::{Superblock, SB_BYTES, SB_FLAG_CLEAN, SB_OFFSETS};
 use crate::format::{BtreeId, FormatError, Pos, FIRST_FREE_INO};
 use crate::journal::Journal;
-use crate::sys::{BlockDevice, TryVec};
+use crate::sys::{BlockDevice, TryBox, TryVec};
 
 pub use format::FormatOptions;
 pub use inode::{Attr, SetAttr};
@@ -96,8 +96,9 @@ pub struct Stats {
 /// An open file system over member devices `D`.
 pub struct Fs<D: BlockDevice> {
     pub(crate) devs: TryVec<D>,
-    /// The in-memory superblock (the one last written or read).
-    pub sb: Superblock,
+    /// The in-memory superblock (the one last written or read), on the heap:
+    /// it is large and kernel stacks are small.
+    pub sb: TryBox<Superblock>,
     pub(crate) alloc: Allocator,
     pub(crate) cache: NodeCache,
     pub(crate) roots: [Option<ChildRef>; BTREE_ID_NR],
@@ -121,8 +122,18 @@ pub struct Fs<D: BlockDevice> {
 
 /// Read the newest valid superblock copy of one device.
 pub fn read_super<D: BlockDevice>(dev: &mut D) -> Result<Superblock> {
-    let mut buf = [0u8; SB_BYTES];
-    let mut best: Option<Superblock> = None;
+    let mut sb = TryBox::try_new(Superblock::default())?;
+    read_super_into(dev, &mut sb)?;
+    Ok((*sb).clone())
+}
+
+/// [`read_super`] into caller storage, keeping the stack small (kernel).
+pub fn read_super_into<D: BlockDevice>(dev: &mut D, out: &mut Superblock) -> Result<()> {
+    let mut buf: TryVec<u8> = TryVec::new();
+    buf.try_resize(SB_BYTES, 0)?;
+    // Candidates decode into heap storage; the newest valid one is kept.
+    let mut cand = TryBox::try_new(Superblock::default())?;
+    let mut found = false;
     let mut first_err: Option<Error> = None;
     for off in SB_OFFSETS {
         if off + SB_BYTES as u64 > dev.size() {
@@ -130,11 +141,12 @@ pub fn read_super<D: BlockDevice>(dev: &mut D) -> Result<Superblock> {
         }
         let r = dev
             .read_at(off, &mut buf)
-            .and_then(|_| Superblock::decode(&buf).map_err(bad_metadata("superblock", 0, off)));
+            .and_then(|_| cand.decode_into(&buf).map_err(bad_metadata("superblock", 0, off)));
         match r {
-            Ok(sb) => {
-                if best.as_ref().is_none_or(|b| sb.seq > b.seq) {
-                    best = Some(sb);
+            Ok(()) => {
+                if !found || cand.seq > out.seq {
+                    out.clone_from(&cand);
+                    found = true;
                 }
             }
             Err(e) => {
@@ -142,7 +154,10 @@ pub fn read_super<D: BlockDevice>(dev: &mut D) -> Result<Superblock> {
             }
         }
     }
-    best.ok_or(first_err.unwrap_or(Error::BadMetadata {
+    if found {
+        return Ok(());
+    }
+    Err(first_err.unwrap_or(Error::BadMetadata {
         what: "superblock",
         err: FormatError::Truncated,
         dev: 0,
@@ -151,7 +166,7 @@ pub fn read_super<D: BlockDevice>(dev: &mut D) -> Result<Superblock> {
 }
 
 impl<D: BlockDevice> Fs<D> {
-    fn new(devs: TryVec<D>, sb: Superblock, opts: &OpenOptions) -> Self {
+    fn new(devs: TryVec<D>, sb: TryBox<Superblock>, opts: &OpenOptions) -> Self {
         Fs {
             devs,
             sb,
@@ -204,18 +219,20 @@ impl<D: BlockDevice> Fs<D> {
     pub fn open(devs: TryVec<D>, opts: &OpenOptions) -> Result<Self> {
         let mut devs = devs;
         let mut supers: TryVec<Superblock> = TryVec::new();
+        supers.try_resize(devs.len(), Superblock::default())?;
         for (i, d) in devs.iter_mut().enumerate() {
-            let sb = read_super(d).map_err(|e| match e {
+            let slot = supers.get_mut(i).ok_or(Error::Invalid)?;
+            read_super_into(d, slot).map_err(|e| match e {
                 Error::BadMetadata { what, err, offset, .. } => {
                     Error::BadMetadata { what, err, dev: i as u8, offset }
                 }
                 e => e,
             })?;
-            supers.try_push(sb)?;
         }
         let newest =
             supers.iter().enumerate().max_by_key(|(_, s)| s.seq).map(|(i, _)| i).ok_or(Error::Invalid)?;
-        let sb = supers.get(newest).cloned().ok_or(Error::Invalid)?;
+        let mut sb = TryBox::try_new(Superblock::default())?;
+        sb.clone_from(supers.get(newest).ok_or(Error::Invalid)?);
         if usize::from(sb.nr_members) != devs.len() {
             return Err(Error::Corrupt("the devices given are not all the members of one file system"));
         }

@@ -11,6 +11,12 @@ mod user;
 #[cfg(feature = "std")]
 pub use user::*;
 
+#[cfg(arborfs_kernel)]
+#[path = "../../../kernel/sys.rs"]
+mod kernel;
+#[cfg(arborfs_kernel)]
+pub use kernel::*;
+
 #[cfg(all(not(feature = "std"), not(arborfs_kernel)))]
 mod stub;
 #[cfg(all(not(feature = "std"), not(arborfs_kernel)))]

@@ -46,10 +46,6 @@ impl<T> TryVec<T> {
     pub fn try_append(&mut self, _other: &mut Self) -> Result<()> {
         Err(Error::NoMem)
     }
-    /// No-op.
-    pub fn sort_by_key<K: Ord, F: FnMut(&T) -> K>(&mut self, _f: F) {}
-    /// No-op.
-    pub fn retain<F: FnMut(&T) -> bool>(&mut self, _f: F) {}
 }
 
 impl<T: Clone> TryVec<T> {
@@ -79,6 +75,30 @@ impl<T> core::ops::Deref for TryVec<T> {
 impl<T> core::ops::DerefMut for TryVec<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         &mut []
+    }
+}
+
+/// A value that would live on the heap; the stub cannot allocate, so
+/// `try_new` always fails (the value is kept inline only to type-check).
+pub struct TryBox<T>(T);
+
+impl<T> TryBox<T> {
+    /// Always fails.
+    pub fn try_new(_v: T) -> Result<Self> {
+        Err(Error::NoMem)
+    }
+}
+
+impl<T> core::ops::Deref for TryBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> core::ops::DerefMut for TryBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
     }
 }
 

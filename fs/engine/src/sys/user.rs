@@ -82,15 +82,7 @@ impl<T> TryVec<T> {
         Ok(())
     }
 
-    /// Sort with a key.
-    pub fn sort_by_key<K: Ord, F: FnMut(&T) -> K>(&mut self, f: F) {
-        self.0.sort_by_key(f);
-    }
 
-    /// Keep the elements for which `f` is true.
-    pub fn retain<F: FnMut(&T) -> bool>(&mut self, f: F) {
-        self.0.retain(f);
-    }
 }
 
 impl<T: Clone> TryVec<T> {
@@ -126,6 +118,30 @@ impl<T> core::ops::Deref for TryVec<T> {
 
 impl<T> core::ops::DerefMut for TryVec<T> {
     fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+}
+
+/// A heap value: large structures live here rather than on (kernel) stacks.
+#[derive(Debug)]
+pub struct TryBox<T>(std::boxed::Box<T>);
+
+impl<T> TryBox<T> {
+    /// Move `v` to the heap.
+    pub fn try_new(v: T) -> Result<Self> {
+        Ok(TryBox(std::boxed::Box::new(v)))
+    }
+}
+
+impl<T> core::ops::Deref for TryBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> core::ops::DerefMut for TryBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
         &mut self.0
     }
 }

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Services the C glue gives the Rust side of arborfs (fs/kernel/sys.rs, fs/arborfs_main.rs). */
+#ifndef ARBORFS_GLUE_H
+#define ARBORFS_GLUE_H
+
+#include <linux/types.h>
+
+s64 arborfs_glue_now_ns(void);
+int arborfs_glue_bdev_read(void *file, u8 *buf, size_t len, u64 off);
+int arborfs_glue_bdev_write(void *file, const u8 *buf, size_t len, u64 off);
+int arborfs_glue_bdev_flush(void *file);
+int arborfs_glue_lz4_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen);
+ssize_t arborfs_glue_lz4_compress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen);
+int arborfs_glue_zstd_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen);
+ssize_t arborfs_glue_zstd_compress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen, int level);
+int arborfs_glue_register(void);
+void arborfs_glue_unregister(void);
+
+#endif

@@ -1,0 +1,263 @@
+//! The kernel platform: the engine's `sys` seam on top of the `kernel` crate
+//! (fallible `KVVec` allocation) and the C glue (block device I/O through the
+//! device's page cache, the clock, the kernel's lz4 and zstd).
+//!
+//! This file is compiled only into the module (`--cfg arborfs_kernel`).
+
+use crate::error::{Error, Result};
+use core::ffi::c_void;
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
+
+extern "C" {
+    fn arborfs_glue_now_ns() -> i64;
+    fn arborfs_glue_bdev_read(file: *mut c_void, buf: *mut u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_write(file: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_flush(file: *mut c_void) -> i32;
+    fn arborfs_glue_lz4_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
+    fn arborfs_glue_zstd_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
+    fn arborfs_glue_lz4_compress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> isize;
+    fn arborfs_glue_zstd_compress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize, level: i32) -> isize;
+}
+
+/// A vector whose every allocation can fail; memory comes from kvmalloc, so
+/// large buffers (b-tree nodes) do not need contiguous pages.
+pub struct TryVec<T>(KVVec<T>);
+
+impl<T> Default for TryVec<T> {
+    fn default() -> Self {
+        TryVec::new()
+    }
+}
+
+impl<T> TryVec<T> {
+    /// An empty vector.
+    pub const fn new() -> Self {
+        TryVec(KVVec::new())
+    }
+
+    /// Reserve room for `n` more elements.
+    pub fn try_reserve(&mut self, n: usize) -> Result<()> {
+        self.0.reserve(n, GFP_KERNEL).map_err(|_| Error::NoMem)
+    }
+
+    /// Append `v`.
+    pub fn try_push(&mut self, v: T) -> Result<()> {
+        self.0.push(v, GFP_KERNEL).map_err(|_| Error::NoMem)
+    }
+
+    /// Insert `v` at `idx` (`idx <= len`).
+    pub fn try_insert(&mut self, idx: usize, v: T) -> Result<()> {
+        if idx > self.0.len() {
+            return Err(Error::Internal("insert index out of range"));
+        }
+        self.try_push(v)?;
+        if let Some(tail) = self.0.as_mut_slice().get_mut(idx..) {
+            tail.rotate_right(1);
+        }
+        Ok(())
+    }
+
+    /// Remove and return the element at `idx`.
+    pub fn remove(&mut self, idx: usize) -> Option<T> {
+        self.0.as_mut_slice().get_mut(idx..)?.rotate_left(1);
+        self.pop()
+    }
+
+    /// Remove the last element.
+    pub fn pop(&mut self) -> Option<T> {
+        let len = self.0.len();
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: `len - 1 < len`, so the element is initialised; lowering the
+        // length right after reading it hands ownership to the caller, and the
+        // vector never reads or drops that slot again.
+        unsafe {
+            let v = core::ptr::read(self.0.as_ptr().add(len - 1));
+            self.0.set_len(len - 1);
+            Some(v)
+        }
+    }
+
+    /// Keep the first `n` elements.
+    pub fn truncate(&mut self, n: usize) {
+        while self.0.len() > n {
+            drop(self.pop());
+        }
+    }
+
+    /// Remove everything.
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Move the elements from `at` on into a new vector.
+    pub fn try_split_off(&mut self, at: usize) -> Result<Self> {
+        let len = self.0.len();
+        if at > len {
+            return Err(Error::Internal("split index out of range"));
+        }
+        let mut out = TryVec::new();
+        out.try_reserve(len - at)?;
+        // SAFETY: elements `[at, len)` are initialised and `out` has capacity
+        // for them; after the copy `self` forgets them (length `at`) and `out`
+        // owns them (length `len - at`), so each is dropped exactly once.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.0.as_ptr().add(at), out.0.as_mut_ptr(), len - at);
+            self.0.set_len(at);
+            out.0.set_len(len - at);
+        }
+        Ok(out)
+    }
+
+    /// Append every element of `other`, emptying it.
+    pub fn try_append(&mut self, other: &mut Self) -> Result<()> {
+        let n = other.0.len();
+        self.try_reserve(n)?;
+        let len = self.0.len();
+        // SAFETY: `self` has room for `n` more elements; they move from
+        // `other`, whose length drops to 0 so it never drops them.
+        unsafe {
+            core::ptr::copy_nonoverlapping(other.0.as_ptr(), self.0.as_mut_ptr().add(len), n);
+            other.0.set_len(0);
+            self.0.set_len(len + n);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Clone> TryVec<T> {
+    /// Append a copy of `s`.
+    pub fn try_extend_from_slice(&mut self, s: &[T]) -> Result<()> {
+        self.0.extend_from_slice(s, GFP_KERNEL).map_err(|_| Error::NoMem)
+    }
+
+    /// Resize to `n`, filling with `v`.
+    pub fn try_resize(&mut self, n: usize, v: T) -> Result<()> {
+        let len = self.0.len();
+        if n > len {
+            self.0.extend_with(n - len, v, GFP_KERNEL).map_err(|_| Error::NoMem)
+        } else {
+            self.truncate(n);
+            Ok(())
+        }
+    }
+}
+
+impl<T> core::ops::Deref for TryVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.0.as_slice()
+    }
+}
+
+impl<T> core::ops::DerefMut for TryVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.0.as_mut_slice()
+    }
+}
+
+/// A heap value: large structures live here rather than on the kernel stack.
+pub struct TryBox<T>(KBox<T>);
+
+impl<T> TryBox<T> {
+    /// Move `v` to the heap.
+    pub fn try_new(v: T) -> Result<Self> {
+        KBox::new(v, GFP_KERNEL).map(TryBox).map_err(|_| Error::NoMem)
+    }
+}
+
+impl<T> core::ops::Deref for TryBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> core::ops::DerefMut for TryBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+/// Nanoseconds since the epoch (wall clock).
+pub fn now_ns() -> i64 {
+    // SAFETY: a plain call without arguments; it reads the kernel's clock.
+    unsafe { arborfs_glue_now_ns() }
+}
+
+/// LZ4 block compression with the kernel's lz4.
+pub fn lz4_compress(src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    // SAFETY: both pointers and lengths come from live slices.
+    let n = unsafe { arborfs_glue_lz4_compress(src.as_ptr(), src.len(), dst.as_mut_ptr(), dst.len()) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// LZ4 block decompression into exactly `dst.len()` bytes.
+pub fn lz4_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
+    // SAFETY: both pointers and lengths come from live slices.
+    match unsafe { arborfs_glue_lz4_decompress(src.as_ptr(), src.len(), dst.as_mut_ptr(), dst.len()) } {
+        0 => Ok(()),
+        _ => Err(Error::Corrupt("lz4 payload does not decompress")),
+    }
+}
+
+/// Zstd compression with the kernel's zstd.
+pub fn zstd_compress(src: &[u8], dst: &mut [u8], level: u8) -> Option<usize> {
+    let level = if level == 0 { 3 } else { i32::from(level) };
+    // SAFETY: both pointers and lengths come from live slices.
+    let n = unsafe { arborfs_glue_zstd_compress(src.as_ptr(), src.len(), dst.as_mut_ptr(), dst.len(), level) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// Zstd decompression into exactly `dst.len()` bytes.
+pub fn zstd_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
+    // SAFETY: both pointers and lengths come from live slices.
+    match unsafe { arborfs_glue_zstd_decompress(src.as_ptr(), src.len(), dst.as_mut_ptr(), dst.len()) } {
+        0 => Ok(()),
+        _ => Err(Error::Corrupt("zstd payload does not decompress")),
+    }
+}
+
+/// A member block device, opened by the glue (`struct file *` of the bdev).
+pub struct KernelDevice {
+    file: *mut c_void,
+    size: u64,
+    index: u8,
+}
+
+impl KernelDevice {
+    /// Wrap an open block device file.
+    ///
+    /// # Safety
+    ///
+    /// `file` must be an open block-device file that stays open for as long
+    /// as the returned value exists.
+    pub unsafe fn new(file: *mut c_void, size: u64, index: u8) -> Self {
+        KernelDevice { file, size, index }
+    }
+}
+
+impl super::BlockDevice for KernelDevice {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        // SAFETY: `file` is open (type invariant of `new`); `buf` is a live slice.
+        let r = unsafe { arborfs_glue_bdev_read(self.file, buf.as_mut_ptr(), buf.len(), offset) };
+        if r == 0 { Ok(()) } else { Err(Error::Io { dev: self.index, offset }) }
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        // SAFETY: as in `read_at`.
+        let r = unsafe { arborfs_glue_bdev_write(self.file, buf.as_ptr(), buf.len(), offset) };
+        if r == 0 { Ok(()) } else { Err(Error::Io { dev: self.index, offset }) }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // SAFETY: `file` is open (type invariant of `new`).
+        let r = unsafe { arborfs_glue_bdev_flush(self.file) };
+        if r == 0 { Ok(()) } else { Err(Error::Io { dev: self.index, offset: 0 }) }
+    }
+}
