@@ -4,9 +4,14 @@
 CARGO ?= cargo
 OUT ?= tests/out
 IMAGE ?= $(OUT)/arborfs.img
+# `make run IMAGE=...` mounts that image; by default run-demo.sh makes one.
+IMAGE_RUN = $(if $(filter command line,$(origin IMAGE)),$(IMAGE),)
 ARBORFS := target/release/arborfs
 
-.PHONY: all deps tools test check clippy nostd unit run demo bench fuzz-build install clean
+KDIR ?= $(shell tests/kernel/build.sh | tail -n1)
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=/usr/bin/rustc
+
+.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit qemu-test run demo bench install clean
 
 all: tools
 
@@ -16,8 +21,21 @@ deps:
 tools: deps
 	$(CARGO) build --release -p arborfs-tools
 
+# Everything a kernel build and the QEMU tests need (apt packages, bindgen).
+kernel-deps:
+	@tests/kernel/install-deps.sh
+
+# The Rust-enabled test kernel, cached outside the tree (see tests/kernel/build.sh).
+kernel: kernel-deps
+	tests/kernel/build.sh
+
+# arborfs.ko against KDIR (default: the test kernel; set KDIR for your own).
+# (KDIR expands only here: building the test kernel first if it is missing.)
+module: kernel-deps
+	$(KMAKE) modules
+
 # The test command of the README and of CI.
-test: deps check unit
+test: deps check unit qemu-test
 
 check: nostd clippy
 
@@ -31,8 +49,18 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 
-# The main job: format an image from a sample tree, check it, show it, copy it out.
-run demo: tools
+# The main job: boot the test kernel with an arborfs image mounted at /mnt and
+# give a shell. `make run CMD='ls -l /mnt'` runs one command; IMAGE=path
+# mounts an existing image.
+run: tools kernel module
+	IMAGE=$(IMAGE_RUN) CMD="$(CMD)" tests/qemu/run-demo.sh
+
+# The kernel module suite in QEMU (tests/qemu/run-tests.sh).
+qemu-test: tools kernel module
+	tests/qemu/run-tests.sh
+
+# Userspace only: make an image from a sample tree, check it, show it, copy it out.
+demo: tools
 	@mkdir -p $(OUT)
 	tests/sample/make-sample.sh $(OUT)/sample
 	$(ARBORFS) format --force --fs-size 256M --label demo --compression zstd --source $(OUT)/sample $(IMAGE)
@@ -54,3 +82,4 @@ install: tools
 clean:
 	$(CARGO) clean
 	rm -rf $(OUT)
+	rm -f arborfs.ko *.o fs/*.o fs/.*.cmd .*.cmd *.mod *.mod.c modules.order Module.symvers

@@ -52,7 +52,7 @@ impl kernel::Module for ArborFsModule {
         if err != 0 {
             return Err(Error::from_errno(err));
         }
-        pr_info!("arborfs: registered\n");
+        pr_info!("registered\n");
         Ok(ArborFsModule)
     }
 }

@@ -97,14 +97,14 @@ pub(crate) unsafe extern "C" fn arborfs_rs_mount(
             Ok(b) => {
                 // SAFETY: `out` is writable per the contract.
                 unsafe { *out = KBox::into_raw(b).cast() };
-                pr_info!("arborfs ({}): mounted read-only\n", name);
+                pr_info!("{}: mounted read-only\n", name);
                 0
             }
             Err(_) => -12,
         },
         Err(e) => {
             if silent == 0 {
-                pr_err!("arborfs ({}): cannot mount: {}\n", name, e);
+                pr_err!("{}: cannot mount: {}\n", name, e);
             }
             match e {
                 FsError::BadMetadata { .. } | FsError::BadNode { .. } | FsError::Corrupt(_) => -22,
@@ -236,7 +236,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_read(fs: *mut c_void, ino: u64, off: 
     match fs.read(ino, off, buf) {
         Ok(n) => n as isize,
         Err(e) => {
-            pr_err!("arborfs: read of inode {} at {} failed: {}\n", ino, off, e);
+            pr_err!("read of inode {} at {} failed: {}\n", ino, off, e);
             errno(e) as isize
         }
     }

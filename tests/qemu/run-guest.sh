@@ -88,7 +88,7 @@ run_qemu() {
 	local args=(
 		-accel tcg -m "$MEM" -smp "$SMP" -nographic -no-reboot
 		-kernel "$KERNEL"
-		-append "console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose ro init=$INIT panic=-1 oops=panic loglevel=6 $APPEND"
+		-append "console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose ro init=$INIT panic=-1 oops=panic loglevel=6 tsc=unstable $APPEND"
 		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 		-virtfs "local,path=$OUTDIR,mount_tag=arborfs,security_model=none,multidevs=remap"
 		-chardev "stdio,id=con,mux=on,signal=off,logfile=$LOG"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# run-demo.sh: `make run`. Boots the test kernel with an arborfs image mounted
+# at /mnt and gives a shell (or runs CMD and exits with its status).
+# Env: IMAGE (default: a fresh image of the sample tree), CMD, KO, KERNEL, ARBORFS.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+ARBORFS=${ARBORFS:-$ROOT/target/release/arborfs}
+KO=${KO:-$ROOT/arborfs.ko}
+KERNEL=${KERNEL:-$("$ROOT/tests/kernel/build.sh" | tail -n1)/arch/x86/boot/bzImage}
+if [[ -z ${IMAGE:-} ]]; then
+	IMAGE=$ROOT/tests/out/run.img
+	"$ROOT/tests/sample/make-sample.sh" "$ROOT/tests/out/sample"
+	"$ARBORFS" format -q --force --fs-size 256M --label demo --compression zstd \
+		--source "$ROOT/tests/out/sample" "$IMAGE"
+	echo "run-demo: $IMAGE holds tests/out/sample; mounting it at /mnt in the guest" >&2
+fi
+mount_cmd="mount -t arborfs /dev/vda /mnt && cd /mnt"
+if [[ -n ${CMD:-} ]]; then
+	exec "$HERE/run-guest.sh" --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" --quiet -- "$mount_cmd && { $CMD; }"
+fi
+exec "$HERE/run-guest.sh" --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" -- "$mount_cmd && echo 'arborfs is mounted at /mnt; exit the shell to stop the guest' && exec bash -i"

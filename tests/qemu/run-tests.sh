@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# run-tests.sh: the QEMU suite. Builds test images on the host (a rich tree in
+# three encodings, and bad input), boots the test kernel once with them as
+# virtio disks, loads arborfs.ko, runs tests/qemu/guest/run-all.sh, and fails
+# on any failed test or any BUG, WARNING, lockdep report or oops in the log.
+# Env: ARBORFS (tool), KO (module), KERNEL (bzImage); defaults are the builds.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+ARBORFS=${ARBORFS:-$ROOT/target/release/arborfs}
+KO=${KO:-$ROOT/arborfs.ko}
+KERNEL=${KERNEL:-$("$ROOT/tests/kernel/build.sh" | tail -n1)/arch/x86/boot/bzImage}
+# Under the repo so the guest sees it through the read-only 9p root.
+WORK=$ROOT/tests/out/qemu
+rm -rf "$WORK" && mkdir -p "$WORK"
+
+"$HERE/make-tree.sh" "$WORK/tree"
+mk() { "$ARBORFS" format -q --force "$@"; }
+mk --fs-size 256M --source "$WORK/tree" "$WORK/plain.img"
+mk --fs-size 256M --compression zstd:3 --data-checksum xxhash64 --metadata-checksum xxhash64 \
+	--btree-node-size 16k --source "$WORK/tree" "$WORK/zstd.img"
+mk --fs-size 128M --compression lz4 --source "$WORK/tree" "$WORK/lz4.img"
+truncate -s 64M "$WORK/zeros.img"
+cp "$WORK/plain.img" "$WORK/badsb.img" && "$HERE/damage.py" "$WORK/badsb.img" superblocks
+cp "$WORK/plain.img" "$WORK/future.img" && "$HERE/damage.py" "$WORK/future.img" version 2
+dirents_root=$("$ARBORFS" show-super --json "$WORK/plain.img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["roots"]["dirents"]["offset"])')
+cp "$WORK/plain.img" "$WORK/badnode.img" && "$HERE/damage.py" "$WORK/badnode.img" byte $((dirents_root + 200))
+random_ino=$("$ARBORFS" dump --btree dirents "$WORK/plain.img" | sed -n 's/.*"random.bin" -> \([0-9]*\).*/\1/p')
+data_off=$("$ARBORFS" dump --btree extents "$WORK/plain.img" | grep "^  $random_ino:" | head -1 | sed -n 's/.*offset: \([0-9]*\).*/\1/p')
+cp "$WORK/plain.img" "$WORK/baddata.img" && "$HERE/damage.py" "$WORK/baddata.img" byte $((data_off + 5000))
+
+disks=()
+for i in plain zstd lz4 zeros badsb future badnode baddata; do disks+=(--disk "$WORK/$i.img"); done
+log=$WORK/console.log
+rc=0
+"$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 900 --quiet --log "$log" \
+	-- env ARBORFS_KO="$KO" bash "$HERE/guest/run-all.sh" "$WORK" || rc=$?
+if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:|Oops' "$log"; then
+	echo "qemu-test: the kernel log reports problems:" >&2
+	grep -nE -A20 '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Oops' "$log" | head -60 >&2
+	rc=1
+fi
+exit "$rc"
