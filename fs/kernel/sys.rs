@@ -16,7 +16,13 @@ extern "C" {
     fn arborfs_glue_lz4_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
     fn arborfs_glue_zstd_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
     fn arborfs_glue_lz4_compress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> isize;
-    fn arborfs_glue_zstd_compress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize, level: i32) -> isize;
+    fn arborfs_glue_zstd_compress(
+        src: *const u8,
+        srclen: usize,
+        dst: *mut u8,
+        dstlen: usize,
+        level: i32,
+    ) -> isize;
 }
 
 /// A vector whose every allocation can fail; memory comes from kvmalloc, so
@@ -206,7 +212,8 @@ pub fn lz4_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
 pub fn zstd_compress(src: &[u8], dst: &mut [u8], level: u8) -> Option<usize> {
     let level = if level == 0 { 3 } else { i32::from(level) };
     // SAFETY: both pointers and lengths come from live slices.
-    let n = unsafe { arborfs_glue_zstd_compress(src.as_ptr(), src.len(), dst.as_mut_ptr(), dst.len(), level) };
+    let n =
+        unsafe { arborfs_glue_zstd_compress(src.as_ptr(), src.len(), dst.as_mut_ptr(), dst.len(), level) };
     usize::try_from(n).ok().filter(|&n| n > 0)
 }
 
@@ -246,18 +253,30 @@ impl super::BlockDevice for KernelDevice {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         // SAFETY: `file` is open (type invariant of `new`); `buf` is a live slice.
         let r = unsafe { arborfs_glue_bdev_read(self.file, buf.as_mut_ptr(), buf.len(), offset) };
-        if r == 0 { Ok(()) } else { Err(Error::Io { dev: self.index, offset }) }
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::Io { dev: self.index, offset })
+        }
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         // SAFETY: as in `read_at`.
         let r = unsafe { arborfs_glue_bdev_write(self.file, buf.as_ptr(), buf.len(), offset) };
-        if r == 0 { Ok(()) } else { Err(Error::Io { dev: self.index, offset }) }
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::Io { dev: self.index, offset })
+        }
     }
 
     fn flush(&mut self) -> Result<()> {
         // SAFETY: `file` is open (type invariant of `new`).
         let r = unsafe { arborfs_glue_bdev_flush(self.file) };
-        if r == 0 { Ok(()) } else { Err(Error::Io { dev: self.index, offset: 0 }) }
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::Io { dev: self.index, offset: 0 })
+        }
     }
 }

@@ -4,10 +4,8 @@
 # Env: IMAGE (default: a fresh image of the sample tree), CMD, KO, KERNEL, ARBORFS.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-ARBORFS=${ARBORFS:-$ROOT/target/release/arborfs}
-KO=${KO:-$ROOT/arborfs.ko}
-KERNEL=${KERNEL:-$("$ROOT/tests/kernel/build.sh" | tail -n1)/arch/x86/boot/bzImage}
+# shellcheck source=env.sh
+source "$HERE/env.sh"
 if [[ -z ${IMAGE:-} ]]; then
 	IMAGE=$ROOT/tests/out/run.img
 	"$ROOT/tests/sample/make-sample.sh" "$ROOT/tests/out/sample"

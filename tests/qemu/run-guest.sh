@@ -52,6 +52,7 @@ parse_args() {
 	fi
 	[[ -f $KERNEL ]] || die "no kernel $KERNEL"
 	[[ -x $INIT ]] || die "$INIT is not executable"
+	[[ $INIT != *[[:space:]]* ]] || die "the repo path must not contain spaces (kernel command line)"
 	if [[ -z $TIMEOUT ]]; then TIMEOUT=$(( ${#CMD[@]} ? 900 : 0 )); fi
 }
 
@@ -88,16 +89,16 @@ run_qemu() {
 	local args=(
 		-accel tcg -m "$MEM" -smp "$SMP" -nographic -no-reboot
 		-kernel "$KERNEL"
-		-append "console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose ro init=$INIT panic=-1 oops=panic loglevel=6 tsc=unstable $APPEND"
+		-append "console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose ro init=$INIT panic=-1 oops=panic loglevel=6 tsc=reliable $APPEND"
 		-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
-		-virtfs "local,path=$OUTDIR,mount_tag=arborfs,security_model=none,multidevs=remap"
-		-chardev "stdio,id=con,mux=on,signal=off,logfile=$LOG"
+		-virtfs "local,path=${OUTDIR//,/,,},mount_tag=arborfs,security_model=none,multidevs=remap"
+		-chardev "stdio,id=con,mux=on,signal=off,logfile=${LOG//,/,,}"
 		-serial chardev:con -mon chardev=con,mode=readline
 		-nic none
 	)
 	local d
 	for d in "${DISKS[@]}"; do
-		args+=(-drive "file=$d,format=raw,if=virtio,cache=unsafe")
+		args+=(-drive "file=${d//,/,,},format=raw,if=virtio,cache=unsafe")
 	done
 	local run=(qemu-system-x86_64 "${args[@]}")
 	((TIMEOUT > 0)) && run=(timeout --foreground -k 5 "$TIMEOUT" "${run[@]}")
@@ -128,7 +129,7 @@ main() {
 	parse_args "$@"
 	prepare_share
 	local t0 qrc=0 rc=0
-	t0=$(date +%s.%N)
+	t0=${EPOCHREALTIME/./}
 	run_qemu || qrc=$?
 	if ((QUIET)); then
 		tr -d '\r' <"$LOG" | sed -n "/^ARBORFS-START-$NONCE\$/,/ARBORFS-EXIT-$NONCE /p" | sed '1d;$d' | sed '${/^$/d}'
@@ -137,8 +138,9 @@ main() {
 	if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:' "$LOG"; then
 		echo "run-guest.sh: kernel reported problems, see $LOG" >&2
 	fi
-	printf 'run-guest.sh: status %d after %.1fs; console log: %s\n' "$rc" \
-		"$(echo "$(date +%s.%N) - $t0" | bc)" "$LOG" >&2
+	local ms=$(( (${EPOCHREALTIME/./} - t0) / 1000 ))
+	printf 'run-guest.sh: status %d after %d.%03ds; console log: %s\n' "$rc" \
+		$((ms / 1000)) $((ms % 1000)) "$LOG" >&2
 	return "$rc"
 }
 

@@ -6,10 +6,8 @@
 # Env: ARBORFS (tool), KO (module), KERNEL (bzImage); defaults are the builds.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-ARBORFS=${ARBORFS:-$ROOT/target/release/arborfs}
-KO=${KO:-$ROOT/arborfs.ko}
-KERNEL=${KERNEL:-$("$ROOT/tests/kernel/build.sh" | tail -n1)/arch/x86/boot/bzImage}
+# shellcheck source=env.sh
+source "$HERE/env.sh"
 # Under the repo so the guest sees it through the read-only 9p root.
 WORK=$ROOT/tests/out/qemu
 rm -rf "$WORK" && mkdir -p "$WORK"

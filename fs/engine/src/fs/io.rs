@@ -360,14 +360,7 @@ impl<D: BlockDevice> Fs<D> {
         let mut inode = self.inode_read(ino)?;
         let (mut delta, _) = self.extents_cut(ino, start, end, usize::MAX)?;
         if let Some(e) = new {
-            let mut buf = [0u8; 128];
-            let n = e.encode(&mut buf).map_err(|_| Error::Internal("extent encode"))?;
-            self.btree_set(
-                BtreeId::Extents,
-                extent_pos(ino, end),
-                KeyType::Extent,
-                buf.get(..n).unwrap_or(&[]),
-            )?;
+            self.extent_set(ino, end, &e)?;
             let c = charge(&e, self.block());
             for p in e.ptrs() {
                 self.bucket_charge(p.dev, p.offset, c as i64)?;
@@ -383,6 +376,14 @@ impl<D: BlockDevice> Fs<D> {
         inode.ctime = now;
         self.inode_write(ino, &inode)?;
         self.journal_accounting(0, delta)
+    }
+
+    /// Inside a transaction: store extent `e` ending at file offset `end`.
+    fn extent_set(&mut self, ino: u64, end: u64, e: &Extent) -> Result<()> {
+        let mut buf =
+            [0u8; crate::format::extent::EXTENT_HEADER_BYTES + crate::format::extent::PTR_BYTES * MAX_PTRS];
+        let n = e.encode(&mut buf).map_err(|_| Error::Internal("extent encode"))?;
+        self.btree_set(BtreeId::Extents, extent_pos(ino, end), KeyType::Extent, buf.get(..n).unwrap_or(&[]))
     }
 
     /// Inside a transaction: cut at most `max` extents overlapping
@@ -416,16 +417,9 @@ impl<D: BlockDevice> Fs<D> {
                 }
                 Piece::Extent(e) => {
                     let mut c = -(charge(&e, block) as i64);
-                    let mut buf = [0u8; 128];
                     if fe.start < start {
                         let front = Extent { live_len: (start - fe.start) as u32, ..e };
-                        let n = front.encode(&mut buf).map_err(|_| Error::Internal("extent"))?;
-                        self.btree_set(
-                            BtreeId::Extents,
-                            extent_pos(ino, start),
-                            KeyType::Extent,
-                            buf.get(..n).unwrap_or(&[]),
-                        )?;
+                        self.extent_set(ino, start, &front)?;
                         c += charge(&front, block) as i64;
                     }
                     if e_end > end {
@@ -434,13 +428,7 @@ impl<D: BlockDevice> Fs<D> {
                             offset_into: e.offset_into + (end - fe.start) as u32,
                             ..e
                         };
-                        let n = back.encode(&mut buf).map_err(|_| Error::Internal("extent"))?;
-                        self.btree_set(
-                            BtreeId::Extents,
-                            extent_pos(ino, e_end),
-                            KeyType::Extent,
-                            buf.get(..n).unwrap_or(&[]),
-                        )?;
+                        self.extent_set(ino, e_end, &back)?;
                         c += charge(&back, block) as i64;
                     }
                     if c != 0 {

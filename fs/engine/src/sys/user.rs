@@ -81,8 +81,6 @@ impl<T> TryVec<T> {
         self.0.append(&mut other.0);
         Ok(())
     }
-
-
 }
 
 impl<T: Clone> TryVec<T> {
