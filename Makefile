@@ -57,6 +57,7 @@ run: tools kernel module
 
 # The kernel module suite in QEMU (tests/qemu/run-tests.sh).
 qemu-test: tools kernel module
+	$(CARGO) build --release -p arborfs-engine --example crashed_image
 	tests/qemu/run-tests.sh
 
 # Userspace only: make an image from a sample tree, check it, show it, copy it out.

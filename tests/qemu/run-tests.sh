@@ -19,6 +19,10 @@ mk --fs-size 256M --compression zstd:3 --data-checksum xxhash64 --metadata-check
 	--btree-node-size 16k --source "$WORK/tree" "$WORK/zstd.img"
 mk --fs-size 128M --compression lz4 --source "$WORK/tree" "$WORK/lz4.img"
 truncate -s 64M "$WORK/zeros.img"
+# Changes that exist only in the journal, as after a crash.
+mk --fs-size 64M "$WORK/journal.img"
+"$ROOT/target/release/examples/crashed_image" "$WORK/journal.img" >/dev/null
+python3 -c 'import sys; sys.stdout.buffer.write(bytes(i % 253 for i in range(200000)))' >"$WORK/replayed.expected"
 cp "$WORK/plain.img" "$WORK/badsb.img" && "$HERE/damage.py" "$WORK/badsb.img" superblocks
 cp "$WORK/plain.img" "$WORK/future.img" && "$HERE/damage.py" "$WORK/future.img" version 2
 dirents_root=$("$ARBORFS" show-super --json "$WORK/plain.img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["roots"]["dirents"]["offset"])')
@@ -28,7 +32,7 @@ data_off=$("$ARBORFS" dump --btree extents "$WORK/plain.img" | grep "^  $random_
 cp "$WORK/plain.img" "$WORK/baddata.img" && "$HERE/damage.py" "$WORK/baddata.img" byte $((data_off + 5000))
 
 disks=()
-for i in plain zstd lz4 zeros badsb future badnode baddata; do disks+=(--disk "$WORK/$i.img"); done
+for i in plain zstd lz4 zeros badsb future badnode baddata journal; do disks+=(--disk "$WORK/$i.img"); done
 log=$WORK/console.log
 rc=0
 "$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 900 --quiet --log "$log" \

@@ -2,7 +2,8 @@
 # Guest side of the QEMU suite (run by run-tests.sh inside the test kernel).
 # Disks: vda plain, vdb zstd+xxhash64, vdc lz4, vdd zeros (not arborfs),
 # vde broken superblocks, vdf future version, vdg broken dirents node,
-# vdh broken file data. $1 is the host work dir (visible read-only).
+# vdh broken file data, vdi changes only in the journal. $1 is the host work
+# dir (visible read-only).
 set -uo pipefail
 WORK=$1
 TREE=$WORK/tree
@@ -83,6 +84,12 @@ t_broken_data() {
 	cmp /mnt/text.txt "$TREE/text.txt"
 }
 
+t_journal_replay() {
+	mount -t arborfs -o ro /dev/vdi /mnt || return 1
+	cmp /mnt/replayed/file "$WORK/replayed.expected" || return 1
+	[[ $(getfattr --only-values -n user.replayed /mnt/replayed/file) == yes ]]
+}
+
 t_bad_options() {
 	must_fail mount -t arborfs -o no_such_option /dev/vda /mnt || return 1
 	must_fail mount -t arborfs /dev/vda:/dev/vdb /mnt
@@ -102,7 +109,7 @@ t_mount_cycles() {
 }
 
 for t in tree_plain tree_zstd tree_lz4 hardlinks_share_an_inode statfs read_only not_arborfs \
-	broken_superblocks future_version broken_node broken_data bad_options mount_cycles; do
+	broken_superblocks future_version broken_node broken_data journal_replay bad_options mount_cycles; do
 	run "$t" "t_$t"
 done
 echo "guest: $passed passed, $failed failed"
