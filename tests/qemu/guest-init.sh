@@ -63,7 +63,12 @@ export ARBORFS_OUT=$SHARE
 
 if [ -f "$SHARE/.guest/cmd" ]; then
 	printf 'ARBORFS-START-%s\n' "$NONCE"
-	bash "$SHARE/.guest/cmd" </dev/null
+	if [ -f "$SHARE/.guest/interactive" ]; then
+		# The console becomes the command's controlling terminal.
+		setsid -c bash "$SHARE/.guest/cmd" </dev/ttyS0 >/dev/ttyS0 2>&1
+	else
+		bash "$SHARE/.guest/cmd" </dev/null
+	fi
 	finish $?
 else
 	echo "guest-init: interactive shell; exit it to stop the guest"

@@ -17,4 +17,5 @@ mount_cmd="mount -t arborfs /dev/vda /mnt && cd /mnt"
 if [[ -n ${CMD:-} ]]; then
 	exec "$HERE/run-guest.sh" --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" --quiet -- "$mount_cmd && { $CMD; }"
 fi
-exec "$HERE/run-guest.sh" --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" -- "$mount_cmd && echo 'arborfs is mounted at /mnt; exit the shell to stop the guest' && exec bash -i"
+exec "$HERE/run-guest.sh" --interactive --timeout 0 --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" \
+	-- "$mount_cmd && echo 'arborfs is mounted at /mnt; exit the shell to stop the guest' && exec bash -i"

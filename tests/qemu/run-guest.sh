@@ -13,6 +13,8 @@
 #   --log      console log file (default: a new file under ${TMPDIR:-/tmp}); path printed
 #   --outdir   host dir shared read-write as guest /run/arborfs ($ARBORFS_OUT in the
 #              guest): CMD can leave result files there (default: a temp dir, removed)
+#   --interactive  run CMD with the serial console as its terminal (a shell
+#              started by CMD stays usable); default: CMD's stdin is /dev/null
 #   --quiet    do not echo the console while it runs; afterwards print only
 #              what CMD printed (kernel messages interleaved may show up)
 #   CMD        one argument is run as a bash script line, several as an argv;
@@ -24,7 +26,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 INIT=$HERE/guest-init.sh
-KERNEL= LOG= OUTDIR= TIMEOUT= QUIET=0 MEM=2G SMP=2 APPEND=
+KERNEL= LOG= OUTDIR= TIMEOUT= QUIET=0 INTERACTIVE=0 MEM=2G SMP=2 APPEND=
 DISKS=() MODULES=() CMD=()
 
 die() { echo "run-guest.sh: $*" >&2; exit 2; }
@@ -39,6 +41,7 @@ parse_args() {
 		--log) LOG=$2; shift 2 ;;
 		--outdir) OUTDIR=$2; shift 2 ;;
 		--quiet) QUIET=1; shift ;;
+		--interactive) INTERACTIVE=1; shift ;;
 		--mem) MEM=$2; shift 2 ;;
 		--smp) SMP=$2; shift 2 ;;
 		--append) APPEND=$2; shift 2 ;;
@@ -79,6 +82,9 @@ prepare_share() {
 	elif ((${#CMD[@]} > 1)); then
 		printf '%q ' "${CMD[@]}" >"$g/cmd" && echo >>"$g/cmd"
 	fi
+	if ((INTERACTIVE)); then
+		touch "$g/interactive"
+	fi
 	if [[ -z $LOG ]]; then
 		LOG=$(mktemp "${TMPDIR:-/tmp}/arborfs-console.XXXXXX.log")
 	fi
@@ -102,7 +108,7 @@ run_qemu() {
 	done
 	local run=(qemu-system-x86_64 "${args[@]}")
 	((TIMEOUT > 0)) && run=(timeout --foreground -k 5 "$TIMEOUT" "${run[@]}")
-	if ((${#CMD[@]} == 0)); then
+	if ((${#CMD[@]} == 0 || INTERACTIVE)); then
 		"${run[@]}"
 	elif ((QUIET)); then
 		"${run[@]}" </dev/null >/dev/null
