@@ -2,7 +2,7 @@
 /*
  * arborfs C glue: the VFS object plumbing that Rust bindings do not reach in
  * 6.12 (fs_context, operation tables, static inlines such as dir_emit and
- * kmap_local_folio), block I/O on the device file, the clock and the kernel's
+ * kmap_local_folio), block I/O with bios, the clock and the kernel's
  * lz4/zstd. All file system logic is in the Rust engine (arborfs_rs_*), which
  * is called with the per-mount mutex held inside a memalloc_nofs scope, so
  * reclaim never re-enters the file system. Lock order: folio lock, then the
@@ -56,7 +56,7 @@ struct arborfs_statfs {
 };
 
 /* Implemented in Rust (fs/arborfs.rs). Return 0 or a negative errno. */
-int arborfs_rs_mount(const char *id, void *bdev_file, u64 size, int silent, void **fs);
+int arborfs_rs_mount(const char *id, void *bdev, u64 size, int silent, void **fs);
 void arborfs_rs_unmount(void *fs);
 int arborfs_rs_getattr(void *fs, u64 ino, struct arborfs_attr *out);
 int arborfs_rs_lookup(void *fs, u64 dir, const u8 *name, size_t len, u64 *ino);
@@ -98,25 +98,52 @@ s64 arborfs_glue_now_ns(void)
 	return ktime_get_real_ns();
 }
 
-int arborfs_glue_bdev_read(void *file, u8 *buf, size_t len, u64 off)
+/*
+ * Synchronous block I/O with bios on the device the mount opened. The engine
+ * issues only sector-aligned offsets and lengths; buffers come from kmalloc
+ * or vmalloc (kvmalloc), so pages are looked up one by one.
+ */
+static int arborfs_bdev_rw(struct block_device *bdev, u8 *buf, size_t len, u64 off, blk_opf_t op)
 {
-	loff_t pos = off;
-	ssize_t n = kernel_read(file, buf, len, &pos);
+	if ((off | len) & (SECTOR_SIZE - 1))
+		return -EINVAL;
+	while (len) {
+		unsigned int nr = min_t(size_t, DIV_ROUND_UP(len + offset_in_page(buf), PAGE_SIZE), BIO_MAX_VECS);
+		struct bio *bio = bio_alloc(bdev, nr, op, GFP_NOIO);
+		int err;
 
-	return n == len ? 0 : -EIO;
+		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
+		while (len) {
+			size_t chunk = min_t(size_t, len, PAGE_SIZE - offset_in_page(buf));
+			struct page *page = is_vmalloc_addr(buf) ? vmalloc_to_page(buf) : virt_to_page(buf);
+
+			if (bio_add_page(bio, page, chunk, offset_in_page(buf)) != chunk)
+				break;
+			buf += chunk;
+			off += chunk;
+			len -= chunk;
+		}
+		err = submit_bio_wait(bio);
+		bio_put(bio);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
-int arborfs_glue_bdev_write(void *file, const u8 *buf, size_t len, u64 off)
+int arborfs_glue_bdev_read(void *bdev, u8 *buf, size_t len, u64 off)
 {
-	loff_t pos = off;
-	ssize_t n = kernel_write(file, buf, len, &pos);
-
-	return n == len ? 0 : -EIO;
+	return arborfs_bdev_rw(bdev, buf, len, off, REQ_OP_READ);
 }
 
-int arborfs_glue_bdev_flush(void *file)
+int arborfs_glue_bdev_write(void *bdev, const u8 *buf, size_t len, u64 off)
 {
-	return vfs_fsync(file, 0);
+	return arborfs_bdev_rw(bdev, (u8 *)buf, len, off, REQ_OP_WRITE);
+}
+
+int arborfs_glue_bdev_flush(void *bdev)
+{
+	return blkdev_issue_flush(bdev);
 }
 
 int arborfs_glue_lz4_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen)
@@ -448,7 +475,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	if (!sb_set_blocksize(sb, 4096))
 		return -EINVAL;
 
-	err = ENGINE_CALL(sb, arborfs_rs_mount(sb->s_id, sb->s_bdev_file, bdev_nr_bytes(sb->s_bdev),
+	err = ENGINE_CALL(sb, arborfs_rs_mount(sb->s_id, sb->s_bdev, bdev_nr_bytes(sb->s_bdev),
 			  fc->sb_flags & SB_SILENT, &fs));
 	if (err)
 		return err;

@@ -1,6 +1,6 @@
 //! The kernel platform: the engine's `sys` seam on top of the `kernel` crate
-//! (fallible `KVVec` allocation) and the C glue (block device I/O through the
-//! device's page cache, the clock, the kernel's lz4 and zstd).
+//! (fallible `KVVec` allocation) and the C glue (block I/O with bios, the
+//! clock, the kernel's lz4 and zstd).
 //!
 //! This file is compiled only into the module (`--cfg arborfs_kernel`).
 
@@ -10,9 +10,9 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
 
 extern "C" {
     fn arborfs_glue_now_ns() -> i64;
-    fn arborfs_glue_bdev_read(file: *mut c_void, buf: *mut u8, len: usize, off: u64) -> i32;
-    fn arborfs_glue_bdev_write(file: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
-    fn arborfs_glue_bdev_flush(file: *mut c_void) -> i32;
+    fn arborfs_glue_bdev_read(bdev: *mut c_void, buf: *mut u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_write(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_flush(bdev: *mut c_void) -> i32;
     fn arborfs_glue_lz4_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
     fn arborfs_glue_zstd_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
     fn arborfs_glue_lz4_compress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> isize;
@@ -226,22 +226,23 @@ pub fn zstd_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
     }
 }
 
-/// A member block device, opened by the glue (`struct file *` of the bdev).
+/// A member block device (`struct block_device *`) the VFS opened for the
+/// mount; I/O goes through bios in the glue.
 pub struct KernelDevice {
-    file: *mut c_void,
+    bdev: *mut c_void,
     size: u64,
     index: u8,
 }
 
 impl KernelDevice {
-    /// Wrap an open block device file.
+    /// Wrap an open block device.
     ///
     /// # Safety
     ///
-    /// `file` must be an open block-device file that stays open for as long
-    /// as the returned value exists.
-    pub unsafe fn new(file: *mut c_void, size: u64, index: u8) -> Self {
-        KernelDevice { file, size, index }
+    /// `bdev` must be a block device that stays open for as long as the
+    /// returned value exists.
+    pub unsafe fn new(bdev: *mut c_void, size: u64, index: u8) -> Self {
+        KernelDevice { bdev, size, index }
     }
 }
 
@@ -251,8 +252,8 @@ impl super::BlockDevice for KernelDevice {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        // SAFETY: `file` is open (type invariant of `new`); `buf` is a live slice.
-        let r = unsafe { arborfs_glue_bdev_read(self.file, buf.as_mut_ptr(), buf.len(), offset) };
+        // SAFETY: `bdev` is open (contract of `new`); `buf` is a live slice.
+        let r = unsafe { arborfs_glue_bdev_read(self.bdev, buf.as_mut_ptr(), buf.len(), offset) };
         if r == 0 {
             Ok(())
         } else {
@@ -262,7 +263,7 @@ impl super::BlockDevice for KernelDevice {
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         // SAFETY: as in `read_at`.
-        let r = unsafe { arborfs_glue_bdev_write(self.file, buf.as_ptr(), buf.len(), offset) };
+        let r = unsafe { arborfs_glue_bdev_write(self.bdev, buf.as_ptr(), buf.len(), offset) };
         if r == 0 {
             Ok(())
         } else {
@@ -271,8 +272,8 @@ impl super::BlockDevice for KernelDevice {
     }
 
     fn flush(&mut self) -> Result<()> {
-        // SAFETY: `file` is open (type invariant of `new`).
-        let r = unsafe { arborfs_glue_bdev_flush(self.file) };
+        // SAFETY: `bdev` is open (contract of `new`).
+        let r = unsafe { arborfs_glue_bdev_flush(self.bdev) };
         if r == 0 {
             Ok(())
         } else {

@@ -73,20 +73,20 @@ unsafe fn engine<'a>(fs: *mut c_void) -> &'a mut KFs {
 ///
 /// # Safety
 ///
-/// `id` is a NUL-terminated device name; `bdev_file` the open block device
-/// file that stays open until [`arborfs_rs_unmount`]; `out` is writable.
+/// `id` is a NUL-terminated device name; `bdev` the mount's block device,
+/// open until [`arborfs_rs_unmount`]; `out` is writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn arborfs_rs_mount(
     id: *const c_char,
-    bdev_file: *mut c_void,
+    bdev: *mut c_void,
     size: u64,
     silent: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
     // SAFETY: `id` is the super block's NUL-terminated s_id.
     let name = unsafe { kernel::str::CStr::from_char_ptr(id) };
-    // SAFETY: the glue keeps `bdev_file` open while the file system is mounted.
-    let dev = unsafe { KernelDevice::new(bdev_file, size, 0) };
+    // SAFETY: the VFS keeps `bdev` open while the file system is mounted.
+    let dev = unsafe { KernelDevice::new(bdev, size, 0) };
     let mut devs = TryVec::new();
     if devs.try_push(dev).is_err() {
         return -12;
