@@ -60,6 +60,16 @@ fn errno(e: FsError) -> c_int {
     -e.errno()
 }
 
+/// The errno for a failed operation; damage (bad checksums, bad nodes) is
+/// also logged, naming the operation and inode, since the caller only sees
+/// EUCLEAN or EIO.
+fn failed(e: FsError, op: &str, ino: u64) -> c_int {
+    if e.is_damage() {
+        pr_err!("{} of inode {} failed: {}\n", op, ino, e);
+    }
+    errno(e)
+}
+
 /// # Safety
 ///
 /// `fs` must be a pointer returned by [`arborfs_rs_mount`] and not yet unmounted.
@@ -157,7 +167,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_getattr(fs: *mut c_void, ino: u64, ou
             unsafe { out.write(attr) };
             0
         }
-        Err(e) => errno(e),
+        Err(e) => failed(e, "getattr", ino),
     }
 }
 
@@ -178,7 +188,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_lookup(fs: *mut c_void, dir: u64, nam
             unsafe { *ino = a.ino };
             0
         }
-        Err(e) => errno(e),
+        Err(e) => failed(e, "lookup in directory", dir),
     }
 }
 
@@ -218,7 +228,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_readdir(
     unsafe { *n = count };
     match r {
         Ok(()) => 0,
-        Err(e) => errno(e),
+        Err(e) => failed(e, "readdir", dir),
     }
 }
 
@@ -253,7 +263,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_readlink(fs: *mut c_void, ino: u64, b
     let fs = unsafe { engine(fs) };
     let mut t = TryVec::new();
     if let Err(e) = fs.readlink(ino, &mut t) {
-        return errno(e) as isize;
+        return failed(e, "readlink", ino) as isize;
     }
     if t.len() > len {
         return -34;
@@ -326,7 +336,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_getxattr(
     match fs.getxattr(ino, name, &mut v) {
         // SAFETY: forwarded contract.
         Ok(()) => unsafe { copy_out(&v, buf, size) },
-        Err(e) => errno(e) as isize,
+        Err(e) => failed(e, "getxattr", ino) as isize,
     }
 }
 
@@ -343,6 +353,6 @@ pub(crate) unsafe extern "C" fn arborfs_rs_listxattr(fs: *mut c_void, ino: u64, 
     match fs.listxattr(ino, &mut v) {
         // SAFETY: forwarded contract.
         Ok(()) => unsafe { copy_out(&v, buf, size) },
-        Err(e) => errno(e) as isize,
+        Err(e) => failed(e, "listxattr", ino) as isize,
     }
 }

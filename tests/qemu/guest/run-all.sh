@@ -74,6 +74,7 @@ t_future_version() {
 t_broken_node() {
 	mount -t arborfs -o ro /dev/vdg /mnt || return 1
 	must_fail ls /mnt >/dev/null || return 1
+	log_has "bad dirents b-tree node" || log_has "checksum mismatch in b-tree node" || return 1
 	umount /mnt
 }
 
