@@ -36,7 +36,7 @@ for i in plain zstd lz4 zeros badsb future badnode baddata journal; do disks+=(-
 log=$WORK/console.log
 rc=0
 "$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 900 --quiet --log "$log" \
-	-- env ARBORFS_KO="$KO" bash "$HERE/guest/run-all.sh" "$WORK" || rc=$?
+	-- bash "$HERE/guest/run-all.sh" "$WORK" || rc=$?
 if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:|Oops|Busy inodes after unmount|kmemleak: .* new suspected' "$log"; then
 	echo "qemu-test: the kernel log reports problems:" >&2
 	grep -nE -A20 '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Oops' "$log" | head -60 >&2

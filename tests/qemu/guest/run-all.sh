@@ -8,7 +8,8 @@ set -uo pipefail
 WORK=$1
 TREE=$WORK/tree
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-KO=${ARBORFS_KO:-$HERE/../../arborfs.ko}
+# The copy of the module the runner shared with the guest (it loaded it).
+KO=$(ls /run/arborfs/.guest/modules/*arborfs.ko | head -n1)
 passed=0 failed=0
 
 # run NAME FUNCTION: one test; its output is kept only when it fails.
