@@ -252,7 +252,7 @@ impl<D: BlockDevice> Fs<D> {
         let block = self.block();
         let end = off + data.len() as u64;
         let bucket = self.min_bucket_size();
-        let encoded = self.sb.data_csum != ChecksumType::None || self.sb.compression != Compression::None;
+        let encoded = self.sb.data_csum != ChecksumType::None || self.compression.0 != Compression::None;
         let max =
             if encoded { u64::from(MAX_ENCODED_PAYLOAD).min(bucket) } else { MAX_PLAIN_EXTENT.min(bucket) };
         let a = pos & !(block - 1);
@@ -282,11 +282,11 @@ impl<D: BlockDevice> Fs<D> {
     fn write_extent(&mut self, ino: u64, a: u64, buf: &[u8], size_end: u64, keep_size: bool) -> Result<u64> {
         let block = self.block();
         let mut compressed = TryVec::new();
-        let (comp, stored): (Compression, &[u8]) = match self.sb.compression {
+        let (comp, stored): (Compression, &[u8]) = match self.compression.0 {
             Compression::None => (Compression::None, buf),
             c => {
                 compressed.try_resize(buf.len(), 0)?;
-                let level = self.sb.compression_level;
+                let level = self.compression.1;
                 let n = match c {
                     Compression::Lz4 => sys::lz4_compress(buf, &mut compressed),
                     Compression::Zstd => sys::zstd_compress(buf, &mut compressed, level),

@@ -13,6 +13,7 @@ use crate::btree::cache::NodeCache;
 use crate::btree::node::ChildRef;
 use crate::buckets::Allocator;
 use crate::error::{bad_metadata, Error, Result};
+use crate::format::extent::Compression;
 use crate::format::key::BTREE_ID_NR;
 use crate::format::node::BtreePtr;
 use crate::format::superblock::{Superblock, SB_BYTES, SB_FLAG_CLEAN, SB_OFFSETS};
@@ -118,6 +119,8 @@ pub struct Fs<D: BlockDevice> {
     pub(crate) nodes_written: u64,
     pub(crate) replayed: u64,
     pub(crate) payload: io::PayloadCache,
+    /// How new data is compressed (the superblock's default or a mount option).
+    pub(crate) compression: (Compression, u8),
 }
 
 /// Read the newest valid superblock copy of one device.
@@ -167,6 +170,7 @@ pub fn read_super_into<D: BlockDevice>(dev: &mut D, out: &mut Superblock) -> Res
 
 impl<D: BlockDevice> Fs<D> {
     fn new(devs: TryVec<D>, sb: TryBox<Superblock>, opts: &OpenOptions) -> Self {
+        let compression = (sb.compression, sb.compression_level);
         Fs {
             devs,
             sb,
@@ -178,6 +182,7 @@ impl<D: BlockDevice> Fs<D> {
             txn: Txn::default(),
             counters: Counters::default(),
             next_ino: FIRST_FREE_INO,
+            compression,
             read_only: opts.read_only,
             failed: None,
             io_buf: TryVec::new(),
@@ -304,6 +309,42 @@ impl<D: BlockDevice> Fs<D> {
             self.checkpoint()?;
         }
         Ok(core::mem::take(&mut self.devs))
+    }
+
+    /// Remount read-only: write everything with the clean flag set, then
+    /// refuse changes. Reads go on; a later read-write remount opens the file
+    /// system afresh.
+    pub fn make_read_only(&mut self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.check_writable()?;
+        self.sb.flags |= SB_FLAG_CLEAN;
+        self.checkpoint()?;
+        self.read_only = true;
+        Ok(())
+    }
+
+    /// Stop writing at once (the shutdown ioctl, or a dying device): after an
+    /// optional journal flush nothing more reaches the disk, so the next
+    /// mount sees the state of the last flush and replays from there.
+    pub fn shutdown(&mut self, flush_journal: bool) -> Result<()> {
+        let r = if flush_journal && !self.read_only { self.journal_flush() } else { Ok(()) };
+        self.read_only = true;
+        self.fail(Error::ReadOnly);
+        r
+    }
+
+    /// Compress data written from now on with `c` (at zstd `level`) instead
+    /// of the format's default; for this open only (a mount option), nothing
+    /// is persisted. Extents already written keep their encoding.
+    pub fn set_compression(&mut self, c: Compression, level: u8) {
+        self.compression = (c, level);
+    }
+
+    /// Bytes new data can still take (what a writer may reserve against).
+    pub fn available_bytes(&self) -> u64 {
+        self.free_data_bytes()
     }
 
     /// Give up the devices without writing anything (tests simulate crashes).

@@ -154,7 +154,16 @@ pub fn now_ns() -> i64 {
 
 /// LZ4-compress `src` into `dst` (block format); `None` if it does not fit.
 pub fn lz4_compress(src: &[u8], dst: &mut [u8]) -> Option<usize> {
-    lz4_flex::block::compress_into(src, dst).ok()
+    // lz4_flex wants room for the worst case up front; the caller's buffer is
+    // only as large as a worthwhile result, so compress into scratch space.
+    let bound = lz4_flex::block::get_maximum_output_size(src.len());
+    if dst.len() >= bound {
+        return lz4_flex::block::compress_into(src, dst).ok();
+    }
+    let mut scratch = std::vec![0u8; bound];
+    let n = lz4_flex::block::compress_into(src, &mut scratch).ok()?;
+    dst.get_mut(..n)?.copy_from_slice(scratch.get(..n)?);
+    Some(n)
 }
 
 /// LZ4-decompress `src` into exactly `dst.len()` bytes.
