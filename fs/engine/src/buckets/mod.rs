@@ -437,10 +437,12 @@ impl<D: BlockDevice> Fs<D> {
     /// Bytes a new file write can still get.
     pub(crate) fn free_data_bytes(&self) -> u64 {
         let mut bytes = 0u64;
-        let mut avail = self.alloc.free.saturating_sub(self.alloc.reserve);
+        // Buckets emptied since the last checkpoint count as free: the
+        // allocator checkpoints to reuse them when it runs short.
+        let mut avail = (self.alloc.free + self.alloc.pending).saturating_sub(self.alloc.reserve);
         for (dev, t) in self.alloc.tables.iter().enumerate() {
             let bs = self.alloc.bucket_size.get(dev).copied().unwrap_or(0);
-            let n = (t.iter().filter(|b| b.allocatable()).count() as u64).min(avail);
+            let n = (t.iter().filter(|b| b.data_type == DataType::Free && !b.open).count() as u64).min(avail);
             avail -= n;
             bytes += n * bs;
         }
