@@ -55,9 +55,15 @@ mounts || { echo "guest-init: mounting failed"; finish 120; }
 [ -f "$SHARE/.guest/env" ] && . "$SHARE/.guest/env"
 hostname arborfs-guest 2>/dev/null || true
 load_modules || finish $?
-case ${ARBORFS_CWD:=/} in
-/tmp/* | /mnt/* | /var/tmp/* | /run/*) ARBORFS_CWD=/run/host$ARBORFS_CWD ;;
-esac
+# The tmpfs mounts above hide host directories under /tmp, /var/tmp and /run:
+# a checkout there (a CI clone in /tmp) is bound back at its own path, so
+# host paths work unchanged in the guest.
+for dir in ${ARBORFS_ROOT:-} ${ARBORFS_CWD:=/}; do
+	case $dir in
+	/tmp/* | /var/tmp/* | /run/*)
+		[ -d "/run/host$dir" ] && mkdir -p "$dir" && mount --bind "/run/host$dir" "$dir" ;;
+	esac
+done
 cd "$ARBORFS_CWD" 2>/dev/null || cd /
 export ARBORFS_OUT=$SHARE
 

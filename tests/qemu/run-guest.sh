@@ -71,7 +71,7 @@ prepare_share() {
 	local g=$OUTDIR/.guest i=0 m
 	rm -rf "$g" && mkdir -p "$g/modules"
 	NONCE=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-	printf 'NONCE=%q\nARBORFS_CWD=%q\n' "$NONCE" "$PWD" >"$g/env"
+	printf 'NONCE=%q\nARBORFS_CWD=%q\nARBORFS_ROOT=%q\n' "$NONCE" "$PWD" "$(cd "$HERE/../.." && pwd)" >"$g/env"
 	for m in "${MODULES[@]}"; do
 		i=$((i + 1))
 		cp "$m" "$g/modules/$i-$(basename "$m")"
