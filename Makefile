@@ -59,6 +59,7 @@ run: tools kernel module
 qemu-test: tools kernel module
 	$(CARGO) build --release -p arborfs-engine --example crashed_image
 	tests/qemu/run-tests.sh
+	tests/qemu/crash/run.sh
 
 # The same suite on a KASAN kernel (its own cache dir; about 16 minutes to
 # build the first time, so not part of `make test`).
@@ -95,4 +96,4 @@ install: tools
 clean:
 	$(CARGO) clean
 	rm -rf $(OUT)
-	rm -f arborfs.ko *.o fs/*.o fs/.*.cmd .*.cmd *.mod *.mod.c modules.order Module.symvers
+	rm -f arborfs.ko *.o fs/*.o fs/.*.cmd fs/glue/*.o fs/glue/.*.cmd .*.cmd *.mod *.mod.c modules.order Module.symvers

@@ -11,7 +11,7 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 
 use crate::error::Error as FsError;
-use crate::fs::{Fs, OpenOptions};
+use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{KernelDevice, TryVec};
 
 type KFs = Fs<KernelDevice>;
@@ -19,6 +19,7 @@ type KFs = Fs<KernelDevice>;
 /// Inode attributes, laid out as `struct arborfs_attr` in glue.c.
 #[repr(C)]
 pub(crate) struct ArborfsAttr {
+    ino: u64,
     size: u64,
     alloc_bytes: u64,
     atime: i64,
@@ -56,6 +57,53 @@ pub(crate) struct ArborfsStatfs {
     namelen: u32,
 }
 
+fn c_attr(a: &Attr) -> ArborfsAttr {
+    let i = &a.inode;
+    ArborfsAttr {
+        ino: a.ino,
+        size: i.size,
+        alloc_bytes: i.alloc_bytes,
+        atime: i.atime,
+        mtime: i.mtime,
+        ctime: i.ctime,
+        btime: i.btime,
+        rdev: i.rdev,
+        mode: i.mode,
+        uid: i.uid,
+        gid: i.gid,
+        nlink: i.nlink,
+        generation: i.generation,
+        flags: i.flags,
+    }
+}
+
+/// Report an engine result that carries attributes: write them to `out`.
+///
+/// # Safety
+///
+/// `out` is writable.
+unsafe fn attr_out(r: Result<Attr, FsError>, out: *mut ArborfsAttr, op: &str, ino: u64) -> c_int {
+    match r {
+        Ok(a) => {
+            // SAFETY: `out` is writable per the contract.
+            unsafe { out.write(c_attr(&a)) };
+            0
+        }
+        Err(e) => failed(e, op, ino),
+    }
+}
+
+/// # Safety
+///
+/// `p` points to `len` readable bytes (or `len` is 0).
+unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: per the contract.
+    unsafe { core::slice::from_raw_parts(p, len) }
+}
+
 fn errno(e: FsError) -> c_int {
     -e.errno()
 }
@@ -79,61 +127,150 @@ unsafe fn engine<'a>(fs: *mut c_void) -> &'a mut KFs {
     unsafe { &mut *fs.cast::<KFs>() }
 }
 
-/// Open the file system on the mount's block device.
+/// `arborfs_rs_mount` flag: do not log why a mount failed.
+const MOUNT_SILENT: c_int = 1;
+/// `arborfs_rs_mount` flag: open read-only.
+const MOUNT_READ_ONLY: c_int = 2;
+
+/// Open the file system on the mount's block device. `*ro` tells whether it
+/// ended up read-only (asked for, or forced by unknown format features).
 ///
 /// # Safety
 ///
 /// `id` is a NUL-terminated device name; `bdev` the mount's block device,
-/// open until [`arborfs_rs_unmount`]; `out` is writable.
+/// open until [`arborfs_rs_unmount`]; `out` and `ro` are writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn arborfs_rs_mount(
     id: *const c_char,
     bdev: *mut c_void,
     size: u64,
-    silent: c_int,
+    flags: c_int,
     out: *mut *mut c_void,
+    ro: *mut c_int,
 ) -> c_int {
     // SAFETY: `id` is the super block's NUL-terminated s_id.
     let name = unsafe { kernel::str::CStr::from_char_ptr(id) };
-    // SAFETY: the VFS keeps `bdev` open while the file system is mounted.
-    let dev = unsafe { KernelDevice::new(bdev, size, 0) };
-    let mut devs = TryVec::new();
-    if devs.try_push(dev).is_err() {
-        return -12;
-    }
-    let opts = OpenOptions { read_only: true, cache_bytes: 32 << 20 };
-    match Fs::open(devs, &opts) {
-        Ok(fs) => match KBox::new(fs, GFP_KERNEL) {
-            Ok(b) => {
-                // SAFETY: `out` is writable per the contract.
-                unsafe { *out = KBox::into_raw(b).cast() };
-                pr_info!("{}: mounted read-only\n", name);
-                0
-            }
-            Err(_) => -12,
-        },
+    // SAFETY: forwarded contract.
+    let fs = match unsafe { open(bdev, size, flags & MOUNT_READ_ONLY != 0) } {
+        Ok(fs) => fs,
         Err(e) => {
-            if silent == 0 {
+            if flags & MOUNT_SILENT == 0 {
                 pr_err!("{}: cannot mount: {}\n", name, e);
             }
-            match e {
+            return match e {
                 FsError::BadMetadata { .. } | FsError::BadNode { .. } | FsError::Corrupt(_) => -22,
                 e => errno(e),
-            }
+            };
         }
+    };
+    let read_only = fs.is_read_only();
+    match KBox::new(fs, GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: `out` and `ro` are writable per the contract.
+            unsafe {
+                *out = KBox::into_raw(b).cast();
+                *ro = c_int::from(read_only);
+            }
+            pr_info!("{}: mounted {}\n", name, if read_only { "read-only" } else { "read-write" });
+            0
+        }
+        Err(_) => -12,
     }
 }
 
-/// Release the engine.
+/// Open the engine on one block device.
+///
+/// # Safety
+///
+/// `bdev` stays open while the returned engine lives.
+unsafe fn open(bdev: *mut c_void, size: u64, read_only: bool) -> Result<KFs, FsError> {
+    // SAFETY: per the contract.
+    let dev = unsafe { KernelDevice::new(bdev, size, 0) };
+    let mut devs = TryVec::new();
+    devs.try_push(dev)?;
+    Fs::open(devs, &OpenOptions { read_only, cache_bytes: 32 << 20 })
+}
+
+/// Write everything (unless read-only) and release the engine.
 ///
 /// # Safety
 ///
 /// `fs` comes from [`arborfs_rs_mount`]; it is not used afterwards.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_unmount(fs: *mut c_void) {
+pub(crate) unsafe extern "C" fn arborfs_rs_unmount(fs: *mut c_void) -> c_int {
     // SAFETY: the pointer came from `KBox::into_raw` in `arborfs_rs_mount`.
     let b = unsafe { KBox::from_raw(fs.cast::<KFs>()) };
-    drop(b);
+    match KBox::into_inner(b).close() {
+        Ok(_) => 0,
+        Err(e) => {
+            pr_err!("unmount could not write the file system: {}\n", e);
+            errno(e)
+        }
+    }
+}
+
+/// Switch between read-only and read-write. Going read-only writes
+/// everything with the clean flag; going read-write opens the file system
+/// afresh on the same device (replaying the journal for real) and only then
+/// drops the read-only engine, so a failure leaves the mount as it was.
+///
+/// # Safety
+///
+/// `*fs` is mounted and replaced in place; `bdev` is the mount's device.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_remount(
+    fs: *mut *mut c_void,
+    bdev: *mut c_void,
+    size: u64,
+    read_only: c_int,
+    ro: *mut c_int,
+) -> c_int {
+    // SAFETY: `*fs` is mounted.
+    let cur = unsafe { engine(*fs) };
+    if read_only != 0 {
+        // SAFETY: `ro` is writable.
+        unsafe { *ro = 1 };
+        return match cur.make_read_only() {
+            Ok(()) => 0,
+            Err(e) => errno(e),
+        };
+    }
+    if !cur.is_read_only() {
+        return 0;
+    }
+    // SAFETY: `bdev` is the mount's open device.
+    let new = match unsafe { open(bdev, size, false) } {
+        Ok(f) => f,
+        Err(e) => {
+            pr_err!("cannot remount read-write: {}\n", e);
+            return errno(e);
+        }
+    };
+    let new_ro = new.is_read_only();
+    let Ok(b) = KBox::new(new, GFP_KERNEL) else { return -12 };
+    // SAFETY: the old pointer came from `KBox::into_raw`; nobody else uses it
+    // (the glue's mutex is held), and it is replaced before the lock drops.
+    unsafe {
+        drop(KBox::from_raw((*fs).cast::<KFs>()));
+        *fs = KBox::into_raw(b).cast();
+        *ro = c_int::from(new_ro);
+    }
+    0
+}
+
+/// The shutdown ioctl: optionally flush the journal, then write nothing more.
+///
+/// # Safety
+///
+/// `fs` is mounted.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_shutdown(fs: *mut c_void, flush_journal: c_int) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    match fs.shutdown(flush_journal != 0) {
+        Ok(()) => 0,
+        Err(e) => errno(e),
+    }
 }
 
 /// Attributes of `ino`.
@@ -147,24 +284,8 @@ pub(crate) unsafe extern "C" fn arborfs_rs_getattr(fs: *mut c_void, ino: u64, ou
     let fs = unsafe { engine(fs) };
     match fs.getattr(ino) {
         Ok(a) => {
-            let i = a.inode;
-            let attr = ArborfsAttr {
-                size: i.size,
-                alloc_bytes: i.alloc_bytes,
-                atime: i.atime,
-                mtime: i.mtime,
-                ctime: i.ctime,
-                btime: i.btime,
-                rdev: i.rdev,
-                mode: i.mode,
-                uid: i.uid,
-                gid: i.gid,
-                nlink: i.nlink,
-                generation: i.generation,
-                flags: i.flags,
-            };
             // SAFETY: `out` is writable.
-            unsafe { out.write(attr) };
+            unsafe { out.write(c_attr(&a)) };
             0
         }
         Err(e) => failed(e, "getattr", ino),
@@ -354,5 +475,352 @@ pub(crate) unsafe extern "C" fn arborfs_rs_listxattr(fs: *mut c_void, ino: u64, 
         // SAFETY: forwarded contract.
         Ok(()) => unsafe { copy_out(&v, buf, size) },
         Err(e) => failed(e, "listxattr", ino) as isize,
+    }
+}
+
+/// Create a regular file, directory, device node, fifo or socket.
+///
+/// # Safety
+///
+/// `fs` is mounted; `name` points to `len` bytes; `out` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_create(
+    fs: *mut c_void,
+    dir: u64,
+    name: *const u8,
+    len: usize,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: u64,
+    out: *mut ArborfsAttr,
+) -> c_int {
+    // SAFETY: `fs` is mounted; `name` points to `len` bytes.
+    let (fs, name) = unsafe { (engine(fs), bytes(name, len)) };
+    // SAFETY: `out` is writable.
+    unsafe { attr_out(fs.create(dir, name, mode, uid, gid, rdev), out, "create in directory", dir) }
+}
+
+/// Create a symbolic link.
+///
+/// # Safety
+///
+/// `fs` is mounted; `name` and `target` point to `len` and `tlen` bytes;
+/// `out` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_symlink(
+    fs: *mut c_void,
+    dir: u64,
+    name: *const u8,
+    len: usize,
+    target: *const u8,
+    tlen: usize,
+    uid: u32,
+    gid: u32,
+    out: *mut ArborfsAttr,
+) -> c_int {
+    // SAFETY: per the contract.
+    let (fs, name, target) = unsafe { (engine(fs), bytes(name, len), bytes(target, tlen)) };
+    // SAFETY: `out` is writable.
+    unsafe { attr_out(fs.symlink(dir, name, target, uid, gid), out, "symlink in directory", dir) }
+}
+
+/// Add a hard link to `ino`.
+///
+/// # Safety
+///
+/// `fs` is mounted; `name` points to `len` bytes; `out` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_link(
+    fs: *mut c_void,
+    ino: u64,
+    dir: u64,
+    name: *const u8,
+    len: usize,
+    out: *mut ArborfsAttr,
+) -> c_int {
+    // SAFETY: per the contract.
+    let (fs, name) = unsafe { (engine(fs), bytes(name, len)) };
+    // SAFETY: `out` is writable.
+    unsafe { attr_out(fs.link(ino, dir, name), out, "link", ino) }
+}
+
+/// Remove an entry (`rmdir` for directories); `out` gets the inode's new
+/// attributes (nlink 0 means it is deleted at eviction).
+///
+/// # Safety
+///
+/// `fs` is mounted; `name` points to `len` bytes; `out` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_unlink(
+    fs: *mut c_void,
+    dir: u64,
+    name: *const u8,
+    len: usize,
+    rmdir: c_int,
+    out: *mut ArborfsAttr,
+) -> c_int {
+    // SAFETY: per the contract.
+    let (fs, name) = unsafe { (engine(fs), bytes(name, len)) };
+    let r = if rmdir != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) };
+    // SAFETY: `out` is writable.
+    unsafe { attr_out(r, out, "unlink in directory", dir) }
+}
+
+/// rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE.
+///
+/// # Safety
+///
+/// `fs` is mounted; the names point to their lengths in bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_rename(
+    fs: *mut c_void,
+    olddir: u64,
+    oldname: *const u8,
+    oldlen: usize,
+    newdir: u64,
+    newname: *const u8,
+    newlen: usize,
+    flags: u32,
+) -> c_int {
+    // SAFETY: per the contract.
+    let (fs, old, new) = unsafe { (engine(fs), bytes(oldname, oldlen), bytes(newname, newlen)) };
+    match fs.rename(olddir, old, newdir, new, flags) {
+        Ok(_) => 0,
+        Err(e) => failed(e, "rename in directory", olddir),
+    }
+}
+
+/// Attribute changes from the VFS, laid out as `struct arborfs_setattr`.
+#[repr(C)]
+pub(crate) struct ArborfsSetattr {
+    valid: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    flags: u32,
+    size: u64,
+    atime: i64,
+    mtime: i64,
+    ctime: i64,
+}
+
+const SET_MODE: u32 = 1;
+const SET_UID: u32 = 2;
+const SET_GID: u32 = 4;
+const SET_SIZE: u32 = 8;
+const SET_ATIME: u32 = 16;
+const SET_MTIME: u32 = 32;
+const SET_CTIME: u32 = 64;
+const SET_FLAGS: u32 = 128;
+
+/// Change attributes (chmod, chown, utimes, truncate, flags, write_inode).
+///
+/// # Safety
+///
+/// `fs` is mounted; `set` is readable; `out` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_setattr(
+    fs: *mut c_void,
+    ino: u64,
+    set: *const ArborfsSetattr,
+    out: *mut ArborfsAttr,
+) -> c_int {
+    // SAFETY: per the contract.
+    let (fs, s) = unsafe { (engine(fs), &*set) };
+    let pick = |bit: u32| s.valid & bit != 0;
+    let sa = SetAttr {
+        mode: pick(SET_MODE).then_some(s.mode),
+        uid: pick(SET_UID).then_some(s.uid),
+        gid: pick(SET_GID).then_some(s.gid),
+        size: pick(SET_SIZE).then_some(s.size),
+        atime: pick(SET_ATIME).then_some(s.atime),
+        mtime: pick(SET_MTIME).then_some(s.mtime),
+        ctime: pick(SET_CTIME).then_some(s.ctime),
+        flags: pick(SET_FLAGS).then_some(s.flags),
+    };
+    // SAFETY: `out` is writable.
+    unsafe { attr_out(fs.setattr(ino, &sa), out, "setattr", ino) }
+}
+
+/// Write file data (writeback and O_DIRECT); returns bytes written and puts
+/// the bytes the file now occupies (for st_blocks) in `alloc_bytes`.
+///
+/// # Safety
+///
+/// `fs` is mounted; `buf` points to `len` readable bytes; `alloc_bytes` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_write(
+    fs: *mut c_void,
+    ino: u64,
+    off: u64,
+    buf: *const u8,
+    len: usize,
+    alloc_bytes: *mut u64,
+) -> isize {
+    // SAFETY: per the contract.
+    let (fs, data) = unsafe { (engine(fs), bytes(buf, len)) };
+    match fs.write(ino, off, data).and_then(|n| Ok((n, fs.getattr(ino)?))) {
+        Ok((n, a)) => {
+            // SAFETY: `alloc_bytes` is writable.
+            unsafe { *alloc_bytes = a.inode.alloc_bytes };
+            n as isize
+        }
+        Err(e) => {
+            if !matches!(e, FsError::NoSpace | FsError::ReadOnly) {
+                pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
+            }
+            errno(e) as isize
+        }
+    }
+}
+
+/// fallocate(2); `out` gets the new attributes.
+///
+/// # Safety
+///
+/// `fs` is mounted; `out` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_fallocate(
+    fs: *mut c_void,
+    ino: u64,
+    mode: u32,
+    off: u64,
+    len: u64,
+    out: *mut ArborfsAttr,
+) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    let r = fs.fallocate(ino, mode, off, len).and_then(|()| fs.getattr(ino));
+    // SAFETY: `out` is writable.
+    unsafe { attr_out(r, out, "fallocate", ino) }
+}
+
+/// SEEK_DATA (`hole == 0`) or SEEK_HOLE from `off`; writes the answer to `res`.
+///
+/// # Safety
+///
+/// `fs` is mounted; `res` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_seek(fs: *mut c_void, ino: u64, off: u64, hole: c_int, res: *mut u64) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    match fs.seek(ino, off, hole != 0) {
+        Ok(p) => {
+            // SAFETY: `res` is writable.
+            unsafe { *res = p };
+            0
+        }
+        Err(e) => failed(e, "seek", ino),
+    }
+}
+
+/// Make everything committed durable (fsync, syncfs, freeze).
+///
+/// # Safety
+///
+/// `fs` is mounted.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_sync(fs: *mut c_void) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    match fs.sync() {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("journal flush failed: {}\n", e);
+            errno(e)
+        }
+    }
+}
+
+/// The last reference to `ino` is gone: delete it if it has no links.
+///
+/// # Safety
+///
+/// `fs` is mounted.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_evict(fs: *mut c_void, ino: u64) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    match fs.evict(ino) {
+        Ok(()) => 0,
+        Err(e) => {
+            // The orphan entry stays: the next mount finishes the deletion.
+            pr_warn!("deleting unlinked inode {} failed ({}); the next mount finishes it\n", ino, e);
+            errno(e)
+        }
+    }
+}
+
+/// setxattr with the full name; a NULL value removes the attribute.
+///
+/// # Safety
+///
+/// `fs` is mounted; `name` points to `namelen` bytes; `value` to `size`
+/// bytes unless NULL.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_setxattr(
+    fs: *mut c_void,
+    ino: u64,
+    name: *const u8,
+    namelen: usize,
+    value: *const u8,
+    size: usize,
+    flags: u32,
+) -> c_int {
+    // SAFETY: per the contract.
+    let (fs, name) = unsafe { (engine(fs), bytes(name, namelen)) };
+    let r = if value.is_null() {
+        fs.removexattr(ino, name)
+    } else {
+        // SAFETY: `value` points to `size` bytes.
+        fs.setxattr(ino, name, unsafe { bytes(value, size) }, flags).map(|_| ())
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => failed(e, "setxattr", ino),
+    }
+}
+
+/// Bytes new data can still take.
+///
+/// # Safety
+///
+/// `fs` is mounted.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_available(fs: *mut c_void) -> u64 {
+    // SAFETY: `fs` is mounted.
+    unsafe { engine(fs) }.available_bytes()
+}
+
+/// Memory pressure: drop clean cached b-tree nodes down to `target` bytes;
+/// returns the bytes the cache holds afterwards.
+///
+/// # Safety
+///
+/// `fs` is mounted.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_shrink(fs: *mut c_void, target: usize) -> usize {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    let _ = fs.shrink_cache(target);
+    fs.stats().cache_bytes
+}
+
+/// The `compress=` mount option: 0 none, 1 lz4, 2 zstd (at `level`).
+///
+/// # Safety
+///
+/// `fs` is mounted.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_set_compression(fs: *mut c_void, kind: u8, level: u8) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    match crate::format::extent::Compression::from_u8(kind) {
+        Ok(c) => {
+            fs.set_compression(c, level);
+            0
+        }
+        Err(_) => -22,
     }
 }

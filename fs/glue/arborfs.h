@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * arborfs C glue, shared by its files: the data the Rust engine exchanges
+ * with the glue (layouts mirrored in fs/kernel/vfs.rs), the engine's entry
+ * points (arborfs_rs_*), the per-mount state and the engine lock.
+ *
+ * Lock order: i_rwsem, then folio locks, then the engine mutex. The engine
+ * never takes folio locks or calls back into the VFS, and nothing is copied
+ * to or from user space while the mutex is held, so a page fault taken
+ * while copying can read a folio through the engine. Every engine call runs
+ * in a memalloc_nofs scope, so reclaim never re-enters the file system.
+ */
+#ifndef ARBORFS_GLUE_INTERNAL_H
+#define ARBORFS_GLUE_INTERNAL_H
+
+#include <linux/fs.h>
+#include <linux/mutex.h>
+#include <linux/sched/mm.h>
+#include <linux/atomic.h>
+#include <linux/shrinker.h>
+
+#define ARBORFS_MAGIC 0x41524246 /* "ARBF" */
+#define ARBORFS_ROOT_INO 4096
+
+/* Attributes the engine returns for an inode. */
+struct arborfs_attr {
+	u64 ino;
+	u64 size;
+	u64 alloc_bytes;
+	s64 atime, mtime, ctime, btime;
+	u64 rdev;
+	u32 mode, uid, gid, nlink, generation, flags;
+};
+
+/* Attribute changes handed to the engine; `valid` holds ARBORFS_SET_* bits. */
+struct arborfs_setattr {
+	u32 valid;
+	u32 mode, uid, gid, flags;
+	u64 size;
+	s64 atime, mtime, ctime;
+};
+
+#define ARBORFS_SET_MODE 1
+#define ARBORFS_SET_UID 2
+#define ARBORFS_SET_GID 4
+#define ARBORFS_SET_SIZE 8
+#define ARBORFS_SET_ATIME 16
+#define ARBORFS_SET_MTIME 32
+#define ARBORFS_SET_CTIME 64
+#define ARBORFS_SET_FLAGS 128
+
+/* One directory entry handed from the engine to iterate_shared. */
+struct arborfs_dirent {
+	u64 ino;
+	u64 next;
+	u8 dtype;
+	u8 len;
+	char name[256];
+};
+
+struct arborfs_statfs {
+	u64 blocks, bfree, bavail, files, ffree;
+	u32 bsize, namelen;
+};
+
+#define ARBORFS_MOUNT_SILENT 1
+#define ARBORFS_MOUNT_READ_ONLY 2
+
+/* Implemented in Rust (fs/kernel/vfs.rs). Return 0 or a negative errno. */
+int arborfs_rs_mount(const char *id, void *bdev, u64 size, int flags, void **fs, int *ro);
+int arborfs_rs_unmount(void *fs);
+int arborfs_rs_remount(void **fs, void *bdev, u64 size, int read_only, int *ro);
+int arborfs_rs_shutdown(void *fs, int flush_journal);
+int arborfs_rs_getattr(void *fs, u64 ino, struct arborfs_attr *out);
+int arborfs_rs_lookup(void *fs, u64 dir, const u8 *name, size_t len, u64 *ino);
+int arborfs_rs_readdir(void *fs, u64 dir, u64 pos, struct arborfs_dirent *out, size_t max, size_t *n);
+ssize_t arborfs_rs_read(void *fs, u64 ino, u64 off, u8 *buf, size_t len);
+ssize_t arborfs_rs_readlink(void *fs, u64 ino, u8 *buf, size_t len);
+int arborfs_rs_statfs(void *fs, struct arborfs_statfs *out);
+ssize_t arborfs_rs_getxattr(void *fs, u64 ino, const u8 *name, size_t namelen, u8 *buf, size_t size);
+ssize_t arborfs_rs_listxattr(void *fs, u64 ino, u8 *buf, size_t size);
+int arborfs_rs_setxattr(void *fs, u64 ino, const u8 *name, size_t namelen, const u8 *value, size_t size,
+			u32 flags);
+int arborfs_rs_create(void *fs, u64 dir, const u8 *name, size_t len, u32 mode, u32 uid, u32 gid, u64 rdev,
+		      struct arborfs_attr *out);
+int arborfs_rs_symlink(void *fs, u64 dir, const u8 *name, size_t len, const u8 *target, size_t tlen,
+		       u32 uid, u32 gid, struct arborfs_attr *out);
+int arborfs_rs_link(void *fs, u64 ino, u64 dir, const u8 *name, size_t len, struct arborfs_attr *out);
+int arborfs_rs_unlink(void *fs, u64 dir, const u8 *name, size_t len, int rmdir, struct arborfs_attr *out);
+int arborfs_rs_rename(void *fs, u64 olddir, const u8 *oldname, size_t oldlen, u64 newdir, const u8 *newname,
+		      size_t newlen, u32 flags);
+int arborfs_rs_setattr(void *fs, u64 ino, const struct arborfs_setattr *set, struct arborfs_attr *out);
+ssize_t arborfs_rs_write(void *fs, u64 ino, u64 off, const u8 *buf, size_t len, u64 *alloc_bytes);
+int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct arborfs_attr *out);
+int arborfs_rs_seek(void *fs, u64 ino, u64 off, int hole, u64 *res);
+int arborfs_rs_sync(void *fs);
+int arborfs_rs_evict(void *fs, u64 ino);
+u64 arborfs_rs_available(void *fs);
+size_t arborfs_rs_shrink(void *fs, size_t target);
+int arborfs_rs_set_compression(void *fs, u8 kind, u8 level);
+
+/* Mount options (fs_context private data, kept in the super block for remounts). */
+struct arborfs_options {
+	int compress;		/* -1: the format's default; else 0 none, 1 lz4, 2 zstd */
+	u8 compress_level;	/* zstd level */
+};
+
+/* Per-mount state. */
+struct arborfs_sb_info {
+	struct mutex lock;		/* the engine lock */
+	void *fs;			/* the engine (Rust Fs) */
+	bool shut_down;			/* shutdown ioctl: every call fails with EIO */
+	atomic64_t reserved;		/* bytes of dirty page cache not yet written */
+	atomic64_t avail;		/* engine's free bytes at the last look */
+	atomic_long_t cache_bytes;	/* engine node cache size at the last look */
+	struct shrinker *shrinker;
+	struct arborfs_options opts;
+};
+
+static inline struct arborfs_sb_info *ASB(struct super_block *sb)
+{
+	return sb->s_fs_info;
+}
+
+/* Enter the engine: take the mount's mutex inside a NOFS allocation scope. */
+#define ENGINE_CALL(sb, expr)                                   \
+	({                                                      \
+		struct arborfs_sb_info *__s = ASB(sb);          \
+		unsigned int __nofs;                            \
+		typeof(expr) __r;                               \
+		mutex_lock(&__s->lock);                         \
+		__nofs = memalloc_nofs_save();                  \
+		__r = (expr);                                   \
+		memalloc_nofs_restore(__nofs);                  \
+		mutex_unlock(&__s->lock);                       \
+		__r;                                            \
+	})
+
+/* The engine of a mount, for use inside ENGINE_CALL. */
+#define FS(sb) (ASB(sb)->fs)
+
+/* After the shutdown ioctl nothing reaches the engine. */
+static inline int arborfs_alive(struct super_block *sb)
+{
+	return READ_ONCE(ASB(sb)->shut_down) ? -EIO : 0;
+}
+
+/* inode.c */
+extern const struct xattr_handler * const arborfs_xattr_handlers[];
+struct inode *arborfs_iget(struct super_block *sb, u64 ino);
+struct inode *arborfs_new_inode(struct super_block *sb, const struct arborfs_attr *a, const char *link);
+void arborfs_apply_attr(struct inode *inode, const struct arborfs_attr *a);
+int arborfs_refresh(struct inode *inode);
+int arborfs_init_acl(struct inode *inode, struct posix_acl *default_acl, struct posix_acl *acl);
+int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr *attr);
+int arborfs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kstat *stat, u32 request_mask,
+		    unsigned int flags);
+ssize_t arborfs_listxattr(struct dentry *dentry, char *buf, size_t size);
+struct posix_acl *arborfs_get_inode_acl(struct inode *inode, int type, bool rcu);
+int arborfs_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl, int type);
+int arborfs_fileattr_get(struct dentry *dentry, struct fileattr *fa);
+int arborfs_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry, struct fileattr *fa);
+extern const struct inode_operations arborfs_file_iops;
+extern const struct inode_operations arborfs_symlink_iops;
+extern const struct inode_operations arborfs_special_iops;
+int arborfs_write_inode(struct inode *inode, struct writeback_control *wbc);
+void arborfs_evict_inode(struct inode *inode);
+
+/* namei.c */
+extern const struct inode_operations arborfs_dir_iops;
+extern const struct file_operations arborfs_dir_fops;
+
+/* file.c */
+extern const struct file_operations arborfs_file_fops;
+extern const struct address_space_operations arborfs_aops;
+int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
+void arborfs_unreserve(struct super_block *sb, u64 bytes);
+long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+
+/* super.c */
+int arborfs_shutdown(struct super_block *sb, u32 how);
+
+#endif

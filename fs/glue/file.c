@@ -1,0 +1,672 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * File data: the page cache (read_folio, readahead, write_begin/write_end,
+ * writepages, mmap), O_DIRECT, fsync, fallocate, SEEK_DATA/SEEK_HOLE and
+ * the file ioctls.
+ *
+ * Buffered writes land in the page cache. Writeback gathers runs of
+ * contiguous dirty folios (up to WB_RUN_BYTES), copies them out, ends the
+ * folio lock and hands each run to the engine as one copy-on-write write,
+ * so large writes make large extents.
+ *
+ * Space: a folio reserves its bytes when it first becomes dirty (marked by
+ * folio->private) and gives them back once the engine has written it, or
+ * when it is dropped. write_begin refuses with ENOSPC when the engine's free
+ * space minus all reservations cannot take one more folio, so a full file
+ * system refuses writes up front instead of losing them at writeback.
+ */
+#include <linux/fs.h>
+#include <linux/falloc.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/pagemap.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+#include <linux/vmalloc.h>
+#include <linux/writeback.h>
+#include <linux/backing-dev.h>
+
+#include "arborfs.h"
+
+#define WB_RUN_BYTES (1024 * 1024)
+#define WB_RUN_FOLIOS (WB_RUN_BYTES / PAGE_SIZE)
+#define DIRECT_CHUNK (1024 * 1024)
+/* What reservations leave free for metadata (b-tree nodes, journal). */
+#define SPACE_MARGIN (4ull << 20)
+
+/* The folio holds a space reservation. */
+#define ARBORFS_RESERVED ((void *)1UL)
+
+/* ---- space reservations ---- */
+
+/* Look at the engine's free space again. */
+static u64 arborfs_update_avail(struct super_block *sb)
+{
+	u64 avail = ENGINE_CALL(sb, arborfs_rs_available(FS(sb)));
+
+	atomic64_set(&ASB(sb)->avail, avail);
+	return avail;
+}
+
+/* Reserve `bytes` for dirty data; -ENOSPC if the engine could not take it all. */
+static int arborfs_reserve(struct super_block *sb, u64 bytes)
+{
+	struct arborfs_sb_info *s = ASB(sb);
+	s64 want = atomic64_add_return(bytes, &s->reserved) + SPACE_MARGIN;
+
+	if (want <= atomic64_read(&s->avail))
+		return 0;
+	/* The cached number may be stale in either direction: ask the engine. */
+	if (want <= arborfs_update_avail(sb))
+		return 0;
+	atomic64_sub(bytes, &s->reserved);
+	return -ENOSPC;
+}
+
+void arborfs_unreserve(struct super_block *sb, u64 bytes)
+{
+	atomic64_sub(bytes, &ASB(sb)->reserved);
+}
+
+/* Give a locked folio a reservation unless it holds one. */
+static int arborfs_reserve_folio(struct folio *folio)
+{
+	struct super_block *sb = folio->mapping->host->i_sb;
+	int err;
+
+	if (folio_test_private(folio))
+		return 0;
+	err = arborfs_reserve(sb, folio_size(folio));
+	if (!err)
+		folio_attach_private(folio, ARBORFS_RESERVED);
+	return err;
+}
+
+/* Drop a locked folio's reservation (written, or thrown away). */
+static void arborfs_release_reservation(struct folio *folio)
+{
+	if (folio_test_private(folio)) {
+		folio_detach_private(folio);
+		arborfs_unreserve(folio->mapping->host->i_sb, folio_size(folio));
+	}
+}
+
+/* Make room: write back dirty data of the whole file system, then look again. */
+static void arborfs_flush_for_space(struct super_block *sb)
+{
+	try_to_writeback_inodes_sb(sb, WB_REASON_FS_FREE_SPACE);
+	arborfs_update_avail(sb);
+}
+
+/* ---- reading ---- */
+
+/*
+ * Fill a locked folio from the engine; bytes past EOF are zero. Does not
+ * unlock. Returns 0 or a negative errno (the folio is then not uptodate).
+ */
+static int arborfs_fill_folio(struct inode *inode, struct folio *folio)
+{
+	struct super_block *sb = inode->i_sb;
+	size_t len = folio_size(folio);
+	loff_t pos = folio_pos(folio);
+	loff_t size = i_size_read(inode);
+	ssize_t n = 0;
+	u8 *addr;
+
+	if (folio_test_large(folio))
+		return -EOPNOTSUPP;
+	addr = kmap_local_folio(folio, 0);
+	if (pos < size) {
+		n = arborfs_alive(sb) ?:
+			ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, addr, min_t(loff_t, len, size - pos)));
+	}
+	if (n >= 0)
+		memset(addr + n, 0, len - n);
+	kunmap_local(addr);
+	if (n < 0)
+		return n;
+	folio_mark_uptodate(folio);
+	return 0;
+}
+
+static int arborfs_read_folio(struct file *file, struct folio *folio)
+{
+	int err = arborfs_fill_folio(folio->mapping->host, folio);
+
+	folio_unlock(folio);
+	return err;
+}
+
+/* Read a whole readahead window with one engine call, then spread it over the folios. */
+static void arborfs_readahead(struct readahead_control *rac)
+{
+	struct inode *inode = rac->mapping->host;
+	struct super_block *sb = inode->i_sb;
+	loff_t pos = readahead_pos(rac);
+	loff_t size = i_size_read(inode);
+	size_t len = readahead_length(rac);
+	struct folio *folio;
+	ssize_t n = -EIO;
+	size_t done = 0;
+	u8 *buf;
+
+	if (pos < size && len > PAGE_SIZE) {
+		len = min_t(loff_t, len, size - pos);
+		buf = kvmalloc(len, GFP_KERNEL);
+		if (buf) {
+			n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, len));
+			while (n >= 0 && (folio = readahead_folio(rac))) {
+				size_t fsz = folio_size(folio);
+				size_t take = done < n ? min_t(size_t, fsz, n - done) : 0;
+				u8 *addr;
+
+				if (folio_test_large(folio)) {
+					folio_unlock(folio);
+					continue;
+				}
+				addr = kmap_local_folio(folio, 0);
+				memcpy(addr, buf + done, take);
+				memset(addr + take, 0, fsz - take);
+				kunmap_local(addr);
+				folio_mark_uptodate(folio);
+				folio_unlock(folio);
+				done += fsz;
+			}
+			kvfree(buf);
+		}
+	}
+	/* Whatever is left (small windows, errors) is read folio by folio. */
+	while ((folio = readahead_folio(rac))) {
+		arborfs_fill_folio(inode, folio);
+		folio_unlock(folio);
+	}
+}
+
+/* ---- buffered writes ---- */
+
+static int arborfs_write_begin(struct file *file, struct address_space *mapping, loff_t pos, unsigned int len,
+			       struct folio **foliop, void **fsdata)
+{
+	struct inode *inode = mapping->host;
+	struct super_block *sb = inode->i_sb;
+	bool flushed = false;
+	struct folio *folio;
+	int err;
+
+	err = arborfs_alive(sb);
+	if (err)
+		return err;
+again:
+	folio = __filemap_get_folio(mapping, pos >> PAGE_SHIFT, FGP_WRITEBEGIN, mapping_gfp_mask(mapping));
+	if (IS_ERR(folio))
+		return PTR_ERR(folio);
+	err = arborfs_reserve_folio(folio);
+	if (err == -ENOSPC && !flushed) {
+		folio_unlock(folio);
+		folio_put(folio);
+		arborfs_flush_for_space(sb);
+		flushed = true;
+		goto again;
+	}
+	if (!err && !folio_test_uptodate(folio) && !(offset_in_folio(folio, pos) == 0 && len == folio_size(folio)))
+		err = arborfs_fill_folio(inode, folio);
+	if (err) {
+		folio_unlock(folio);
+		folio_put(folio);
+		return err;
+	}
+	*foliop = folio;
+	return 0;
+}
+
+static int arborfs_write_end(struct file *file, struct address_space *mapping, loff_t pos, unsigned int len,
+			     unsigned int copied, struct folio *folio, void *fsdata)
+{
+	struct inode *inode = mapping->host;
+
+	if (!folio_test_uptodate(folio)) {
+		/* A whole-folio overwrite that copied short: nothing valid to keep, retry. */
+		if (copied < len) {
+			copied = 0;
+			goto out;
+		}
+		folio_mark_uptodate(folio);
+	}
+	if (pos + copied > i_size_read(inode))
+		i_size_write(inode, pos + copied);
+	folio_mark_dirty(folio);
+out:
+	folio_unlock(folio);
+	folio_put(folio);
+	return copied;
+}
+
+/* A run of contiguous folios under writeback, copied out to `buf`. */
+struct arborfs_wb_run {
+	u8 *buf;
+	size_t cap;
+	u64 start;
+	size_t len;
+	u64 reserved;
+	unsigned int nr;
+	struct folio *folios[WB_RUN_FOLIOS];
+};
+
+/* Write a run through the engine and end writeback on its folios. */
+static int arborfs_wb_flush(struct inode *inode, struct arborfs_wb_run *run)
+{
+	struct super_block *sb = inode->i_sb;
+	u64 alloc_bytes = 0;
+	unsigned int i;
+	ssize_t n;
+	int err;
+
+	if (!run->nr)
+		return 0;
+	n = arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, run->start, run->buf, run->len, &alloc_bytes));
+	err = n < 0 ? n : 0;
+	if (err == -EROFS && arborfs_alive(sb))
+		err = -EIO;
+	if (!err) {
+		spin_lock(&inode->i_lock);
+		inode->i_blocks = alloc_bytes >> 9;
+		spin_unlock(&inode->i_lock);
+		/* Keep the cached free space conservative until the next look. */
+		atomic64_sub(run->len, &ASB(sb)->avail);
+	}
+	for (i = 0; i < run->nr; i++) {
+		if (err)
+			mapping_set_error(inode->i_mapping, err);
+		folio_end_writeback(run->folios[i]);
+	}
+	arborfs_unreserve(sb, run->reserved);
+	run->nr = 0;
+	run->len = 0;
+	run->reserved = 0;
+	return err;
+}
+
+static int arborfs_writepages(struct address_space *mapping, struct writeback_control *wbc)
+{
+	struct inode *inode = mapping->host;
+	struct arborfs_wb_run *run;
+	struct folio *folio = NULL;
+	int err = 0;
+
+	run = kzalloc(sizeof(*run), GFP_NOFS);
+	if (!run)
+		return -ENOMEM;
+	run->cap = WB_RUN_BYTES;
+	run->buf = kvmalloc(run->cap, GFP_NOFS);
+	if (!run->buf) {
+		run->cap = PAGE_SIZE;
+		run->buf = kmalloc(run->cap, GFP_NOFS);
+	}
+	if (!run->buf) {
+		kfree(run);
+		return -ENOMEM;
+	}
+	while ((folio = writeback_iter(mapping, wbc, folio, &err))) {
+		loff_t size = i_size_read(inode);
+		loff_t pos = folio_pos(folio);
+		size_t len = folio_size(folio);
+
+		if (pos >= size) {
+			/* Wholly past EOF (a truncate raced with us): nothing to write. */
+			arborfs_release_reservation(folio);
+			folio_unlock(folio);
+			continue;
+		}
+		len = min_t(loff_t, len, size - pos);
+		if (run->nr && (pos != run->start + run->len || run->len + len > run->cap))
+			err = arborfs_wb_flush(inode, run);
+		if (!run->nr)
+			run->start = pos;
+		memcpy_from_folio(run->buf + run->len, folio, 0, len);
+		run->len += len;
+		if (folio_test_private(folio)) {
+			folio_detach_private(folio);
+			run->reserved += folio_size(folio);
+		}
+		folio_start_writeback(folio);
+		folio_unlock(folio);
+		run->folios[run->nr++] = folio;
+	}
+	err = arborfs_wb_flush(inode, run) ?: err;
+	kvfree(run->buf);
+	kfree(run);
+	return err;
+}
+
+static bool arborfs_release_folio(struct folio *folio, gfp_t gfp)
+{
+	arborfs_release_reservation(folio);
+	return true;
+}
+
+static void arborfs_invalidate_folio(struct folio *folio, size_t offset, size_t len)
+{
+	if (offset == 0 && len == folio_size(folio))
+		arborfs_release_reservation(folio);
+}
+
+const struct address_space_operations arborfs_aops = {
+	.read_folio = arborfs_read_folio,
+	.readahead = arborfs_readahead,
+	.write_begin = arborfs_write_begin,
+	.write_end = arborfs_write_end,
+	.writepages = arborfs_writepages,
+	.dirty_folio = filemap_dirty_folio,
+	.release_folio = arborfs_release_folio,
+	.invalidate_folio = arborfs_invalidate_folio,
+	.migrate_folio = filemap_migrate_folio,
+};
+
+/* ---- mmap ---- */
+
+static vm_fault_t arborfs_page_mkwrite(struct vm_fault *vmf)
+{
+	struct folio *folio = page_folio(vmf->page);
+	struct inode *inode = file_inode(vmf->vma->vm_file);
+	struct super_block *sb = inode->i_sb;
+	vm_fault_t ret = VM_FAULT_LOCKED;
+
+	sb_start_pagefault(sb);
+	file_update_time(vmf->vma->vm_file);
+	folio_lock(folio);
+	if (folio->mapping != inode->i_mapping || folio_pos(folio) >= i_size_read(inode)) {
+		folio_unlock(folio);
+		ret = VM_FAULT_NOPAGE;
+		goto out;
+	}
+	if (arborfs_alive(sb) || arborfs_reserve_folio(folio)) {
+		folio_unlock(folio);
+		ret = VM_FAULT_SIGBUS;
+		goto out;
+	}
+	folio_mark_dirty(folio);
+	folio_wait_stable(folio);
+out:
+	sb_end_pagefault(sb);
+	return ret;
+}
+
+static const struct vm_operations_struct arborfs_vm_ops = {
+	.fault = filemap_fault,
+	.map_pages = filemap_map_pages,
+	.page_mkwrite = arborfs_page_mkwrite,
+};
+
+static int arborfs_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	file_accessed(file);
+	vma->vm_ops = &arborfs_vm_ops;
+	return 0;
+}
+
+/* ---- O_DIRECT: through a bounce buffer, bypassing (and keeping coherent) the page cache ---- */
+
+static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	struct super_block *sb = inode->i_sb;
+	loff_t pos = iocb->ki_pos;
+	size_t want = iov_iter_count(to);
+	ssize_t done = 0, n;
+	u8 *buf;
+	int err;
+
+	if (!want)
+		return 0;
+	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + want - 1);
+	if (err)
+		return err;
+	buf = kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	while (want) {
+		loff_t size = i_size_read(inode);
+		size_t chunk = min_t(size_t, want, DIRECT_CHUNK);
+
+		if (pos >= size)
+			break;
+		chunk = min_t(loff_t, chunk, size - pos);
+		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, chunk));
+		if (n <= 0) {
+			err = n;
+			break;
+		}
+		n = copy_to_iter(buf, n, to);
+		if (!n) {
+			err = -EFAULT;
+			break;
+		}
+		pos += n;
+		done += n;
+		want -= n;
+	}
+	kvfree(buf);
+	iocb->ki_pos = pos;
+	file_accessed(iocb->ki_filp);
+	return done ? done : err;
+}
+
+static ssize_t arborfs_direct_write(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct file *file = iocb->ki_filp;
+	struct inode *inode = file_inode(file);
+	struct super_block *sb = inode->i_sb;
+	ssize_t done = 0, n;
+	u64 alloc_bytes;
+	size_t want;
+	loff_t pos;
+	u8 *buf;
+	int err;
+
+	inode_lock(inode);
+	n = generic_write_checks(iocb, from);
+	if (n <= 0) {
+		err = n;
+		goto unlock;
+	}
+	err = file_modified(file);
+	if (err)
+		goto unlock;
+	pos = iocb->ki_pos;
+	want = n;
+	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + want - 1);
+	if (err)
+		goto unlock;
+	buf = kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
+	if (!buf) {
+		err = -ENOMEM;
+		goto unlock;
+	}
+	while (want) {
+		size_t chunk = min_t(size_t, want, DIRECT_CHUNK);
+
+		if (copy_from_iter(buf, chunk, from) != chunk) {
+			err = -EFAULT;
+			break;
+		}
+		n = arborfs_alive(sb) ?:
+			ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos, buf, chunk, &alloc_bytes));
+		if (n < 0) {
+			err = n;
+			break;
+		}
+		pos += n;
+		done += n;
+		want -= n;
+		if (pos > i_size_read(inode))
+			i_size_write(inode, pos);
+		spin_lock(&inode->i_lock);
+		inode->i_blocks = alloc_bytes >> 9;
+		spin_unlock(&inode->i_lock);
+	}
+	kvfree(buf);
+	if (done)
+		invalidate_inode_pages2_range(inode->i_mapping, iocb->ki_pos >> PAGE_SHIFT,
+					      (iocb->ki_pos + done - 1) >> PAGE_SHIFT);
+	iocb->ki_pos = pos;
+unlock:
+	inode_unlock(inode);
+	if (done)
+		return generic_write_sync(iocb, done);
+	return err;
+}
+
+static ssize_t arborfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	if (iocb->ki_flags & IOCB_DIRECT)
+		return arborfs_direct_read(iocb, to);
+	return generic_file_read_iter(iocb, to);
+}
+
+static ssize_t arborfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	int err = arborfs_alive(file_inode(iocb->ki_filp)->i_sb);
+
+	if (err)
+		return err;
+	if (iocb->ki_flags & IOCB_DIRECT)
+		return arborfs_direct_write(iocb, from);
+	return generic_file_write_iter(iocb, from);
+}
+
+static int arborfs_open(struct inode *inode, struct file *file)
+{
+	file->f_mode |= FMODE_CAN_ODIRECT;
+	return generic_file_open(inode, file);
+}
+
+/* ---- fsync, fallocate, llseek, ioctl ---- */
+
+int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
+{
+	struct inode *inode = file->f_mapping->host;
+	struct super_block *sb = inode->i_sb;
+	int err;
+
+	err = file_write_and_wait_range(file, start, end);
+	if (err)
+		return err;
+	err = sync_inode_metadata(inode, 1);
+	if (err)
+		return err;
+	if (sb_rdonly(sb))
+		return 0;
+	/* Data and inode are in the engine's journal buffer: make them durable. */
+	return arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_sync(FS(sb)));
+}
+
+static long arborfs_fallocate(struct file *file, int mode, loff_t off, loff_t len)
+{
+	struct inode *inode = file_inode(file);
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_attr a;
+	int err;
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	inode_lock(inode);
+	err = arborfs_alive(sb);
+	if (err)
+		goto out;
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > i_size_read(inode)) {
+		err = inode_newsize_ok(inode, off + len);
+		if (err)
+			goto out;
+	}
+	err = file_modified(file);
+	if (err)
+		goto out;
+	inode_dio_wait(inode);
+	/*
+	 * The engine works on what it holds: write dirty data first, and drop
+	 * cached pages of a range it is about to zero or unmap.
+	 */
+	err = filemap_write_and_wait(inode->i_mapping);
+	if (err)
+		goto out;
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		truncate_pagecache_range(inode, off, off + len - 1);
+	err = ENGINE_CALL(sb, arborfs_rs_fallocate(FS(sb), inode->i_ino, mode, off, len, &a));
+	if (err)
+		goto out;
+	if (a.size > i_size_read(inode))
+		i_size_write(inode, a.size);
+	spin_lock(&inode->i_lock);
+	inode->i_blocks = a.alloc_bytes >> 9;
+	spin_unlock(&inode->i_lock);
+	inode_set_mtime_to_ts(inode, ns_to_timespec64(a.mtime));
+	inode_set_ctime_to_ts(inode, ns_to_timespec64(a.ctime));
+	arborfs_update_avail(sb);
+out:
+	inode_unlock(inode);
+	return err;
+}
+
+static loff_t arborfs_llseek(struct file *file, loff_t off, int whence)
+{
+	struct inode *inode = file_inode(file);
+	struct super_block *sb = inode->i_sb;
+	u64 res;
+	int err;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return generic_file_llseek(file, off, whence);
+	if (off < 0)
+		return -ENXIO;
+	/* Dirty data is data: let the engine see it. */
+	err = filemap_write_and_wait(inode->i_mapping);
+	if (err)
+		return err;
+	inode_lock_shared(inode);
+	if (off >= i_size_read(inode))
+		err = -ENXIO;
+	else
+		err = arborfs_alive(sb) ?:
+			ENGINE_CALL(sb, arborfs_rs_seek(FS(sb), inode->i_ino, off, whence == SEEK_HOLE, &res));
+	inode_unlock_shared(inode);
+	if (err)
+		return err;
+	return vfs_setpos(file, res, inode->i_sb->s_maxbytes);
+}
+
+/* XFS_IOC_GOINGDOWN, as fstests and xfs_io use it. */
+#define ARBORFS_IOC_GOINGDOWN _IOR('X', 125, __u32)
+
+long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct super_block *sb = file_inode(file)->i_sb;
+	u32 how;
+
+	switch (cmd) {
+	case ARBORFS_IOC_GOINGDOWN:
+		if (!capable(CAP_SYS_ADMIN))
+			return -EPERM;
+		if (get_user(how, (u32 __user *)arg))
+			return -EFAULT;
+		return arborfs_shutdown(sb, how);
+	default:
+		return -ENOTTY;
+	}
+}
+
+const struct file_operations arborfs_file_fops = {
+	.open = arborfs_open,
+	.llseek = arborfs_llseek,
+	.read_iter = arborfs_read_iter,
+	.write_iter = arborfs_write_iter,
+	.mmap = arborfs_mmap,
+	.fsync = arborfs_fsync,
+	.fallocate = arborfs_fallocate,
+	.unlocked_ioctl = arborfs_ioctl,
+	.splice_read = filemap_splice_read,
+	.splice_write = iter_file_splice_write,
+};

@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Inodes: loading them from the engine, keeping the VFS copy of their
+ * attributes in step with it (setattr, write_inode, eviction), file flags,
+ * extended attributes and POSIX ACLs.
+ *
+ * The engine owns the attributes. The VFS inode is a cache of them, except
+ * for the timestamps the VFS changes itself (file_update_time, touch_atime):
+ * those mark the inode dirty and write_inode hands them to the engine.
+ */
+#include <linux/fs.h>
+#include <linux/fileattr.h>
+#include <linux/pagemap.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
+#include <linux/slab.h>
+#include <linux/xattr.h>
+
+#include "arborfs.h"
+
+static struct timespec64 ns_to_ts(s64 ns)
+{
+	return ns_to_timespec64(ns);
+}
+
+static s64 ts_to_ns(struct timespec64 ts)
+{
+	return timespec64_to_ns(&ts);
+}
+
+/* The FS_*_FL bits the engine stores map to these inode flags. */
+static void arborfs_set_flags(struct inode *inode, u32 flags)
+{
+	unsigned int f = 0;
+
+	if (flags & FS_IMMUTABLE_FL)
+		f |= S_IMMUTABLE;
+	if (flags & FS_APPEND_FL)
+		f |= S_APPEND;
+	if (flags & FS_NOATIME_FL)
+		f |= S_NOATIME;
+	if (flags & FS_SYNC_FL)
+		f |= S_SYNC;
+	inode_set_flags(inode, f, S_IMMUTABLE | S_APPEND | S_NOATIME | S_SYNC);
+}
+
+/* Copy what the engine says into the VFS inode (all but i_size of files with cached data). */
+void arborfs_apply_attr(struct inode *inode, const struct arborfs_attr *a)
+{
+	inode->i_mode = a->mode;
+	i_uid_write(inode, a->uid);
+	i_gid_write(inode, a->gid);
+	set_nlink(inode, a->nlink);
+	if (!S_ISREG(a->mode) || !inode->i_mapping->nrpages)
+		i_size_write(inode, a->size);
+	spin_lock(&inode->i_lock);
+	inode->i_blocks = a->alloc_bytes >> 9;
+	spin_unlock(&inode->i_lock);
+	inode_set_atime_to_ts(inode, ns_to_ts(a->atime));
+	inode_set_mtime_to_ts(inode, ns_to_ts(a->mtime));
+	inode_set_ctime_to_ts(inode, ns_to_ts(a->ctime));
+	inode->i_generation = a->generation;
+	arborfs_set_flags(inode, a->flags);
+}
+
+/* Give a new in-core inode (I_NEW) its attributes and operations. */
+static int arborfs_setup_inode(struct inode *inode, const struct arborfs_attr *a, const char *link)
+{
+	arborfs_apply_attr(inode, a);
+	i_size_write(inode, a->size);
+	switch (a->mode & S_IFMT) {
+	case S_IFDIR:
+		inode->i_op = &arborfs_dir_iops;
+		inode->i_fop = &arborfs_dir_fops;
+		break;
+	case S_IFREG:
+		inode->i_op = &arborfs_file_iops;
+		inode->i_fop = &arborfs_file_fops;
+		inode->i_mapping->a_ops = &arborfs_aops;
+		break;
+	case S_IFLNK:
+		inode->i_link = kmemdup_nul(link, a->size, GFP_KERNEL);
+		if (!inode->i_link)
+			return -ENOMEM;
+		inode->i_op = &arborfs_symlink_iops;
+		break;
+	default:
+		inode->i_op = &arborfs_special_iops;
+		init_special_inode(inode, a->mode, new_decode_dev(a->rdev));
+		break;
+	}
+	return 0;
+}
+
+/* Read a symlink's target (a->size bytes) into a new buffer. */
+static char *arborfs_read_link(struct super_block *sb, const struct arborfs_attr *a)
+{
+	char *target = kmalloc(a->size + 1, GFP_KERNEL);
+	ssize_t n;
+
+	if (!target)
+		return ERR_PTR(-ENOMEM);
+	n = ENGINE_CALL(sb, arborfs_rs_readlink(FS(sb), a->ino, target, a->size));
+	if (n < 0 || n != a->size) {
+		kfree(target);
+		return ERR_PTR(n < 0 ? n : -EUCLEAN);
+	}
+	target[n] = 0;
+	return target;
+}
+
+struct inode *arborfs_iget(struct super_block *sb, u64 ino)
+{
+	struct arborfs_attr a;
+	struct inode *inode;
+	char *link = NULL;
+	int err;
+
+	inode = iget_locked(sb, ino);
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW))
+		return inode;
+
+	err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_getattr(FS(sb), ino, &a));
+	if (err)
+		goto fail;
+	if (S_ISLNK(a.mode)) {
+		link = arborfs_read_link(sb, &a);
+		if (IS_ERR(link)) {
+			err = PTR_ERR(link);
+			goto fail;
+		}
+	}
+	err = arborfs_setup_inode(inode, &a, link);
+	kfree(link);
+	if (err)
+		goto fail;
+	unlock_new_inode(inode);
+	return inode;
+fail:
+	iget_failed(inode);
+	return ERR_PTR(err);
+}
+
+/* The in-core inode for one the engine just created. */
+struct inode *arborfs_new_inode(struct super_block *sb, const struct arborfs_attr *a, const char *link)
+{
+	struct inode *inode = iget_locked(sb, a->ino);
+	int err;
+
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW)) {
+		/* A stale in-core inode with this number cannot exist: numbers are not reused while cached. */
+		iput(inode);
+		return ERR_PTR(-EUCLEAN);
+	}
+	err = arborfs_setup_inode(inode, a, link);
+	if (err) {
+		iget_failed(inode);
+		return ERR_PTR(err);
+	}
+	unlock_new_inode(inode);
+	return inode;
+}
+
+/* Reload link count and change times after a namespace operation changed them. */
+int arborfs_refresh(struct inode *inode)
+{
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_attr a;
+	int err = ENGINE_CALL(sb, arborfs_rs_getattr(FS(sb), inode->i_ino, &a));
+
+	if (err == -ENOENT) {
+		clear_nlink(inode);
+		return 0;
+	}
+	if (err)
+		return err;
+	set_nlink(inode, a.nlink);
+	inode_set_ctime_to_ts(inode, ns_to_ts(a.ctime));
+	if (S_ISDIR(inode->i_mode)) {
+		inode_set_mtime_to_ts(inode, ns_to_ts(a.mtime));
+		i_size_write(inode, a.size);
+	}
+	return 0;
+}
+
+/* ---- setattr, getattr, write_inode, eviction ---- */
+
+static int arborfs_engine_setattr(struct inode *inode, struct arborfs_setattr *s)
+{
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_attr a;
+
+	return arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_setattr(FS(sb), inode->i_ino, s, &a));
+}
+
+int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr *attr)
+{
+	struct inode *inode = d_inode(dentry);
+	struct arborfs_setattr s = { 0 };
+	unsigned int valid = attr->ia_valid;
+	int err;
+
+	err = setattr_prepare(idmap, dentry, attr);
+	if (err)
+		return err;
+	err = arborfs_alive(inode->i_sb);
+	if (err)
+		return err;
+	if ((valid & ATTR_SIZE) && attr->ia_size != i_size_read(inode)) {
+		inode_dio_wait(inode);
+		/*
+		 * Page cache first: once i_size is the new size, writeback can no
+		 * longer extend the file past it behind the engine's back.
+		 */
+		truncate_setsize(inode, attr->ia_size);
+		s.valid |= ARBORFS_SET_SIZE;
+		s.size = attr->ia_size;
+	}
+	setattr_copy(idmap, inode, attr);
+	if (valid & ATTR_MODE) {
+		s.valid |= ARBORFS_SET_MODE;
+		s.mode = inode->i_mode;
+	}
+	if (valid & ATTR_UID) {
+		s.valid |= ARBORFS_SET_UID;
+		s.uid = i_uid_read(inode);
+	}
+	if (valid & ATTR_GID) {
+		s.valid |= ARBORFS_SET_GID;
+		s.gid = i_gid_read(inode);
+	}
+	s.valid |= ARBORFS_SET_ATIME | ARBORFS_SET_MTIME | ARBORFS_SET_CTIME;
+	s.atime = ts_to_ns(inode_get_atime(inode));
+	s.mtime = ts_to_ns(inode_get_mtime(inode));
+	s.ctime = ts_to_ns(inode_get_ctime(inode));
+	err = arborfs_engine_setattr(inode, &s);
+	if (err) {
+		/* Put the VFS copy back to what the engine holds. */
+		struct arborfs_attr a;
+
+		if (!ENGINE_CALL(inode->i_sb, arborfs_rs_getattr(FS(inode->i_sb), inode->i_ino, &a)))
+			arborfs_apply_attr(inode, &a);
+		return err;
+	}
+	if (valid & ATTR_MODE)
+		err = posix_acl_chmod(idmap, dentry, inode->i_mode);
+	return err;
+}
+
+int arborfs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kstat *stat,
+			   u32 request_mask, unsigned int flags)
+{
+	struct inode *inode = d_inode(path->dentry);
+
+	generic_fillattr(idmap, request_mask, inode, stat);
+	/*
+	 * Data still in the page cache has no blocks yet; count it so that
+	 * tools do not take a freshly written file for a sparse one.
+	 */
+	if (S_ISREG(inode->i_mode) && mapping_tagged(inode->i_mapping, PAGECACHE_TAG_DIRTY))
+		stat->blocks = max_t(u64, stat->blocks, DIV_ROUND_UP(i_size_read(inode), 512));
+	return 0;
+}
+
+/* Hand the timestamps the VFS changed (write, mmap, atime) to the engine. */
+int arborfs_write_inode(struct inode *inode, struct writeback_control *wbc)
+{
+	struct arborfs_setattr s = {
+		.valid = ARBORFS_SET_ATIME | ARBORFS_SET_MTIME | ARBORFS_SET_CTIME,
+		.atime = ts_to_ns(inode_get_atime(inode)),
+		.mtime = ts_to_ns(inode_get_mtime(inode)),
+		.ctime = ts_to_ns(inode_get_ctime(inode)),
+	};
+	int err;
+
+	if (sb_rdonly(inode->i_sb))
+		return 0;
+	err = arborfs_engine_setattr(inode, &s);
+	return err == -ENOENT ? 0 : err;
+}
+
+void arborfs_evict_inode(struct inode *inode)
+{
+	struct super_block *sb = inode->i_sb;
+
+	truncate_inode_pages_final(&inode->i_data);
+	clear_inode(inode);
+	if (inode->i_nlink || is_bad_inode(inode) || arborfs_alive(sb) || sb_rdonly(sb))
+		return;
+	/* Unlinked and closed: delete it (a failure leaves it to the next mount's orphan pass). */
+	sb_start_intwrite(sb);
+	ENGINE_CALL(sb, arborfs_rs_evict(FS(sb), inode->i_ino));
+	sb_end_intwrite(sb);
+}
+
+/* ---- FS_IOC_GETFLAGS / SETFLAGS ---- */
+
+#define ARBORFS_FL_USER (FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL | FS_SYNC_FL)
+
+int arborfs_fileattr_get(struct dentry *dentry, struct fileattr *fa)
+{
+	struct inode *inode = d_inode(dentry);
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_attr a;
+	int err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_getattr(FS(sb), inode->i_ino, &a));
+
+	if (err)
+		return err;
+	fileattr_fill_flags(fa, a.flags & ARBORFS_FL_USER);
+	return 0;
+}
+
+int arborfs_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry, struct fileattr *fa)
+{
+	struct inode *inode = d_inode(dentry);
+	struct arborfs_setattr s = { .valid = ARBORFS_SET_FLAGS | ARBORFS_SET_CTIME };
+	struct timespec64 now;
+	int err;
+
+	if (fileattr_has_fsx(fa))
+		return -EOPNOTSUPP;
+	if (fa->flags & ~ARBORFS_FL_USER)
+		return -EOPNOTSUPP;
+	now = current_time(inode);
+	s.flags = fa->flags;
+	s.ctime = ts_to_ns(now);
+	err = arborfs_engine_setattr(inode, &s);
+	if (err)
+		return err;
+	arborfs_set_flags(inode, fa->flags);
+	inode_set_ctime_to_ts(inode, now);
+	return 0;
+}
+
+/* ---- extended attributes ---- */
+
+ssize_t arborfs_listxattr(struct dentry *dentry, char *buf, size_t size)
+{
+	struct super_block *sb = dentry->d_sb;
+
+	return arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_listxattr(FS(sb), d_inode(dentry)->i_ino, buf, size));
+}
+
+static ssize_t arborfs_getxattr_full(struct inode *inode, const char *full, void *buf, size_t size)
+{
+	struct super_block *sb = inode->i_sb;
+
+	return arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_getxattr(FS(sb), inode->i_ino, full, strlen(full), buf, size));
+}
+
+/* Set (value non-NULL) or remove an attribute by its full name. */
+static int arborfs_setxattr_full(struct inode *inode, const char *full, const void *value, size_t size, int flags)
+{
+	struct super_block *sb = inode->i_sb;
+
+	return arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_setxattr(FS(sb), inode->i_ino, full, strlen(full), value, size, flags));
+}
+
+static int arborfs_xattr_get(const struct xattr_handler *h, struct dentry *unused, struct inode *inode,
+			     const char *name, void *buf, size_t size)
+{
+	char full[XATTR_NAME_MAX + 1];
+
+	if (snprintf(full, sizeof(full), "%s%s", h->prefix, name) >= sizeof(full))
+		return -ERANGE;
+	return arborfs_getxattr_full(inode, full, buf, size);
+}
+
+static int arborfs_xattr_set(const struct xattr_handler *h, struct mnt_idmap *idmap, struct dentry *unused,
+			     struct inode *inode, const char *name, const void *value, size_t size, int flags)
+{
+	char full[XATTR_NAME_MAX + 1];
+	int err;
+
+	if (snprintf(full, sizeof(full), "%s%s", h->prefix, name) >= sizeof(full))
+		return -ERANGE;
+	err = arborfs_setxattr_full(inode, full, value, size, flags);
+	if (!err) {
+		inode_set_ctime_current(inode);
+	}
+	return err;
+}
+
+static const struct xattr_handler arborfs_user_xattr = {
+	.prefix = XATTR_USER_PREFIX, .get = arborfs_xattr_get, .set = arborfs_xattr_set,
+};
+static const struct xattr_handler arborfs_trusted_xattr = {
+	.prefix = XATTR_TRUSTED_PREFIX, .get = arborfs_xattr_get, .set = arborfs_xattr_set,
+};
+static const struct xattr_handler arborfs_security_xattr = {
+	.prefix = XATTR_SECURITY_PREFIX, .get = arborfs_xattr_get, .set = arborfs_xattr_set,
+};
+const struct xattr_handler * const arborfs_xattr_handlers[] = {
+	&arborfs_user_xattr, &arborfs_trusted_xattr, &arborfs_security_xattr, NULL
+};
+
+/* ---- POSIX ACLs, stored as system.posix_acl_* attributes in the VFS xattr form ---- */
+
+static const char *acl_name(int type)
+{
+	return type == ACL_TYPE_ACCESS ? XATTR_NAME_POSIX_ACL_ACCESS : XATTR_NAME_POSIX_ACL_DEFAULT;
+}
+
+struct posix_acl *arborfs_get_inode_acl(struct inode *inode, int type, bool rcu)
+{
+	struct posix_acl *acl;
+	ssize_t len;
+	void *buf;
+
+	if (rcu)
+		return ERR_PTR(-ECHILD);
+	len = arborfs_getxattr_full(inode, acl_name(type), NULL, 0);
+	if (len == -ENODATA)
+		return NULL;
+	if (len < 0)
+		return ERR_PTR(len);
+	buf = kmalloc(len, GFP_KERNEL);
+	if (!buf)
+		return ERR_PTR(-ENOMEM);
+	len = arborfs_getxattr_full(inode, acl_name(type), buf, len);
+	acl = len < 0 ? ERR_PTR(len) : posix_acl_from_xattr(&init_user_ns, buf, len);
+	kfree(buf);
+	return acl;
+}
+
+static int arborfs_store_acl(struct inode *inode, struct posix_acl *acl, int type)
+{
+	size_t size;
+	void *buf;
+	int err;
+
+	if (!acl) {
+		err = arborfs_setxattr_full(inode, acl_name(type), NULL, 0, 0);
+		return err == -ENODATA ? 0 : err;
+	}
+	size = posix_acl_xattr_size(acl->a_count);
+	buf = kmalloc(size, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	err = posix_acl_to_xattr(&init_user_ns, acl, buf, size);
+	if (err >= 0)
+		err = arborfs_setxattr_full(inode, acl_name(type), buf, err, 0);
+	kfree(buf);
+	return err;
+}
+
+int arborfs_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl, int type)
+{
+	struct inode *inode = d_inode(dentry);
+	umode_t mode = inode->i_mode;
+	int err;
+
+	if (type == ACL_TYPE_ACCESS && acl) {
+		err = posix_acl_update_mode(idmap, inode, &mode, &acl);
+		if (err)
+			return err;
+	}
+	err = arborfs_store_acl(inode, acl, type);
+	if (err)
+		return err;
+	if (mode != inode->i_mode) {
+		struct timespec64 now = current_time(inode);
+		struct arborfs_setattr s = {
+			.valid = ARBORFS_SET_MODE | ARBORFS_SET_CTIME, .mode = mode, .ctime = ts_to_ns(now),
+		};
+
+		err = arborfs_engine_setattr(inode, &s);
+		if (err)
+			return err;
+		inode->i_mode = mode;
+		inode_set_ctime_to_ts(inode, now);
+	}
+	set_cached_acl(inode, type, acl);
+	return 0;
+}
+
+/* Store the ACLs posix_acl_create() computed for a new inode. */
+int arborfs_init_acl(struct inode *inode, struct posix_acl *default_acl, struct posix_acl *acl)
+{
+	int err = 0;
+
+	if (default_acl) {
+		err = arborfs_store_acl(inode, default_acl, ACL_TYPE_DEFAULT);
+		if (!err)
+			set_cached_acl(inode, ACL_TYPE_DEFAULT, default_acl);
+	}
+	if (acl && !err) {
+		err = arborfs_store_acl(inode, acl, ACL_TYPE_ACCESS);
+		if (!err)
+			set_cached_acl(inode, ACL_TYPE_ACCESS, acl);
+	}
+	return err;
+}
+
+const struct inode_operations arborfs_file_iops = {
+	.setattr = arborfs_setattr,
+	.getattr = arborfs_getattr,
+	.listxattr = arborfs_listxattr,
+	.get_inode_acl = arborfs_get_inode_acl,
+	.set_acl = arborfs_set_acl,
+	.fileattr_get = arborfs_fileattr_get,
+	.fileattr_set = arborfs_fileattr_set,
+};
+const struct inode_operations arborfs_symlink_iops = {
+	.get_link = simple_get_link,
+	.setattr = arborfs_setattr,
+	.getattr = arborfs_getattr,
+	.listxattr = arborfs_listxattr,
+};
+const struct inode_operations arborfs_special_iops = {
+	.setattr = arborfs_setattr,
+	.getattr = arborfs_getattr,
+	.listxattr = arborfs_listxattr,
+	.get_inode_acl = arborfs_get_inode_acl,
+	.set_acl = arborfs_set_acl,
+};

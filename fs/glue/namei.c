@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Directories: lookup, readdir, and every namespace change (create, mkdir,
+ * mknod, symlink, link, unlink, rmdir, rename). The engine does each change
+ * in one journalled transaction; the glue then brings the in-core inodes it
+ * touched in step (link counts, change times, directory sizes).
+ */
+#include <linux/fs.h>
+#include <linux/namei.h>
+#include <linux/posix_acl.h>
+#include <linux/slab.h>
+#include <linux/cred.h>
+
+#include "arborfs.h"
+
+static struct dentry *arborfs_lookup(struct inode *dir, struct dentry *dentry, unsigned int flags)
+{
+	struct super_block *sb = dir->i_sb;
+	struct inode *inode = NULL;
+	u64 ino;
+	int err;
+
+	if (dentry->d_name.len > NAME_MAX)
+		return ERR_PTR(-ENAMETOOLONG);
+	err = arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_lookup(FS(sb), dir->i_ino, dentry->d_name.name, dentry->d_name.len, &ino));
+	if (err == 0)
+		inode = arborfs_iget(sb, ino);
+	else if (err != -ENOENT)
+		return ERR_PTR(err);
+	return d_splice_alias(inode, dentry);
+}
+
+#define DIRENT_BATCH 32
+
+static int arborfs_iterate(struct file *file, struct dir_context *ctx)
+{
+	struct inode *inode = file_inode(file);
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_dirent *batch;
+	size_t n, i;
+	int err = arborfs_alive(sb);
+
+	if (err)
+		return err;
+	if (!dir_emit_dots(file, ctx))
+		return 0;
+	batch = kvmalloc_array(DIRENT_BATCH, sizeof(*batch), GFP_KERNEL);
+	if (!batch)
+		return -ENOMEM;
+	for (;;) {
+		/* Collect under the engine lock, emit (copy to user) outside it. */
+		err = ENGINE_CALL(sb, arborfs_rs_readdir(FS(sb), inode->i_ino, ctx->pos, batch, DIRENT_BATCH, &n));
+		if (err || n == 0)
+			break;
+		for (i = 0; i < n; i++) {
+			if (!dir_emit(ctx, batch[i].name, batch[i].len, batch[i].ino, batch[i].dtype))
+				goto out;
+			ctx->pos = batch[i].next;
+		}
+	}
+out:
+	kvfree(batch);
+	return err;
+}
+
+/*
+ * Create an inode of any type named by `dentry` in `dir`: owner and setgid
+ * inheritance as inode_init_owner() does, mode and ACLs as
+ * posix_acl_create() decides (it also applies the umask, since the super
+ * block has SB_POSIXACL).
+ */
+static int arborfs_make(struct inode *dir, struct dentry *dentry, umode_t mode, dev_t rdev, const char *link)
+{
+	struct super_block *sb = dir->i_sb;
+	struct posix_acl *default_acl = NULL, *acl = NULL;
+	const struct qstr *name = &dentry->d_name;
+	struct arborfs_attr a;
+	struct inode *inode;
+	kgid_t gid;
+	u32 uid;
+	int err;
+
+	if (name->len > NAME_MAX)
+		return -ENAMETOOLONG;
+	err = arborfs_alive(sb);
+	if (err)
+		return err;
+	if (!link) {
+		err = posix_acl_create(dir, &mode, &default_acl, &acl);
+		if (err)
+			return err;
+	}
+	uid = from_kuid(&init_user_ns, current_fsuid());
+	if (dir->i_mode & S_ISGID) {
+		gid = dir->i_gid;
+		if (S_ISDIR(mode))
+			mode |= S_ISGID;
+	} else {
+		gid = current_fsgid();
+	}
+	if (link)
+		err = ENGINE_CALL(sb, arborfs_rs_symlink(FS(sb), dir->i_ino, name->name, name->len, link,
+							 strlen(link), uid, from_kgid(&init_user_ns, gid), &a));
+	else
+		err = ENGINE_CALL(sb, arborfs_rs_create(FS(sb), dir->i_ino, name->name, name->len, mode, uid,
+							from_kgid(&init_user_ns, gid), new_encode_dev(rdev), &a));
+	if (err)
+		goto out;
+	inode = arborfs_new_inode(sb, &a, link);
+	if (IS_ERR(inode)) {
+		err = PTR_ERR(inode);
+		goto out;
+	}
+	err = arborfs_init_acl(inode, default_acl, acl);
+	if (err) {
+		/* The entry exists; it shows up at the next lookup. */
+		iput(inode);
+		goto out;
+	}
+	arborfs_refresh(dir);
+	d_instantiate(dentry, inode);
+out:
+	posix_acl_release(default_acl);
+	posix_acl_release(acl);
+	return err;
+}
+
+static int arborfs_create(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode,
+			  bool excl)
+{
+	return arborfs_make(dir, dentry, mode, 0, NULL);
+}
+
+static int arborfs_mkdir(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode)
+{
+	return arborfs_make(dir, dentry, mode | S_IFDIR, 0, NULL);
+}
+
+static int arborfs_mknod(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode,
+			 dev_t rdev)
+{
+	return arborfs_make(dir, dentry, mode, rdev, NULL);
+}
+
+static int arborfs_symlink(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, const char *target)
+{
+	return arborfs_make(dir, dentry, S_IFLNK | 0777, 0, target);
+}
+
+static int arborfs_link(struct dentry *old, struct inode *dir, struct dentry *dentry)
+{
+	struct super_block *sb = dir->i_sb;
+	struct inode *inode = d_inode(old);
+	struct arborfs_attr a;
+	int err;
+
+	if (dentry->d_name.len > NAME_MAX)
+		return -ENAMETOOLONG;
+	err = arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_link(FS(sb), inode->i_ino, dir->i_ino, dentry->d_name.name,
+						dentry->d_name.len, &a));
+	if (err)
+		return err;
+	set_nlink(inode, a.nlink);
+	inode_set_ctime_to_ts(inode, ns_to_timespec64(a.ctime));
+	arborfs_refresh(dir);
+	ihold(inode);
+	d_instantiate(dentry, inode);
+	return 0;
+}
+
+static int arborfs_remove(struct inode *dir, struct dentry *dentry, int rmdir)
+{
+	struct super_block *sb = dir->i_sb;
+	struct inode *inode = d_inode(dentry);
+	struct arborfs_attr a;
+	int err;
+
+	err = arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_unlink(FS(sb), dir->i_ino, dentry->d_name.name, dentry->d_name.len, rmdir,
+						  &a));
+	if (err)
+		return err;
+	set_nlink(inode, a.nlink);
+	inode_set_ctime_to_ts(inode, ns_to_timespec64(a.ctime));
+	arborfs_refresh(dir);
+	return 0;
+}
+
+static int arborfs_unlink(struct inode *dir, struct dentry *dentry)
+{
+	return arborfs_remove(dir, dentry, 0);
+}
+
+static int arborfs_rmdir(struct inode *dir, struct dentry *dentry)
+{
+	return arborfs_remove(dir, dentry, 1);
+}
+
+static int arborfs_rename(struct mnt_idmap *idmap, struct inode *old_dir, struct dentry *old_dentry,
+			  struct inode *new_dir, struct dentry *new_dentry, unsigned int flags)
+{
+	struct super_block *sb = old_dir->i_sb;
+	int err;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if (new_dentry->d_name.len > NAME_MAX)
+		return -ENAMETOOLONG;
+	err = arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_rename(FS(sb), old_dir->i_ino, old_dentry->d_name.name,
+						  old_dentry->d_name.len, new_dir->i_ino, new_dentry->d_name.name,
+						  new_dentry->d_name.len, flags));
+	if (err)
+		return err;
+	arborfs_refresh(old_dir);
+	if (new_dir != old_dir)
+		arborfs_refresh(new_dir);
+	arborfs_refresh(d_inode(old_dentry));
+	if (d_really_is_positive(new_dentry))
+		arborfs_refresh(d_inode(new_dentry));
+	return 0;
+}
+
+const struct inode_operations arborfs_dir_iops = {
+	.lookup = arborfs_lookup,
+	.create = arborfs_create,
+	.mkdir = arborfs_mkdir,
+	.mknod = arborfs_mknod,
+	.symlink = arborfs_symlink,
+	.link = arborfs_link,
+	.unlink = arborfs_unlink,
+	.rmdir = arborfs_rmdir,
+	.rename = arborfs_rename,
+	.setattr = arborfs_setattr,
+	.getattr = arborfs_getattr,
+	.listxattr = arborfs_listxattr,
+	.get_inode_acl = arborfs_get_inode_acl,
+	.set_acl = arborfs_set_acl,
+	.fileattr_get = arborfs_fileattr_get,
+	.fileattr_set = arborfs_fileattr_set,
+};
+
+const struct file_operations arborfs_dir_fops = {
+	.read = generic_read_dir,
+	.iterate_shared = arborfs_iterate,
+	.llseek = generic_file_llseek,
+	.fsync = arborfs_fsync,
+	.unlocked_ioctl = arborfs_ioctl,
+};

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Services the Rust platform layer (fs/kernel/sys.rs) calls: the clock,
+ * synchronous block I/O with bios, and the kernel's lz4 and zstd.
+ */
+#include <linux/blkdev.h>
+#include <linux/bio.h>
+#include <linux/lz4.h>
+#include <linux/zstd.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/timekeeping.h>
+
+#include "services.h"
+
+s64 arborfs_glue_now_ns(void)
+{
+	return ktime_get_real_ns();
+}
+
+/*
+ * Synchronous block I/O with bios on the device the mount opened. The engine
+ * issues only sector-aligned offsets and lengths; buffers come from kmalloc
+ * or vmalloc (kvmalloc), so pages are looked up one by one.
+ */
+static int arborfs_bdev_rw(struct block_device *bdev, u8 *buf, size_t len, u64 off, blk_opf_t op)
+{
+	if ((off | len) & (SECTOR_SIZE - 1))
+		return -EINVAL;
+	while (len) {
+		unsigned int nr = min_t(size_t, DIV_ROUND_UP(len + offset_in_page(buf), PAGE_SIZE), BIO_MAX_VECS);
+		struct bio *bio = bio_alloc(bdev, nr, op, GFP_NOIO);
+		int err;
+
+		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
+		while (len) {
+			size_t chunk = min_t(size_t, len, PAGE_SIZE - offset_in_page(buf));
+			struct page *page = is_vmalloc_addr(buf) ? vmalloc_to_page(buf) : virt_to_page(buf);
+
+			if (bio_add_page(bio, page, chunk, offset_in_page(buf)) != chunk)
+				break;
+			buf += chunk;
+			off += chunk;
+			len -= chunk;
+		}
+		err = submit_bio_wait(bio);
+		bio_put(bio);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int arborfs_glue_bdev_read(void *bdev, u8 *buf, size_t len, u64 off)
+{
+	return arborfs_bdev_rw(bdev, buf, len, off, REQ_OP_READ);
+}
+
+int arborfs_glue_bdev_write(void *bdev, const u8 *buf, size_t len, u64 off)
+{
+	return arborfs_bdev_rw(bdev, (u8 *)buf, len, off, REQ_OP_WRITE);
+}
+
+int arborfs_glue_bdev_flush(void *bdev)
+{
+	return blkdev_issue_flush(bdev);
+}
+
+int arborfs_glue_lz4_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen)
+{
+	int n = LZ4_decompress_safe(src, dst, srclen, dstlen);
+
+	return n == dstlen ? 0 : -EUCLEAN;
+}
+
+ssize_t arborfs_glue_lz4_compress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen)
+{
+	void *wrk = kvmalloc(LZ4_MEM_COMPRESS, GFP_KERNEL);
+	int n;
+
+	if (!wrk)
+		return -ENOMEM;
+	n = LZ4_compress_default(src, dst, srclen, dstlen, wrk);
+	kvfree(wrk);
+	return n > 0 ? n : -ENOSPC;
+}
+
+int arborfs_glue_zstd_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen)
+{
+	size_t wsize = zstd_dctx_workspace_bound();
+	void *wrk = kvmalloc(wsize, GFP_KERNEL);
+	zstd_dctx *dctx;
+	size_t n;
+
+	if (!wrk)
+		return -ENOMEM;
+	dctx = zstd_init_dctx(wrk, wsize);
+	n = dctx ? zstd_decompress_dctx(dctx, dst, dstlen, src, srclen) : 0;
+	kvfree(wrk);
+	return (dctx && !zstd_is_error(n) && n == dstlen) ? 0 : -EUCLEAN;
+}
+
+ssize_t arborfs_glue_zstd_compress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen, int level)
+{
+	zstd_parameters params = zstd_get_params(level, srclen);
+	size_t wsize = zstd_cctx_workspace_bound(&params.cParams);
+	void *wrk = kvmalloc(wsize, GFP_KERNEL);
+	zstd_cctx *cctx;
+	size_t n;
+
+	if (!wrk)
+		return -ENOMEM;
+	cctx = zstd_init_cctx(wrk, wsize);
+	n = cctx ? zstd_compress_cctx(cctx, dst, dstlen, src, srclen, &params) : 0;
+	kvfree(wrk);
+	return (cctx && !zstd_is_error(n)) ? (ssize_t)n : -ENOSPC;
+}
+

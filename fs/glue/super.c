@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The file system type and the super block: mount (fs_context), remount,
+ * unmount, sync, freeze, statfs, shutdown, and the shrinker that trims the
+ * engine's node cache under memory pressure.
+ */
+#include <linux/module.h>
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/fs_parser.h>
+#include <linux/blkdev.h>
+#include <linux/statfs.h>
+#include <linux/slab.h>
+#include <linux/writeback.h>
+
+#include "arborfs.h"
+#include "services.h"
+
+/* ---- shrinker: the engine's clean cached nodes ---- */
+
+static unsigned long arborfs_cache_count(struct shrinker *shrink, struct shrink_control *sc)
+{
+	struct arborfs_sb_info *s = shrink->private_data;
+
+	return atomic_long_read(&s->cache_bytes) >> PAGE_SHIFT;
+}
+
+static unsigned long arborfs_cache_scan(struct shrinker *shrink, struct shrink_control *sc)
+{
+	struct arborfs_sb_info *s = shrink->private_data;
+	size_t before, after, target;
+	unsigned int nofs;
+
+	/* Never wait for the engine from reclaim: it may be what is allocating. */
+	if (!(sc->gfp_mask & __GFP_FS) || !mutex_trylock(&s->lock))
+		return SHRINK_STOP;
+	nofs = memalloc_nofs_save();
+	before = arborfs_rs_shrink(s->fs, SIZE_MAX);
+	target = before > (sc->nr_to_scan << PAGE_SHIFT) ? before - (sc->nr_to_scan << PAGE_SHIFT) : 0;
+	after = arborfs_rs_shrink(s->fs, target);
+	memalloc_nofs_restore(nofs);
+	mutex_unlock(&s->lock);
+	atomic_long_set(&s->cache_bytes, after);
+	return before > after ? (before - after) >> PAGE_SHIFT : SHRINK_STOP;
+}
+
+/* Note the cache size for the shrinker's count (after calls that grow it). */
+static void arborfs_note_cache(struct super_block *sb)
+{
+	atomic_long_set(&ASB(sb)->cache_bytes, ENGINE_CALL(sb, arborfs_rs_shrink(FS(sb), SIZE_MAX)));
+}
+
+/* ---- super operations ---- */
+
+static void arborfs_free_inode(struct inode *inode)
+{
+	if (S_ISLNK(inode->i_mode))
+		kfree(inode->i_link);
+	free_inode_nonrcu(inode);
+}
+
+static void arborfs_put_super(struct super_block *sb)
+{
+	struct arborfs_sb_info *s = ASB(sb);
+
+	shrinker_free(s->shrinker);
+	s->shrinker = NULL;
+	if (s->fs && ENGINE_CALL(sb, arborfs_rs_unmount(s->fs)))
+		pr_err("arborfs: %s: unmounted with errors; run fsck.arborfs\n", sb->s_id);
+	s->fs = NULL;
+}
+
+static int arborfs_sync_fs(struct super_block *sb, int wait)
+{
+	if (!wait || sb_rdonly(sb))
+		return 0;
+	arborfs_note_cache(sb);
+	return arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_sync(FS(sb)));
+}
+
+/* The VFS has written all dirty data by now; the engine writes nothing on its own. */
+static int arborfs_freeze_fs(struct super_block *sb)
+{
+	return arborfs_sync_fs(sb, 1);
+}
+
+static int arborfs_statfs(struct dentry *dentry, struct kstatfs *buf)
+{
+	struct super_block *sb = dentry->d_sb;
+	struct arborfs_statfs s;
+	u64 reserved;
+	int err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_statfs(FS(sb), &s));
+
+	if (err)
+		return err;
+	/* Dirty data not yet written will take space: do not offer it again. */
+	reserved = max_t(s64, atomic64_read(&ASB(sb)->reserved), 0) / s.bsize;
+	buf->f_type = ARBORFS_MAGIC;
+	buf->f_bsize = s.bsize;
+	buf->f_frsize = s.bsize;
+	buf->f_blocks = s.blocks;
+	buf->f_bfree = s.bfree > reserved ? s.bfree - reserved : 0;
+	buf->f_bavail = s.bavail > reserved ? s.bavail - reserved : 0;
+	buf->f_files = s.files;
+	buf->f_ffree = s.ffree;
+	buf->f_namelen = s.namelen;
+	buf->f_fsid = u64_to_fsid(huge_encode_dev(sb->s_bdev->bd_dev));
+	return 0;
+}
+
+/* XFS_IOC_GOINGDOWN flags. */
+#define GOINGDOWN_DEFAULT 0	/* write dirty data and the journal, then stop */
+#define GOINGDOWN_LOGFLUSH 1	/* write the journal, then stop */
+#define GOINGDOWN_NOLOGFLUSH 2	/* stop now */
+
+int arborfs_shutdown(struct super_block *sb, u32 how)
+{
+	struct arborfs_sb_info *s = ASB(sb);
+	int err;
+
+	if (how > GOINGDOWN_NOLOGFLUSH)
+		return -EINVAL;
+	if (READ_ONCE(s->shut_down))
+		return 0;
+	if (how == GOINGDOWN_DEFAULT) {
+		down_read(&sb->s_umount);
+		sync_filesystem(sb);
+		up_read(&sb->s_umount);
+	}
+	err = ENGINE_CALL(sb, arborfs_rs_shutdown(FS(sb), how != GOINGDOWN_NOLOGFLUSH));
+	WRITE_ONCE(s->shut_down, true);
+	pr_warn("arborfs: %s: shut down (%s); writes fail from now on\n", sb->s_id,
+		how == GOINGDOWN_DEFAULT ? "data and journal flushed" :
+		how == GOINGDOWN_LOGFLUSH ? "journal flushed" : "nothing flushed");
+	return err;
+}
+
+/* The block device went away: stop at once. */
+static void arborfs_sb_shutdown(struct super_block *sb)
+{
+	arborfs_shutdown(sb, GOINGDOWN_NOLOGFLUSH);
+}
+
+static const struct super_operations arborfs_sops = {
+	.free_inode = arborfs_free_inode,
+	.write_inode = arborfs_write_inode,
+	.evict_inode = arborfs_evict_inode,
+	.put_super = arborfs_put_super,
+	.sync_fs = arborfs_sync_fs,
+	.freeze_fs = arborfs_freeze_fs,
+	.statfs = arborfs_statfs,
+	.shutdown = arborfs_sb_shutdown,
+};
+
+/* ---- mount ---- */
+
+/* Apply the mount options to a freshly opened engine. */
+static int arborfs_apply_options(struct super_block *sb)
+{
+	struct arborfs_options *o = &ASB(sb)->opts;
+
+	if (o->compress < 0)
+		return 0;
+	return ENGINE_CALL(sb, arborfs_rs_set_compression(FS(sb), o->compress, o->compress_level));
+}
+
+enum { OPT_COMPRESS };
+
+static const struct fs_parameter_spec arborfs_param_spec[] = {
+	fsparam_string("compress", OPT_COMPRESS),
+	{}
+};
+
+/* compress=none|lz4|zstd|zstd:LEVEL */
+static int arborfs_parse_compress(struct fs_context *fc, const char *v, struct arborfs_options *o)
+{
+	unsigned int level = 3;
+
+	if (!strcmp(v, "none")) {
+		o->compress = 0;
+	} else if (!strcmp(v, "lz4")) {
+		o->compress = 1;
+	} else if (!strncmp(v, "zstd", 4) && (!v[4] || (v[4] == ':' && !kstrtouint(v + 5, 10, &level)))) {
+		if (level < 1 || level > 22)
+			return invalfc(fc, "arborfs: zstd level %u is not between 1 and 22", level);
+		o->compress = 2;
+	} else {
+		return invalfc(fc, "arborfs: compress=%s: want none, lz4, zstd or zstd:LEVEL", v);
+	}
+	o->compress_level = level;
+	return 0;
+}
+
+static int arborfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
+{
+	struct arborfs_options *o = fc->fs_private;
+	struct fs_parse_result result;
+	int opt;
+
+	/* "source" and the generic flags (ro, rw, ...) are the VFS's. */
+	if (!strcmp(param->key, "source"))
+		return -ENOPARAM;
+	opt = fs_parse(fc, arborfs_param_spec, param, &result);
+	if (opt == -ENOPARAM)
+		return invalfc(fc, "arborfs: unknown mount option \"%s\"", param->key);
+	if (opt < 0)
+		return opt;
+	switch (opt) {
+	case OPT_COMPRESS:
+		return arborfs_parse_compress(fc, param->string, o);
+	}
+	return -EINVAL;
+}
+
+static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
+{
+	struct arborfs_sb_info *s;
+	struct inode *root;
+	int flags = 0, ro = 0;
+	void *fs = NULL;
+	int err;
+
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return -ENOMEM;
+	mutex_init(&s->lock);
+	s->opts = *(struct arborfs_options *)fc->fs_private;
+	sb->s_fs_info = s;
+	sb->s_magic = ARBORFS_MAGIC;
+	sb->s_op = &arborfs_sops;
+	sb->s_xattr = arborfs_xattr_handlers;
+	sb->s_time_gran = 1;
+	sb->s_time_min = S64_MIN / NSEC_PER_SEC;
+	sb->s_time_max = S64_MAX / NSEC_PER_SEC;
+	sb->s_maxbytes = MAX_LFS_FILESIZE;
+	sb->s_flags |= SB_POSIXACL;
+	if (!sb_set_blocksize(sb, 4096))
+		return -EINVAL;
+
+	if (fc->sb_flags & SB_SILENT)
+		flags |= ARBORFS_MOUNT_SILENT;
+	if (fc->sb_flags & SB_RDONLY)
+		flags |= ARBORFS_MOUNT_READ_ONLY;
+	err = ENGINE_CALL(sb, arborfs_rs_mount(sb->s_id, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), flags, &fs, &ro));
+	if (err)
+		return err;
+	s->fs = fs;
+	err = arborfs_apply_options(sb);
+	if (err)
+		goto out_unmount;
+	if (ro && !(fc->sb_flags & SB_RDONLY))
+		pr_warn("arborfs: %s: the file system has features this module cannot write; mounted read-only\n",
+			sb->s_id);
+	if (ro)
+		sb->s_flags |= SB_RDONLY;
+	root = arborfs_iget(sb, ARBORFS_ROOT_INO);
+	if (IS_ERR(root)) {
+		err = PTR_ERR(root);
+		goto out_unmount;
+	}
+	sb->s_root = d_make_root(root);
+	if (!sb->s_root) {
+		err = -ENOMEM;
+		goto out_unmount;
+	}
+	s->shrinker = shrinker_alloc(0, "arborfs-%s", sb->s_id);
+	if (s->shrinker) {
+		s->shrinker->count_objects = arborfs_cache_count;
+		s->shrinker->scan_objects = arborfs_cache_scan;
+		s->shrinker->private_data = s;
+		shrinker_register(s->shrinker);
+	}
+	arborfs_note_cache(sb);
+	atomic64_set(&s->avail, ENGINE_CALL(sb, arborfs_rs_available(FS(sb))));
+	return 0;
+out_unmount:
+	/* put_super only runs once s_root is set: release the engine here. */
+	arborfs_put_super(sb);
+	return err;
+}
+
+static int arborfs_get_tree(struct fs_context *fc)
+{
+	if (fc->source && strchr(fc->source, ':')) {
+		errorf(fc, "arborfs: %s: file systems with several devices cannot be mounted yet", fc->source);
+		return -EINVAL;
+	}
+	return get_tree_bdev(fc, arborfs_fill_super);
+}
+
+static int arborfs_reconfigure(struct fs_context *fc)
+{
+	struct super_block *sb = fc->root->d_sb;
+	struct arborfs_options *o = fc->fs_private;
+	bool want_ro = fc->sb_flags & SB_RDONLY;
+	int err, ro = 0;
+
+	sync_filesystem(sb);
+	err = arborfs_alive(sb);
+	if (err)
+		return err;
+	/* A remount without compress= keeps the current setting. */
+	if (o->compress >= 0)
+		ASB(sb)->opts = *o;
+	if (want_ro == sb_rdonly(sb))
+		return arborfs_apply_options(sb);
+	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
+	if (err)
+		return err;
+	err = arborfs_apply_options(sb);
+	if (err)
+		return err;
+	if (!want_ro && ro) {
+		errorf(fc, "arborfs: %s: the file system has features this module cannot write", sb->s_id);
+		return -EROFS;
+	}
+	atomic64_set(&ASB(sb)->avail, ENGINE_CALL(sb, arborfs_rs_available(FS(sb))));
+	pr_info("arborfs: %s: remounted %s\n", sb->s_id, want_ro ? "read-only" : "read-write");
+	return 0;
+}
+
+static void arborfs_free_fc(struct fs_context *fc)
+{
+	kfree(fc->fs_private);
+}
+
+static const struct fs_context_operations arborfs_context_ops = {
+	.parse_param = arborfs_parse_param,
+	.get_tree = arborfs_get_tree,
+	.reconfigure = arborfs_reconfigure,
+	.free = arborfs_free_fc,
+};
+
+static int arborfs_init_fs_context(struct fs_context *fc)
+{
+	struct arborfs_options *o = kzalloc(sizeof(*o), GFP_KERNEL);
+
+	if (!o)
+		return -ENOMEM;
+	o->compress = -1;
+	fc->fs_private = o;
+	fc->ops = &arborfs_context_ops;
+	return 0;
+}
+
+static void arborfs_kill_sb(struct super_block *sb)
+{
+	struct arborfs_sb_info *s = ASB(sb);
+
+	kill_block_super(sb);
+	kfree(s);
+}
+
+static struct file_system_type arborfs_fs_type = {
+	.owner = THIS_MODULE,
+	.name = "arborfs",
+	.init_fs_context = arborfs_init_fs_context,
+	.kill_sb = arborfs_kill_sb,
+	.fs_flags = FS_REQUIRES_DEV,
+};
+
+int arborfs_glue_register(void)
+{
+	return register_filesystem(&arborfs_fs_type);
+}
+
+void arborfs_glue_unregister(void)
+{
+	unregister_filesystem(&arborfs_fs_type);
+	rcu_barrier();
+}
+
+MODULE_ALIAS_FS("arborfs");
