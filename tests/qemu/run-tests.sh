@@ -3,6 +3,7 @@
 # three encodings, and bad input), boots the test kernel once with them as
 # virtio disks, loads arborfs.ko, runs tests/qemu/guest/run-all.sh, and fails
 # on any failed test or any BUG, WARNING, lockdep report or oops in the log.
+# Arguments: guest test names to run (default: all, see guest/run-all.sh).
 # Env: ARBORFS (tool), KO (module), KERNEL (bzImage); defaults are the builds.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,15 +32,33 @@ random_ino=$("$ARBORFS" dump --btree dirents "$WORK/plain.img" | sed -n 's/.*"ra
 data_off=$("$ARBORFS" dump --btree extents "$WORK/plain.img" | grep "^  $random_ino:" | head -1 | sed -n 's/.*offset: \([0-9]*\).*/\1/p')
 cp "$WORK/plain.img" "$WORK/baddata.img" && "$HERE/damage.py" "$WORK/baddata.img" byte $((data_off + 5000))
 
+# Blank disks for the read-write tests (sparse files).
+truncate -s 2G "$WORK/rw.img"
+truncate -s 64M "$WORK/small.img"
+truncate -s 512M "$WORK/kernel-tree.img"
+
 disks=()
-for i in plain zstd lz4 zeros badsb future badnode baddata journal; do disks+=(--disk "$WORK/$i.img"); done
+for i in plain zstd lz4 zeros badsb future badnode baddata journal rw small kernel-tree; do
+	disks+=(--disk "$WORK/$i.img")
+done
 log=$WORK/console.log
 rc=0
-"$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 900 --quiet --log "$log" \
-	-- bash "$HERE/guest/run-all.sh" "$WORK" || rc=$?
+"$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 1500 --quiet --log "$log" \
+	-- bash "$HERE/guest/run-all.sh" "$WORK" "$ARBORFS" "$@" || rc=$?
 if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:|Oops|Busy inodes after unmount|kmemleak: .* new suspected' "$log"; then
 	echo "qemu-test: the kernel log reports problems:" >&2
 	grep -nE -A20 '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Oops' "$log" | head -60 >&2
 	rc=1
+fi
+# The tree the kernel wrote (t_kernel_writes_tree) reads back identically with the tools.
+if (($# == 0)) || [[ " $* " == *" kernel_writes_tree "* ]]; then
+	rm -rf "$WORK/restored" && mkdir "$WORK/restored"
+	if "$ARBORFS" restore "$WORK/kernel-tree.img" "$WORK/restored" >/dev/null &&
+		python3 "$HERE/compare-tree.py" --xattr-prefix user. "$WORK/tree" "$WORK/restored"; then
+		echo "PASS host_restores_kernel_tree"
+	else
+		echo "FAIL host_restores_kernel_tree"
+		rc=1
+	fi
 fi
 exit "$rc"

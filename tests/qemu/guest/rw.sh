@@ -1,0 +1,189 @@
+# shellcheck shell=bash
+# Read-write tests of the QEMU suite, sourced by run-all.sh (which defines
+# run, must_fail, log_has, $WORK, $TREE, $ARBORFS, $HERE). Disks: vdj 2 GiB
+# and vdk 64 MiB blank, vdl 512 MiB blank (its contents are checked on the
+# host afterwards), vda the tool-made tree image.
+
+GUEST=$HERE/guest
+
+# mkfs DISK [OPTIONS...]: a fresh file system made by the host's tool.
+mkfs() { local d=$1; shift; "$ARBORFS" format -q --force "$@" "/dev/$d" >/dev/null; }
+fsck_clean() { umount /mnt 2>/dev/null; "$ARBORFS" fsck -n "/dev/$1" || { echo "fsck -n /dev/$1 is not clean"; return 1; }; }
+
+t_posix_ops() {
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	python3 "$GUEST/posix_ops.py" /mnt write || return 1
+	umount /mnt || return 1
+	fsck_clean vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	python3 "$GUEST/posix_ops.py" /mnt verify || return 1
+	umount /mnt && fsck_clean vdj
+}
+
+t_posix_ops_compressed() {
+	mkfs vdj --compression zstd:3 --data-checksum xxhash64 || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	python3 "$GUEST/posix_ops.py" /mnt write || return 1
+	umount /mnt || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	python3 "$GUEST/posix_ops.py" /mnt verify || return 1
+	fsck_clean vdj
+}
+
+t_remount() {
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	echo before >/mnt/f || return 1
+	mount -o remount,ro /mnt || return 1
+	must_fail touch /mnt/g 2>/dev/null || return 1
+	[[ $(cat /mnt/f) == before ]] || return 1
+	"$ARBORFS" fsck -n /dev/vdj >/dev/null 2>&1 || true # O_EXCL: refused while mounted, never damaging
+	mount -o remount,rw /mnt || return 1
+	echo after >/mnt/g || return 1
+	umount /mnt || return 1
+	mount -t arborfs -o ro /dev/vdj /mnt || return 1
+	[[ $(cat /mnt/f /mnt/g) == $'before\nafter' ]] || return 1
+	fsck_clean vdj
+}
+
+t_freeze() {
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	echo frozen >/mnt/f || return 1
+	fsfreeze -f /mnt || return 1
+	# A writer blocks while frozen and finishes after the thaw.
+	(echo thawed >/mnt/g) &
+	local pid=$!
+	sleep 2
+	kill -0 "$pid" 2>/dev/null || { echo "write went through a frozen file system"; fsfreeze -u /mnt; return 1; }
+	fsfreeze -u /mnt || return 1
+	wait "$pid" || return 1
+	[[ $(cat /mnt/g) == thawed ]] || return 1
+	fsck_clean vdj
+}
+
+t_shutdown() {
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	echo durable >/mnt/kept && sync || return 1
+	echo lost >/mnt/maybe
+	python3 - <<-'EOF' || return 1
+	import fcntl, os, struct, errno
+	fd = os.open("/mnt", os.O_RDONLY)
+	fcntl.ioctl(fd, 0x8004587d, struct.pack("I", 2))  # XFS_IOC_GOINGDOWN, NOLOGFLUSH
+	try:
+	    open("/mnt/after", "w")
+	    raise SystemExit("create after shutdown succeeded")
+	except OSError as e:
+	    assert e.errno == errno.EIO, e
+	EOF
+	log_has "shut down" || return 1
+	umount /mnt || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	[[ $(cat /mnt/kept) == durable && ! -e /mnt/after ]] || return 1
+	fsck_clean vdj
+}
+
+t_enospc() {
+	mkfs vdk || return 1
+	mount -t arborfs /dev/vdk /mnt || return 1
+	echo keep >/mnt/keep && sync || return 1
+	local i=0
+	# Fill it with files, then with one big file: both end in ENOSPC, not in lost data.
+	while head -c 1M /dev/urandom >"/mnt/f$i" 2>/dev/null; do i=$((i + 1)); ((i < 200)) || break; done
+	((i < 200)) || { echo "64 MiB took 200 MiB"; return 1; }
+	must_fail dd if=/dev/zero of=/mnt/big bs=1M count=100 status=none 2>/dev/null || return 1
+	sync
+	echo "filled with $i MiB files; df: $(df -k /mnt | tail -1)"
+	[[ $(cat /mnt/keep) == keep ]] || return 1
+	# Freeing space makes it writable again.
+	rm -f /mnt/f* /mnt/big && sync || return 1
+	head -c 8M /dev/urandom >/mnt/again || return 1
+	umount /mnt || return 1
+	fsck_clean vdk || return 1
+	mount -t arborfs /dev/vdk /mnt || return 1
+	[[ $(stat -c %s /mnt/again) == 8388608 ]]
+}
+
+# 4 MiB of text (not `yes | head`: pipefail would see yes's SIGPIPE).
+text() { python3 -c 'import sys; sys.stdout.buffer.write((b"compressible line of text " * 161320)[:4 << 20])'; }
+
+t_compress_option() {
+	mkfs vdj --data-checksum crc32c || return 1
+	must_fail mount -t arborfs -o compress=brotli /dev/vdj /mnt 2>/dev/null || return 1
+	log_has "compress=brotli" || return 1
+	mount -t arborfs -o compress=lz4 /dev/vdj /mnt || return 1
+	text >/mnt/lz4 || return 1
+	mount -o remount,compress=none /mnt || return 1
+	text >/mnt/plain || return 1
+	sync
+	local lz4_kib plain_kib
+	lz4_kib=$(du -k /mnt/lz4 | cut -f1) plain_kib=$(du -k /mnt/plain | cut -f1)
+	echo "4 MiB of text: lz4 ${lz4_kib} KiB, none ${plain_kib} KiB"
+	((lz4_kib < 1024 && plain_kib >= 4096)) || return 1
+	umount /mnt && mount -t arborfs /dev/vdj /mnt || return 1
+	cmp /mnt/lz4 /mnt/plain || return 1
+	fsck_clean vdj
+}
+
+# fio with crc32c verification: sequential, random and mixed, buffered and direct.
+t_fio_verify() {
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	local job
+	for job in "--rw=write --bs=1M" "--rw=randwrite --bs=4k" "--rw=randrw --bs=16k --direct=1" \
+		"--rw=write --bs=64k --fsync=8"; do
+		# shellcheck disable=SC2086 # the job options split on purpose
+		fio --name=verify --directory=/mnt --size=64M --numjobs=2 --ioengine=psync $job \
+			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting --output-format=terse \
+			>/tmp/fio.out 2>&1 || { echo "fio $job failed"; tail -20 /tmp/fio.out; return 1; }
+		rm -f /mnt/verify.*
+	done
+	fsck_clean vdj
+}
+
+t_stress_ng() {
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	mkdir /mnt/stress && cd /mnt/stress || return 1
+	local rc=0
+	stress-ng --temp-path /mnt/stress --timeout "${STRESS_SECONDS:-20}" --metrics-brief \
+		--dir 2 --dentry 2 --rename 2 --link 2 --symlink 2 --hdd 2 --hdd-bytes 16M \
+		--xattr 2 --fallocate 2 --fallocate-bytes 16M --mmap 1 --mmap-bytes 16M --iomix 2 \
+		--iomix-bytes 16M --filename 1 --chmod 1 --utime 1 --seek 1 --seek-size 16M >/tmp/stress.out 2>&1 || rc=$?
+	cd / || return 1
+	((rc == 0)) || { echo "stress-ng failed ($rc)"; tail -30 /tmp/stress.out; return 1; }
+	fsck_clean vdj
+}
+
+# Many processes on shared and private files and directories at once.
+t_concurrency() {
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	python3 "$GUEST/concurrency.py" /mnt || return 1
+	fsck_clean vdj
+}
+
+# A tree written through the kernel, read back on the host by `arborfs restore` (run-tests.sh).
+t_kernel_writes_tree() {
+	mkfs vdl || return 1
+	# The kernel's zstd writes it; the tools' zstd crate reads it back on the host.
+	mount -t arborfs -o compress=zstd:5 /dev/vdl /mnt || return 1
+	cp -a "$TREE/." /mnt/ || return 1
+	# trusted.* does not cross 9p; set it here as make-tree.sh does on the host.
+	setfattr -n trusted.md5 -v 0x0123456789abcdef /mnt/random.bin || return 1
+	python3 "$HERE/compare-tree.py" --xattr-prefix user. "$TREE" /mnt || return 1
+	umount /mnt && fsck_clean vdl
+}
+
+# A tool-made image, changed through the kernel and still clean.
+t_tool_image_rw() {
+	mount -t arborfs /dev/vda /mnt || return 1
+	python3 "$HERE/compare-tree.py" --xattr-prefix user. "$TREE" /mnt || return 1
+	rm -rf /mnt/a && mkdir /mnt/new && cp /mnt/text.txt /mnt/new/ || return 1
+	umount /mnt && fsck_clean vda
+}
+
+RW_TESTS=(posix_ops posix_ops_compressed compress_option remount freeze shutdown enospc fio_verify stress_ng concurrency
+	kernel_writes_tree tool_image_rw)
