@@ -145,6 +145,14 @@ static inline int arborfs_alive(struct super_block *sb)
 	return READ_ONCE(ASB(sb)->shut_down) ? -EIO : 0;
 }
 
+/* The blocks count (st_blocks) from the bytes the engine says a file occupies. */
+static inline void arborfs_set_blocks(struct inode *inode, u64 alloc_bytes)
+{
+	spin_lock(&inode->i_lock);
+	inode->i_blocks = alloc_bytes >> 9;
+	spin_unlock(&inode->i_lock);
+}
+
 /* inode.c */
 extern const struct xattr_handler * const arborfs_xattr_handlers[];
 struct inode *arborfs_iget(struct super_block *sb, u64 ino);

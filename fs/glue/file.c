@@ -270,9 +270,7 @@ static int arborfs_wb_flush(struct inode *inode, struct arborfs_wb_run *run)
 	if (err == -EROFS && arborfs_alive(sb))
 		err = -EIO;
 	if (!err) {
-		spin_lock(&inode->i_lock);
-		inode->i_blocks = alloc_bytes >> 9;
-		spin_unlock(&inode->i_lock);
+		arborfs_set_blocks(inode, alloc_bytes);
 		/* Keep the cached free space conservative until the next look. */
 		atomic64_sub(run->len, &ASB(sb)->avail);
 	}
@@ -502,9 +500,7 @@ static ssize_t arborfs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 		want -= n;
 		if (pos > i_size_read(inode))
 			i_size_write(inode, pos);
-		spin_lock(&inode->i_lock);
-		inode->i_blocks = alloc_bytes >> 9;
-		spin_unlock(&inode->i_lock);
+		arborfs_set_blocks(inode, alloc_bytes);
 	}
 	kvfree(buf);
 	if (done)
@@ -600,9 +596,7 @@ static long arborfs_fallocate(struct file *file, int mode, loff_t off, loff_t le
 		goto out;
 	if (a.size > i_size_read(inode))
 		i_size_write(inode, a.size);
-	spin_lock(&inode->i_lock);
-	inode->i_blocks = a.alloc_bytes >> 9;
-	spin_unlock(&inode->i_lock);
+	arborfs_set_blocks(inode, a.alloc_bytes);
 	inode_set_mtime_to_ts(inode, ns_to_timespec64(a.mtime));
 	inode_set_ctime_to_ts(inode, ns_to_timespec64(a.ctime));
 	arborfs_update_avail(sb);

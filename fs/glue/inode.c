@@ -53,9 +53,7 @@ void arborfs_apply_attr(struct inode *inode, const struct arborfs_attr *a)
 	set_nlink(inode, a->nlink);
 	if (!S_ISREG(a->mode) || !inode->i_mapping->nrpages)
 		i_size_write(inode, a->size);
-	spin_lock(&inode->i_lock);
-	inode->i_blocks = a->alloc_bytes >> 9;
-	spin_unlock(&inode->i_lock);
+	arborfs_set_blocks(inode, a->alloc_bytes);
 	inode_set_atime_to_ts(inode, ns_to_ts(a->atime));
 	inode_set_mtime_to_ts(inode, ns_to_ts(a->mtime));
 	inode_set_ctime_to_ts(inode, ns_to_ts(a->ctime));
@@ -189,12 +187,16 @@ int arborfs_refresh(struct inode *inode)
 
 /* ---- setattr, getattr, write_inode, eviction ---- */
 
+/* Hand attribute changes to the engine; the blocks count follows what it reports. */
 static int arborfs_engine_setattr(struct inode *inode, struct arborfs_setattr *s)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_attr a;
+	int err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_setattr(FS(sb), inode->i_ino, s, &a));
 
-	return arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_setattr(FS(sb), inode->i_ino, s, &a));
+	if (!err)
+		arborfs_set_blocks(inode, a.alloc_bytes);
+	return err;
 }
 
 int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr *attr)
@@ -382,9 +384,8 @@ static int arborfs_xattr_set(const struct xattr_handler *h, struct mnt_idmap *id
 	if (snprintf(full, sizeof(full), "%s%s", h->prefix, name) >= sizeof(full))
 		return -ERANGE;
 	err = arborfs_setxattr_full(inode, full, value, size, flags);
-	if (!err) {
+	if (!err)
 		inode_set_ctime_current(inode);
-	}
 	return err;
 }
 

@@ -5,6 +5,7 @@
 # on any failed test or any BUG, WARNING, lockdep report or oops in the log.
 # Arguments: guest test names to run (default: all, see guest/run-all.sh).
 # Env: ARBORFS (tool), KO (module), KERNEL (bzImage); defaults are the builds.
+#      STRESS_SECONDS: how long stress-ng runs (default 150).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh
@@ -44,7 +45,7 @@ done
 log=$WORK/console.log
 rc=0
 "$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 1500 --quiet --log "$log" \
-	-- bash "$HERE/guest/run-all.sh" "$WORK" "$ARBORFS" "$@" || rc=$?
+	-- env STRESS_SECONDS="${STRESS_SECONDS:-150}" bash "$HERE/guest/run-all.sh" "$WORK" "$ARBORFS" "$@" || rc=$?
 if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:|Oops|Busy inodes after unmount|kmemleak: .* new suspected' "$log"; then
 	echo "qemu-test: the kernel log reports problems:" >&2
 	grep -nE -A20 '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Oops' "$log" | head -60 >&2
