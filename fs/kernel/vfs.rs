@@ -5,6 +5,7 @@
 //! each function has the engine to itself.
 
 use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use kernel::ffi::c_char;
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
@@ -104,6 +105,29 @@ unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(p, len) }
 }
 
+/// Damage makes every read of a file fail the same way: at most
+/// `LOG_BURST` error lines per `LOG_WINDOW_NS`, then a count of the rest.
+const LOG_BURST: u32 = 10;
+const LOG_WINDOW_NS: i64 = 5_000_000_000;
+static LOG_WINDOW_START: AtomicI64 = AtomicI64::new(i64::MIN);
+static LOG_COUNT: AtomicU32 = AtomicU32::new(0);
+
+/// Whether an error line may be printed now (a cheap ratelimit shared by
+/// all mounts; races between CPUs only blur the count).
+fn log_allowed() -> bool {
+    let now = crate::sys::now_ns();
+    let start = LOG_WINDOW_START.load(Ordering::Relaxed);
+    if now.saturating_sub(start) > LOG_WINDOW_NS {
+        LOG_WINDOW_START.store(now, Ordering::Relaxed);
+        let dropped = LOG_COUNT.swap(1, Ordering::Relaxed).saturating_sub(LOG_BURST);
+        if dropped > 0 {
+            pr_err!("{} similar error lines suppressed\n", dropped);
+        }
+        return true;
+    }
+    LOG_COUNT.fetch_add(1, Ordering::Relaxed) < LOG_BURST
+}
+
 fn errno(e: FsError) -> c_int {
     -e.errno()
 }
@@ -112,7 +136,7 @@ fn errno(e: FsError) -> c_int {
 /// also logged, naming the operation and inode, since the caller only sees
 /// EUCLEAN or EIO.
 fn failed(e: FsError, op: &str, ino: u64) -> c_int {
-    if e.is_damage() {
+    if e.is_damage() && log_allowed() {
         pr_err!("{} of inode {} failed: {}\n", op, ino, e);
     }
     errno(e)
@@ -279,7 +303,11 @@ pub(crate) unsafe extern "C" fn arborfs_rs_shutdown(fs: *mut c_void, flush_journ
 ///
 /// `fs` is mounted; `out` is writable.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_getattr(fs: *mut c_void, ino: u64, out: *mut ArborfsAttr) -> c_int {
+pub(crate) unsafe extern "C" fn arborfs_rs_getattr(
+    fs: *mut c_void,
+    ino: u64,
+    out: *mut ArborfsAttr,
+) -> c_int {
     // SAFETY: `fs` is mounted.
     let fs = unsafe { engine(fs) };
     match fs.getattr(ino) {
@@ -298,7 +326,13 @@ pub(crate) unsafe extern "C" fn arborfs_rs_getattr(fs: *mut c_void, ino: u64, ou
 ///
 /// `fs` is mounted; `name` points to `len` bytes; `ino` is writable.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_lookup(fs: *mut c_void, dir: u64, name: *const u8, len: usize, ino: *mut u64) -> c_int {
+pub(crate) unsafe extern "C" fn arborfs_rs_lookup(
+    fs: *mut c_void,
+    dir: u64,
+    name: *const u8,
+    len: usize,
+    ino: *mut u64,
+) -> c_int {
     // SAFETY: `fs` is mounted.
     let fs = unsafe { engine(fs) };
     // SAFETY: `name` points to `len` readable bytes.
@@ -359,7 +393,13 @@ pub(crate) unsafe extern "C" fn arborfs_rs_readdir(
 ///
 /// `fs` is mounted; `buf` points to `len` writable bytes.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_read(fs: *mut c_void, ino: u64, off: u64, buf: *mut u8, len: usize) -> isize {
+pub(crate) unsafe extern "C" fn arborfs_rs_read(
+    fs: *mut c_void,
+    ino: u64,
+    off: u64,
+    buf: *mut u8,
+    len: usize,
+) -> isize {
     // SAFETY: `fs` is mounted.
     let fs = unsafe { engine(fs) };
     // SAFETY: `buf` points to `len` writable bytes.
@@ -367,7 +407,9 @@ pub(crate) unsafe extern "C" fn arborfs_rs_read(fs: *mut c_void, ino: u64, off: 
     match fs.read(ino, off, buf) {
         Ok(n) => n as isize,
         Err(e) => {
-            pr_err!("read of inode {} at {} failed: {}\n", ino, off, e);
+            if log_allowed() {
+                pr_err!("read of inode {} at {} failed: {}\n", ino, off, e);
+            }
             errno(e) as isize
         }
     }
@@ -379,7 +421,12 @@ pub(crate) unsafe extern "C" fn arborfs_rs_read(fs: *mut c_void, ino: u64, off: 
 ///
 /// `fs` is mounted; `buf` points to `len` writable bytes.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_readlink(fs: *mut c_void, ino: u64, buf: *mut u8, len: usize) -> isize {
+pub(crate) unsafe extern "C" fn arborfs_rs_readlink(
+    fs: *mut c_void,
+    ino: u64,
+    buf: *mut u8,
+    len: usize,
+) -> isize {
     // SAFETY: `fs` is mounted.
     let fs = unsafe { engine(fs) };
     let mut t = TryVec::new();
@@ -467,7 +514,12 @@ pub(crate) unsafe extern "C" fn arborfs_rs_getxattr(
 ///
 /// `fs` is mounted; `buf` points to `size` writable bytes.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_listxattr(fs: *mut c_void, ino: u64, buf: *mut u8, size: usize) -> isize {
+pub(crate) unsafe extern "C" fn arborfs_rs_listxattr(
+    fs: *mut c_void,
+    ino: u64,
+    buf: *mut u8,
+    size: usize,
+) -> isize {
     // SAFETY: `fs` is mounted.
     let fs = unsafe { engine(fs) };
     let mut v = TryVec::new();
@@ -667,7 +719,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_write(
             n as isize
         }
         Err(e) => {
-            if !matches!(e, FsError::NoSpace | FsError::ReadOnly) {
+            if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
                 pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
             }
             errno(e) as isize
@@ -702,7 +754,13 @@ pub(crate) unsafe extern "C" fn arborfs_rs_fallocate(
 ///
 /// `fs` is mounted; `res` is writable.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_seek(fs: *mut c_void, ino: u64, off: u64, hole: c_int, res: *mut u64) -> c_int {
+pub(crate) unsafe extern "C" fn arborfs_rs_seek(
+    fs: *mut c_void,
+    ino: u64,
+    off: u64,
+    hole: c_int,
+    res: *mut u64,
+) -> c_int {
     // SAFETY: `fs` is mounted.
     let fs = unsafe { engine(fs) };
     match fs.seek(ino, off, hole != 0) {

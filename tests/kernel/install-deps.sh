@@ -12,7 +12,7 @@ PACKAGES=(
 	libclang-dev clang lld llvm
 	make flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
 	busybox-static qemu-system-x86 qemu-utils
-	fio stress-ng attr acl xfsprogs e2fsprogs btrfs-progs
+	fio stress-ng fsmark attr acl xfsprogs e2fsprogs btrfs-progs
 )
 
 die() { echo "install-deps: $*" >&2; exit 1; }
