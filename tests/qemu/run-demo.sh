@@ -14,8 +14,11 @@ if [[ -z ${IMAGE:-} ]]; then
 	echo "run-demo: $IMAGE holds tests/out/sample; mounting it at /mnt in the guest" >&2
 fi
 mount_cmd="mount -t arborfs /dev/vda /mnt && cd /mnt"
+# The image is mounted read-write: unmount it cleanly when the command or shell ends.
+umount_cmd='rc=$?; cd / && umount /mnt; exit $rc'
 if [[ -n ${CMD:-} ]]; then
-	exec "$HERE/run-guest.sh" --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" --quiet -- "$mount_cmd && { $CMD; }"
+	exec "$HERE/run-guest.sh" --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" --quiet \
+		-- "$mount_cmd && { $CMD; }; $umount_cmd"
 fi
 exec "$HERE/run-guest.sh" --interactive --timeout 0 --kernel "$KERNEL" --disk "$IMAGE" --module "$KO" \
-	-- "$mount_cmd && echo 'arborfs is mounted at /mnt; exit the shell to stop the guest' && exec bash -i"
+	-- "$mount_cmd && echo 'arborfs is mounted at /mnt; exit the shell to stop the guest' && bash -i; $umount_cmd"
