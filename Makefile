@@ -72,9 +72,9 @@ qemu-test-kasan: tools kernel-deps
 	tar -c --exclude=target --exclude="*.o" --exclude=".*.cmd" Kbuild fs | tar -x -C $(OUT)/kasan
 	$(MAKE) -C $$(ARBORFS_KASAN=1 tests/kernel/build.sh | tail -n1) M=$(CURDIR)/$(OUT)/kasan \
 		LLVM=1 RUSTC=/usr/bin/rustc modules
-	KO=$(CURDIR)/$(OUT)/kasan/arborfs.ko \
-	KERNEL=$$(ARBORFS_KASAN=1 tests/kernel/build.sh | tail -n1)/arch/x86/boot/bzImage \
-		tests/qemu/run-tests.sh
+	export KO=$(CURDIR)/$(OUT)/kasan/arborfs.ko \
+		KERNEL=$$(ARBORFS_KASAN=1 tests/kernel/build.sh | tail -n1)/arch/x86/boot/bzImage && \
+		tests/qemu/run-tests.sh && tests/qemu/crash/run.sh
 
 # Userspace only: make an image from a sample tree, check it, show it, copy it out.
 demo: tools

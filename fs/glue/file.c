@@ -166,7 +166,8 @@ static void arborfs_readahead(struct readahead_control *rac)
 					continue;
 				}
 				addr = kmap_local_folio(folio, 0);
-				memcpy(addr, buf + done, take);
+				if (take)
+					memcpy(addr, buf + done, take);
 				memset(addr + take, 0, fsz - take);
 				kunmap_local(addr);
 				folio_mark_uptodate(folio);
