@@ -88,7 +88,8 @@ int arborfs_rs_symlink(void *fs, u64 dir, const u8 *name, size_t len, const u8 *
 int arborfs_rs_link(void *fs, u64 ino, u64 dir, const u8 *name, size_t len, struct arborfs_attr *out);
 int arborfs_rs_unlink(void *fs, u64 dir, const u8 *name, size_t len, int rmdir, struct arborfs_attr *out);
 int arborfs_rs_rename(void *fs, u64 olddir, const u8 *oldname, size_t oldlen, u64 newdir, const u8 *newname,
-		      size_t newlen, u32 flags);
+		      size_t newlen, u32 flags, u32 uid, u32 gid);
+int arborfs_rs_tmpfile(void *fs, u64 dir, u32 mode, u32 uid, u32 gid, struct arborfs_attr *out);
 int arborfs_rs_setattr(void *fs, u64 ino, const struct arborfs_setattr *set, struct arborfs_attr *out);
 ssize_t arborfs_rs_write(void *fs, u64 ino, u64 off, const u8 *buf, size_t len, u64 *alloc_bytes);
 int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct arborfs_attr *out);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Directories: lookup, readdir, and every namespace change (create, mkdir,
- * mknod, symlink, link, unlink, rmdir, rename). The engine does each change
- * in one journalled transaction; the glue then brings the in-core inodes it
- * touched in step (link counts, change times, directory sizes).
+ * mknod, symlink, link, unlink, rmdir, rename with whiteouts, O_TMPFILE).
+ * The engine does each change in one journalled transaction; the glue then
+ * brings the in-core inodes it touched in step (link counts, change times,
+ * directory sizes).
  */
 #include <linux/fs.h>
 #include <linux/namei.h>
@@ -65,65 +66,85 @@ out:
 }
 
 /*
- * Create an inode of any type named by `dentry` in `dir`: owner and setgid
- * inheritance as inode_init_owner() does, mode and ACLs as
- * posix_acl_create() decides (it also applies the umask, since the super
- * block has SB_POSIXACL).
+ * Owner and group of a new inode in `dir`, by inode_init_owner()'s rules: a
+ * setgid directory passes its group on, and its setgid bit to new
+ * directories.
  */
-static int arborfs_make(struct inode *dir, struct dentry *dentry, umode_t mode, dev_t rdev, const char *link)
+static void arborfs_new_owner(struct inode *dir, umode_t *mode, u32 *uid, u32 *gid)
+{
+	*uid = from_kuid(&init_user_ns, current_fsuid());
+	if (dir->i_mode & S_ISGID) {
+		*gid = from_kgid(&init_user_ns, dir->i_gid);
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	} else {
+		*gid = from_kgid(&init_user_ns, current_fsgid());
+	}
+}
+
+/*
+ * Create an inode of any type named `name` in `dir`, or with no name and no
+ * links for O_TMPFILE (`name` NULL): owner and setgid inheritance as
+ * inode_init_owner() does, mode and ACLs as posix_acl_create() decides (it
+ * also applies the umask, since the super block has SB_POSIXACL).
+ */
+static struct inode *arborfs_make_inode(struct inode *dir, const struct qstr *name, umode_t mode, dev_t rdev,
+					const char *link)
 {
 	struct super_block *sb = dir->i_sb;
 	struct posix_acl *default_acl = NULL, *acl = NULL;
-	const struct qstr *name = &dentry->d_name;
 	struct arborfs_attr a;
 	struct inode *inode;
-	kgid_t gid;
-	u32 uid;
-	int err;
+	u32 uid, gid;
+	int err = arborfs_alive(sb);
 
-	if (name->len > NAME_MAX)
-		return -ENAMETOOLONG;
-	err = arborfs_alive(sb);
 	if (err)
-		return err;
+		return ERR_PTR(err);
 	if (!link) {
 		err = posix_acl_create(dir, &mode, &default_acl, &acl);
 		if (err)
-			return err;
+			return ERR_PTR(err);
 	}
-	uid = from_kuid(&init_user_ns, current_fsuid());
-	if (dir->i_mode & S_ISGID) {
-		gid = dir->i_gid;
-		if (S_ISDIR(mode))
-			mode |= S_ISGID;
-	} else {
-		gid = current_fsgid();
-	}
-	if (link)
+	arborfs_new_owner(dir, &mode, &uid, &gid);
+	if (!name)
+		err = ENGINE_CALL(sb, arborfs_rs_tmpfile(FS(sb), dir->i_ino, mode, uid, gid, &a));
+	else if (link)
 		err = ENGINE_CALL(sb, arborfs_rs_symlink(FS(sb), dir->i_ino, name->name, name->len, link,
-							 strlen(link), uid, from_kgid(&init_user_ns, gid), &a));
+							 strlen(link), uid, gid, &a));
 	else
 		err = ENGINE_CALL(sb, arborfs_rs_create(FS(sb), dir->i_ino, name->name, name->len, mode, uid,
-							from_kgid(&init_user_ns, gid), new_encode_dev(rdev), &a));
-	if (err)
-		goto out;
-	inode = arborfs_new_inode(sb, &a, link);
-	if (IS_ERR(inode)) {
-		err = PTR_ERR(inode);
-		goto out;
-	}
-	err = arborfs_init_acl(inode, default_acl, acl);
+							gid, new_encode_dev(rdev), &a));
 	if (err) {
-		/* The entry exists; it shows up at the next lookup. */
-		iput(inode);
+		inode = ERR_PTR(err);
 		goto out;
 	}
-	arborfs_refresh(dir);
-	d_instantiate(dentry, inode);
+	inode = arborfs_new_inode(sb, &a, link);
+	if (!IS_ERR(inode)) {
+		err = arborfs_init_acl(inode, default_acl, acl);
+		if (err) {
+			/* A named inode shows up at the next lookup; an unnamed one goes at eviction. */
+			iput(inode);
+			inode = ERR_PTR(err);
+		}
+	}
 out:
 	posix_acl_release(default_acl);
 	posix_acl_release(acl);
-	return err;
+	return inode;
+}
+
+static int arborfs_make(struct inode *dir, struct dentry *dentry, umode_t mode, dev_t rdev, const char *link)
+{
+	struct inode *inode;
+
+	if (dentry->d_name.len > NAME_MAX)
+		return -ENAMETOOLONG;
+	inode = arborfs_make_inode(dir, &dentry->d_name, mode, rdev, link);
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	arborfs_refresh(dir);
+	d_instantiate(dentry, inode);
+	return 0;
 }
 
 static int arborfs_create(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode,
@@ -146,6 +167,22 @@ static int arborfs_mknod(struct mnt_idmap *idmap, struct inode *dir, struct dent
 static int arborfs_symlink(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, const char *target)
 {
 	return arborfs_make(dir, dentry, S_IFLNK | 0777, 0, target);
+}
+
+/*
+ * O_TMPFILE: an unnamed file with no links, on the engine's orphan list
+ * until linkat() names it (arborfs_link) or its last close deletes it.
+ */
+static int arborfs_tmpfile(struct mnt_idmap *idmap, struct inode *dir, struct file *file, umode_t mode)
+{
+	struct inode *inode = arborfs_make_inode(dir, NULL, mode, 0, NULL);
+
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	/* d_tmpfile() drops the one link the VFS expects a new inode to have. */
+	set_nlink(inode, 1);
+	d_tmpfile(file, inode);
+	return finish_open_simple(file, 0);
 }
 
 static int arborfs_link(struct dentry *old, struct inode *dir, struct dentry *dentry)
@@ -202,16 +239,19 @@ static int arborfs_rename(struct mnt_idmap *idmap, struct inode *old_dir, struct
 			  struct inode *new_dir, struct dentry *new_dentry, unsigned int flags)
 {
 	struct super_block *sb = old_dir->i_sb;
+	umode_t whiteout_mode = S_IFCHR;
+	u32 uid, gid;
 	int err;
 
-	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
 		return -EINVAL;
 	if (new_dentry->d_name.len > NAME_MAX)
 		return -ENAMETOOLONG;
+	arborfs_new_owner(old_dir, &whiteout_mode, &uid, &gid);
 	err = arborfs_alive(sb) ?:
 		ENGINE_CALL(sb, arborfs_rs_rename(FS(sb), old_dir->i_ino, old_dentry->d_name.name,
 						  old_dentry->d_name.len, new_dir->i_ino, new_dentry->d_name.name,
-						  new_dentry->d_name.len, flags));
+						  new_dentry->d_name.len, flags, uid, gid));
 	if (err)
 		return err;
 	arborfs_refresh(old_dir);
@@ -233,6 +273,7 @@ const struct inode_operations arborfs_dir_iops = {
 	.unlink = arborfs_unlink,
 	.rmdir = arborfs_rmdir,
 	.rename = arborfs_rename,
+	.tmpfile = arborfs_tmpfile,
 	.setattr = arborfs_setattr,
 	.getattr = arborfs_getattr,
 	.listxattr = arborfs_listxattr,

@@ -553,6 +553,27 @@ pub(crate) unsafe extern "C" fn arborfs_rs_create(
     unsafe { attr_out(fs.create(dir, name, mode, uid, gid, rdev), out, "create in directory", dir) }
 }
 
+/// Create an unnamed regular file (`O_TMPFILE`) with no links, on the
+/// orphan list.
+///
+/// # Safety
+///
+/// `fs` is mounted; `out` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_tmpfile(
+    fs: *mut c_void,
+    dir: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    out: *mut ArborfsAttr,
+) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    // SAFETY: `out` is writable.
+    unsafe { attr_out(fs.create_tmpfile(dir, mode, uid, gid), out, "O_TMPFILE in directory", dir) }
+}
+
 /// Create a symbolic link.
 ///
 /// # Safety
@@ -619,7 +640,8 @@ pub(crate) unsafe extern "C" fn arborfs_rs_unlink(
     unsafe { attr_out(r, out, "unlink in directory", dir) }
 }
 
-/// rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE.
+/// rename(2) with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (the
+/// whiteout belongs to `uid`/`gid`).
 ///
 /// # Safety
 ///
@@ -634,10 +656,12 @@ pub(crate) unsafe extern "C" fn arborfs_rs_rename(
     newname: *const u8,
     newlen: usize,
     flags: u32,
+    uid: u32,
+    gid: u32,
 ) -> c_int {
     // SAFETY: per the contract.
     let (fs, old, new) = unsafe { (engine(fs), bytes(oldname, oldlen), bytes(newname, newlen)) };
-    match fs.rename(olddir, old, newdir, new, flags) {
+    match fs.rename(olddir, old, newdir, new, flags, (uid, gid)) {
         Ok(_) => 0,
         Err(e) => failed(e, "rename in directory", olddir),
     }

@@ -312,7 +312,7 @@ fn run(seed: u64, steps: usize, size: usize, node_size: u32) {
                 let ndir = dirs[rng.below(dirs.len() as u64) as usize];
                 let nname = NAMES[rng.below(NAMES.len() as u64) as usize];
                 let flags = [0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE][rng.below(4) as usize];
-                let r = fs.rename(dir, name, ndir, nname, flags);
+                let r = fs.rename(dir, name, ndir, nname, flags, (0, 0));
                 let src = m.dir(dir).get(name).copied();
                 let dst = m.dir(ndir).get(nname).copied();
                 let expect = match (src, dst) {

@@ -58,3 +58,63 @@ fn read_only_switch_shutdown_and_compression_override() {
     assert_eq!(&read_all(&mut fs, f.ino).unwrap()[..7], b"flushed");
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
 }
+
+/// O_TMPFILE: an unnamed file is reclaimed at the next open unless a link
+/// gave it a name first.
+#[test]
+fn tmpfile_is_reclaimed_unless_linked() {
+    let mut fs = mem_fs(64 << 20);
+    let used = |s: arborfs_engine::fs::StatFs| s.files - s.files_free;
+    let inodes = used(fs.statfs());
+    let kept = fs.create_tmpfile(ROOT_INO, S_IFREG | 0o600, 3, 4).unwrap();
+    assert_eq!(kept.inode.nlink, 0);
+    fs.write(kept.ino, 0, b"kept data").unwrap();
+    let lost = fs.create_tmpfile(ROOT_INO, S_IFREG | 0o600, 0, 0).unwrap();
+    fs.write(lost.ino, 0, &[7u8; 300_000]).unwrap();
+    assert_eq!(fs.create_tmpfile(ROOT_INO, 0o040755, 0, 0).map(|_| ()), Err(arborfs_engine::Error::Invalid));
+    assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
+    let named = fs.link(kept.ino, ROOT_INO, b"named").unwrap();
+    assert_eq!(named.inode.nlink, 1);
+    // The system goes down with `lost` still open: the next open deletes it.
+    let mut fs = reopen(fs);
+    assert_eq!(fs.getattr(lost.ino).map(|_| ()), Err(arborfs_engine::Error::NotFound));
+    let a = fs.lookup(ROOT_INO, b"named").unwrap();
+    assert_eq!((a.ino, a.inode.nlink, a.inode.uid, a.inode.gid), (kept.ino, 1, 3, 4));
+    assert_eq!(read_all(&mut fs, a.ino).unwrap(), b"kept data");
+    assert_eq!(used(fs.statfs()), inodes + 1);
+    assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
+}
+
+/// RENAME_WHITEOUT leaves a 0:0 character device at the old name, in the
+/// same transaction as the move.
+#[test]
+fn rename_whiteout_leaves_a_character_device() {
+    use arborfs_engine::format::inode::S_IFCHR;
+    use arborfs_engine::fs::dirent::{RENAME_EXCHANGE, RENAME_WHITEOUT};
+    let mut fs = mem_fs(64 << 20);
+    let d = fs.mkdir(ROOT_INO, b"d", 0o755, 0, 0).unwrap();
+    let f = fs.create(ROOT_INO, b"f", S_IFREG | 0o644, 0, 0, 0).unwrap();
+    fs.rename(ROOT_INO, b"f", d.ino, b"g", RENAME_WHITEOUT, (5, 6)).unwrap();
+    let w = fs.lookup(ROOT_INO, b"f").unwrap();
+    assert_eq!((w.inode.mode, w.inode.rdev, w.inode.nlink, w.inode.uid, w.inode.gid), (S_IFCHR, 0, 1, 5, 6));
+    assert_eq!(fs.lookup(d.ino, b"g").unwrap().ino, f.ino);
+    // A directory over an empty one in the same parent: the replaced one
+    // goes, the whiteout takes the old name, the parent loses one link.
+    fs.mkdir(ROOT_INO, b"sub", 0o755, 0, 0).unwrap();
+    fs.mkdir(ROOT_INO, b"empty", 0o755, 0, 0).unwrap();
+    assert_eq!(fs.getattr(ROOT_INO).unwrap().inode.nlink, 5);
+    let gone = fs.rename(ROOT_INO, b"sub", ROOT_INO, b"empty", RENAME_WHITEOUT, (0, 0)).unwrap();
+    assert!(gone.is_some());
+    assert_eq!(fs.getattr(ROOT_INO).unwrap().inode.nlink, 4);
+    assert_eq!(fs.lookup(ROOT_INO, b"sub").unwrap().inode.mode, S_IFCHR);
+    assert_eq!(
+        fs.rename(ROOT_INO, b"d", ROOT_INO, b"sub", RENAME_WHITEOUT | RENAME_EXCHANGE, (0, 0)),
+        Err(arborfs_engine::Error::Invalid)
+    );
+    if let Some(ino) = gone {
+        fs.evict(ino).unwrap();
+    }
+    let mut fs = reopen(fs);
+    assert_eq!(fs.lookup(ROOT_INO, b"f").unwrap().ino, w.ino);
+    assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
+}

@@ -50,6 +50,15 @@ def renameat2(old, new, flags):
         raise OSError(e, os.strerror(e), old)
 
 
+def link_fd(fd, new):
+    """linkat(2) of an open file through /proc with AT_SYMLINK_FOLLOW (os.link calls link(2) here)."""
+    AT_FDCWD, AT_SYMLINK_FOLLOW = -100, 0x400
+    r = libc.linkat(AT_FDCWD, f"/proc/self/fd/{fd}".encode(), AT_FDCWD, new.encode(), AT_SYMLINK_FOLLOW)
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), new)
+
+
 def fallocate(fd, mode, off, length):
     r = libc.fallocate(fd, ctypes.c_int(mode), ctypes.c_long(off), ctypes.c_long(length))
     if r != 0:
@@ -57,7 +66,7 @@ def fallocate(fd, mode, off, length):
         raise OSError(e, os.strerror(e))
 
 
-RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 1, 2, 0x10
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
 FS_APPEND_FL, FS_IMMUTABLE_FL, FS_NODUMP_FL = 0x20, 0x10, 0x40
@@ -206,6 +215,13 @@ def t_rename():
     expect_errno(errno.EINVAL, os.rename, p("r", "b"), p("r", "b", "empty", "inside"))
     expect_errno(errno.EISDIR, os.rename, p("r", "b", "y"), p("r", "a", "full"))
     expect_errno(errno.ENOTDIR, os.rename, p("r", "a", "full"), p("r", "b", "y"))
+    # whiteouts (overlayfs): a 0:0 character device stays at the old name
+    renameat2(p("r", "b", "y"), p("r", "a", "moved"), RENAME_WHITEOUT)
+    st = os.lstat(p("r", "b", "y"))
+    check(stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 and st.st_nlink == 1, "whiteout left behind")
+    check(read_file(p("r", "a", "moved")) == b"z", "whiteout rename moved the file")
+    expect_errno(errno.EINVAL, renameat2, p("r", "a", "moved"), p("r", "b", "y"), RENAME_WHITEOUT | RENAME_EXCHANGE,
+                 what="whiteout with exchange")
 
 
 def t_open_unlinked():
@@ -216,6 +232,28 @@ def t_open_unlinked():
     os.lseek(fd, 0, os.SEEK_SET)
     check(os.read(fd, 10) == b"still here", "open unlinked file keeps its data")
     check(os.fstat(fd).st_nlink == 0, "nlink 0 while open")
+    os.close(fd)
+
+
+def t_tmpfile():
+    # O_TMPFILE: no name; linkat() gives it one, else the last close deletes it
+    before = os.statvfs(p()).f_bfree
+    fd = os.open(p("r"), os.O_TMPFILE | os.O_RDWR, 0o640)
+    os.write(fd, os.urandom(16 << 20))  # incompressible
+    os.fsync(fd)
+    check(os.fstat(fd).st_nlink == 0 and stat.S_ISREG(os.fstat(fd).st_mode), "tmpfile has no links")
+    check(os.statvfs(p()).f_bfree < before - 2048, "tmpfile data takes space")
+    os.close(fd)
+    os.sync()
+    check(os.statvfs(p()).f_bfree >= before - 1024, "closed tmpfile's space comes back")
+    fd = os.open(p("r"), os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, b"named later")
+    link_fd(fd, p("tmp-named"))
+    check(os.fstat(fd).st_nlink == 1, "linked tmpfile has one link")
+    os.close(fd)
+    check(read_file(p("tmp-named")) == b"named later", "linked tmpfile content")
+    fd = os.open(p("r"), os.O_TMPFILE | os.O_WRONLY | os.O_EXCL, 0o600)
+    expect_errno(errno.ENOENT, link_fd, fd, p("tmp-excl"), what="linking an O_EXCL tmpfile")
     os.close(fd)
 
 
@@ -489,10 +527,12 @@ def v_persisted():
     check(not os.path.exists(p("unlinked")), "unlinked file gone")
     check(len(os.listdir(p("many"))) == 1500, "directory entries")
     check(read_file(p("r", "b", "empty", "inner")) == b"in", "renamed tree")
+    check(read_file(p("tmp-named")) == b"named later", "linked tmpfile")
+    check(stat.S_ISCHR(os.lstat(p("r", "b", "y")).st_mode), "whiteout")
 
 
 if PHASE == "write":
-    for t in [t_namespace, t_many_entries, t_rename, t_open_unlinked, t_attributes, t_permissions, t_xattrs,
+    for t in [t_namespace, t_many_entries, t_rename, t_tmpfile, t_open_unlinked, t_attributes, t_permissions, t_xattrs,
               t_acl, t_data, t_sparse_and_fallocate, t_flags, t_statfs]:
         try:
             t()

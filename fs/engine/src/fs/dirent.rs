@@ -5,11 +5,11 @@
 //! across those slots. The readdir cursor is a slot, so it stays valid while
 //! other entries come and go.
 
-use super::inode::{inode_pos, Attr};
+use super::inode::{inode_pos, orphan_pos, Attr};
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::dirent::{name_slot, valid_name, Dirent, HASH_PROBE};
-use crate::format::inode::{dirent_type, Inode};
+use crate::format::inode::{dirent_type, Inode, S_IFCHR};
 use crate::format::{BtreeId, KeyType, Pos, NAME_MAX, ROOT_INO, SNAPSHOT_ROOT};
 use crate::sys::{now_ns, BlockDevice, TryVec};
 
@@ -17,6 +17,11 @@ use crate::sys::{now_ns, BlockDevice, TryVec};
 pub const RENAME_NOREPLACE: u32 = 1;
 /// rename(2) flag: swap source and target.
 pub const RENAME_EXCHANGE: u32 = 2;
+/// rename(2) flag: leave a whiteout (character device 0:0) at the source
+/// name, for overlayfs upper directories.
+pub const RENAME_WHITEOUT: u32 = 4;
+/// `DT_CHR`: the dirent type of a whiteout.
+const WHITEOUT_DTYPE: u8 = 2;
 
 /// Readdir callback: `(name, inode, dtype, next_cursor) -> keep going`.
 pub type ReaddirFn<'a> = dyn FnMut(&[u8], u64, u8, u64) -> bool + 'a;
@@ -127,7 +132,10 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
-    /// Add a hard link to `ino` named `name` in `dir`.
+    /// Add a hard link to `ino` named `name` in `dir`. An inode with no
+    /// links left gets its name back only while on the orphan list (an
+    /// `O_TMPFILE` file; the VFS refuses this for other unlinked files), and
+    /// leaves the list.
     pub fn link(&mut self, ino: u64, dir: u64, name: &[u8]) -> Result<Attr> {
         self.check_user_writable()?;
         self.check_name(name)?;
@@ -135,7 +143,8 @@ impl<D: BlockDevice> Fs<D> {
         if inode.is_dir() {
             return Err(Error::NotPermitted);
         }
-        if inode.nlink == 0 {
+        let revive = inode.nlink == 0;
+        if revive && !self.is_orphan(ino)? {
             return Err(Error::NotFound);
         }
         if inode.nlink >= u32::MAX - 1 {
@@ -154,6 +163,9 @@ impl<D: BlockDevice> Fs<D> {
         self.in_txn(|fs| {
             fs.dirent_insert(dir, name, ino, dtype)?;
             fs.inode_write(ino, &inode)?;
+            if revive {
+                fs.btree_delete(BtreeId::Orphans, orphan_pos(ino))?;
+            }
             fs.inode_write(dir, &parent)
         })?;
         Ok(Attr { ino, inode })
@@ -232,7 +244,8 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     /// Rename `oldname` in `olddir` to `newname` in `newdir`, with
-    /// [`RENAME_NOREPLACE`] or [`RENAME_EXCHANGE`]. Returns the inode that lost
+    /// [`RENAME_NOREPLACE`], [`RENAME_EXCHANGE`] or [`RENAME_WHITEOUT`] (the
+    /// whiteout belongs to `owner`, `(uid, gid)`). Returns the inode that lost
     /// its last link when a target was replaced, for the caller to evict.
     pub fn rename(
         &mut self,
@@ -241,9 +254,12 @@ impl<D: BlockDevice> Fs<D> {
         newdir: u64,
         newname: &[u8],
         flags: u32,
+        owner: (u32, u32),
     ) -> Result<Option<u64>> {
         self.check_user_writable()?;
-        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+            || (flags & RENAME_EXCHANGE != 0 && flags != RENAME_EXCHANGE)
+        {
             return Err(Error::Invalid);
         }
         self.check_name(oldname)?;
@@ -333,11 +349,24 @@ impl<D: BlockDevice> Fs<D> {
         op.ctime = now;
         np.mtime = now;
         np.ctime = now;
+        let whiteout =
+            (flags & RENAME_WHITEOUT != 0).then(|| self.new_inode(olddir, S_IFCHR, owner.0, owner.1, 0));
         self.in_txn(|fs| {
             if flags & RENAME_EXCHANGE != 0 {
                 let d = dst.ok_or(Error::Internal("exchange"))?;
                 fs.dirent_set_target(src.pos, oldname, d.ino, d.dtype)?;
                 fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?;
+            } else if let Some((wino, w)) = whiteout {
+                fs.next_ino += 1;
+                fs.inode_write(wino, &w)?;
+                fs.journal_accounting(1, 0)?;
+                fs.dirent_set_target(src.pos, oldname, wino, WHITEOUT_DTYPE)?;
+                match dst {
+                    Some(d) => fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?,
+                    None => {
+                        fs.dirent_insert(newdir, newname, src.ino, src.dtype)?;
+                    }
+                }
             } else {
                 fs.btree_delete(BtreeId::Dirents, src.pos)?;
                 match dst {

@@ -3,7 +3,7 @@
 
 use super::Fs;
 use crate::error::{Error, Result};
-use crate::format::inode::{dirent_type, Inode, FLAGS_KNOWN, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::format::inode::{dirent_type, Inode, FLAGS_KNOWN, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT, SYMLINK_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
 
@@ -135,22 +135,8 @@ impl<D: BlockDevice> Fs<D> {
         if is_dir && parent.nlink >= u32::MAX - 1 {
             return Err(Error::TooManyLinks);
         }
-        let now = now_ns();
-        let ino = self.next_ino;
-        let mut inode = Inode {
-            mode,
-            uid,
-            gid,
-            nlink: if is_dir { 2 } else { 1 },
-            atime: now,
-            mtime: now,
-            ctime: now,
-            btime: now,
-            generation: (now as u32) ^ (ino as u32),
-            rdev,
-            parent: dir,
-            ..Default::default()
-        };
+        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, rdev);
+        let now = inode.ctime;
         if let Some(t) = symlink {
             inode.size = t.len() as u64;
             inode.alloc_bytes = 0;
@@ -176,6 +162,55 @@ impl<D: BlockDevice> Fs<D> {
             fs.journal_accounting(1, 0)
         })?;
         Ok(Attr { ino, inode })
+    }
+
+    /// The next inode number and a fresh inode for it in `dir`: one link
+    /// (two for a directory), all times now. Written by the caller's
+    /// transaction, which also advances `next_ino`.
+    pub(crate) fn new_inode(&self, dir: u64, mode: u32, uid: u32, gid: u32, rdev: u64) -> (u64, Inode) {
+        let now = now_ns();
+        let ino = self.next_ino;
+        let inode = Inode {
+            mode,
+            uid,
+            gid,
+            nlink: if mode & S_IFMT == S_IFDIR { 2 } else { 1 },
+            atime: now,
+            mtime: now,
+            ctime: now,
+            btime: now,
+            generation: (now as u32) ^ (ino as u32),
+            rdev,
+            parent: dir,
+            ..Default::default()
+        };
+        (ino, inode)
+    }
+
+    /// Create an unnamed regular file for `O_TMPFILE`: no entry, link count
+    /// zero, on the orphan list, so it is deleted at its last close or at
+    /// the next open after a crash, unless [`Fs::link`] gives it a name first.
+    pub fn create_tmpfile(&mut self, dir: u64, mode: u32, uid: u32, gid: u32) -> Result<Attr> {
+        self.check_user_writable()?;
+        if mode & S_IFMT != S_IFREG {
+            return Err(Error::Invalid);
+        }
+        self.dir_read(dir)?;
+        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, 0);
+        inode.nlink = 0;
+        self.in_txn(|fs| {
+            fs.next_ino += 1;
+            fs.inode_write(ino, &inode)?;
+            fs.orphan_add(ino)?;
+            fs.journal_accounting(1, 0)
+        })?;
+        Ok(Attr { ino, inode })
+    }
+
+    /// Whether `ino` is on the orphan list.
+    pub(crate) fn is_orphan(&mut self, ino: u64) -> Result<bool> {
+        let mut val = TryVec::new();
+        Ok(self.get(BtreeId::Orphans, orphan_pos(ino), &mut val)?.is_some())
     }
 
     /// The target of a symlink.
