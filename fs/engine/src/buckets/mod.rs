@@ -104,6 +104,10 @@ pub const fn alloc_pos(dev: u8, bucket: u64) -> Pos {
 
 /// Buckets at the start of a member reserved for superblocks.
 pub fn sb_buckets(bucket_size: u64) -> u64 {
+    // Zero only on a superblock that failed validation; no division panic.
+    if bucket_size == 0 {
+        return 0;
+    }
     SB_RESERVED_BYTES.div_ceil(bucket_size)
 }
 
@@ -122,8 +126,13 @@ impl<D: BlockDevice> Fs<D> {
                 }
             }
             if i == usize::from(self.sb.journal_dev) {
+                if bs == 0 {
+                    return Err(Error::Corrupt("zero bucket size"));
+                }
+                let end = self.sb.journal_offset.checked_add(self.sb.journal_size);
+                let end = end.ok_or(Error::Corrupt("journal past the end of the address space"))?;
                 let first = self.sb.journal_offset / bs;
-                let last = (self.sb.journal_offset + self.sb.journal_size).div_ceil(bs);
+                let last = end.div_ceil(bs);
                 for b in first..last.min(m.nbuckets) {
                     if let Some(x) = t.get_mut(b as usize) {
                         x.data_type = DataType::Journal;
@@ -158,7 +167,7 @@ impl<D: BlockDevice> Fs<D> {
     /// Bucket number and size for a byte offset on a member.
     pub(crate) fn bucket_of(&self, dev: u8, offset: u64) -> Option<(u64, u64)> {
         let bs = *self.alloc.bucket_size.get(usize::from(dev))?;
-        Some((offset / bs, bs))
+        Some((offset.checked_div(bs)?, bs))
     }
 
     /// Check a node pointer against the layout and bucket generations.

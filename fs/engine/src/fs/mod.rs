@@ -210,7 +210,7 @@ impl<D: BlockDevice> Fs<D> {
         // Entries are padded to blocks; the limit is a whole number of blocks
         // so that what commit accepts, replay accepts too.
         let block = u64::from(sb.block_size);
-        j.max_entry = ((sb.journal_size / 4).min(4 << 20) / block * block) as usize;
+        j.max_entry = ((sb.journal_size / 4).min(4 << 20).checked_div(block).unwrap_or(0) * block) as usize;
         j.fs_tag = crate::format::journal::fs_tag(&sb.uuid);
         for (i, r) in self.roots.iter_mut().enumerate() {
             *r = sb.roots.get(i).filter(|p| p.offset != 0).map(|p| ChildRef::Disk(*p));
@@ -461,7 +461,8 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Usage numbers for statfs(2).
     pub fn statfs(&self) -> StatFs {
-        let bs = u64::from(self.sb.block_size);
+        // Never zero on an open file system (the superblock is validated).
+        let bs = u64::from(self.sb.block_size).max(1);
         let mut total = 0u64;
         for (dev, t) in self.alloc.tables.iter().enumerate() {
             let bsz = self.alloc.bucket_size.get(dev).copied().unwrap_or(0);

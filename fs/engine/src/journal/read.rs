@@ -59,7 +59,7 @@ impl<D: BlockDevice> Fs<D> {
         let mut buf = TryVec::new();
         let mut applied = 0;
         // Bounded: each entry takes at least one block of the ring.
-        let limit = self.journal.size / self.journal.block + 1;
+        let limit = self.journal.size.checked_div(self.journal.block).unwrap_or(0).saturating_add(1);
         while applied < limit {
             let mut found = self.journal_read_entry(at, seq, &mut buf)?;
             if found.is_none() && at != 0 {
