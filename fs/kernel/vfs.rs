@@ -719,8 +719,9 @@ pub(crate) unsafe extern "C" fn arborfs_rs_setattr(
     unsafe { attr_out(fs.setattr(ino, &sa), out, "setattr", ino) }
 }
 
-/// Write file data (writeback and O_DIRECT); returns bytes written and puts
-/// the bytes the file now occupies (for st_blocks) in `alloc_bytes`.
+/// Write file data (writeback and O_DIRECT) without touching its times,
+/// which the VFS keeps; returns bytes written and puts the bytes the file
+/// now occupies (for st_blocks) in `alloc_bytes`.
 ///
 /// # Safety
 ///
@@ -736,7 +737,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_write(
 ) -> isize {
     // SAFETY: per the contract.
     let (fs, data) = unsafe { (engine(fs), bytes(buf, len)) };
-    match fs.write(ino, off, data).and_then(|n| Ok((n, fs.getattr(ino)?))) {
+    match fs.write_back(ino, off, data).and_then(|n| Ok((n, fs.getattr(ino)?))) {
         Ok((n, a)) => {
             // SAFETY: `alloc_bytes` is writable.
             unsafe { *alloc_bytes = a.inode.alloc_bytes };

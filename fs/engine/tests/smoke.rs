@@ -118,3 +118,20 @@ fn rename_whiteout_leaves_a_character_device() {
     assert_eq!(fs.lookup(ROOT_INO, b"f").unwrap().ino, w.ino);
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
 }
+
+/// `write` stamps mtime and ctime; `write_back` (the kernel's writeback,
+/// which may run after a utimes) leaves the times the caller set.
+#[test]
+fn write_back_keeps_times() {
+    use arborfs_engine::fs::SetAttr;
+    let mut fs = mem_fs(64 << 20);
+    let f = fs.create(ROOT_INO, b"f", S_IFREG | 0o644, 0, 0, 0).unwrap();
+    let set = SetAttr { mtime: Some(4_000_000_000_000_000_000), ctime: Some(-5), ..Default::default() };
+    fs.setattr(f.ino, &set).unwrap();
+    fs.write_back(f.ino, 0, &[1u8; 10_000]).unwrap();
+    let a = fs.getattr(f.ino).unwrap().inode;
+    assert_eq!((a.mtime, a.ctime, a.size), (4_000_000_000_000_000_000, -5, 10_000));
+    fs.write(f.ino, 0, b"x").unwrap();
+    let a = fs.getattr(f.ino).unwrap().inode;
+    assert!(a.mtime < 4_000_000_000_000_000_000 && a.ctime > 0, "write stamps the times");
+}

@@ -227,8 +227,22 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
-    /// Write `data` at `off`; returns the bytes written.
+    /// Write `data` at `off`, setting mtime and ctime to now; returns the
+    /// bytes written.
     pub fn write(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<usize> {
+        self.write_stamped(ino, off, data, true)
+    }
+
+    /// Write data whose times the caller keeps: the kernel's page-cache
+    /// writeback and O_DIRECT. The VFS stamps mtime and ctime when write(2)
+    /// or an mmap store happens and hands them over through `write_inode`;
+    /// writeback can come after a later utimes(2), so it must not stamp them
+    /// again.
+    pub fn write_back(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<usize> {
+        self.write_stamped(ino, off, data, false)
+    }
+
+    fn write_stamped(&mut self, ino: u64, off: u64, data: &[u8], stamp: bool) -> Result<usize> {
         self.check_user_writable()?;
         let inode = self.inode_read(ino)?;
         if inode.is_dir() {
@@ -241,14 +255,14 @@ impl<D: BlockDevice> Fs<D> {
             off.checked_add(data.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
         let mut pos = off;
         while pos < end {
-            pos = self.write_chunk(ino, pos, off, data)?;
+            pos = self.write_chunk(ino, pos, off, data, stamp)?;
         }
         Ok(data.len())
     }
 
     /// Write one extent's worth starting at the block holding `pos`; returns
     /// where the next chunk starts.
-    fn write_chunk(&mut self, ino: u64, pos: u64, off: u64, data: &[u8]) -> Result<u64> {
+    fn write_chunk(&mut self, ino: u64, pos: u64, off: u64, data: &[u8], stamp: bool) -> Result<u64> {
         let block = self.block();
         let end = off + data.len() as u64;
         let bucket = self.min_bucket_size();
@@ -273,13 +287,22 @@ impl<D: BlockDevice> Fs<D> {
             data.get((cs - off) as usize..(ce - off) as usize).ok_or(Error::Internal("chunk"))?,
         );
         let inode_size_end = ce;
-        self.write_extent(ino, a, &buf, inode_size_end, false)
+        self.write_extent(ino, a, &buf, inode_size_end, false, stamp)
     }
 
     /// Encode and write `buf` (block aligned, at file offset `a`) as new
-    /// extents replacing what was there; the file grows to at least `size_end`.
-    /// Returns the file offset after the last byte placed.
-    fn write_extent(&mut self, ino: u64, a: u64, buf: &[u8], size_end: u64, keep_size: bool) -> Result<u64> {
+    /// extents replacing what was there; the file grows to at least `size_end`
+    /// unless `keep_size`; `stamp` sets mtime and ctime to now. Returns the
+    /// file offset after the last byte placed.
+    fn write_extent(
+        &mut self,
+        ino: u64,
+        a: u64,
+        buf: &[u8],
+        size_end: u64,
+        keep_size: bool,
+        stamp: bool,
+    ) -> Result<u64> {
         let block = self.block();
         let mut compressed = TryVec::new();
         let (comp, stored): (Compression, &[u8]) = match self.compression.0 {
@@ -339,7 +362,7 @@ impl<D: BlockDevice> Fs<D> {
             };
             let new_end = a + placed;
             let size_end = size_end.min(new_end);
-            fs.replace_range(ino, a, new_end, Some(e), size_end, keep_size)?;
+            fs.replace_range(ino, a, new_end, Some(e), size_end, keep_size, stamp)?;
             Ok(new_end)
         })
     }
@@ -347,7 +370,8 @@ impl<D: BlockDevice> Fs<D> {
     /// Inside a transaction: cut every extent in `[start, end)`, insert `new`
     /// (covering exactly that range) if given, and update bucket usage, the
     /// inode's size (to at least `size_end` unless `keep_size`), allocated
-    /// bytes, times and the counters.
+    /// bytes, the times (if `stamp`) and the counters.
+    #[allow(clippy::too_many_arguments)]
     fn replace_range(
         &mut self,
         ino: u64,
@@ -356,6 +380,7 @@ impl<D: BlockDevice> Fs<D> {
         new: Option<Extent>,
         size_end: u64,
         keep_size: bool,
+        stamp: bool,
     ) -> Result<()> {
         let mut inode = self.inode_read(ino)?;
         let (mut delta, _) = self.extents_cut(ino, start, end, usize::MAX)?;
@@ -371,9 +396,11 @@ impl<D: BlockDevice> Fs<D> {
         if !keep_size && size_end > inode.size {
             inode.size = size_end;
         }
-        let now = now_ns();
-        inode.mtime = now;
-        inode.ctime = now;
+        if stamp {
+            let now = now_ns();
+            inode.mtime = now;
+            inode.ctime = now;
+        }
         self.inode_write(ino, &inode)?;
         self.journal_accounting(0, delta)
     }
@@ -477,7 +504,7 @@ impl<D: BlockDevice> Fs<D> {
         buf.try_resize(block as usize, 0)?;
         self.read_range(ino, a, &mut buf)?;
         zero(&mut buf, from - a, to - a);
-        self.write_extent(ino, a, &buf, 0, true)?;
+        self.write_extent(ino, a, &buf, 0, true, true)?;
         Ok(())
     }
 
@@ -600,7 +627,7 @@ impl<D: BlockDevice> Fs<D> {
                     nr_ptrs: 1,
                     ptrs,
                 };
-                fs.replace_range(ino, pos, pos + got, Some(e), size_end.min(pos + got), keep)?;
+                fs.replace_range(ino, pos, pos + got, Some(e), size_end.min(pos + got), keep, true)?;
                 Ok(pos + got)
             })?;
         }
