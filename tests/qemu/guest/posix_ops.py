@@ -10,6 +10,7 @@ Prints one line per failed check and exits 1 if any failed.
 import ctypes
 import errno
 import fcntl
+import json
 import mmap
 import os
 import stat
@@ -498,6 +499,17 @@ def t_statfs():
     check(lost <= 4 << 20, f"statfs sees the space freed ({lost} bytes still in use)")
 
 
+TIMED = ["big", "direct", "synced", "attr", "tmp-named", "trunc"]
+
+
+def t_record_times():
+    # The times the VFS shows now must be the ones that persist: writeback
+    # after the fact must neither lose them nor stamp its own.
+    times = {n: [os.stat(p(n)).st_mtime_ns, os.stat(p(n)).st_ctime_ns] for n in TIMED}
+    with open(p("times.json"), "w") as f:
+        json.dump(times, f)
+
+
 # ---- after a remount ----
 
 def v_persisted():
@@ -527,13 +539,19 @@ def v_persisted():
     check(not os.path.exists(p("unlinked")), "unlinked file gone")
     check(len(os.listdir(p("many"))) == 1500, "directory entries")
     check(read_file(p("r", "b", "empty", "inner")) == b"in", "renamed tree")
+    with open(p("times.json")) as f:
+        times = json.load(f)
+    for n in TIMED:
+        st = os.stat(p(n))
+        check([st.st_mtime_ns, st.st_ctime_ns] == times[n], f"{n}: times {st.st_mtime_ns} {st.st_ctime_ns}, "
+                                                           f"want {times[n]}")
     check(read_file(p("tmp-named")) == b"named later", "linked tmpfile")
     check(stat.S_ISCHR(os.lstat(p("r", "b", "y")).st_mode), "whiteout")
 
 
 if PHASE == "write":
     for t in [t_namespace, t_many_entries, t_rename, t_tmpfile, t_open_unlinked, t_attributes, t_permissions, t_xattrs,
-              t_acl, t_data, t_sparse_and_fallocate, t_flags, t_statfs]:
+              t_acl, t_data, t_sparse_and_fallocate, t_flags, t_statfs, t_record_times]:
         try:
             t()
         except Exception as e:  # noqa: BLE001 (one broken check must not hide the others)
