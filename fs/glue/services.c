@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Services the Rust platform layer (fs/kernel/sys.rs) calls: the clock,
- * synchronous block I/O with bios, and the kernel's lz4 and zstd.
+ * synchronous block I/O with bios, and the kernel's crc32c, lz4 and zstd.
  */
 #include <linux/blkdev.h>
 #include <linux/bio.h>
+#include <linux/crc32c.h>
 #include <linux/lz4.h>
 #include <linux/zstd.h>
 #include <linux/mm.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/timekeeping.h>
@@ -65,6 +67,21 @@ int arborfs_glue_bdev_write(void *bdev, const u8 *buf, size_t len, u64 off)
 int arborfs_glue_bdev_flush(void *bdev)
 {
 	return blkdev_issue_flush(bdev);
+}
+
+/* Standard CRC-32C (what the format specifies): crc32c() is the bare update. */
+u32 arborfs_glue_crc32c(const u8 *data, size_t len)
+{
+	u32 crc = ~0u;
+
+	while (len) {
+		unsigned int n = min_t(size_t, len, SZ_1G);
+
+		crc = crc32c(crc, data, n);
+		data += n;
+		len -= n;
+	}
+	return ~crc;
 }
 
 int arborfs_glue_lz4_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen)

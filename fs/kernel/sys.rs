@@ -1,6 +1,6 @@
 //! The kernel platform: the engine's `sys` seam on top of the `kernel` crate
 //! (fallible `KVVec` allocation) and the C glue (block I/O with bios, the
-//! clock, the kernel's lz4 and zstd).
+//! clock, the kernel's crc32c, lz4 and zstd).
 //!
 //! This file is compiled only into the module (`--cfg arborfs_kernel`).
 
@@ -13,6 +13,7 @@ extern "C" {
     fn arborfs_glue_bdev_read(bdev: *mut c_void, buf: *mut u8, len: usize, off: u64) -> i32;
     fn arborfs_glue_bdev_write(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
     fn arborfs_glue_bdev_flush(bdev: *mut c_void) -> i32;
+    fn arborfs_glue_crc32c(data: *const u8, len: usize) -> u32;
     fn arborfs_glue_lz4_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
     fn arborfs_glue_zstd_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
     fn arborfs_glue_lz4_compress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> isize;
@@ -190,6 +191,12 @@ impl<T> core::ops::DerefMut for TryBox<T> {
 pub fn now_ns() -> i64 {
     // SAFETY: a plain call without arguments; it reads the kernel's clock.
     unsafe { arborfs_glue_now_ns() }
+}
+
+/// CRC-32C with the kernel's `crc32c()` (accelerated where the CPU allows).
+pub fn crc32c(data: &[u8]) -> u32 {
+    // SAFETY: the pointer and length come from a live slice.
+    unsafe { arborfs_glue_crc32c(data.as_ptr(), data.len()) }
 }
 
 /// LZ4 block compression with the kernel's lz4.

@@ -135,3 +135,21 @@ fn write_back_keeps_times() {
     let a = fs.getattr(f.ino).unwrap().inode;
     assert!(a.mtime < 4_000_000_000_000_000_000 && a.ctime > 0, "write stamps the times");
 }
+
+/// The platform's CRC-32C (hardware where the host has it) gives the values
+/// the format crate's portable one defines, at every length and alignment.
+#[test]
+fn platform_crc32c_matches_the_format() {
+    use arborfs_engine::format::checksum::{crc32c, ChecksumType};
+    use arborfs_engine::sys::data_checksum;
+    let mut rng = Rng(0x5eed);
+    let mut data = vec![0u8; 70_000];
+    rng.fill(&mut data);
+    assert_eq!(arborfs_engine::sys::crc32c(b"123456789"), 0xE306_9283);
+    for (start, len) in [(0, 0), (0, 1), (1, 7), (3, 64), (5, 4099), (0, 70_000), (13, 65_536)] {
+        let d = &data[start..start + len];
+        assert_eq!(arborfs_engine::sys::crc32c(d), crc32c(d), "{start}+{len}");
+        assert_eq!(data_checksum(ChecksumType::Crc32c, d), u64::from(crc32c(d)));
+        assert_eq!(data_checksum(ChecksumType::Xxhash64, d), ChecksumType::Xxhash64.compute(d));
+    }
+}

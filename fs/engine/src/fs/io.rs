@@ -207,7 +207,7 @@ impl<D: BlockDevice> Fs<D> {
                 .ok_or(Error::Corrupt("device"))?
                 .read_at(p.offset, &mut raw)?;
             let body = raw.get(..e.stored_len as usize).ok_or(Error::Internal("payload"))?;
-            if e.csum_type.compute(body) != e.csum {
+            if sys::data_checksum(e.csum_type, body) != e.csum {
                 return Err(Error::DataChecksum { ino, offset: start });
             }
             let data = &mut self.payload.data;
@@ -335,7 +335,7 @@ impl<D: BlockDevice> Fs<D> {
             let placed = if whole { buf.len() as u64 } else { got };
             let payload =
                 if whole { stored } else { stored.get(..got as usize).ok_or(Error::Internal("alloc"))? };
-            let csum = csum_type.compute(payload);
+            let csum = sys::data_checksum(csum_type, payload);
             let dst = fs.devs.get_mut(usize::from(dev)).ok_or(Error::Internal("device"))?;
             if (payload.len() as u64).is_multiple_of(block) {
                 dst.write_at(offset, payload)?;

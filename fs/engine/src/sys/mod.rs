@@ -1,8 +1,8 @@
 //! The platform seam: everything the engine needs from its host.
 //!
 //! The engine never names `std` or the kernel; it uses only what this module
-//! exports: a fallible vector ([`TryVec`]), the [`BlockDevice`] trait, a clock
-//! and the compression libraries. Each item has exactly two real
+//! exports: a fallible vector ([`TryVec`]), the [`BlockDevice`] trait, a clock,
+//! CRC-32C and the compression libraries. Each item has exactly two real
 //! implementations, `user` (std) and the kernel's, plus `stub`, a no-alloc
 //! stand-in used to prove the engine builds without the `alloc` crate.
 
@@ -23,6 +23,17 @@ mod stub;
 pub use stub::*;
 
 use crate::error::Result;
+use crate::format::checksum::ChecksumType;
+
+/// Checksum of file data under `t`. CRC-32C comes from the platform (the
+/// hardware instruction where the host has one); the other types from the
+/// format crate. All give the values the format documents.
+pub fn data_checksum(t: ChecksumType, data: &[u8]) -> u64 {
+    match t {
+        ChecksumType::Crc32c => u64::from(crc32c(data)),
+        other => other.compute(data),
+    }
+}
 
 /// A block device (or image file) addressed in bytes.
 ///

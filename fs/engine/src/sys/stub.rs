@@ -106,6 +106,10 @@ impl<T> core::ops::DerefMut for TryBox<T> {
 pub fn now_ns() -> i64 {
     0
 }
+/// The format crate's portable CRC-32C.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crate::format::checksum::crc32c(data)
+}
 /// Never compresses.
 pub fn lz4_compress(_src: &[u8], _dst: &mut [u8]) -> Option<usize> {
     None

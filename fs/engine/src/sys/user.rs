@@ -152,6 +152,12 @@ pub fn now_ns() -> i64 {
     }
 }
 
+/// CRC-32C (Castagnoli) of `data`, with the SSE 4.2 or ARMv8 instruction
+/// when the CPU has it.
+pub fn crc32c(data: &[u8]) -> u32 {
+    ::crc32c::crc32c(data)
+}
+
 /// LZ4-compress `src` into `dst` (block format); `None` if it does not fit.
 pub fn lz4_compress(src: &[u8], dst: &mut [u8]) -> Option<usize> {
     // lz4_flex wants room for the worst case up front; the caller's buffer is
