@@ -20,8 +20,6 @@ pub const RENAME_EXCHANGE: u32 = 2;
 /// rename(2) flag: leave a whiteout (character device 0:0) at the source
 /// name, for overlayfs upper directories.
 pub const RENAME_WHITEOUT: u32 = 4;
-/// `DT_CHR`: the dirent type of a whiteout.
-const WHITEOUT_DTYPE: u8 = 2;
 
 /// Readdir callback: `(name, inode, dtype, next_cursor) -> keep going`.
 pub type ReaddirFn<'a> = dyn FnMut(&[u8], u64, u8, u64) -> bool + 'a;
@@ -356,19 +354,18 @@ impl<D: BlockDevice> Fs<D> {
                 let d = dst.ok_or(Error::Internal("exchange"))?;
                 fs.dirent_set_target(src.pos, oldname, d.ino, d.dtype)?;
                 fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?;
-            } else if let Some((wino, w)) = whiteout {
-                fs.next_ino += 1;
-                fs.inode_write(wino, &w)?;
-                fs.journal_accounting(1, 0)?;
-                fs.dirent_set_target(src.pos, oldname, wino, WHITEOUT_DTYPE)?;
-                match dst {
-                    Some(d) => fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?,
+            } else {
+                // The old name goes, or names the whiteout from now on.
+                match whiteout {
+                    Some((wino, w)) => {
+                        fs.inode_create(wino, &w)?;
+                        let dtype = dirent_type(w.mode).ok_or(Error::Internal("whiteout type"))?;
+                        fs.dirent_set_target(src.pos, oldname, wino, dtype)?;
+                    }
                     None => {
-                        fs.dirent_insert(newdir, newname, src.ino, src.dtype)?;
+                        fs.btree_delete(BtreeId::Dirents, src.pos)?;
                     }
                 }
-            } else {
-                fs.btree_delete(BtreeId::Dirents, src.pos)?;
                 match dst {
                     Some(d) => fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?,
                     None => {

@@ -142,8 +142,7 @@ impl<D: BlockDevice> Fs<D> {
             inode.alloc_bytes = 0;
         }
         self.in_txn(|fs| {
-            fs.next_ino += 1;
-            fs.inode_write(ino, &inode)?;
+            fs.inode_create(ino, &inode)?;
             if let Some(t) = symlink {
                 fs.btree_set(
                     BtreeId::Extents,
@@ -158,15 +157,14 @@ impl<D: BlockDevice> Fs<D> {
             }
             parent.mtime = now;
             parent.ctime = now;
-            fs.inode_write(dir, &parent)?;
-            fs.journal_accounting(1, 0)
+            fs.inode_write(dir, &parent)
         })?;
         Ok(Attr { ino, inode })
     }
 
     /// The next inode number and a fresh inode for it in `dir`: one link
-    /// (two for a directory), all times now. Written by the caller's
-    /// transaction, which also advances `next_ino`.
+    /// (two for a directory), all times now. The caller's transaction stores
+    /// it with [`Fs::inode_create`].
     pub(crate) fn new_inode(&self, dir: u64, mode: u32, uid: u32, gid: u32, rdev: u64) -> (u64, Inode) {
         let now = now_ns();
         let ino = self.next_ino;
@@ -187,6 +185,14 @@ impl<D: BlockDevice> Fs<D> {
         (ino, inode)
     }
 
+    /// Inside a transaction: store an inode made by [`Fs::new_inode`],
+    /// taking its number and counting it.
+    pub(crate) fn inode_create(&mut self, ino: u64, inode: &Inode) -> Result<()> {
+        self.next_ino += 1;
+        self.inode_write(ino, inode)?;
+        self.journal_accounting(1, 0)
+    }
+
     /// Create an unnamed regular file for `O_TMPFILE`: no entry, link count
     /// zero, on the orphan list, so it is deleted at its last close or at
     /// the next open after a crash, unless [`Fs::link`] gives it a name first.
@@ -199,10 +205,8 @@ impl<D: BlockDevice> Fs<D> {
         let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, 0);
         inode.nlink = 0;
         self.in_txn(|fs| {
-            fs.next_ino += 1;
-            fs.inode_write(ino, &inode)?;
-            fs.orphan_add(ino)?;
-            fs.journal_accounting(1, 0)
+            fs.inode_create(ino, &inode)?;
+            fs.orphan_add(ino)
         })?;
         Ok(Attr { ino, inode })
     }
