@@ -43,28 +43,27 @@ def expect_errno(code, fn, *args, what=None):
     failures.append(f"{what or fn.__name__}{args}: succeeded, want {errno.errorcode[code]}")
 
 
-def renameat2(old, new, flags):
-    AT_FDCWD = -100
-    r = libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), ctypes.c_uint(flags))
+AT_FDCWD, AT_SYMLINK_FOLLOW = -100, 0x400
+
+
+def libc_ok(r, *path):
+    """Raise OSError with errno when a libc call returned non-zero."""
     if r != 0:
         e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), old)
+        raise OSError(e, os.strerror(e), *path)
+
+
+def renameat2(old, new, flags):
+    libc_ok(libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), ctypes.c_uint(flags)), old)
 
 
 def link_fd(fd, new):
     """linkat(2) of an open file through /proc with AT_SYMLINK_FOLLOW (os.link calls link(2) here)."""
-    AT_FDCWD, AT_SYMLINK_FOLLOW = -100, 0x400
-    r = libc.linkat(AT_FDCWD, f"/proc/self/fd/{fd}".encode(), AT_FDCWD, new.encode(), AT_SYMLINK_FOLLOW)
-    if r != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), new)
+    libc_ok(libc.linkat(AT_FDCWD, f"/proc/self/fd/{fd}".encode(), AT_FDCWD, new.encode(), AT_SYMLINK_FOLLOW), new)
 
 
 def fallocate(fd, mode, off, length):
-    r = libc.fallocate(fd, ctypes.c_int(mode), ctypes.c_long(off), ctypes.c_long(length))
-    if r != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
+    libc_ok(libc.fallocate(fd, ctypes.c_int(mode), ctypes.c_long(off), ctypes.c_long(length)))
 
 
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
