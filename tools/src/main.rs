@@ -54,6 +54,9 @@ struct FsckCli {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`arborfs dump IMG | head`) ends the tool quietly, as it
+    // does `ls`, instead of a panic in println!.
+    sigpipe::reset();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let prog = std::path::Path::new(&argv0).file_name().and_then(|s| s.to_str()).unwrap_or("arborfs");
     match prog {

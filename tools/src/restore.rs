@@ -1,20 +1,35 @@
 //! `arborfs restore`: copy the whole tree out of an unmounted file system,
 //! best effort on a damaged one: what cannot be read is reported and skipped.
+//!
+//! Everything is created beneath the destination only, whatever the image
+//! says: every file is made relative to a directory descriptor this run
+//! opened itself (`mkdirat`, `openat` with `O_CREAT | O_EXCL | O_NOFOLLOW`,
+//! `symlinkat`, `mknodat`), attributes go through the new file's own
+//! descriptor or with `AT_SYMLINK_NOFOLLOW`, and no path from the image is
+//! ever resolved. A name that already exists (two entries with one name, or
+//! something already in the destination) is restored under another name
+//! and reported, never followed or overwritten. Each directory is restored
+//! once: a second name for it, or an entry leading back to an ancestor (a
+//! cycle), is reported and skipped, so a damaged image cannot make restore
+//! loop.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use arborfs_engine::format::dirent::valid_name;
 use arborfs_engine::format::inode::{
     decode_dev, Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
 };
 use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::sys::{FileDevice, TryVec};
 use arborfs_engine::{Fs, OpenOptions};
-use nix::sys::stat::{makedev, mknod, utimensat, Mode, SFlag, UtimensatFlags};
-use nix::sys::time::TimeSpec;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
 
 use crate::device::{describe, open_fs};
 
@@ -29,27 +44,102 @@ pub struct Args {
     paths: Vec<PathBuf>,
 }
 
+/// Directories nested deeper than this are reported and skipped: each level
+/// holds one open descriptor.
+const MAX_DEPTH: usize = 4096;
+
+/// Where a restored file is: its parent directory's path beneath the
+/// destination, as components, and its name.
+#[derive(Clone)]
+struct Placed {
+    parent: Vec<Vec<u8>>,
+    name: Vec<u8>,
+}
+
 struct Restorer<'a> {
     fs: &'a mut Fs<FileDevice>,
     devices: &'a [PathBuf],
-    /// Inodes with several links -> first restored path.
-    links: HashMap<u64, PathBuf>,
+    /// The destination directory, opened once; everything is beneath it.
+    root: OwnedFd,
+    /// Where each multiply linked file was first restored.
+    links: HashMap<u64, Placed>,
+    /// Directories restored (or being restored), by inode.
+    dirs: HashMap<u64, String>,
+    max_depth: usize,
     failures: u64,
     restored: u64,
     verbose: bool,
 }
 
-fn ts(ns: i64) -> TimeSpec {
-    TimeSpec::new(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
+fn ts(ns: i64) -> Timespec {
+    Timespec { tv_sec: ns.div_euclid(1_000_000_000), tv_nsec: ns.rem_euclid(1_000_000_000) }
+}
+
+fn times(inode: &Inode) -> Timestamps {
+    Timestamps { last_access: ts(inode.atime), last_modification: ts(inode.mtime) }
+}
+
+fn show(parent: &[Vec<u8>], name: &[u8]) -> String {
+    let mut s = String::new();
+    for c in parent.iter().map(Vec::as_slice).chain(std::iter::once(name)) {
+        if !s.is_empty() {
+            s.push('/');
+        }
+        s.push_str(&String::from_utf8_lossy(c));
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    s
+}
+
+/// A name that is not taken in `dir`, derived from `name` and `ino`.
+fn free_name(dir: &OwnedFd, name: &[u8], ino: u64) -> Option<Vec<u8>> {
+    for n in 0..1000u32 {
+        let mut alt = name.to_vec();
+        alt.truncate(200);
+        alt.extend_from_slice(format!(".arborfs-dup-{ino}").as_bytes());
+        if n > 0 {
+            alt.extend_from_slice(format!("-{n}").as_bytes());
+        }
+        match rustix::fs::statat(dir, OsStr::from_bytes(&alt), AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => return Some(alt),
+            _ => continue,
+        }
+    }
+    None
+}
+
+/// Open a directory beneath `root` by components, following no symlink.
+fn open_beneath(root: &OwnedFd, comps: &[Vec<u8>]) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut fd = rustix::fs::openat(root, ".", flags, Mode::empty())?;
+    for c in comps {
+        fd = rustix::fs::openat(&fd, OsStr::from_bytes(c), flags, Mode::empty())?;
+    }
+    Ok(fd)
+}
+
+/// A file that could not be created under its own name is tried again under
+/// another (reported); any other error ends the attempt.
+enum Made {
+    Dir(OwnedFd),
+    File(File),
+    /// Symlinks, device nodes, fifos and sockets: no descriptor.
+    Other,
+    /// A hard link to a file restored earlier: nothing more to set.
+    Link,
 }
 
 impl Restorer<'_> {
-    fn fail(&mut self, path: &Path, what: impl std::fmt::Display) {
-        eprintln!("arborfs restore: {}: {what}", path.display());
+    fn fail(&mut self, path: &str, what: impl std::fmt::Display) {
+        eprintln!("arborfs restore: {path}: {what}");
         self.failures += 1;
     }
 
-    fn restore_dir(&mut self, dir: u64, dest: &Path) {
+    /// Restore the entries of directory `dir` into `fd`, whose path beneath
+    /// the destination is `comps`.
+    fn restore_dir(&mut self, dir: u64, fd: &OwnedFd, comps: &mut Vec<Vec<u8>>) {
         let mut entries: Vec<(Vec<u8>, u64)> = Vec::new();
         let r = self.fs.readdir(dir, 0, &mut |name, ino, _, _| {
             entries.push((name.to_vec(), ino));
@@ -57,86 +147,167 @@ impl Restorer<'_> {
         });
         if let Err(e) = r {
             let msg = describe(&e, self.devices);
-            self.fail(dest, format!("directory partly unreadable: {msg}"));
+            self.fail(&show(comps, b""), format!("directory partly unreadable: {msg}"));
         }
         for (name, ino) in entries {
-            let path = dest.join(OsStr::from_bytes(&name));
-            self.restore_one(ino, &path);
+            self.restore_one(ino, fd, comps, &name);
         }
     }
 
-    fn restore_one(&mut self, ino: u64, path: &Path) {
+    fn restore_one(&mut self, ino: u64, dirfd: &OwnedFd, comps: &mut Vec<Vec<u8>>, name: &[u8]) {
+        let path = show(comps, name);
+        if !valid_name(name) {
+            return self.fail(&path, "invalid name in a directory entry, skipped");
+        }
         let inode = match self.fs.getattr(ino) {
             Ok(a) => a.inode,
             Err(e) => {
                 let msg = describe(&e, self.devices);
-                return self.fail(path, format!("inode {ino} unreadable: {msg}"));
+                return self.fail(&path, format!("inode {ino} unreadable: {msg}"));
             }
         };
+        if inode.is_dir() {
+            if let Some(first) = self.dirs.get(&ino) {
+                let first = first.clone();
+                return self.fail(
+                    &path,
+                    format!(
+                        "directory {ino} already restored at {first} (a second name or a cycle), skipped"
+                    ),
+                );
+            }
+            if comps.len() >= self.max_depth {
+                return self.fail(&path, "directories nested too deep, skipped");
+            }
+            self.dirs.insert(ino, path.clone());
+        }
+        let mut name = name.to_vec();
+        let made = loop {
+            match self.make(ino, &inode, dirfd, comps, &name) {
+                Ok(m) => break m,
+                Err(Errno::EXIST) => {
+                    let Some(alt) = free_name(dirfd, &name, ino) else {
+                        return self.fail(&path, "name taken and no other name free, skipped");
+                    };
+                    self.fail(
+                        &path,
+                        format!("name already taken, restored as {}", String::from_utf8_lossy(&alt)),
+                    );
+                    name = alt;
+                }
+                Err(e) => return self.fail(&path, e),
+            }
+        };
+        let path = show(comps, &name);
+        if self.verbose {
+            println!("{path}");
+        }
+        self.restored += 1;
+        match made {
+            Made::Link => {}
+            Made::Dir(fd) => {
+                comps.push(name.clone());
+                self.restore_dir(ino, &fd, comps);
+                comps.pop();
+                self.set_attrs_fd(ino, &inode, fd.as_fd(), &path);
+            }
+            Made::File(f) => {
+                if inode.nlink > 1 {
+                    self.links.insert(ino, Placed { parent: comps.clone(), name: name.clone() });
+                }
+                self.restore_data(ino, &inode, &f, &path);
+                self.set_attrs_fd(ino, &inode, f.as_fd(), &path);
+            }
+            Made::Other => {
+                if inode.nlink > 1 && !inode.is_symlink() {
+                    self.links.insert(ino, Placed { parent: comps.clone(), name: name.clone() });
+                }
+                self.set_attrs_at(ino, &inode, dirfd, &name, &path);
+            }
+        }
+    }
+
+    /// Create `name` in `dirfd` as inode `ino`; never follows or replaces
+    /// what is there (EEXIST).
+    fn make(
+        &mut self,
+        ino: u64,
+        inode: &Inode,
+        dirfd: &OwnedFd,
+        comps: &[Vec<u8>],
+        name: &[u8],
+    ) -> Result<Made, Errno> {
+        let n = OsStr::from_bytes(name);
         if inode.nlink > 1 && !inode.is_dir() {
             if let Some(first) = self.links.get(&ino).cloned() {
-                if let Err(e) = std::fs::hard_link(&first, path) {
-                    self.fail(path, e);
+                let linked = open_beneath(&self.root, &first.parent).and_then(|pfd| {
+                    rustix::fs::linkat(&pfd, OsStr::from_bytes(&first.name), dirfd, n, AtFlags::empty())
+                });
+                match linked {
+                    Ok(()) => return Ok(Made::Link),
+                    Err(Errno::EXIST) => return Err(Errno::EXIST),
+                    // The first copy is gone or cannot be linked (another
+                    // file system?): restore this name as a copy instead.
+                    Err(e) => {
+                        let first = show(&first.parent, &first.name);
+                        self.fail(&show(comps, name), format!("hard link to {first}: {e}; copied instead"));
+                    }
                 }
-                return;
             }
-            self.links.insert(ino, path.to_path_buf());
         }
-        if self.verbose {
-            println!("{}", path.display());
-        }
-        let made = match inode.mode & S_IFMT {
-            S_IFDIR => std::fs::create_dir(path).map_err(|e| e.to_string()),
-            S_IFREG => self.restore_file(ino, &inode, path),
+        let perm = Mode::from_bits_truncate(inode.mode & 0o7777);
+        match inode.mode & S_IFMT {
+            S_IFDIR => {
+                // Writable for us until its contents are in; its mode is set last.
+                rustix::fs::mkdirat(dirfd, n, Mode::RWXU)?;
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                Ok(Made::Dir(rustix::fs::openat(dirfd, n, flags, Mode::empty())?))
+            }
+            S_IFREG => {
+                let flags =
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                Ok(Made::File(File::from(rustix::fs::openat(dirfd, n, flags, Mode::RUSR | Mode::WUSR)?)))
+            }
             S_IFLNK => {
                 let mut t = TryVec::new();
-                match self.fs.readlink(ino, &mut t) {
-                    Ok(()) => {
-                        std::os::unix::fs::symlink(OsStr::from_bytes(&t), path).map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(describe(&e, self.devices)),
+                if let Err(e) = self.fs.readlink(ino, &mut t) {
+                    self.fail(&show(comps, name), format!("symlink target: {}", describe(&e, self.devices)));
+                    return Err(Errno::IO);
                 }
+                rustix::fs::symlinkat(OsStr::from_bytes(&t), dirfd, n)?;
+                Ok(Made::Other)
             }
             t @ (S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK) => {
                 let kind = match t {
-                    S_IFCHR => SFlag::S_IFCHR,
-                    S_IFBLK => SFlag::S_IFBLK,
-                    S_IFIFO => SFlag::S_IFIFO,
-                    _ => SFlag::S_IFSOCK,
+                    S_IFCHR => FileType::CharacterDevice,
+                    S_IFBLK => FileType::BlockDevice,
+                    S_IFIFO => FileType::Fifo,
+                    _ => FileType::Socket,
                 };
                 let (ma, mi) = decode_dev(inode.rdev);
-                mknod(
-                    path,
-                    kind,
-                    Mode::from_bits_truncate(inode.mode & 0o7777),
-                    makedev(ma.into(), mi.into()),
-                )
-                .map_err(|e| e.to_string())
+                rustix::fs::mknodat(dirfd, n, kind, perm, rustix::fs::makedev(ma, mi))?;
+                Ok(Made::Other)
             }
-            _ => Err("unknown file type".into()),
-        };
-        if let Err(e) = made {
-            return self.fail(path, e);
+            _ => {
+                self.fail(&show(comps, name), format!("unknown file type {:o}", inode.mode & S_IFMT));
+                Err(Errno::INVAL)
+            }
         }
-        self.restored += 1;
-        if inode.is_dir() {
-            self.restore_dir(ino, path);
-        }
-        self.restore_attrs(ino, &inode, path);
     }
 
-    fn restore_file(&mut self, ino: u64, inode: &Inode, path: &Path) -> Result<(), String> {
+    fn restore_data(&mut self, ino: u64, inode: &Inode, f: &File, path: &str) {
         use std::os::unix::fs::FileExt;
-        let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
         let mut ranges = Vec::new();
-        self.fs
-            .map_extents(ino, 0, &mut |s, e, unwritten| {
-                if !unwritten {
-                    ranges.push((s, e));
-                }
-                true
-            })
-            .map_err(|e| describe(&e, self.devices))?;
+        let r = self.fs.map_extents(ino, 0, &mut |s, e, unwritten| {
+            if !unwritten {
+                ranges.push((s, e));
+            }
+            true
+        });
+        if let Err(e) = r {
+            let msg = describe(&e, self.devices);
+            self.fail(path, format!("extent list partly unreadable: {msg}"));
+        }
         let mut buf = vec![0u8; 1 << 20];
         let mut bad = 0u64;
         for (s, e) in ranges {
@@ -145,12 +316,15 @@ impl Restorer<'_> {
             while off < e {
                 let n = ((e - off) as usize).min(buf.len());
                 match self.fs.read(ino, off, &mut buf[..n]) {
-                    Ok(got) => f.write_all_at(&buf[..got], off).map_err(|e| e.to_string())?,
+                    Ok(got) => {
+                        if let Err(e) = f.write_all_at(&buf[..got], off) {
+                            return self.fail(path, e);
+                        }
+                    }
                     Err(err) => {
-                        // Keep going block by block so one bad extent costs only itself.
+                        // Keep going so one bad extent costs only itself.
                         eprintln!(
-                            "arborfs restore: {}: bytes {off}..{} unreadable: {}",
-                            path.display(),
+                            "arborfs restore: {path}: bytes {off}..{} unreadable: {}",
                             off + n as u64,
                             describe(&err, self.devices)
                         );
@@ -160,46 +334,100 @@ impl Restorer<'_> {
                 off += n as u64;
             }
         }
-        f.set_len(inode.size).map_err(|e| e.to_string())?;
+        if let Err(e) = f.set_len(inode.size) {
+            self.fail(path, e);
+        }
         if bad > 0 {
             self.failures += 1;
         }
-        Ok(())
     }
 
-    fn restore_attrs(&mut self, ino: u64, inode: &Inode, path: &Path) {
-        let is_link = inode.is_symlink();
-        if !is_link {
-            let mut pairs = Vec::new();
-            let _ = self.fs.xattr_walk(ino, &mut |ns, name, value| {
-                let mut full = ns.prefix().to_vec();
-                full.extend_from_slice(name);
-                pairs.push((full, value.to_vec()));
-                Ok(())
-            });
-            for (name, value) in pairs {
-                if let Err(e) = xattr::set(path, OsStr::from_bytes(&name), &value) {
-                    self.fail(path, format!("xattr {}: {e}", String::from_utf8_lossy(&name)));
-                }
+    fn xattrs(&mut self, ino: u64, path: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut pairs = Vec::new();
+        let r = self.fs.xattr_walk(ino, &mut |ns, name, value| {
+            let mut full = ns.prefix().to_vec();
+            full.extend_from_slice(name);
+            pairs.push((full, value.to_vec()));
+            Ok(())
+        });
+        if let Err(e) = r {
+            let msg = describe(&e, self.devices);
+            self.fail(path, format!("extended attributes partly unreadable: {msg}"));
+        }
+        pairs
+    }
+
+    /// Owner, xattrs, mode and times of a file or directory, through its
+    /// own descriptor (owner first: chown clears set-id bits).
+    fn set_attrs_fd(&mut self, ino: u64, inode: &Inode, fd: std::os::fd::BorrowedFd<'_>, path: &str) {
+        for (name, value) in self.xattrs(ino, path) {
+            if let Err(e) = rustix::fs::fsetxattr(fd, OsStr::from_bytes(&name), &value, XattrFlags::empty()) {
+                self.fail(path, format!("xattr {}: {e}", String::from_utf8_lossy(&name)));
             }
         }
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(inode.uid), Some(inode.gid)) {
+        let (uid, gid) = ids(inode);
+        if let Err(e) = rustix::fs::fchown(fd, Some(uid), Some(gid)) {
             self.fail(path, format!("chown: {e}"));
         }
-        if !is_link {
-            use std::os::unix::fs::PermissionsExt;
-            if let Err(e) =
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(inode.mode & 0o7777))
-            {
-                self.fail(path, format!("chmod: {e}"));
-            }
+        if let Err(e) = rustix::fs::fchmod(fd, Mode::from_bits_truncate(inode.mode & 0o7777)) {
+            self.fail(path, format!("chmod: {e}"));
         }
-        if let Err(e) =
-            utimensat(None, path, &ts(inode.atime), &ts(inode.mtime), UtimensatFlags::NoFollowSymlink)
-        {
+        if let Err(e) = rustix::fs::futimens(fd, &times(inode)) {
             self.fail(path, format!("times: {e}"));
         }
     }
+
+    /// Owner, xattrs and times of a symlink, device node, fifo or socket,
+    /// by name in `dirfd` without following it (their mode was set when
+    /// they were made).
+    fn set_attrs_at(&mut self, ino: u64, inode: &Inode, dirfd: &OwnedFd, name: &[u8], path: &str) {
+        let n = OsStr::from_bytes(name);
+        if !inode.is_symlink() {
+            // There is no setxattr relative to a directory descriptor before
+            // Linux 6.13: name the file through the descriptor's /proc link,
+            // without following the last component.
+            let mut via = format!("/proc/self/fd/{}/", dirfd.as_raw_fd()).into_bytes();
+            via.extend_from_slice(name);
+            for (xname, value) in self.xattrs(ino, path) {
+                let r = rustix::fs::lsetxattr(
+                    OsStr::from_bytes(&via),
+                    OsStr::from_bytes(&xname),
+                    &value,
+                    XattrFlags::empty(),
+                );
+                if let Err(e) = r {
+                    self.fail(path, format!("xattr {}: {e}", String::from_utf8_lossy(&xname)));
+                }
+            }
+        }
+        let (uid, gid) = ids(inode);
+        if let Err(e) = rustix::fs::chownat(dirfd, n, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
+            self.fail(path, format!("chown: {e}"));
+        }
+        if let Err(e) = rustix::fs::utimensat(dirfd, n, &times(inode), AtFlags::SYMLINK_NOFOLLOW) {
+            self.fail(path, format!("times: {e}"));
+        }
+    }
+}
+
+fn ids(inode: &Inode) -> (rustix::fs::Uid, rustix::fs::Gid) {
+    (rustix::fs::Uid::from_raw(inode.uid), rustix::fs::Gid::from_raw(inode.gid))
+}
+
+/// Let each level of directories hold a descriptor: raise the soft limit on
+/// open files as far as the hard limit allows; returns the depth it permits.
+fn depth_limit() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let Some(max) = lim.maximum {
+        let want = max.min(MAX_DEPTH as u64 + 256);
+        if lim.current.is_some_and(|c| c < want) {
+            lim.current = Some(want);
+            let _ = setrlimit(Resource::Nofile, lim);
+        }
+    }
+    let cur = getrlimit(Resource::Nofile).current.unwrap_or(MAX_DEPTH as u64 + 256);
+    (cur.saturating_sub(64) as usize).clamp(16, MAX_DEPTH)
 }
 
 /// Run `arborfs restore`.
@@ -208,10 +436,6 @@ pub fn run(a: &Args) -> ExitCode {
         Some(x) => x,
         None => return ExitCode::FAILURE,
     };
-    if let Err(e) = std::fs::create_dir_all(dest) {
-        eprintln!("arborfs restore: {}: {e}", dest.display());
-        return ExitCode::FAILURE;
-    }
     let mut fs = match open_fs(devices, &OpenOptions { read_only: true, ..Default::default() }) {
         Ok(fs) => fs,
         Err(e) => {
@@ -219,17 +443,45 @@ pub fn run(a: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = std::fs::create_dir_all(dest) {
+        eprintln!("arborfs restore: {}: {e}", dest.display());
+        return ExitCode::FAILURE;
+    }
+    let root = match rustix::fs::open(
+        Path::new(dest),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("arborfs restore: {}: {e}", dest.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    // Modes given to mknodat and mkdirat are the image's, not the umask's.
+    rustix::process::umask(Mode::empty());
     let mut r = Restorer {
         fs: &mut fs,
         devices,
+        root,
         links: HashMap::new(),
+        dirs: HashMap::new(),
+        max_depth: depth_limit(),
         failures: 0,
         restored: 0,
         verbose: a.verbose,
     };
-    r.restore_dir(ROOT_INO, dest);
+    r.dirs.insert(ROOT_INO, ".".into());
+    let root_fd = match r.root.try_clone() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("arborfs restore: {}: {e}", dest.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    r.restore_dir(ROOT_INO, &root_fd, &mut Vec::new());
     if let Ok(root) = r.fs.getattr(ROOT_INO) {
-        r.restore_attrs(ROOT_INO, &root.inode, dest);
+        r.set_attrs_fd(ROOT_INO, &root.inode, root_fd.as_fd(), ".");
     }
     let (restored, failures) = (r.restored, r.failures);
     println!("arborfs restore: {restored} files restored to {}, {failures} problems", dest.display());
