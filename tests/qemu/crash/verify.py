@@ -8,7 +8,8 @@ import hashlib
 import os
 import sys
 
-files, gone, logs = {}, set(), {}
+# A file with UNLINK but no GONE may be present (intact) or absent.
+files, gone, logs, maybe_gone = {}, set(), {}, set()
 with open(sys.argv[1]) as f:
     for line in f:
         parts = line.split()
@@ -17,8 +18,11 @@ with open(sys.argv[1]) as f:
         if parts[0] == "FILE":
             files[parts[1]] = (parts[2], int(parts[3]))
             gone.discard(parts[1])
+        elif parts[0] == "UNLINK":
+            maybe_gone.add(parts[1])
         elif parts[0] == "GONE":
             gone.add(parts[1])
+            maybe_gone.discard(parts[1])
             files.pop(parts[1], None)
         elif parts[0] == "LOG":
             logs[parts[1]] = (int(parts[2]), parts[3])
@@ -28,6 +32,12 @@ for path, (sha, size) in files.items():
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except FileNotFoundError:
+        if path in maybe_gone:
+            continue  # the cut came between the unlink and its record
+        print(f"fsync'd file {path}: missing")
+        bad += 1
+        continue
     except OSError as e:
         print(f"fsync'd file {path}: {e}")
         bad += 1

@@ -6,7 +6,9 @@ over 9p without caching, so a record exists only if the step completed).
 Runs until the guest is killed.
 
 usage: workload.py MNT RECORDS PREFIX
-records: FILE path sha256 size | GONE path | LOG path length sha256-of-prefix
+records: FILE path sha256 size | UNLINK path | GONE path | LOG path length sha256-of-prefix
+(UNLINK is written before the unlink, GONE after the directory's fsync: a
+power cut between the two may leave the file either way.)
 """
 import hashlib
 import os
@@ -57,6 +59,7 @@ while True:
 
     if seq % 5 == 0:
         victim = os.path.join(top, f"f{seq - 3}")
+        note(f"UNLINK {victim}")
         os.unlink(victim)
         fsync_path(top)
         note(f"GONE {victim}")
