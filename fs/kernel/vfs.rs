@@ -212,7 +212,7 @@ unsafe fn open(bdev: *mut c_void, size: u64, read_only: bool) -> Result<KFs, FsE
     let dev = unsafe { KernelDevice::new(bdev, size, 0) };
     let mut devs = TryVec::new();
     devs.try_push(dev)?;
-    Fs::open(devs, &OpenOptions { read_only, cache_bytes: 32 << 20 })
+    Fs::open(devs, &OpenOptions { read_only, cache_bytes: 32 << 20, check: false })
 }
 
 /// Write everything (unless read-only) and release the engine.

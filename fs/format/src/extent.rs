@@ -106,6 +106,20 @@ pub struct Extent {
 }
 
 impl Extent {
+    /// Bytes this extent charges to each bucket it points into, to its
+    /// inode's `alloc_bytes` and to the `data_bytes` counter (`format.md`
+    /// §8.1): its live bytes, or for a compressed extent its whole stored
+    /// payload in blocks, whatever part of it is live.
+    pub const fn charge(&self, block_size: u64) -> u64 {
+        match self.compression {
+            Compression::None => self.live_len as u64,
+            _ => match super::round_up(self.stored_len as u64, block_size) {
+                Some(v) => v,
+                None => u64::MAX,
+            },
+        }
+    }
+
     /// The valid pointers.
     pub fn ptrs(&self) -> &[ExtentPtr] {
         self.ptrs.get(..usize::from(self.nr_ptrs)).unwrap_or(&[])

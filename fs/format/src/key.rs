@@ -128,6 +128,26 @@ impl BtreeId {
         }
     }
 
+    /// Whether a key of this b-tree may sit at `pos` (`format.md` §5.3 and
+    /// invariant 12): the fixed fields hold their fixed values, inode numbers
+    /// are real ones (at least [`super::ROOT_INO`]) and name slots lie in the
+    /// slot range. The alloc tree's device and bucket ranges depend on the
+    /// superblock; the engine checks those.
+    pub const fn canonical(self, pos: Pos) -> bool {
+        use super::dirent::{FIRST_SLOT, SLOT_END};
+        use super::{ROOT_INO, SNAPSHOT_ROOT};
+        let ino = pos.inode >= ROOT_INO;
+        match self {
+            BtreeId::Extents => ino && pos.offset > 0 && pos.snapshot == SNAPSHOT_ROOT,
+            BtreeId::Inodes => ino && pos.offset == 0 && pos.snapshot == SNAPSHOT_ROOT,
+            BtreeId::Dirents | BtreeId::Xattrs => {
+                ino && pos.offset >= FIRST_SLOT && pos.offset < SLOT_END && pos.snapshot == SNAPSHOT_ROOT
+            }
+            BtreeId::Alloc => pos.snapshot == 0,
+            BtreeId::Orphans => pos.inode == 0 && pos.offset >= ROOT_INO && pos.snapshot == 0,
+        }
+    }
+
     /// Whether `kind` may appear in a leaf of this b-tree.
     pub const fn allows(self, kind: KeyType) -> bool {
         matches!(
@@ -197,6 +217,22 @@ mod tests {
         }
         assert_eq!(Pos::MAX.successor(), None);
         assert_eq!(Pos::MIN.predecessor(), None);
+    }
+
+    #[test]
+    fn canonical_positions() {
+        use crate::{ROOT_INO, SNAPSHOT_ROOT};
+        assert!(BtreeId::Inodes.canonical(Pos::new(ROOT_INO, 0, SNAPSHOT_ROOT)));
+        assert!(!BtreeId::Inodes.canonical(Pos::new(ROOT_INO, 1, SNAPSHOT_ROOT)));
+        assert!(!BtreeId::Inodes.canonical(Pos::new(ROOT_INO - 1, 0, SNAPSHOT_ROOT)));
+        assert!(!BtreeId::Extents.canonical(Pos::new(ROOT_INO, 0, SNAPSHOT_ROOT)));
+        assert!(BtreeId::Dirents.canonical(Pos::new(ROOT_INO, 16, SNAPSHOT_ROOT)));
+        assert!(!BtreeId::Dirents.canonical(Pos::new(ROOT_INO, 15, SNAPSHOT_ROOT)));
+        assert!(!BtreeId::Xattrs.canonical(Pos::new(ROOT_INO, 1 << 62, SNAPSHOT_ROOT)));
+        assert!(BtreeId::Alloc.canonical(Pos::new(0, 7, 0)));
+        assert!(!BtreeId::Alloc.canonical(Pos::new(0, 7, 1)));
+        assert!(BtreeId::Orphans.canonical(Pos::new(0, ROOT_INO + 1, 0)));
+        assert!(!BtreeId::Orphans.canonical(Pos::new(1, ROOT_INO + 1, 0)));
     }
 
     #[test]

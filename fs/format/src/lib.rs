@@ -61,10 +61,12 @@ pub const XATTR_NAME_MAX: usize = 255;
 /// Largest extended attribute value, in bytes.
 pub const XATTR_VALUE_MAX: usize = 16384;
 
-/// Round `v` up to a multiple of `align` (a power of two); `None` on overflow.
+/// Round `v` up to a multiple of `align` (a power of two); `None` on
+/// overflow or a zero `align`.
 pub const fn round_up(v: u64, align: u64) -> Option<u64> {
-    match v.checked_add(align - 1) {
-        Some(x) => Some(x & !(align - 1)),
+    let Some(mask) = align.checked_sub(1) else { return None };
+    match v.checked_add(mask) {
+        Some(x) => Some(x & !mask),
         None => None,
     }
 }

@@ -139,6 +139,10 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     /// The first key in `[from, to]`; its value is copied into `val`.
+    /// Keys at positions the format does not allow for this b-tree
+    /// ([`BtreeId::canonical`]: damage, or a hostile image) are skipped, so
+    /// no caller ever meets two versions of one key; fsck finds them with
+    /// [`Fs::peek_raw`].
     pub fn peek(
         &mut self,
         btree: BtreeId,
@@ -146,28 +150,54 @@ impl<D: BlockDevice> Fs<D> {
         to: Pos,
         val: &mut TryVec<u8>,
     ) -> Result<Option<(Pos, KeyType)>> {
+        self.peek_filtered(btree, from, to, val, true)
+    }
+
+    /// [`Fs::peek`] without skipping non-canonical keys (fsck).
+    pub(crate) fn peek_raw(
+        &mut self,
+        btree: BtreeId,
+        from: Pos,
+        to: Pos,
+        val: &mut TryVec<u8>,
+    ) -> Result<Option<(Pos, KeyType)>> {
+        self.peek_filtered(btree, from, to, val, false)
+    }
+
+    fn peek_filtered(
+        &mut self,
+        btree: BtreeId,
+        from: Pos,
+        to: Pos,
+        val: &mut TryVec<u8>,
+        canonical_only: bool,
+    ) -> Result<Option<(Pos, KeyType)>> {
         // No caller holds a cache slot across a lookup, so this is a safe point
         // to trim clean nodes: read-only work (fsck -n, restore) stays bounded.
         if self.cache.bytes > self.cache.budget {
             self.cache.shrink(self.cache.budget * 3 / 4)?;
         }
         let mut from = from;
-        // Each round moves `from` past one leaf; empty leaves are rare and bounded.
+        // Each round moves `from` past one leaf; the leaves of a tree are
+        // finite and each round takes a new one.
         loop {
             if from > to {
                 return Ok(None);
             }
             let Some((slot, leaf_max)) = self.find_leaf(btree, from)? else { return Ok(None) };
             let n = self.cache.get(slot)?;
-            let i = n.lower_bound(from);
-            if let Some(k) = n.keys.get(i) {
+            let mut i = n.lower_bound(from);
+            while let Some(k) = n.keys.get(i) {
                 if k.pos > to {
                     return Ok(None);
                 }
-                let (pos, kind) = (k.pos, k.kind);
-                val.clear();
-                val.try_extend_from_slice(n.value(i)?)?;
-                return Ok(Some((pos, kind)));
+                if !canonical_only || btree.canonical(k.pos) {
+                    let (pos, kind) = (k.pos, k.kind);
+                    val.clear();
+                    val.try_extend_from_slice(n.value(i)?)?;
+                    return Ok(Some((pos, kind)));
+                }
+                i += 1;
             }
             if leaf_max >= to {
                 return Ok(None);
@@ -279,7 +309,8 @@ impl<D: BlockDevice> Fs<D> {
     pub(crate) fn btree_delete(&mut self, btree: BtreeId, pos: Pos) -> Result<bool> {
         self.check_writable()?;
         let mut scratch = TryVec::new();
-        if self.get(btree, pos, &mut scratch)?.is_none() {
+        // Raw: fsck deletes keys at non-canonical positions too.
+        if self.peek_raw(btree, pos, pos, &mut scratch)?.is_none() {
             return Ok(false);
         }
         self.journal_update(btree, pos, None, &[])?;

@@ -38,7 +38,7 @@ pub struct Bucket {
 impl Bucket {
     /// Free, not waiting for a checkpoint, and not being filled.
     pub fn allocatable(&self) -> bool {
-        self.data_type == DataType::Free && !self.pending && !self.open
+        self.data_type == DataType::Free && !self.pending && !self.open && self.live_nodes == 0
     }
 }
 
@@ -71,6 +71,9 @@ pub struct Allocator {
     next_dev: usize,
     /// Whether generations were loaded (node pointers are checked against them).
     pub loaded: bool,
+    /// Alloc keys found wrong at load and corrected in memory from the
+    /// trees (see [`Fs::alloc_load`]); fsck repairs them on disk.
+    pub distrusted: u64,
 }
 
 impl Default for Allocator {
@@ -93,8 +96,15 @@ impl Allocator {
             nodes: None,
             next_dev: 0,
             loaded: false,
+            distrusted: 0,
         }
     }
+}
+
+/// Whether generation `a` is newer than `b`: generations count up and wrap,
+/// so "newer" is a positive distance in serial-number arithmetic.
+pub const fn gen_ahead(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// Key of a bucket's alloc info.
@@ -168,6 +178,15 @@ impl<D: BlockDevice> Fs<D> {
     pub(crate) fn bucket_of(&self, dev: u8, offset: u64) -> Option<(u64, u64)> {
         let bs = *self.alloc.bucket_size.get(usize::from(dev))?;
         Some((offset.checked_div(bs)?, bs))
+    }
+
+    /// Whether an alloc key may exist at `pos`: a bucket of a member that is
+    /// neither a superblock nor a journal bucket.
+    pub(crate) fn alloc_key_possible(&self, pos: Pos) -> bool {
+        u8::try_from(pos.inode)
+            .ok()
+            .and_then(|dev| self.bucket(dev, pos.offset))
+            .is_some_and(|b| !matches!(b.data_type, DataType::Superblock | DataType::Journal))
     }
 
     /// Check a node pointer against the layout and bucket generations.
@@ -382,41 +401,74 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
-    /// Load the alloc b-tree into the tables, then count live nodes per b-tree
-    /// bucket from the interior nodes; b-tree buckets with none are freed.
+    /// Load the alloc b-tree into the tables, then count the live nodes of
+    /// every bucket from the interior nodes (and the node locations released
+    /// since the checkpoint, which it still references).
+    ///
+    /// Where the alloc keys disagree with the trees in the unsafe direction,
+    /// the trees win: a bucket holding live nodes is a b-tree bucket whatever
+    /// its key says (so it is never allocated or freed), and a bucket whose
+    /// generation is behind a node pointer into it takes the pointer's (its
+    /// key was lost or damaged: generations only grow). Keys that cannot be
+    /// right (a missing member or bucket, a superblock or journal bucket) are
+    /// left out. Both are counted in [`Allocator::distrusted`] for fsck.
     pub(crate) fn alloc_load(&mut self) -> Result<()> {
         let mut val = TryVec::new();
         let mut from = Pos::MIN;
+        let mut distrusted = 0u64;
         while let Some((pos, _)) = self.peek(BtreeId::Alloc, from, Pos::MAX, &mut val)? {
             let info = AllocInfo::decode(&val).map_err(|_| Error::Corrupt("malformed alloc key"))?;
-            let dev =
-                u8::try_from(pos.inode).map_err(|_| Error::Corrupt("alloc key for a missing device"))?;
-            let bk = self.bucket_mut(dev, pos.offset)?;
-            if matches!(bk.data_type, DataType::Superblock | DataType::Journal) {
-                return Err(Error::Corrupt("alloc key for a superblock or journal bucket"));
-            }
-            let was_free = bk.allocatable();
-            *bk = Bucket { gen: info.gen, data_type: info.data_type, used: info.used, ..Bucket::default() };
-            if was_free && !bk.allocatable() {
-                self.alloc.free -= 1;
+            let bk = u8::try_from(pos.inode).ok().and_then(|dev| self.bucket_mut(dev, pos.offset).ok());
+            match bk {
+                Some(bk) if !matches!(bk.data_type, DataType::Superblock | DataType::Journal) => {
+                    *bk = Bucket {
+                        gen: info.gen,
+                        data_type: info.data_type,
+                        used: info.used,
+                        ..Bucket::default()
+                    };
+                }
+                _ => distrusted += 1,
             }
             match pos.successor() {
                 Some(n) => from = n,
                 None => break,
             }
         }
-        self.alloc.loaded = true;
-        let mut counts: TryVec<(u8, u64)> = TryVec::new();
-        self.walk_node_ptrs(&mut |p: &BtreePtr, _, _, _| {
-            counts.try_push((p.dev, p.offset))?;
-            Ok(())
-        })?;
-        for &(dev, off) in counts.iter() {
-            if let Some((b, _)) = self.bucket_of(dev, off) {
-                self.bucket_mut(dev, b)?.live_nodes += 1;
+        // Node pointers are read before generation checks begin: their
+        // generations are what the checks are corrected by.
+        let mut ptrs: TryVec<(u8, u64, u32)> = TryVec::new();
+        self.walk_node_ptrs(&mut |p: &BtreePtr, _, _, _| ptrs.try_push((p.dev, p.offset, p.gen)))?;
+        for p in self.pending_release.iter() {
+            ptrs.try_push((p.dev, p.offset, p.gen))?;
+        }
+        for &(dev, off, gen) in ptrs.iter() {
+            let Some((b, _)) = self.bucket_of(dev, off) else { continue };
+            // A pointer outside the layout is reported when its node is read.
+            let Ok(bk) = self.bucket_mut(dev, b) else { continue };
+            if matches!(bk.data_type, DataType::Superblock | DataType::Journal) {
+                continue;
+            }
+            bk.live_nodes += 1;
+            if gen_ahead(gen, bk.gen) {
+                bk.gen = gen;
+                distrusted += 1;
+            }
+            if bk.data_type != DataType::Btree {
+                bk.data_type = DataType::Btree;
+                distrusted += 1;
             }
         }
+        self.alloc.distrusted = distrusted;
+        self.alloc.loaded = true;
+        self.alloc_recount_free();
         Ok(())
+    }
+
+    /// Recompute the allocatable-bucket count from the tables.
+    pub(crate) fn alloc_recount_free(&mut self) {
+        self.alloc.free =
+            self.alloc.tables.iter().map(|t| t.iter().filter(|b| b.allocatable()).count() as u64).sum();
     }
 
     /// Free buckets nothing lives in: b-tree buckets left by a crash between
@@ -434,7 +486,7 @@ impl<D: BlockDevice> Fs<D> {
                     DataType::User => bk.used == 0,
                     _ => false,
                 };
-                if unused && !bk.open {
+                if unused && bk.live_nodes == 0 && !bk.open {
                     self.free_bucket(dev as u8, b)?;
                     freed += 1;
                 }

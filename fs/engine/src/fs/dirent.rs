@@ -49,8 +49,22 @@ impl<D: BlockDevice> Fs<D> {
     /// Find `name` in `dir`.
     pub(crate) fn dirent_find(&mut self, dir: u64, name: &[u8]) -> Result<Option<Found>> {
         let slot = name_slot(self.sb.hash_seed, name);
-        let mut from = Pos::new(dir, slot, 0);
-        let to = Pos::new(dir, slot + HASH_PROBE - 1, u32::MAX);
+        self.dirent_find_in(dir, name, slot, slot + HASH_PROBE)
+    }
+
+    /// Find `name` in `dir` among the slots `[lo, hi)`.
+    pub(crate) fn dirent_find_in(
+        &mut self,
+        dir: u64,
+        name: &[u8],
+        lo: u64,
+        hi: u64,
+    ) -> Result<Option<Found>> {
+        if lo >= hi {
+            return Ok(None);
+        }
+        let mut from = Pos::new(dir, lo, 0);
+        let to = Pos::new(dir, hi - 1, u32::MAX);
         let mut val = TryVec::new();
         while let Some((pos, kind)) = self.peek(BtreeId::Dirents, from, to, &mut val)? {
             if kind == KeyType::Dirent {
@@ -67,21 +81,19 @@ impl<D: BlockDevice> Fs<D> {
         Ok(None)
     }
 
-    /// Insert an entry in the first free slot of the name's probe window.
-    pub(crate) fn dirent_insert(&mut self, dir: u64, name: &[u8], target: u64, dtype: u8) -> Result<Pos> {
+    /// The first free slot of the probe window of `name` in `dir`. Eight
+    /// names with one hash slot leave none: only a deliberate collision does
+    /// that, and it gets ENOSPC. Callers look before their transaction, so
+    /// that this never fails one half way.
+    pub(crate) fn dirent_free_slot(&mut self, dir: u64, name: &[u8]) -> Result<Pos> {
         let slot = name_slot(self.sb.hash_seed, name);
         let mut val = TryVec::new();
         for s in slot..slot + HASH_PROBE {
             let pos = Pos::new(dir, s, SNAPSHOT_ROOT);
-            if self.get(BtreeId::Dirents, pos, &mut val)?.is_none() {
-                let d = Dirent { target, dtype, name };
-                let mut buf = [0u8; crate::format::dirent::DIRENT_HEADER_BYTES + NAME_MAX];
-                let n = d.encode(&mut buf).map_err(|_| Error::NameTooLong)?;
-                self.btree_set(BtreeId::Dirents, pos, KeyType::Dirent, buf.get(..n).unwrap_or(&[]))?;
+            if self.peek_raw(BtreeId::Dirents, pos, pos, &mut val)?.is_none() {
                 return Ok(pos);
             }
         }
-        // Eight names with the same hash: only a deliberate collision does this.
         Err(Error::NoSpace)
     }
 
@@ -152,6 +164,7 @@ impl<D: BlockDevice> Fs<D> {
         if self.dirent_find(dir, name)?.is_some() {
             return Err(Error::Exists);
         }
+        let slot = self.dirent_free_slot(dir, name)?;
         let dtype = dirent_type(inode.mode).ok_or(Error::Corrupt("inode with bad mode"))?;
         let now = now_ns();
         inode.nlink += 1;
@@ -159,7 +172,7 @@ impl<D: BlockDevice> Fs<D> {
         parent.mtime = now;
         parent.ctime = now;
         self.in_txn(|fs| {
-            fs.dirent_insert(dir, name, ino, dtype)?;
+            fs.dirent_set_target(slot, name, ino, dtype)?;
             fs.inode_write(ino, &inode)?;
             if revive {
                 fs.btree_delete(BtreeId::Orphans, orphan_pos(ino))?;
@@ -349,6 +362,10 @@ impl<D: BlockDevice> Fs<D> {
         np.ctime = now;
         let whiteout =
             (flags & RENAME_WHITEOUT != 0).then(|| self.new_inode(olddir, S_IFCHR, owner.0, owner.1, 0));
+        let new_slot = match dst {
+            None if flags & RENAME_EXCHANGE == 0 => Some(self.dirent_free_slot(newdir, newname)?),
+            _ => None,
+        };
         self.in_txn(|fs| {
             if flags & RENAME_EXCHANGE != 0 {
                 let d = dst.ok_or(Error::Internal("exchange"))?;
@@ -366,11 +383,10 @@ impl<D: BlockDevice> Fs<D> {
                         fs.btree_delete(BtreeId::Dirents, src.pos)?;
                     }
                 }
-                match dst {
-                    Some(d) => fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?,
-                    None => {
-                        fs.dirent_insert(newdir, newname, src.ino, src.dtype)?;
-                    }
+                match (dst, new_slot) {
+                    (Some(d), _) => fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?,
+                    (None, Some(slot)) => fs.dirent_set_target(slot, newname, src.ino, src.dtype)?,
+                    (None, None) => return Err(Error::Internal("rename without a target slot")),
                 }
             }
             fs.inode_write(src.ino, &si)?;

@@ -131,6 +131,7 @@ impl<D: BlockDevice> Fs<D> {
         if self.dirent_find(dir, name)?.is_some() {
             return Err(Error::Exists);
         }
+        let slot = self.dirent_free_slot(dir, name)?;
         let is_dir = mode & S_IFMT == S_IFDIR;
         if is_dir && parent.nlink >= u32::MAX - 1 {
             return Err(Error::TooManyLinks);
@@ -151,7 +152,7 @@ impl<D: BlockDevice> Fs<D> {
                     t,
                 )?;
             }
-            fs.dirent_insert(dir, name, ino, dtype)?;
+            fs.dirent_set_target(slot, name, ino, dtype)?;
             if is_dir {
                 parent.nlink += 1;
             }

@@ -66,16 +66,6 @@ struct FileExtent {
     piece: Piece,
 }
 
-/// Bytes an extent charges to its bucket, the inode and the counters. A
-/// compressed extent cut in two charges its whole payload to each piece, so
-/// the charge returns to zero exactly when the last piece goes.
-fn charge(e: &Extent, block: u64) -> u64 {
-    match e.compression {
-        Compression::None => u64::from(e.live_len),
-        _ => round_up(u64::from(e.stored_len), block).unwrap_or(u64::MAX),
-    }
-}
-
 impl<D: BlockDevice> Fs<D> {
     fn block(&self) -> u64 {
         u64::from(self.sb.block_size)
@@ -386,7 +376,7 @@ impl<D: BlockDevice> Fs<D> {
         let (mut delta, _) = self.extents_cut(ino, start, end, usize::MAX)?;
         if let Some(e) = new {
             self.extent_set(ino, end, &e)?;
-            let c = charge(&e, self.block());
+            let c = e.charge(self.block());
             for p in e.ptrs() {
                 self.bucket_charge(p.dev, p.offset, c as i64)?;
             }
@@ -406,7 +396,7 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     /// Inside a transaction: store extent `e` ending at file offset `end`.
-    fn extent_set(&mut self, ino: u64, end: u64, e: &Extent) -> Result<()> {
+    pub(crate) fn extent_set(&mut self, ino: u64, end: u64, e: &Extent) -> Result<()> {
         let mut buf =
             [0u8; crate::format::extent::EXTENT_HEADER_BYTES + crate::format::extent::PTR_BYTES * MAX_PTRS];
         let n = e.encode(&mut buf).map_err(|_| Error::Internal("extent encode"))?;
@@ -443,11 +433,11 @@ impl<D: BlockDevice> Fs<D> {
                     }
                 }
                 Piece::Extent(e) => {
-                    let mut c = -(charge(&e, block) as i64);
+                    let mut c = -(e.charge(block) as i64);
                     if fe.start < start {
                         let front = Extent { live_len: (start - fe.start) as u32, ..e };
                         self.extent_set(ino, start, &front)?;
-                        c += charge(&front, block) as i64;
+                        c += front.charge(block) as i64;
                     }
                     if e_end > end {
                         let back = Extent {
@@ -456,7 +446,7 @@ impl<D: BlockDevice> Fs<D> {
                             ..e
                         };
                         self.extent_set(ino, e_end, &back)?;
-                        c += charge(&back, block) as i64;
+                        c += back.charge(block) as i64;
                     }
                     if c != 0 {
                         for p in e.ptrs() {

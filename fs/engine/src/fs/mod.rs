@@ -31,11 +31,15 @@ pub struct OpenOptions {
     pub read_only: bool,
     /// Memory budget of the node cache, in bytes.
     pub cache_bytes: usize,
+    /// Open for fsck: change nothing at open (no orphan deletion, no
+    /// freeing of leftover buckets, no checkpoint), so that fsck can learn
+    /// from the trees which buckets are in use before anything allocates.
+    pub check: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { read_only: false, cache_bytes: 64 << 20 }
+        OpenOptions { read_only: false, cache_bytes: 64 << 20, check: false }
     }
 }
 
@@ -279,20 +283,15 @@ impl<D: BlockDevice> Fs<D> {
         fs.alloc_init()?;
         fs.replayed = fs.journal_replay()?;
         fs.alloc_load()?;
-        let ptrs = core::mem::take(&mut fs.pending_release);
-        for p in ptrs.iter() {
-            if let Some((b, _)) = fs.bucket_of(p.dev, p.offset) {
-                if let Some(t) = fs.alloc.tables.get_mut(usize::from(p.dev)) {
-                    if let Some(bk) = t.get_mut(b as usize) {
-                        bk.live_nodes += 1;
-                    }
-                }
-            }
-        }
-        fs.pending_release = ptrs;
         fs.next_ino = fs.find_next_ino()?;
-        // Read-only opens do this in memory only, so fsck -n sees what a
-        // read-write open would leave.
+        if !fs.read_only {
+            fs.journal_skip_stale();
+        }
+        if opts.check {
+            return Ok(fs);
+        }
+        // Read-only opens do this in memory only, so that what they show is
+        // what a read-write open would leave.
         fs.alloc_free_unused()?;
         if !fs.read_only {
             fs.process_orphans()?;
@@ -459,6 +458,17 @@ impl<D: BlockDevice> Fs<D> {
         self.journal_flush()
     }
 
+    /// Whether counter values are possible on these devices: every inode
+    /// takes a key of more than 64 bytes, and stored data is charged at most
+    /// once per block of each extent piece (`format.md` §8.1). Journal replay
+    /// refuses entries that would leave this range.
+    pub(crate) fn counters_plausible(&self, c: Counters) -> bool {
+        let total: u64 = self.sb.members().iter().map(|m| m.size).fold(0, u64::saturating_add);
+        let block = u64::from(self.sb.block_size).max(1);
+        let per_block = u64::from(crate::format::extent::MAX_ENCODED_PAYLOAD) / block;
+        c.inodes <= total / 64 && c.data_bytes <= total.saturating_mul(per_block.max(1))
+    }
+
     /// Usage numbers for statfs(2).
     pub fn statfs(&self) -> StatFs {
         // Never zero on an open file system (the superblock is validated).
@@ -476,7 +486,7 @@ impl<D: BlockDevice> Fs<D> {
                     )
                 })
                 .count() as u64;
-            total += usable * bsz;
+            total = total.saturating_add(usable.saturating_mul(bsz));
         }
         let free = self.free_data_bytes();
         let files_free = free / bs;
@@ -485,7 +495,7 @@ impl<D: BlockDevice> Fs<D> {
             blocks: total / bs,
             blocks_free: free / bs,
             blocks_avail: free / bs,
-            files: self.counters.inodes + files_free,
+            files: self.counters.inodes.saturating_add(files_free),
             files_free,
             name_max: crate::format::NAME_MAX as u32,
         }

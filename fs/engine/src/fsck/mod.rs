@@ -1,11 +1,27 @@
 //! fsck: check every structure and cross-check them, repairing what is safe.
 //!
 //! The passes belong to their subsystems: `btree::check` (nodes: checksums,
-//! order, ranges, value formats), `buckets::check` (bucket types, usage and
+//! order, ranges, value formats; keys at non-canonical positions),
+//! `buckets::check` (which buckets are in use, bucket types, usage and
 //! generations) and `fs::check` (inodes, link counts, dirents, extents,
 //! xattrs, orphans, counters). Each problem has a persistent number.
+//!
+//! Repair never destroys what is reachable and always converges:
+//! - The file system is opened with [`crate::fs::OpenOptions::check`], so
+//!   nothing is written before fsck has learnt from the trees which buckets
+//!   hold live nodes and extents; those are protected in memory before the
+//!   first repair allocates anything, and the alloc keys are rewritten from
+//!   what the trees say only at the end.
+//! - A repair that needs the complete picture of a b-tree (link counts need
+//!   every inode and dirent, bucket usage every extent) is not made when
+//!   that tree could not be read completely: the problem is reported as
+//!   left uncorrected ([`Reporter::may_fix`]).
+//! - Every repair leaves the structure in a state the next run accepts: a
+//!   second `fsck -y` changes nothing.
 
 use crate::error::{Error, Result};
+use crate::format::key::BTREE_ID_NR;
+use crate::format::BtreeId;
 use crate::fs::Fs;
 use crate::sys::BlockDevice;
 
@@ -70,6 +86,16 @@ pub enum ProblemKind {
     DirentParent = 23,
     /// A key could not be read (damaged b-tree): the pass stopped early.
     PassAborted = 24,
+    /// Two entries of one directory have the same name.
+    DirentDuplicate = 25,
+    /// A journal entry breaks the format's rules; replay stopped before it.
+    JournalInvalid = 26,
+    /// A key sits at a position the format does not allow for its b-tree.
+    KeyPosition = 27,
+    /// A directory is part of a cycle of directories cut off from the root.
+    DirCycle = 28,
+    /// An alloc key names a bucket that cannot have one.
+    AllocKeyInvalid = 29,
 }
 
 /// One problem found.
@@ -87,6 +113,9 @@ pub struct Problem {
     pub fixed: bool,
     /// The underlying error, for unreadable structures.
     pub err: Option<Error>,
+    /// Repairs were asked for, but this one was not made because a pass it
+    /// depends on could not read its b-tree completely.
+    pub skipped: bool,
 }
 
 impl core::fmt::Display for Problem {
@@ -137,12 +166,27 @@ impl core::fmt::Display for Problem {
                 write!(f, "inode {i}: holds directory entries but is not a directory")?
             }
             ProblemKind::PassAborted => write!(f, "check stopped early")?,
+            ProblemKind::DirentDuplicate => {
+                write!(f, "directory {i}: entry at slot {a} repeats the name of the entry at slot {b}")?
+            }
+            ProblemKind::JournalInvalid => {
+                write!(f, "journal entry {i} breaks the format's rules; replay stopped before it")?
+            }
+            ProblemKind::KeyPosition => {
+                write!(f, "inode or device {i}: key at offset {a} snapshot {b} is at a position its b-tree does not allow")?
+            }
+            ProblemKind::DirCycle => write!(f, "directory {i}: in a cycle of directories cut off from the root")?,
+            ProblemKind::AllocKeyInvalid => {
+                write!(f, "device {i} bucket {a}: alloc key for a bucket that cannot have one")?
+            }
         }
         if let Some(e) = self.err {
             write!(f, ": {e}")?;
         }
         if self.fixed {
             f.write_str(" (fixed)")?;
+        } else if self.skipped {
+            f.write_str(" (not fixed: a b-tree it depends on could not be read completely)")?;
         }
         Ok(())
     }
@@ -170,12 +214,45 @@ impl FsckReport {
     }
 }
 
+/// Which b-trees every pass could read completely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walked {
+    complete: [bool; BTREE_ID_NR],
+}
+
+impl Walked {
+    /// Nothing found incomplete yet.
+    pub const fn new() -> Self {
+        Walked { complete: [true; BTREE_ID_NR] }
+    }
+
+    /// `id` could not be read completely.
+    pub fn lost(&mut self, id: BtreeId) {
+        if let Some(c) = self.complete.get_mut(id.index()) {
+            *c = false;
+        }
+    }
+
+    /// Whether every tree of `ids` was read completely.
+    pub fn complete(&self, ids: &[BtreeId]) -> bool {
+        ids.iter().all(|id| self.complete.get(id.index()).copied().unwrap_or(false))
+    }
+}
+
+impl Default for Walked {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Passes call this for every problem.
 pub struct Reporter<'a> {
     /// Whether to repair.
     pub repair: Repair,
     /// Totals.
     pub report: FsckReport,
+    /// Which b-trees could be read completely so far.
+    pub walked: Walked,
     sink: &'a mut dyn FnMut(&Problem),
     /// Progress callback: (pass name, done, total).
     pub progress: &'a mut dyn FnMut(&str, u64, u64),
@@ -188,7 +265,7 @@ impl<'a> Reporter<'a> {
         sink: &'a mut dyn FnMut(&Problem),
         progress: &'a mut dyn FnMut(&str, u64, u64),
     ) -> Self {
-        Reporter { repair, report: FsckReport::default(), sink, progress }
+        Reporter { repair, report: FsckReport::default(), walked: Walked::new(), sink, progress }
     }
 
     /// Whether repairs are allowed.
@@ -196,14 +273,35 @@ impl<'a> Reporter<'a> {
         self.repair == Repair::Yes
     }
 
-    /// Record a problem.
-    pub fn problem(&mut self, kind: ProblemKind, ino: u64, found: u64, expected: u64, fixed: bool) {
-        self.emit(Problem { kind, ino, found, expected, fixed, err: None });
+    /// Whether a repair that relies on the complete contents of `needs` may
+    /// be made: repairs are asked for and each of those trees was read
+    /// completely.
+    pub fn may_fix(&self, needs: &[BtreeId]) -> bool {
+        self.fixing() && self.walked.complete(needs)
     }
 
-    /// Record a problem with its error.
+    /// Record a problem, repaired or not. A problem left alone while
+    /// repairing was held back by [`Reporter::may_fix`].
+    pub fn problem(&mut self, kind: ProblemKind, ino: u64, found: u64, expected: u64, fixed: bool) {
+        let skipped = !fixed && self.fixing();
+        self.emit(Problem { kind, ino, found, expected, fixed, err: None, skipped });
+    }
+
+    /// Record a problem no repair exists for.
+    pub fn unfixable(&mut self, kind: ProblemKind, ino: u64, found: u64, expected: u64) {
+        self.emit(Problem { kind, ino, found, expected, fixed: false, err: None, skipped: false });
+    }
+
+    /// Record a problem with its error: a tree that could not be read.
     pub fn error(&mut self, kind: ProblemKind, ino: u64, err: Error) {
-        self.emit(Problem { kind, ino, found: 0, expected: 0, fixed: false, err: Some(err) });
+        self.emit(Problem { kind, ino, found: 0, expected: 0, fixed: false, err: Some(err), skipped: false });
+    }
+
+    /// `id` could not be read completely: report why, and hold back the
+    /// repairs that need it.
+    pub fn tree_lost(&mut self, id: BtreeId, err: Error) {
+        self.walked.lost(id);
+        self.error(ProblemKind::PassAborted, id as u64, err);
     }
 
     fn emit(&mut self, p: Problem) {
@@ -217,15 +315,37 @@ impl<'a> Reporter<'a> {
 
 impl<D: BlockDevice> Fs<D> {
     /// Run every check. Repairs happen only with [`Repair::Yes`] on a
-    /// writable file system. Errors that stop a pass become problems; an `Err`
-    /// return means fsck itself could not run.
+    /// writable file system, best opened with
+    /// [`crate::fs::OpenOptions::check`]. Errors that stop a pass become
+    /// problems; an `Err` return means fsck itself could not run.
     pub fn fsck(&mut self, r: &mut Reporter<'_>) -> Result<FsckReport> {
         if r.fixing() && self.is_read_only() {
             return Err(Error::ReadOnly);
         }
+        if let Some(stop) = self.journal_stop() {
+            // A read-write open moved the journal past it; the checkpoint
+            // below records that, so it is never replayed.
+            r.problem(ProblemKind::JournalInvalid, stop.seq, 0, 0, r.fixing());
+        }
         let node_counts = self.check_btrees(r)?;
+        // Which buckets hold what, from the trees, before any repair.
+        self.survey_generations(r)?;
+        if r.fixing() {
+            self.protect_in_use(r)?;
+            self.checkpoint()?;
+        }
+        let fixed_before = r.report.fixed;
+        self.check_positions(r)?;
         let usage = self.check_fs(r)?;
-        self.check_buckets(r, &usage, &node_counts)?;
+        if r.report.fixed > fixed_before {
+            // Repairs changed the trees: the bucket pass compares with what
+            // they hold now, every node written.
+            self.checkpoint()?;
+            let (counts, usage) = self.survey_in_use(r)?;
+            self.check_buckets(r, &usage, &counts)?;
+        } else {
+            self.check_buckets(r, &usage, &node_counts)?;
+        }
         if r.fixing() {
             self.sync()?;
         }

@@ -77,6 +77,7 @@ impl<D: BlockDevice> Fs<D> {
         self.journal.buf.clear();
         self.journal.nr_records = 0;
         self.journal.unflushed = false;
+        self.journal.skip_unrecorded = false;
         // A checkpoint taken at the start of a transaction (allocator) leaves
         // that transaction an empty buffer to roll back to.
         self.txn.buf_start = 0;

@@ -35,6 +35,12 @@ pub struct Journal {
     pub unflushed: bool,
     /// Tag of this file system's entries.
     pub fs_tag: u32,
+    /// Why replay stopped before the end of the journal, if it did.
+    pub stop: Option<read::JournalStop>,
+    /// The sequence moved past stale entries ([`crate::fs::Fs::journal_skip_stale`])
+    /// and no checkpoint has recorded that yet: no entry may be written
+    /// before one does.
+    pub skip_unrecorded: bool,
 }
 
 impl Default for Journal {
@@ -59,6 +65,8 @@ impl Journal {
             max_entry: 0,
             unflushed: false,
             fs_tag: 0,
+            stop: None,
+            skip_unrecorded: false,
         }
     }
 

@@ -83,7 +83,9 @@ impl<D: BlockDevice> Fs<D> {
         let len = self.journal.buf.len();
         let padded =
             crate::format::round_up(len as u64, self.journal.block).ok_or(Error::Internal("entry size"))?;
-        let Some(at) = self.journal_slot(padded) else {
+        // Entries of the new sequence may follow only a superblock that says
+        // where it starts; until one is written, the checkpoint carries them.
+        let Some(at) = self.journal_slot(padded).filter(|_| !self.journal.skip_unrecorded) else {
             return self.checkpoint();
         };
         if self.data_unflushed {

@@ -36,7 +36,7 @@ pub fn reopen<D: BlockDevice>(fs: Fs<D>) -> Fs<D> {
 /// Reopen with a small node cache to force eviction.
 pub fn reopen_small_cache<D: BlockDevice>(fs: Fs<D>) -> Fs<D> {
     let devs = fs.close().unwrap();
-    Fs::open(devs, &OpenOptions { read_only: false, cache_bytes: 256 * 1024 }).unwrap()
+    Fs::open(devs, &OpenOptions { cache_bytes: 256 * 1024, ..Default::default() }).unwrap()
 }
 
 /// Read a whole file.
