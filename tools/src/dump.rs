@@ -64,13 +64,14 @@ fn describe_value(kind: KeyType, v: &[u8]) -> String {
 
 /// Run `arborfs dump`.
 pub fn run(a: &Args) -> ExitCode {
-    let mut fs = match open_fs(&a.devices, &OpenOptions { read_only: true, ..Default::default() }) {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("arborfs dump: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut fs =
+        match open_fs(&a.devices, &OpenOptions { read_only: true, check: true, ..Default::default() }) {
+            Ok(fs) => fs,
+            Err(e) => {
+                eprintln!("arborfs dump: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let mut val = TryVec::new();
     for id in BtreeId::ALL {
         if a.btree.as_deref().is_some_and(|b| b != id.name()) {

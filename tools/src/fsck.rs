@@ -44,7 +44,7 @@ pub struct Args {
 
 fn check(a: &Args) -> u8 {
     let repair = if a.no { Repair::No } else { Repair::Yes };
-    let opts = OpenOptions { read_only: repair == Repair::No, ..Default::default() };
+    let opts = OpenOptions { read_only: repair == Repair::No, check: true, ..Default::default() };
     let mut fs = match open_fs(&a.devices, &opts) {
         Ok(fs) => fs,
         Err(e) => {

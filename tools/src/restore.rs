@@ -436,7 +436,7 @@ pub fn run(a: &Args) -> ExitCode {
         Some(x) => x,
         None => return ExitCode::FAILURE,
     };
-    let mut fs = match open_fs(devices, &OpenOptions { read_only: true, ..Default::default() }) {
+    let mut fs = match open_fs(devices, &OpenOptions { read_only: true, check: true, ..Default::default() }) {
         Ok(fs) => fs,
         Err(e) => {
             eprintln!("arborfs restore: {e}");

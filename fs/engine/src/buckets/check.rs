@@ -63,8 +63,9 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// Buckets the alloc keys call free but extents point into lost their
-    /// keys (or had them damaged): they take the newest generation pointed
+    /// Buckets the alloc keys call free (or b-tree buckets, but no node
+    /// lives there) while extents point into them lost their keys or had
+    /// them damaged: they take the newest generation pointed
     /// at and hold user data, in memory, before anything else looks at
     /// extent pointers. A bucket holding live nodes never does: its nodes
     /// decide, and extents into it are bad.
@@ -87,8 +88,10 @@ impl<D: BlockDevice> Fs<D> {
                 if bk.live_nodes > 0 || bk.open {
                     continue;
                 }
+                // (A b-tree bucket holding no live node is as free as a
+                // free one: its key is wrong.)
                 let take = match bk.data_type {
-                    DataType::Free => !gen_ahead(bk.gen, p.gen),
+                    DataType::Free | DataType::Btree => !gen_ahead(bk.gen, p.gen),
                     DataType::User => *mark && gen_ahead(p.gen, bk.gen),
                     _ => false,
                 };

@@ -189,6 +189,20 @@ impl<D: BlockDevice> Fs<D> {
             .is_some_and(|b| !matches!(b.data_type, DataType::Superblock | DataType::Journal))
     }
 
+    /// Whether an extent pointer is live: its stored bytes lie in one user
+    /// bucket that has the pointer's generation.
+    pub(crate) fn extent_ptr_live(
+        &self,
+        p: &crate::format::extent::ExtentPtr,
+        e: &crate::format::extent::Extent,
+    ) -> bool {
+        let Some((b, bs)) = self.bucket_of(p.dev, p.offset) else { return false };
+        // What is on disk is the stored payload (the live window lies
+        // inside the payload; the decoder checked that).
+        let fits = (p.offset % bs.max(1)).checked_add(u64::from(e.stored_len)).is_some_and(|end| end <= bs);
+        fits && self.bucket(p.dev, b).is_some_and(|bk| bk.gen == p.gen && bk.data_type == DataType::User)
+    }
+
     /// Check a node pointer against the layout and bucket generations.
     pub(crate) fn check_node_ptr(&self, p: &BtreePtr) -> core::result::Result<(), &'static str> {
         let (b, _) = self.bucket_of(p.dev, p.offset).ok_or("pointer to a device that is not a member")?;

@@ -11,7 +11,6 @@ use super::inode::orphan_pos;
 use super::Fs;
 use crate::buckets::check::Usage;
 use crate::error::{Error, Result};
-use crate::format::alloc_info::DataType;
 use crate::format::dirent::{name_slot, Dirent, HASH_PROBE};
 use crate::format::extent::Extent;
 use crate::format::inode::{dirent_type, Inode};
@@ -218,6 +217,11 @@ impl<D: BlockDevice> Fs<D> {
             }
             r.problem(ProblemKind::DataCounter, 0, c.data_bytes, data_total, fix);
         }
+        // Deletions an open would finish, with the counters right first;
+        // they touch every tree an inode has keys in.
+        if root_ok && r.may_fix(&BtreeId::ALL) {
+            self.process_orphans()?;
+        }
         (r.progress)("counters", 6, 6);
         Ok(usage)
     }
@@ -254,7 +258,7 @@ impl<D: BlockDevice> Fs<D> {
                 if fix {
                     self.in_txn(|fs| fs.btree_delete(BtreeId::Dirents, pos).map(|_| ()))?;
                 }
-                r.problem(ProblemKind::DirMultiplyLinked, ROOT_INO, pos.inode, 0, fix);
+                r.problem(ProblemKind::DirentRoot, pos.inode, pos.offset, 0, fix);
                 continue;
             }
             let Some(t) = info(infos, target) else {
@@ -347,7 +351,7 @@ impl<D: BlockDevice> Fs<D> {
             };
             let len = ext.map_or(val.len() as u64, |e| u64::from(e.live_len));
             let start = pos.offset.checked_sub(len);
-            let bad_ptr = ext.is_some_and(|e| e.ptrs().iter().any(|p| !self.extent_ptr_valid(p, &e)));
+            let bad_ptr = ext.is_some_and(|e| e.ptrs().iter().any(|p| !self.extent_ptr_live(p, &e)));
             let problem = if !matches!(owner, Some(8) | Some(10)) {
                 Some((ProblemKind::ExtentOrphan, 0, r.may_fix(&[BtreeId::Inodes])))
             } else if start.is_none() || bad_ptr {
@@ -360,11 +364,13 @@ impl<D: BlockDevice> Fs<D> {
                     self.in_txn(|fs| fs.btree_delete(BtreeId::Extents, pos).map(|_| ()))?;
                 }
                 r.problem(k, pos.inode, pos.offset, other, fix);
-                continue;
+                if fix {
+                    continue;
+                }
             }
             let start = start.unwrap_or(0);
             let mut ext = ext;
-            if pos.inode == prev.0 && start < prev.1 {
+            if problem.is_none() && pos.inode == prev.0 && start < prev.1 {
                 // Keep what does not overlap: the part after the previous end.
                 let fix = r.fixing();
                 if fix {
@@ -375,10 +381,14 @@ impl<D: BlockDevice> Fs<D> {
                     continue;
                 }
             }
-            prev = (pos.inode, pos.offset);
+            if problem.is_none() {
+                prev = (pos.inode, pos.offset);
+            }
+            // What stays is charged, as the survey charges it: the counter
+            // for every extent, buckets for live pointers.
             if let Some(e) = &ext {
                 let c = e.charge(block);
-                for p in e.ptrs() {
+                for p in e.ptrs().iter().filter(|p| self.extent_ptr_live(p, e)) {
                     if let Some((b, _)) = self.bucket_of(p.dev, p.offset) {
                         if let Some(u) = usage.get_mut(usize::from(p.dev)).and_then(|t| t.get_mut(b as usize))
                         {
@@ -393,16 +403,6 @@ impl<D: BlockDevice> Fs<D> {
             }
         });
         Ok(data_total)
-    }
-
-    /// Whether an extent pointer's bytes lie in one user bucket of its
-    /// generation.
-    fn extent_ptr_valid(&self, p: &crate::format::extent::ExtentPtr, e: &Extent) -> bool {
-        let Some((b, bs)) = self.bucket_of(p.dev, p.offset) else { return false };
-        // What is on disk is the stored payload (the live window lies inside
-        // the payload; the decoder checked that).
-        let fits = (p.offset % bs.max(1)).checked_add(u64::from(e.stored_len)).is_some_and(|end| end <= bs);
-        fits && self.bucket(p.dev, b).is_some_and(|bk| bk.gen == p.gen && bk.data_type == DataType::User)
     }
 
     /// Cut `cut` bytes off the front of the extent at `pos` (an overlap
@@ -653,9 +653,6 @@ impl<D: BlockDevice> Fs<D> {
             if changed {
                 self.in_txn(|fs| fs.inode_write(x.ino, &inode))?;
             }
-        }
-        if fix && fix_data {
-            self.process_orphans()?;
         }
         Ok(())
     }

@@ -96,6 +96,8 @@ pub enum ProblemKind {
     DirCycle = 28,
     /// An alloc key names a bucket that cannot have one.
     AllocKeyInvalid = 29,
+    /// A directory entry names the root directory.
+    DirentRoot = 30,
 }
 
 /// One problem found.
@@ -176,6 +178,7 @@ impl core::fmt::Display for Problem {
                 write!(f, "inode or device {i}: key at offset {a} snapshot {b} is at a position its b-tree does not allow")?
             }
             ProblemKind::DirCycle => write!(f, "directory {i}: in a cycle of directories cut off from the root")?,
+            ProblemKind::DirentRoot => write!(f, "directory {i}: entry at slot {a} names the root directory")?,
             ProblemKind::AllocKeyInvalid => {
                 write!(f, "device {i} bucket {a}: alloc key for a bucket that cannot have one")?
             }
@@ -334,12 +337,12 @@ impl<D: BlockDevice> Fs<D> {
             self.protect_in_use(r)?;
             self.checkpoint()?;
         }
-        let fixed_before = r.report.fixed;
         self.check_positions(r)?;
         let usage = self.check_fs(r)?;
-        if r.report.fixed > fixed_before {
-            // Repairs changed the trees: the bucket pass compares with what
-            // they hold now, every node written.
+        if r.fixing() {
+            // Repairs (and the orphan deletions an open would do) changed
+            // the trees: the bucket pass compares with what they hold now,
+            // every node written.
             self.checkpoint()?;
             let (counts, usage) = self.survey_in_use(r)?;
             self.check_buckets(r, &usage, &counts)?;
