@@ -11,7 +11,7 @@ ARBORFS := target/release/arborfs
 KDIR ?= $(shell tests/kernel/build.sh | tail -n1)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=/usr/bin/rustc
 
-.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit qemu-test qemu-test-kasan run demo bench bench-kernel install clean
+.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit fuzz-images qemu-test qemu-test-kasan run demo bench bench-kernel install clean
 
 all: tools
 
@@ -35,7 +35,7 @@ module: kernel-deps
 	$(KMAKE) modules
 
 # The test command of the README and of CI.
-test: deps check unit qemu-test
+test: deps check unit fuzz-images qemu-test
 
 check: nostd clippy
 
@@ -52,6 +52,17 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 
+# The image fuzzer (tests/imagefuzz) against the tool built with overflow
+# checks (profile fuzz): a seeded run of MINUTES (default 3) in `make test`;
+# `make fuzz-images MINUTES=60 SEED=N` for a long one. Failing cases are kept
+# in $(OUT)/imagefuzz/failures.
+MINUTES ?= 3
+SEED ?= 1
+fuzz-images: deps
+	$(CARGO) build --profile fuzz -p arborfs-tools -p arborfs-imagefuzz
+	target/fuzz/arborfs-imagefuzz --arborfs target/fuzz/arborfs --seed $(SEED) \
+		--seconds $$(( $(MINUTES) * 60 )) --work $(OUT)/imagefuzz --keep $(OUT)/imagefuzz/failures
+
 # The main job: boot the test kernel with an arborfs image mounted at /mnt and
 # give a shell. `make run CMD='ls -l /mnt'` runs one command; IMAGE=path
 # mounts an existing image.
@@ -61,6 +72,7 @@ run: tools kernel module
 # The kernel module suite in QEMU (tests/qemu/run-tests.sh).
 qemu-test: tools kernel module
 	$(CARGO) build --release -p arborfs-engine --example crashed_image
+	$(CARGO) build --release -p arborfs-imagefuzz
 	tests/qemu/run-tests.sh
 	tests/qemu/crash/run.sh
 
@@ -68,13 +80,14 @@ qemu-test: tools kernel module
 # build the first time, so not part of `make test`).
 qemu-test-kasan: tools kernel-deps
 	$(CARGO) build --release -p arborfs-engine --example crashed_image
+	$(CARGO) build --release -p arborfs-imagefuzz
 	@rm -rf $(OUT)/kasan && mkdir -p $(OUT)/kasan
 	tar -c --exclude=target --exclude="*.o" --exclude=".*.cmd" Kbuild fs | tar -x -C $(OUT)/kasan
 	$(MAKE) -C $$(ARBORFS_KASAN=1 tests/kernel/build.sh | tail -n1) M=$(CURDIR)/$(OUT)/kasan \
 		LLVM=1 RUSTC=/usr/bin/rustc modules
 	export KO=$(CURDIR)/$(OUT)/kasan/arborfs.ko \
 		KERNEL=$$(ARBORFS_KASAN=1 tests/kernel/build.sh | tail -n1)/arch/x86/boot/bzImage && \
-		tests/qemu/run-tests.sh && tests/qemu/crash/run.sh
+		FUZZ_IMAGES=300 tests/qemu/run-tests.sh && tests/qemu/crash/run.sh
 
 # Userspace only: make an image from a sample tree, check it, show it, copy it out.
 demo: tools

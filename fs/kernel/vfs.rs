@@ -188,6 +188,16 @@ pub(crate) unsafe extern "C" fn arborfs_rs_mount(
         }
     };
     let read_only = fs.is_read_only();
+    if let Some(stop) = fs.journal_stop() {
+        pr_warn!("{}: {}; run fsck.arborfs\n", name, stop);
+    }
+    if fs.alloc_distrusted() > 0 {
+        pr_warn!(
+            "{}: {} bucket records disagree with the b-trees (corrected in memory); run fsck.arborfs\n",
+            name,
+            fs.alloc_distrusted()
+        );
+    }
     match KBox::new(fs, GFP_KERNEL) {
         Ok(b) => {
             // SAFETY: `out` and `ro` are writable per the contract.

@@ -6,6 +6,7 @@
 # Arguments: guest test names to run (default: all, see guest/run-all.sh).
 # Env: ARBORFS (tool), KO (module), KERNEL (bzImage); defaults are the builds.
 #      STRESS_SECONDS: how long stress-ng runs (default 150).
+#      FUZZ_IMAGES: how many mutated images t_fuzzed_images mounts (default 100).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh
@@ -32,6 +33,11 @@ cp "$WORK/plain.img" "$WORK/badnode.img" && "$HERE/damage.py" "$WORK/badnode.img
 random_ino=$("$ARBORFS" dump --btree dirents "$WORK/plain.img" | sed -n 's/.*"random.bin" -> \([0-9]*\).*/\1/p')
 data_off=$("$ARBORFS" dump --btree extents "$WORK/plain.img" | grep "^  $random_ino:" | head -1 | sed -n 's/.*offset: \([0-9]*\).*/\1/p')
 cp "$WORK/plain.img" "$WORK/baddata.img" && "$HERE/damage.py" "$WORK/baddata.img" byte $((data_off + 5000))
+
+# Mutated images (tests/imagefuzz) for t_fuzzed_images: FUZZ_IMAGES of them.
+"$ROOT/target/release/arborfs-imagefuzz" --arborfs "$ARBORFS" --work "$WORK/imagefuzz" \
+	--seed "${FUZZ_SEED:-11}" --cases 100000 --export "$WORK/fuzzed" --export-count "${FUZZ_IMAGES:-100}" \
+	--export-only >/dev/null
 
 # Blank disks for the read-write tests (sparse files).
 truncate -s 2G "$WORK/rw.img"

@@ -254,4 +254,45 @@ impl Image {
             None => false,
         }
     }
+
+    /// The leaf of `btree` whose range holds `pos` (descending from the root).
+    pub fn leaf_for(&self, btree: BtreeId, pos: Pos) -> Option<u64> {
+        let sb = self.sb()?;
+        let ns = sb.node_size as usize;
+        let mut p = sb.roots[btree.index()];
+        for _ in 0..8 {
+            let n = self.read_node(p.offset, ns, sb.meta_csum)?;
+            if n.level == 0 {
+                return Some(p.offset);
+            }
+            let i = n.entries.iter().rposition(|e| e.0 <= pos).unwrap_or(0);
+            p = BtreePtr::decode(&n.entries.get(i)?.2).ok()?;
+        }
+        None
+    }
+
+    /// Change the leaf holding `pos` in `btree` through `f` (which gets the
+    /// entries and the index where `pos` is or would go), then write it
+    /// back with a valid checksum.
+    pub fn edit_leaf(
+        &mut self,
+        btree: BtreeId,
+        pos: Pos,
+        f: impl FnOnce(&mut Vec<(Pos, KeyType, Vec<u8>)>, usize),
+    ) -> bool {
+        let Some(sb) = self.sb() else { return false };
+        let ns = sb.node_size as usize;
+        let Some(at) = self.leaf_for(btree, pos) else { return false };
+        let Some(mut n) = self.read_node(at, ns, sb.meta_csum) else { return false };
+        let i = n.entries.partition_point(|e| e.0 < pos);
+        f(&mut n.entries, i);
+        self.write_node(at, ns, sb.meta_csum, &n)
+    }
+
+    /// The value of the key at `pos`, if the leaf holds it.
+    pub fn get(&self, btree: BtreeId, pos: Pos) -> Option<Vec<u8>> {
+        let sb = self.sb()?;
+        let n = self.read_node(self.leaf_for(btree, pos)?, sb.node_size as usize, sb.meta_csum)?;
+        n.entries.into_iter().find(|e| e.0 == pos).map(|e| e.2)
+    }
 }

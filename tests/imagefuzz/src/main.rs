@@ -13,7 +13,10 @@ use arborfs_imagefuzz::mutate::{apply, Kind, Rng};
 use arborfs_imagefuzz::run::{contents, covers, digest, snapshot, Outcome, Tool};
 
 const USAGE: &str = "usage: arborfs-imagefuzz --arborfs BIN [--seed N] [--cases N | --seconds N]
-       [--work DIR] [--keep DIR] [--export DIR --export-count N] [--timeout SECS]";
+       [--work DIR] [--keep DIR] [--export DIR --export-count N [--export-only]]
+       [--timeout SECS]
+--export writes the first N mutated images (sparse) to DIR, for mounting in
+QEMU; --export-only writes them without running the tool on them.";
 
 /// Outcome classes, in report order. The first three are fine.
 const CLASSES: [&str; 12] = [
@@ -40,6 +43,7 @@ struct Opts {
     keep: PathBuf,
     export: Option<PathBuf>,
     export_count: u64,
+    export_only: bool,
     timeout: u64,
 }
 
@@ -53,6 +57,7 @@ fn parse() -> Result<Opts, String> {
         keep: PathBuf::from("target/imagefuzz/failures"),
         export: None,
         export_count: 0,
+        export_only: false,
         timeout: 20,
     };
     let mut args = std::env::args().skip(1);
@@ -69,6 +74,7 @@ fn parse() -> Result<Opts, String> {
             "--export" => o.export = Some(PathBuf::from(val()?)),
             "--export-count" => o.export_count = num(val()?)?,
             "--timeout" => o.timeout = num(val()?)?,
+            "--export-only" => o.export_only = true,
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
@@ -314,6 +320,12 @@ fn main() -> ExitCode {
                 let _ = std::fs::create_dir_all(ex);
                 let _ = write_sparse(&ex.join(format!("{exported:04}-{}.img", kind.name())), &img.bytes);
                 exported += 1;
+            }
+            if o.export_only {
+                if exported >= o.export_count {
+                    break;
+                }
+                continue;
             }
         }
         let mut case = Case {

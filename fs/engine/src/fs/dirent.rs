@@ -360,8 +360,10 @@ impl<D: BlockDevice> Fs<D> {
         op.ctime = now;
         np.mtime = now;
         np.ctime = now;
-        let whiteout =
-            (flags & RENAME_WHITEOUT != 0).then(|| self.new_inode(olddir, S_IFCHR, owner.0, owner.1, 0));
+        let whiteout = match flags & RENAME_WHITEOUT {
+            0 => None,
+            _ => Some(self.new_inode(olddir, S_IFCHR, owner.0, owner.1, 0)?),
+        };
         let new_slot = match dst {
             None if flags & RENAME_EXCHANGE == 0 => Some(self.dirent_free_slot(newdir, newname)?),
             _ => None,

@@ -136,7 +136,7 @@ impl<D: BlockDevice> Fs<D> {
         if is_dir && parent.nlink >= u32::MAX - 1 {
             return Err(Error::TooManyLinks);
         }
-        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, rdev);
+        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, rdev)?;
         let now = inode.ctime;
         if let Some(t) = symlink {
             inode.size = t.len() as u64;
@@ -166,9 +166,19 @@ impl<D: BlockDevice> Fs<D> {
     /// The next inode number and a fresh inode for it in `dir`: one link
     /// (two for a directory), all times now. The caller's transaction stores
     /// it with [`Fs::inode_create`].
-    pub(crate) fn new_inode(&self, dir: u64, mode: u32, uid: u32, gid: u32, rdev: u64) -> (u64, Inode) {
+    pub(crate) fn new_inode(
+        &self,
+        dir: u64,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+    ) -> Result<(u64, Inode)> {
         let now = now_ns();
         let ino = self.next_ino;
+        if ino == 0 {
+            return Err(Error::NoSpace);
+        }
         let inode = Inode {
             mode,
             uid,
@@ -183,13 +193,14 @@ impl<D: BlockDevice> Fs<D> {
             parent: dir,
             ..Default::default()
         };
-        (ino, inode)
+        Ok((ino, inode))
     }
 
     /// Inside a transaction: store an inode made by [`Fs::new_inode`],
     /// taking its number and counting it.
     pub(crate) fn inode_create(&mut self, ino: u64, inode: &Inode) -> Result<()> {
-        self.next_ino += 1;
+        // One past u64::MAX is "none left" (0).
+        self.next_ino = ino.wrapping_add(1);
         self.inode_write(ino, inode)?;
         self.journal_accounting(1, 0)
     }
@@ -203,7 +214,7 @@ impl<D: BlockDevice> Fs<D> {
             return Err(Error::Invalid);
         }
         self.dir_read(dir)?;
-        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, 0);
+        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, 0)?;
         inode.nlink = 0;
         self.in_txn(|fs| {
             fs.inode_create(ino, &inode)?;

@@ -341,6 +341,12 @@ impl<D: BlockDevice> Fs<D> {
         self.compression = (c, level);
     }
 
+    /// Bucket records found wrong at open and corrected in memory from the
+    /// b-trees (fsck repairs them on disk).
+    pub fn alloc_distrusted(&self) -> u64 {
+        self.alloc.distrusted
+    }
+
     /// Bytes new data can still take (what a writer may reserve against).
     pub fn available_bytes(&self) -> u64 {
         self.free_data_bytes()
@@ -530,25 +536,28 @@ impl<D: BlockDevice> Fs<D> {
         self.cache.shrink(target)
     }
 
-    /// One past the highest inode number in use.
+    /// One past the highest inode number in use, or 0 when the largest
+    /// number is taken (creating files then fails with ENOSPC).
     fn find_next_ino(&mut self) -> Result<u64> {
         let mut val = TryVec::new();
-        let mut lo = FIRST_FREE_INO;
-        // Exponential then binary search on "is there an inode at or after x".
-        let mut hi = lo;
-        let exists_from = |fs: &mut Self, x: u64, val: &mut TryVec<u8>| -> Result<bool> {
-            Ok(fs.peek(BtreeId::Inodes, Pos::new(x, 0, 0), Pos::MAX, val)?.is_some())
+        let mut exists_from = |fs: &mut Self, x: u64| -> Result<bool> {
+            Ok(fs.peek(BtreeId::Inodes, Pos::new(x, 0, 0), Pos::MAX, &mut val)?.is_some())
         };
-        while exists_from(self, hi, &mut val)? {
+        // Exponential, then binary search on "is there an inode at or after x".
+        let (mut lo, mut hi) = (FIRST_FREE_INO, FIRST_FREE_INO);
+        while exists_from(self, hi)? {
             lo = hi;
-            hi = hi.checked_mul(2).ok_or(Error::Corrupt("inode numbers exhausted"))?;
+            if hi == u64::MAX {
+                return Ok(0);
+            }
+            hi = hi.saturating_mul(2);
         }
         if lo == hi {
             return Ok(lo);
         }
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if exists_from(self, mid, &mut val)? {
+            if exists_from(self, mid)? {
                 lo = mid;
             } else {
                 hi = mid;

@@ -33,7 +33,7 @@ impl<D: BlockDevice> Fs<D> {
     fn checkpoint_inner(&mut self) -> Result<()> {
         // Nodes carry the sequence of the superblock this checkpoint writes:
         // unique per checkpoint, even when no journal entry came between two.
-        let seq = self.sb.seq + 1;
+        let seq = self.sb.seq.wrapping_add(1);
         let mut clean = false;
         for _ in 0..16 {
             self.defer_alloc = true;
@@ -87,7 +87,7 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Write a new superblock to every copy on every member, then flush.
     pub(crate) fn write_super(&mut self) -> Result<()> {
-        self.sb.seq += 1;
+        self.sb.seq = self.sb.seq.wrapping_add(1);
         let mut buf: TryVec<u8> = TryVec::new();
         buf.try_resize(SB_BYTES, 0)?;
         for i in 0..self.devs.len() {

@@ -113,7 +113,7 @@ impl<D: BlockDevice> Fs<D> {
     /// Replay every entry after the checkpoint; returns how many were applied.
     pub(crate) fn journal_replay(&mut self) -> Result<u64> {
         let mut at = self.sb.journal_resume;
-        let mut seq = self.sb.checkpoint_seq.saturating_add(1);
+        let mut seq = self.sb.checkpoint_seq.wrapping_add(1);
         let mut buf = TryVec::new();
         let mut applied = 0;
         // Bounded: each entry takes at least one block of the ring.
@@ -134,10 +134,10 @@ impl<D: BlockDevice> Fs<D> {
             }
             self.journal_apply(&buf)?;
             applied += 1;
-            seq += 1;
+            seq = seq.wrapping_add(1);
             at = if at + padded >= self.journal.size { 0 } else { at + padded };
         }
-        self.journal.seq = seq - 1;
+        self.journal.seq = seq.wrapping_sub(1);
         self.journal.cursor = at;
         self.journal.start = self.sb.journal_resume;
         Ok(applied)
@@ -150,7 +150,7 @@ impl<D: BlockDevice> Fs<D> {
     /// cut) can ever be taken for a new one. Sequence numbers only grow.
     pub(crate) fn journal_skip_stale(&mut self) {
         let ring_blocks = self.journal.size.checked_div(self.journal.block).unwrap_or(0);
-        self.journal.seq = self.journal.seq.saturating_add(ring_blocks).saturating_add(1);
+        self.journal.seq = self.journal.seq.wrapping_add(ring_blocks).wrapping_add(1);
         self.journal.skip_unrecorded = true;
     }
 

@@ -91,7 +91,7 @@ impl<D: BlockDevice> Fs<D> {
         if self.data_unflushed {
             self.flush_all()?;
         }
-        let seq = self.journal.seq + 1;
+        let seq = self.journal.seq.wrapping_add(1);
         let csum = self.sb.meta_csum;
         self.journal.buf.try_resize(padded as usize, 0)?;
         finish_entry(&mut self.journal.buf, len, seq, nr, self.journal.fs_tag, csum)
