@@ -11,7 +11,7 @@ ARBORFS := target/release/arborfs
 KDIR ?= $(shell tests/kernel/build.sh | tail -n1)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=/usr/bin/rustc
 
-.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit fuzz-images qemu-test qemu-test-kasan run demo bench bench-kernel install clean
+.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit fuzz-images qemu-test qemu-test-kasan xfstests xfstests-ci run demo bench bench-kernel install clean
 
 all: tools
 
@@ -88,6 +88,30 @@ qemu-test-kasan: tools kernel-deps
 	export KO=$(CURDIR)/$(OUT)/kasan/arborfs.ko \
 		KERNEL=$$(ARBORFS_KASAN=1 tests/kernel/build.sh | tail -n1)/arch/x86/boot/bzImage && \
 		FUZZ_IMAGES=300 tests/qemu/run-tests.sh && tests/qemu/crash/run.sh
+
+# fstests in QEMU (tests/xfstests/run.sh): XFSTESTS=DIR_OR_TARBALL is an
+# fstests checkout or tarball; TESTS='generic/001 generic/013', GROUP=quick
+# or LIST=FILE picks tests, SECTION= a section of xfstests-config/local.config
+# (default arborfs; ext4 is the reference), TIMEOUT= seconds a test may go
+# without progress. Results in tests/out/xfstests/.
+XFSTESTS ?=
+TESTS ?=
+GROUP ?=
+LIST ?=
+SECTION ?= arborfs
+TIMEOUT ?= 900
+xfstests: tools kernel module
+	XFSTESTS="$(XFSTESTS)" tests/xfstests/run.sh --section $(SECTION) --timeout $(TIMEOUT) \
+		$(if $(TESTS),--tests "$(TESTS)") $(if $(GROUP),--group "$(GROUP)") $(if $(LIST),--list "$(LIST)")
+
+# The fstests subset CI runs (xfstests-config/ci.list), when XFSTESTS is set.
+xfstests-ci: tools kernel module
+	@if [ -z "$(XFSTESTS)" ]; then \
+		echo "xfstests-ci: skipped: set XFSTESTS to an fstests checkout or tarball (.ci/run does)"; \
+	else \
+		XFSTESTS="$(XFSTESTS)" tests/xfstests/run.sh --section arborfs --timeout 600 \
+			--list xfstests-config/ci.list; \
+	fi
 
 # Userspace only: make an image from a sample tree, check it, show it, copy it out.
 demo: tools

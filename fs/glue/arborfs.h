@@ -29,13 +29,13 @@ struct arborfs_attr {
 	u64 alloc_bytes;
 	s64 atime, mtime, ctime, btime;
 	u64 rdev;
-	u32 mode, uid, gid, nlink, generation, flags;
+	u32 mode, uid, gid, nlink, generation, flags, projid;
 };
 
 /* Attribute changes handed to the engine; `valid` holds ARBORFS_SET_* bits. */
 struct arborfs_setattr {
 	u32 valid;
-	u32 mode, uid, gid, flags;
+	u32 mode, uid, gid, flags, projid;
 	u64 size;
 	s64 atime, mtime, ctime;
 };
@@ -48,6 +48,7 @@ struct arborfs_setattr {
 #define ARBORFS_SET_MTIME 32
 #define ARBORFS_SET_CTIME 64
 #define ARBORFS_SET_FLAGS 128
+#define ARBORFS_SET_PROJID 256
 
 /* One directory entry handed from the engine to iterate_shared. */
 struct arborfs_dirent {
@@ -58,6 +59,17 @@ struct arborfs_dirent {
 	char name[256];
 };
 
+/* One extent handed from the engine to fiemap. */
+struct arborfs_extent {
+	u64 logical, physical, length;
+	u32 flags, pad;
+};
+
+#define ARBORFS_EXTENT_ENCODED 1
+#define ARBORFS_EXTENT_UNWRITTEN 2
+#define ARBORFS_EXTENT_INLINE 4
+#define ARBORFS_EXTENT_LAST 8
+
 struct arborfs_statfs {
 	u64 blocks, bfree, bavail, files, ffree;
 	u32 bsize, namelen;
@@ -65,6 +77,7 @@ struct arborfs_statfs {
 
 #define ARBORFS_MOUNT_SILENT 1
 #define ARBORFS_MOUNT_READ_ONLY 2
+#define ARBORFS_MOUNT_NO_REPLAY 4
 
 /* Implemented in Rust (fs/kernel/vfs.rs). Return 0 or a negative errno. */
 int arborfs_rs_mount(const char *id, void *bdev, u64 size, int flags, void **fs, int *ro);
@@ -94,17 +107,34 @@ int arborfs_rs_setattr(void *fs, u64 ino, const struct arborfs_setattr *set, str
 ssize_t arborfs_rs_write(void *fs, u64 ino, u64 off, const u8 *buf, size_t len, u64 *alloc_bytes);
 int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct arborfs_attr *out);
 int arborfs_rs_seek(void *fs, u64 ino, u64 off, int hole, u64 *res);
+int arborfs_rs_fiemap(void *fs, u64 ino, u64 start, u64 end, struct arborfs_extent *out, size_t max, size_t *n);
 int arborfs_rs_sync(void *fs);
 int arborfs_rs_evict(void *fs, u64 ino);
 u64 arborfs_rs_available(void *fs);
 size_t arborfs_rs_shrink(void *fs, size_t target);
 int arborfs_rs_set_compression(void *fs, u8 kind, u8 level);
+int arborfs_rs_uuid(void *fs, u8 *out);
 
 /* Mount options (fs_context private data, kept in the super block for remounts). */
 struct arborfs_options {
 	int compress;		/* -1: the format's default; else 0 none, 1 lz4, 2 zstd */
 	u8 compress_level;	/* zstd level */
+	bool norecovery;	/* read-only, journal not replayed */
 };
+
+/* The in-core inode: the VFS inode and what the glue keeps beside it. */
+struct arborfs_inode {
+	struct inode vfs;
+	atomic64_t delalloc;	/* bytes of dirty folios not yet written (st_blocks counts them) */
+	s64 btime;		/* birth time, ns (statx) */
+	u32 flags;		/* the engine's FS_*_FL flags */
+	u32 projid;		/* project id */
+};
+
+static inline struct arborfs_inode *AI(struct inode *inode)
+{
+	return container_of(inode, struct arborfs_inode, vfs);
+}
 
 /* Per-mount state. */
 struct arborfs_sb_info {
@@ -146,7 +176,8 @@ static inline int arborfs_alive(struct super_block *sb)
 	return READ_ONCE(ASB(sb)->shut_down) ? -EIO : 0;
 }
 
-/* The blocks count (st_blocks) from the bytes the engine says a file occupies. */
+/* The blocks count (st_blocks) from the bytes the engine says a file occupies
+ * (dirty folios not yet written are added by getattr). */
 static inline void arborfs_set_blocks(struct inode *inode, u64 alloc_bytes)
 {
 	spin_lock(&inode->i_lock);
@@ -185,6 +216,7 @@ extern const struct address_space_operations arborfs_aops;
 int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
 void arborfs_unreserve(struct super_block *sb, u64 bytes);
 long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+int arborfs_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 start, u64 len);
 
 /* super.c */
 int arborfs_shutdown(struct super_block *sb, u32 how);

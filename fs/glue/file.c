@@ -17,6 +17,7 @@
  */
 #include <linux/fs.h>
 #include <linux/falloc.h>
+#include <linux/fiemap.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -78,17 +79,22 @@ static int arborfs_reserve_folio(struct folio *folio)
 	if (folio_test_private(folio))
 		return 0;
 	err = arborfs_reserve(sb, folio_size(folio));
-	if (!err)
+	if (!err) {
 		folio_attach_private(folio, ARBORFS_RESERVED);
+		atomic64_add(folio_size(folio), &AI(folio->mapping->host)->delalloc);
+	}
 	return err;
 }
 
 /* Drop a locked folio's reservation (written, or thrown away). */
 static void arborfs_release_reservation(struct folio *folio)
 {
+	struct inode *inode = folio->mapping->host;
+
 	if (folio_test_private(folio)) {
 		folio_detach_private(folio);
-		arborfs_unreserve(folio->mapping->host->i_sb, folio_size(folio));
+		arborfs_unreserve(inode->i_sb, folio_size(folio));
+		atomic64_sub(folio_size(folio), &AI(inode)->delalloc);
 	}
 }
 
@@ -280,6 +286,8 @@ static int arborfs_wb_flush(struct inode *inode, struct arborfs_wb_run *run)
 			mapping_set_error(inode->i_mapping, err);
 		folio_end_writeback(run->folios[i]);
 	}
+	/* Written (or failed): st_blocks now counts what the engine holds. */
+	atomic64_sub(run->reserved, &AI(inode)->delalloc);
 	arborfs_unreserve(sb, run->reserved);
 	run->nr = 0;
 	run->len = 0;
@@ -374,6 +382,8 @@ static vm_fault_t arborfs_page_mkwrite(struct vm_fault *vmf)
 
 	sb_start_pagefault(sb);
 	file_update_time(vmf->vma->vm_file);
+	/* fallocate's range changes exclude faults (filemap_invalidate_lock). */
+	filemap_invalidate_lock_shared(inode->i_mapping);
 	folio_lock(folio);
 	if (folio->mapping != inode->i_mapping || folio_pos(folio) >= i_size_read(inode)) {
 		folio_unlock(folio);
@@ -388,6 +398,7 @@ static vm_fault_t arborfs_page_mkwrite(struct vm_fault *vmf)
 	folio_mark_dirty(folio);
 	folio_wait_stable(folio);
 out:
+	filemap_invalidate_unlock_shared(inode->i_mapping);
 	sb_end_pagefault(sb);
 	return ret;
 }
@@ -559,51 +570,124 @@ int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 	return arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_sync(FS(sb)));
 }
 
+#define ARBORFS_FALLOC_MODES (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | \
+			      FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)
+/* Modes that move or drop data the page cache may hold. */
+#define ARBORFS_FALLOC_RANGE (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_COLLAPSE_RANGE | \
+			      FALLOC_FL_INSERT_RANGE)
+
 static long arborfs_fallocate(struct file *file, int mode, loff_t off, loff_t len)
 {
 	struct inode *inode = file_inode(file);
+	struct address_space *mapping = inode->i_mapping;
 	struct super_block *sb = inode->i_sb;
+	bool shift = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
 	struct arborfs_attr a;
 	int err;
 
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+	if (mode & ~ARBORFS_FALLOC_MODES)
 		return -EOPNOTSUPP;
 	if (off < 0 || len <= 0)
+		return -EINVAL;
+	/* Checked before the page cache is touched: a shift drops every page from `off`. */
+	if (shift && ((off | len) & (i_blocksize(inode) - 1)))
 		return -EINVAL;
 	inode_lock(inode);
 	err = arborfs_alive(sb);
 	if (err)
 		goto out;
-	if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > i_size_read(inode)) {
-		err = inode_newsize_ok(inode, off + len);
-		if (err)
-			goto out;
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && !(mode & FALLOC_FL_COLLAPSE_RANGE)) {
+		loff_t end = mode & FALLOC_FL_INSERT_RANGE ? i_size_read(inode) + len : off + len;
+
+		if (end > i_size_read(inode)) {
+			err = inode_newsize_ok(inode, end);
+			if (err)
+				goto out;
+		}
 	}
 	err = file_modified(file);
 	if (err)
 		goto out;
 	inode_dio_wait(inode);
+	/* Page faults wait while the engine changes what the range holds. */
+	filemap_invalidate_lock(mapping);
 	/*
 	 * The engine works on what it holds: write dirty data first, and drop
-	 * cached pages of a range it is about to zero or unmap.
+	 * cached pages of a range it is about to zero, unmap or move (a shift
+	 * moves everything from `off` to the end of the file).
 	 */
-	err = filemap_write_and_wait(inode->i_mapping);
+	err = filemap_write_and_wait(mapping);
 	if (err)
-		goto out;
-	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		goto out_unlock;
+	if (shift)
+		truncate_pagecache(inode, round_down(off, PAGE_SIZE));
+	else if (mode & ARBORFS_FALLOC_RANGE)
 		truncate_pagecache_range(inode, off, off + len - 1);
 	err = ENGINE_CALL(sb, arborfs_rs_fallocate(FS(sb), inode->i_ino, mode, off, len, &a));
 	if (err)
-		goto out;
-	if (a.size > i_size_read(inode))
+		goto out_unlock;
+	if (shift || a.size > i_size_read(inode))
 		i_size_write(inode, a.size);
 	arborfs_set_blocks(inode, a.alloc_bytes);
 	inode_set_mtime_to_ts(inode, ns_to_timespec64(a.mtime));
 	inode_set_ctime_to_ts(inode, ns_to_timespec64(a.ctime));
 	arborfs_update_avail(sb);
+out_unlock:
+	filemap_invalidate_unlock(mapping);
 out:
 	inode_unlock(inode);
 	return err;
+}
+
+/* FIEMAP: the engine's extents, after writing back what is dirty (so
+ * data in the page cache shows as data). */
+int arborfs_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 start, u64 len)
+{
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_extent *ext;
+	u64 end, pos = start;
+	size_t i, n;
+	int err;
+
+	err = fiemap_prep(inode, fieinfo, start, &len, FIEMAP_FLAG_SYNC);
+	if (err)
+		return err;
+	err = filemap_write_and_wait(inode->i_mapping);
+	if (err)
+		return err;
+	end = start + len < start ? U64_MAX : start + len;
+	ext = kmalloc_array(32, sizeof(*ext), GFP_KERNEL);
+	if (!ext)
+		return -ENOMEM;
+	inode_lock_shared(inode);
+	for (;;) {
+		err = arborfs_alive(sb) ?:
+			ENGINE_CALL(sb, arborfs_rs_fiemap(FS(sb), inode->i_ino, pos, end, ext, 32, &n));
+		if (err || !n)
+			break;
+		for (i = 0; i < n; i++) {
+			u32 fl = 0;
+
+			if (ext[i].flags & ARBORFS_EXTENT_ENCODED)
+				fl |= FIEMAP_EXTENT_ENCODED;
+			if (ext[i].flags & ARBORFS_EXTENT_UNWRITTEN)
+				fl |= FIEMAP_EXTENT_UNWRITTEN;
+			if (ext[i].flags & ARBORFS_EXTENT_INLINE)
+				fl |= FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_NOT_ALIGNED;
+			if (ext[i].flags & ARBORFS_EXTENT_LAST)
+				fl |= FIEMAP_EXTENT_LAST;
+			err = fiemap_fill_next_extent(fieinfo, ext[i].logical, ext[i].physical, ext[i].length, fl);
+			if (err)
+				break;
+		}
+		if (err || (ext[n - 1].flags & ARBORFS_EXTENT_LAST) || n < 32)
+			break;
+		pos = ext[n - 1].logical + ext[n - 1].length;
+	}
+	inode_unlock_shared(inode);
+	kfree(ext);
+	/* 1: the caller's array is full, which is not an error. */
+	return err < 0 ? err : 0;
 }
 
 static loff_t arborfs_llseek(struct file *file, loff_t off, int whence)

@@ -59,6 +59,9 @@ void arborfs_apply_attr(struct inode *inode, const struct arborfs_attr *a)
 	inode_set_ctime_to_ts(inode, ns_to_ts(a->ctime));
 	inode->i_generation = a->generation;
 	arborfs_set_flags(inode, a->flags);
+	AI(inode)->btime = a->btime;
+	AI(inode)->flags = a->flags;
+	AI(inode)->projid = a->projid;
 }
 
 /* Give a new in-core inode (I_NEW) its attributes and operations. */
@@ -257,14 +260,26 @@ int arborfs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kst
 			   u32 request_mask, unsigned int flags)
 {
 	struct inode *inode = d_inode(path->dentry);
+	struct arborfs_inode *ai = AI(inode);
+	u32 fl = READ_ONCE(ai->flags);
 
 	generic_fillattr(idmap, request_mask, inode, stat);
-	/*
-	 * Data still in the page cache has no blocks yet; count it so that
-	 * tools do not take a freshly written file for a sparse one.
-	 */
-	if (S_ISREG(inode->i_mode) && mapping_tagged(inode->i_mapping, PAGECACHE_TAG_DIRTY))
-		stat->blocks = max_t(u64, stat->blocks, DIV_ROUND_UP(i_size_read(inode), 512));
+	/* Dirty data not yet written takes the blocks it reserved, no more. */
+	stat->blocks += DIV_ROUND_UP(max_t(s64, atomic64_read(&ai->delalloc), 0), 512);
+	if (request_mask & STATX_BTIME) {
+		stat->result_mask |= STATX_BTIME;
+		stat->btime = ns_to_ts(ai->btime);
+	}
+	if (fl & FS_IMMUTABLE_FL)
+		stat->attributes |= STATX_ATTR_IMMUTABLE;
+	if (fl & FS_APPEND_FL)
+		stat->attributes |= STATX_ATTR_APPEND;
+	if (fl & FS_NODUMP_FL)
+		stat->attributes |= STATX_ATTR_NODUMP;
+	if (fl & FS_COMPR_FL)
+		stat->attributes |= STATX_ATTR_COMPRESSED;
+	stat->attributes_mask |= STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND | STATX_ATTR_NODUMP |
+				 STATX_ATTR_COMPRESSED;
 	return 0;
 }
 
@@ -299,9 +314,12 @@ void arborfs_evict_inode(struct inode *inode)
 	sb_end_intwrite(sb);
 }
 
-/* ---- FS_IOC_GETFLAGS / SETFLAGS ---- */
+/* ---- FS_IOC_GETFLAGS / SETFLAGS, FS_IOC_FSGETXATTR / FSSETXATTR ---- */
 
-#define ARBORFS_FL_USER (FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL | FS_SYNC_FL)
+#define ARBORFS_FL_USER (FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL | FS_SYNC_FL | \
+			 FS_COMPR_FL | FS_PROJINHERIT_FL)
+#define ARBORFS_XFLAGS_USER (FS_XFLAG_IMMUTABLE | FS_XFLAG_APPEND | FS_XFLAG_NODUMP | FS_XFLAG_NOATIME | \
+			     FS_XFLAG_SYNC | FS_XFLAG_PROJINHERIT)
 
 int arborfs_fileattr_get(struct dentry *dentry, struct fileattr *fa)
 {
@@ -313,6 +331,7 @@ int arborfs_fileattr_get(struct dentry *dentry, struct fileattr *fa)
 	if (err)
 		return err;
 	fileattr_fill_flags(fa, a.flags & ARBORFS_FL_USER);
+	fa->fsx_projid = a.projid;
 	return 0;
 }
 
@@ -323,10 +342,17 @@ int arborfs_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry, struct 
 	struct timespec64 now;
 	int err;
 
-	if (fileattr_has_fsx(fa))
-		return -EOPNOTSUPP;
 	if (fa->flags & ~ARBORFS_FL_USER)
 		return -EOPNOTSUPP;
+	if (fileattr_has_fsx(fa)) {
+		/* Extent size hints and the rest of XFS's flags have no meaning here. */
+		if (fa->fsx_xflags & ~ARBORFS_XFLAGS_USER || fa->fsx_extsize || fa->fsx_cowextsize)
+			return -EOPNOTSUPP;
+		s.valid |= ARBORFS_SET_PROJID;
+		s.projid = fa->fsx_projid;
+	}
+	if ((fa->flags & FS_PROJINHERIT_FL) && !S_ISDIR(inode->i_mode))
+		return -EINVAL;
 	now = current_time(inode);
 	s.flags = fa->flags;
 	s.ctime = ts_to_ns(now);
@@ -334,6 +360,9 @@ int arborfs_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry, struct 
 	if (err)
 		return err;
 	arborfs_set_flags(inode, fa->flags);
+	WRITE_ONCE(AI(inode)->flags, fa->flags);
+	if (fileattr_has_fsx(fa))
+		AI(inode)->projid = fa->fsx_projid;
 	inode_set_ctime_to_ts(inode, now);
 	return 0;
 }
@@ -503,6 +532,7 @@ int arborfs_init_acl(struct inode *inode, struct posix_acl *default_acl, struct 
 const struct inode_operations arborfs_file_iops = {
 	.setattr = arborfs_setattr,
 	.getattr = arborfs_getattr,
+	.fiemap = arborfs_fiemap,
 	.listxattr = arborfs_listxattr,
 	.get_inode_acl = arborfs_get_inode_acl,
 	.set_acl = arborfs_set_acl,

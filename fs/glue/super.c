@@ -12,6 +12,7 @@
 #include <linux/statfs.h>
 #include <linux/slab.h>
 #include <linux/writeback.h>
+#include <linux/seq_file.h>
 
 #include "arborfs.h"
 #include "services.h"
@@ -52,11 +53,34 @@ static void arborfs_note_cache(struct super_block *sb)
 
 /* ---- super operations ---- */
 
+static struct kmem_cache *arborfs_inode_cachep;
+
+static void arborfs_inode_init_once(void *p)
+{
+	struct arborfs_inode *ai = p;
+
+	inode_init_once(&ai->vfs);
+}
+
+static struct inode *arborfs_alloc_inode(struct super_block *sb)
+{
+	struct arborfs_inode *ai = alloc_inode_sb(sb, arborfs_inode_cachep, GFP_KERNEL);
+
+	if (!ai)
+		return NULL;
+	atomic64_set(&ai->delalloc, 0);
+	ai->btime = 0;
+	ai->flags = 0;
+	ai->projid = 0;
+	return &ai->vfs;
+}
+
+/* RCU-delayed (after the last reference and any RCU path walk). */
 static void arborfs_free_inode(struct inode *inode)
 {
 	if (S_ISLNK(inode->i_mode))
 		kfree(inode->i_link);
-	free_inode_nonrcu(inode);
+	kmem_cache_free(arborfs_inode_cachep, AI(inode));
 }
 
 static void arborfs_put_super(struct super_block *sb)
@@ -141,8 +165,25 @@ static void arborfs_sb_shutdown(struct super_block *sb)
 	arborfs_shutdown(sb, GOINGDOWN_NOLOGFLUSH);
 }
 
+static int arborfs_show_options(struct seq_file *m, struct dentry *root)
+{
+	struct arborfs_options *o = &ASB(root->d_sb)->opts;
+	static const char *const names[] = { "none", "lz4", "zstd" };
+
+	if (o->compress >= 0 && o->compress < ARRAY_SIZE(names)) {
+		seq_printf(m, ",compress=%s", names[o->compress]);
+		if (o->compress == 2)
+			seq_printf(m, ":%u", o->compress_level);
+	}
+	if (o->norecovery)
+		seq_puts(m, ",norecovery");
+	return 0;
+}
+
 static const struct super_operations arborfs_sops = {
+	.alloc_inode = arborfs_alloc_inode,
 	.free_inode = arborfs_free_inode,
+	.show_options = arborfs_show_options,
 	.write_inode = arborfs_write_inode,
 	.evict_inode = arborfs_evict_inode,
 	.put_super = arborfs_put_super,
@@ -164,10 +205,13 @@ static int arborfs_apply_options(struct super_block *sb)
 	return ENGINE_CALL(sb, arborfs_rs_set_compression(FS(sb), o->compress, o->compress_level));
 }
 
-enum { OPT_COMPRESS };
+enum { OPT_COMPRESS, OPT_NORECOVERY };
 
 static const struct fs_parameter_spec arborfs_param_spec[] = {
 	fsparam_string("compress", OPT_COMPRESS),
+	/* Read-only, without replaying the journal (xfs's name; ext4's is noload). */
+	fsparam_flag("norecovery", OPT_NORECOVERY),
+	fsparam_flag("noload", OPT_NORECOVERY),
 	{}
 };
 
@@ -208,6 +252,9 @@ static int arborfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 	switch (opt) {
 	case OPT_COMPRESS:
 		return arborfs_parse_compress(fc, param->string, o);
+	case OPT_NORECOVERY:
+		o->norecovery = true;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -241,10 +288,22 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		flags |= ARBORFS_MOUNT_SILENT;
 	if (fc->sb_flags & SB_RDONLY)
 		flags |= ARBORFS_MOUNT_READ_ONLY;
+	if (s->opts.norecovery) {
+		if (!(fc->sb_flags & SB_RDONLY))
+			return invalfc(fc, "arborfs: norecovery needs a read-only mount (-o ro,norecovery)");
+		flags |= ARBORFS_MOUNT_NO_REPLAY;
+	}
 	err = ENGINE_CALL(sb, arborfs_rs_mount(sb->s_id, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), flags, &fs, &ro));
 	if (err)
 		return err;
 	s->fs = fs;
+	{
+		u8 uuid[16];
+
+		ENGINE_CALL(sb, arborfs_rs_uuid(FS(sb), uuid));
+		super_set_uuid(sb, uuid, sizeof(uuid));
+		super_set_sysfs_name_bdev(sb);
+	}
 	err = arborfs_apply_options(sb);
 	if (err)
 		goto out_unmount;
@@ -299,9 +358,13 @@ static int arborfs_reconfigure(struct fs_context *fc)
 	err = arborfs_alive(sb);
 	if (err)
 		return err;
+	if (!want_ro && (o->norecovery || ASB(sb)->opts.norecovery))
+		return invalfc(fc, "arborfs: %s: mounted with norecovery: remount read-write is refused", sb->s_id);
 	/* A remount without compress= keeps the current setting. */
-	if (o->compress >= 0)
-		ASB(sb)->opts = *o;
+	if (o->compress >= 0) {
+		ASB(sb)->opts.compress = o->compress;
+		ASB(sb)->opts.compress_level = o->compress_level;
+	}
 	if (want_ro == sb_rdonly(sb))
 		return arborfs_apply_options(sb);
 	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
@@ -361,13 +424,24 @@ static struct file_system_type arborfs_fs_type = {
 
 int arborfs_glue_register(void)
 {
-	return register_filesystem(&arborfs_fs_type);
+	int err;
+
+	arborfs_inode_cachep = kmem_cache_create("arborfs_inode", sizeof(struct arborfs_inode), 0,
+						 SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT, arborfs_inode_init_once);
+	if (!arborfs_inode_cachep)
+		return -ENOMEM;
+	err = register_filesystem(&arborfs_fs_type);
+	if (err)
+		kmem_cache_destroy(arborfs_inode_cachep);
+	return err;
 }
 
 void arborfs_glue_unregister(void)
 {
 	unregister_filesystem(&arborfs_fs_type);
+	/* Inodes freed through RCU must be gone before their cache. */
 	rcu_barrier();
+	kmem_cache_destroy(arborfs_inode_cachep);
 }
 
 MODULE_ALIAS_FS("arborfs");

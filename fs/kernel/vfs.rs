@@ -34,6 +34,7 @@ pub(crate) struct ArborfsAttr {
     nlink: u32,
     generation: u32,
     flags: u32,
+    projid: u32,
 }
 
 /// One directory entry, laid out as `struct arborfs_dirent` in glue.c.
@@ -75,6 +76,7 @@ fn c_attr(a: &Attr) -> ArborfsAttr {
         nlink: i.nlink,
         generation: i.generation,
         flags: i.flags,
+        projid: i.projid,
     }
 }
 
@@ -155,6 +157,8 @@ unsafe fn engine<'a>(fs: *mut c_void) -> &'a mut KFs {
 const MOUNT_SILENT: c_int = 1;
 /// `arborfs_rs_mount` flag: open read-only.
 const MOUNT_READ_ONLY: c_int = 2;
+/// `arborfs_rs_mount` flag: do not replay the journal (`norecovery`).
+const MOUNT_NO_REPLAY: c_int = 4;
 
 /// Open the file system on the mount's block device. `*ro` tells whether it
 /// ended up read-only (asked for, or forced by unknown format features).
@@ -175,7 +179,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_mount(
     // SAFETY: `id` is the super block's NUL-terminated s_id.
     let name = unsafe { kernel::str::CStr::from_char_ptr(id) };
     // SAFETY: forwarded contract.
-    let fs = match unsafe { open(bdev, size, flags & MOUNT_READ_ONLY != 0) } {
+    let fs = match unsafe { open(bdev, size, flags & MOUNT_READ_ONLY != 0, flags & MOUNT_NO_REPLAY != 0) } {
         Ok(fs) => fs,
         Err(e) => {
             if flags & MOUNT_SILENT == 0 {
@@ -217,12 +221,12 @@ pub(crate) unsafe extern "C" fn arborfs_rs_mount(
 /// # Safety
 ///
 /// `bdev` stays open while the returned engine lives.
-unsafe fn open(bdev: *mut c_void, size: u64, read_only: bool) -> Result<KFs, FsError> {
+unsafe fn open(bdev: *mut c_void, size: u64, read_only: bool, no_replay: bool) -> Result<KFs, FsError> {
     // SAFETY: per the contract.
     let dev = unsafe { KernelDevice::new(bdev, size, 0) };
     let mut devs = TryVec::new();
     devs.try_push(dev)?;
-    Fs::open(devs, &OpenOptions { read_only, cache_bytes: 32 << 20, check: false })
+    Fs::open(devs, &OpenOptions { read_only, cache_bytes: 32 << 20, no_replay, ..OpenOptions::default() })
 }
 
 /// Write everything (unless read-only) and release the engine.
@@ -273,7 +277,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_remount(
         return 0;
     }
     // SAFETY: `bdev` is the mount's open device.
-    let new = match unsafe { open(bdev, size, false) } {
+    let new = match unsafe { open(bdev, size, false, false) } {
         Ok(f) => f,
         Err(e) => {
             pr_err!("cannot remount read-write: {}\n", e);
@@ -685,6 +689,7 @@ pub(crate) struct ArborfsSetattr {
     uid: u32,
     gid: u32,
     flags: u32,
+    projid: u32,
     size: u64,
     atime: i64,
     mtime: i64,
@@ -699,6 +704,7 @@ const SET_ATIME: u32 = 16;
 const SET_MTIME: u32 = 32;
 const SET_CTIME: u32 = 64;
 const SET_FLAGS: u32 = 128;
+const SET_PROJID: u32 = 256;
 
 /// Change attributes (chmod, chown, utimes, truncate, flags, write_inode).
 ///
@@ -724,6 +730,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_setattr(
         mtime: pick(SET_MTIME).then_some(s.mtime),
         ctime: pick(SET_CTIME).then_some(s.ctime),
         flags: pick(SET_FLAGS).then_some(s.flags),
+        projid: pick(SET_PROJID).then_some(s.projid),
     };
     // SAFETY: `out` is writable.
     unsafe { attr_out(fs.setattr(ino, &sa), out, "setattr", ino) }
@@ -781,6 +788,90 @@ pub(crate) unsafe extern "C" fn arborfs_rs_fallocate(
     let r = fs.fallocate(ino, mode, off, len).and_then(|()| fs.getattr(ino));
     // SAFETY: `out` is writable.
     unsafe { attr_out(r, out, "fallocate", ino) }
+}
+
+/// One extent for FIEMAP, laid out as `struct arborfs_extent` in arborfs.h.
+#[repr(C)]
+pub(crate) struct ArborfsExtent {
+    logical: u64,
+    physical: u64,
+    length: u64,
+    flags: u32,
+    pad: u32,
+}
+
+/// `ArborfsExtent::flags`: stored compressed.
+const EXTENT_ENCODED: u32 = 1;
+/// Preallocated (reads as zeros).
+const EXTENT_UNWRITTEN: u32 = 2;
+/// Data inside the metadata (symlink targets).
+const EXTENT_INLINE: u32 = 4;
+/// The file's last extent.
+const EXTENT_LAST: u32 = 8;
+
+/// Up to `max` extents of `ino` that end after `start` and begin before
+/// `end`; the last one of the file carries `EXTENT_LAST`.
+///
+/// # Safety
+///
+/// `fs` is mounted; `out` has room for `max` entries; `n` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_fiemap(
+    fs: *mut c_void,
+    ino: u64,
+    start: u64,
+    end: u64,
+    out: *mut ArborfsExtent,
+    max: usize,
+    n: *mut usize,
+) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    // SAFETY: `out` has room for `max` entries, which we only write.
+    let out = unsafe { core::slice::from_raw_parts_mut(out, max) };
+    let mut count = 0usize;
+    // One past what fits: whether another extent follows decides LAST.
+    let mut more = false;
+    let r = fs.map_extents(ino, start, &mut |m| {
+        if m.start >= end {
+            more = true;
+            return false;
+        }
+        let Some(slot) = out.get_mut(count) else {
+            more = true;
+            return false;
+        };
+        let mut flags = 0;
+        if m.encoded {
+            flags |= EXTENT_ENCODED;
+        }
+        if m.unwritten {
+            flags |= EXTENT_UNWRITTEN;
+        }
+        if m.inline {
+            flags |= EXTENT_INLINE;
+        }
+        *slot = ArborfsExtent {
+            logical: m.start,
+            physical: m.physical.map_or(0, |(_, at)| at),
+            length: m.end.saturating_sub(m.start),
+            flags,
+            pad: 0,
+        };
+        count += 1;
+        true
+    });
+    if !more && count > 0 {
+        if let Some(last) = out.get_mut(count - 1) {
+            last.flags |= EXTENT_LAST;
+        }
+    }
+    // SAFETY: `n` is writable.
+    unsafe { *n = count };
+    match r {
+        Ok(()) => 0,
+        Err(e) => failed(e, "fiemap", ino),
+    }
 }
 
 /// SEEK_DATA (`hole == 0`) or SEEK_HOLE from `off`; writes the answer to `res`.
@@ -898,6 +989,20 @@ pub(crate) unsafe extern "C" fn arborfs_rs_shrink(fs: *mut c_void, target: usize
     let fs = unsafe { engine(fs) };
     let _ = fs.shrink_cache(target);
     fs.stats().cache_bytes
+}
+
+/// The file system's UUID, into `out` (16 bytes).
+///
+/// # Safety
+///
+/// `fs` is mounted; `out` has room for 16 bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_uuid(fs: *mut c_void, out: *mut u8) -> c_int {
+    // SAFETY: `fs` is mounted.
+    let fs = unsafe { engine(fs) };
+    // SAFETY: `out` has room for the 16 bytes of a UUID.
+    unsafe { core::ptr::copy_nonoverlapping(fs.sb.uuid.as_ptr(), out, fs.sb.uuid.len()) };
+    0
 }
 
 /// The `compress=` mount option: 0 none, 1 lz4, 2 zstd (at `level`).

@@ -43,7 +43,8 @@ pub struct Args {
     /// Label of each device in order (such as ssd.fast1); repeat per device.
     #[arg(long = "device-label")]
     device_labels: Vec<String>,
-    /// Create or resize regular-file DEVICEs to this size.
+    /// Size of the file system: image files are created or resized to it;
+    /// on a block device only its first SIZE bytes are used.
     #[arg(long, value_parser = parse_size)]
     fs_size: Option<u64>,
     /// Fill the new file system from this directory.
@@ -164,11 +165,17 @@ fn parse_options(a: &Args) -> ToolResult<FormatOptions> {
 fn prepare_devices(a: &Args) -> ToolResult<()> {
     for p in &a.devices {
         if is_block_device(p) {
-            if a.fs_size.is_some() {
-                return Err(ToolError(format!(
-                    "{}: --fs-size applies to image files, not block devices",
-                    p.display()
-                )));
+            if let Some(size) = a.fs_size {
+                let dev = arborfs_engine::sys::FileDevice::open_shared(p)
+                    .map_err(|e| ToolError(format!("{}: {e}", p.display())))?;
+                use arborfs_engine::sys::BlockDevice;
+                if size > dev.size() {
+                    return Err(ToolError(format!(
+                        "{}: --fs-size {size} is larger than the device ({} bytes)",
+                        p.display(),
+                        dev.size()
+                    )));
+                }
             }
         } else if let Some(size) = a.fs_size {
             let f = std::fs::OpenOptions::new()
@@ -204,7 +211,12 @@ fn format(a: &Args) -> ToolResult<()> {
         }
     }
     prepare_devices(a)?;
-    let devs = open_devices(&a.devices, true)?;
+    let mut devs = open_devices(&a.devices, true)?;
+    if let Some(size) = a.fs_size {
+        for d in devs.iter_mut() {
+            d.limit_size(size);
+        }
+    }
     let mut fs = Fs::format(devs, &opts).map_err(|e| match e {
         Error::NoSpace => ToolError(format!(
             "{}: too small for arborfs (needs at least {} MiB, and room for the journal and 16 buckets)",

@@ -298,9 +298,9 @@ impl Restorer<'_> {
     fn restore_data(&mut self, ino: u64, inode: &Inode, f: &File, path: &str) {
         use std::os::unix::fs::FileExt;
         let mut ranges = Vec::new();
-        let r = self.fs.map_extents(ino, 0, &mut |s, e, unwritten| {
-            if !unwritten {
-                ranges.push((s, e));
+        let r = self.fs.map_extents(ino, 0, &mut |m| {
+            if !m.unwritten {
+                ranges.push((m.start, m.end));
             }
             true
         });

@@ -8,7 +8,9 @@ use arborfs_engine::format::BtreeId;
 use arborfs_engine::fs::read_super;
 use serde_json::json;
 
-use crate::device::{describe, open_devices, uuid_str};
+use arborfs_engine::sys::FileDevice;
+
+use crate::device::{describe, uuid_str};
 
 /// Options of `arborfs show-super`.
 #[derive(clap::Args, Debug)]
@@ -77,15 +79,23 @@ fn to_json(sb: &Superblock) -> serde_json::Value {
         "counters": {"inodes": sb.inodes, "data_bytes": sb.data_bytes},
         "roots": roots,
         "members": members,
+        "limits": {
+            "name_max": arborfs_engine::format::NAME_MAX,
+            "symlink_max": arborfs_engine::format::SYMLINK_MAX
+                .min(arborfs_engine::format::node::max_value_bytes(sb.node_size)),
+            "xattr_name_max": arborfs_engine::format::XATTR_NAME_MAX,
+            "xattr_value_max": arborfs_engine::format::xattr::value_max(sb.node_size),
+        },
     })
 }
 
 /// Run `arborfs show-super`.
 pub fn run(a: &Args) -> ExitCode {
     let paths = [a.device.clone()];
-    let sb = open_devices(&paths, false)
-        .map_err(|e| e.to_string())
-        .and_then(|mut devs| read_super(&mut devs[0]).map_err(|e| describe(&e, &paths)));
+    // Only the superblock is read: a mounted device is fine.
+    let sb = FileDevice::open_shared(&a.device)
+        .map_err(|e| format!("{}: {e}", a.device.display()))
+        .and_then(|mut dev| read_super(&mut dev).map_err(|e| describe(&e, &paths)));
     let sb = match sb {
         Ok(sb) => sb,
         Err(e) => {

@@ -68,6 +68,8 @@ pub enum Error {
     NoData,
     /// Result does not fit the buffer (ERANGE).
     Range,
+    /// A value is larger than this file system stores (E2BIG).
+    ArgTooBig,
     /// Read-only file system (EROFS).
     ReadOnly,
     /// Too many links (EMLINK).
@@ -100,6 +102,7 @@ impl Error {
             Error::TooBig => 27,
             Error::NoData => 61,
             Error::Range => 34,
+            Error::ArgTooBig => 7,
             Error::ReadOnly => 30,
             Error::TooManyLinks => 31,
             Error::Unsupported => 95,
@@ -147,6 +150,7 @@ impl core::fmt::Display for Error {
             Error::TooBig => f.write_str("file too large"),
             Error::NoData => f.write_str("no such attribute"),
             Error::Range => f.write_str("result too large for buffer"),
+            Error::ArgTooBig => f.write_str("argument list too long"),
             Error::ReadOnly => f.write_str("read-only file system"),
             Error::TooManyLinks => f.write_str("too many links"),
             Error::Unsupported => f.write_str("operation not supported"),

@@ -35,7 +35,7 @@ fn two_members_with_different_bucket_sizes() {
     // Both members hold data.
     let mut used = [false; 2];
     for (ino, _) in &files {
-        fs.map_extents(*ino, 0, &mut |_, _, _| true).unwrap();
+        fs.map_extents(*ino, 0, &mut |_| true).unwrap();
         let mut v = TryVec::new();
         let mut from = arborfs_engine::format::Pos::new(*ino, 1, 0);
         while let Some((pos, _)) = fs

@@ -35,7 +35,15 @@ pub const FLAG_NOATIME: u32 = 0x80;
 /// Inode flag: synchronous updates (FS_SYNC_FL).
 pub const FLAG_SYNC: u32 = 0x08;
 /// Every flag this version understands.
-pub const FLAGS_KNOWN: u32 = FLAG_IMMUTABLE | FLAG_APPEND | FLAG_NODUMP | FLAG_NOATIME | FLAG_SYNC;
+/// Compress this file's new data (zstd) even where the file system's
+/// default is none (`FS_COMPR_FL`, `chattr +c`).
+pub const FLAG_COMPR: u32 = 0x04;
+/// Directories: new entries take this directory's project id
+/// (`FS_PROJINHERIT_FL`).
+pub const FLAG_PROJINHERIT: u32 = 0x2000_0000;
+/// Every flag the engine stores.
+pub const FLAGS_KNOWN: u32 =
+    FLAG_IMMUTABLE | FLAG_APPEND | FLAG_NODUMP | FLAG_NOATIME | FLAG_SYNC | FLAG_COMPR | FLAG_PROJINHERIT;
 
 /// An inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +81,10 @@ pub struct Inode {
     /// For directories: the parent directory (".."), kept exact by rename and
     /// checked by fsck. For other files: the directory it was created in.
     pub parent: u64,
+    /// Project id (`FS_IOC_FSSETXATTR`), 0 for none. In the reserved bytes
+    /// of version 1 inodes: file systems that store one carry
+    /// [`super::superblock::RO_COMPAT_PROJECT_ID`].
+    pub projid: u32,
 }
 
 impl Inode {
@@ -115,10 +127,11 @@ impl Inode {
             alloc_bytes: r.u64()?,
             compression: r.u8()?,
             data_checksum: r.u8()?,
-            parent: {
-                r.skip(6)?;
-                r.u64()?
+            projid: {
+                r.skip(2)?;
+                r.u32()?
             },
+            parent: r.u64()?,
         };
         if dirent_type(ino.mode).is_none() {
             return Err(FormatError::BadField("inode mode"));
@@ -147,7 +160,8 @@ impl Inode {
         w.u64(self.alloc_bytes)?;
         w.u8(self.compression)?;
         w.u8(self.data_checksum)?;
-        w.zeros(6)?;
+        w.zeros(2)?;
+        w.u32(self.projid)?;
         w.u64(self.parent)?;
         Ok(w.position())
     }
@@ -211,6 +225,7 @@ mod tests {
             compression: 1,
             data_checksum: 2,
             parent: 12,
+            projid: 13,
         };
         let mut buf = [0u8; INODE_BYTES];
         assert_eq!(ino.encode(&mut buf), Ok(INODE_BYTES));

@@ -33,6 +33,18 @@ pub const ENTRY_HEADER_BYTES: usize = POS_BYTES + 3;
 pub const MAX_VALUE_BYTES: usize = u16::MAX as usize;
 /// Deepest tree: loops driven by on-disk levels stop here.
 pub const MAX_DEPTH: u8 = 8;
+/// Largest value a key may carry in nodes of `node_size` bytes: a node
+/// must hold at least four keys, so a split always succeeds.
+pub const fn max_value_bytes(node_size: u32) -> usize {
+    let per_key = (node_size as usize).saturating_sub(NODE_HEADER_BYTES) / 4;
+    let v = per_key.saturating_sub(ENTRY_HEADER_BYTES);
+    if v < MAX_VALUE_BYTES {
+        v
+    } else {
+        MAX_VALUE_BYTES
+    }
+}
+
 /// Encoded size of a [`BtreePtr`].
 pub const BTREE_PTR_BYTES: usize = 24;
 

@@ -41,7 +41,10 @@ pub const MEMBER_BYTES: usize = 128;
 /// Compatible features this code knows (none yet).
 pub const COMPAT_KNOWN: u64 = 0;
 /// Read-only-compatible features this code knows (none yet).
-pub const RO_COMPAT_KNOWN: u64 = 0;
+pub const RO_COMPAT_KNOWN: u64 = RO_COMPAT_PROJECT_ID;
+/// Inodes may carry a project id (bytes 84-87 of the inode, which older
+/// writers zero when they re-encode it).
+pub const RO_COMPAT_PROJECT_ID: u64 = 1;
 /// Incompatible features this code knows (none yet).
 pub const INCOMPAT_KNOWN: u64 = 0;
 

@@ -77,6 +77,18 @@ pub fn slot_of(seed: u64, ns: Namespace, name: &[u8]) -> u64 {
     v.max(super::dirent::FIRST_SLOT)
 }
 
+/// Largest xattr value a file system with `node_size` nodes stores: the
+/// format's limit, or what a key holds after the header and the longest name.
+pub const fn value_max(node_size: u32) -> usize {
+    let fits =
+        super::node::max_value_bytes(node_size).saturating_sub(XATTR_HEADER_BYTES + super::XATTR_NAME_MAX);
+    if fits < super::XATTR_VALUE_MAX {
+        fits
+    } else {
+        super::XATTR_VALUE_MAX
+    }
+}
+
 /// An extended attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Xattr<'a> {

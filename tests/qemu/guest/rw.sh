@@ -108,6 +108,37 @@ t_enospc() {
 	[[ $(stat -c %s /mnt/again) == 8388608 ]]
 }
 
+# FIEMAP, collapse/insert range, FSGETXATTR/FSSETXATTR, statx, st_blocks
+# of sparse writes, GETFSUUID/GETFSSYSFSPATH (guest/features.py).
+features() {
+	mkfs vdj "$@" || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	local uuid
+	uuid=$("$ARBORFS" show-super --json /dev/vdj | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
+	python3 "$GUEST/features.py" /mnt /dev/vdj "$uuid" "${FEATURES_MODE:-plain}" || return 1
+	umount /mnt && fsck_clean vdj
+}
+t_fs_features() { features; }
+t_fs_features_compressed() { FEATURES_MODE=compressed features --compression zstd --data-checksum xxhash64; }
+
+# norecovery: read-only without replaying the journal (vdi holds changes
+# only in its journal); refused read-write, and for a read-write remount.
+t_norecovery() {
+	mount -t arborfs -o ro,norecovery /dev/vdi /mnt || return 1
+	[[ ! -e /mnt/replayed/file ]] || { echo "norecovery replayed the journal"; return 1; }
+	grep -q 'norecovery' /proc/mounts || { echo "norecovery missing from /proc/mounts"; return 1; }
+	must_fail mount -o remount,rw /mnt 2>/dev/null || return 1
+	umount /mnt || return 1
+	must_fail mount -t arborfs -o norecovery /dev/vdi /mnt 2>/dev/null || return 1
+	log_has "norecovery needs a read-only mount" || return 1
+	mount -t arborfs -o ro,noload /dev/vdi /mnt || return 1
+	[[ ! -e /mnt/replayed/file ]] || return 1
+	umount /mnt || return 1
+	# An ordinary mount still replays it.
+	mount -t arborfs -o ro /dev/vdi /mnt || return 1
+	cmp /mnt/replayed/file "$WORK/replayed.expected"
+}
+
 # 4 MiB of text (not `yes | head`: pipefail would see yes's SIGPIPE).
 text() { python3 -c 'import sys; sys.stdout.buffer.write((b"compressible line of text " * 161320)[:4 << 20])'; }
 
@@ -223,4 +254,4 @@ t_tool_image_rw() {
 }
 
 RW_TESTS=(posix_ops posix_ops_compressed compress_option remount freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
-	kernel_writes_tree tool_image_rw)
+	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery)

@@ -14,7 +14,7 @@ pub mod node;
 pub mod write;
 
 use crate::error::{Error, Result};
-use crate::format::node::{BtreePtr, NodeHeader, ENTRY_HEADER_BYTES, MAX_DEPTH, NODE_HEADER_BYTES};
+use crate::format::node::{BtreePtr, NodeHeader, MAX_DEPTH, NODE_HEADER_BYTES};
 use crate::format::{
     alloc_info::AllocInfo, dirent::Dirent, extent::Extent, inode::Inode, xattr::Xattr, BtreeId, KeyType, Pos,
 };
@@ -62,8 +62,7 @@ pub(crate) fn child_range(node: &Node, i: usize, min: Pos, max: Pos) -> (Pos, Po
 impl<D: BlockDevice> Fs<D> {
     /// Largest value a key may carry: a node must hold at least four keys.
     pub fn max_value_bytes(&self) -> usize {
-        ((self.sb.node_size as usize - NODE_HEADER_BYTES) / 4 - ENTRY_HEADER_BYTES)
-            .min(crate::format::node::MAX_VALUE_BYTES)
+        crate::format::node::max_value_bytes(self.sb.node_size)
     }
 
     /// Read and verify the node at `p`, expected to be of `btree` at `p.level`
@@ -118,14 +117,14 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// The leaf covering `pos` and the largest position it covers.
-    fn find_leaf(&mut self, btree: BtreeId, pos: Pos) -> Result<Option<(u32, Pos)>> {
+    /// The leaf covering `pos` and the range it covers.
+    fn find_leaf(&mut self, btree: BtreeId, pos: Pos) -> Result<Option<(u32, Pos, Pos)>> {
         let Some(mut slot) = self.root_slot(btree)? else { return Ok(None) };
         let (mut min, mut max) = (Pos::MIN, Pos::MAX);
         for _ in 0..MAX_DEPTH {
             let n = self.cache.get_mut(slot)?;
             if n.level == 0 {
-                return Ok(Some((slot, max)));
+                return Ok(Some((slot, min, max)));
             }
             let i = n.child_index(pos);
             let (cmin, cmax) = child_range(n, i, min, max);
@@ -184,7 +183,7 @@ impl<D: BlockDevice> Fs<D> {
             if from > to {
                 return Ok(None);
             }
-            let Some((slot, leaf_max)) = self.find_leaf(btree, from)? else { return Ok(None) };
+            let Some((slot, _, leaf_max)) = self.find_leaf(btree, from)? else { return Ok(None) };
             let n = self.cache.get(slot)?;
             let mut i = n.lower_bound(from);
             while let Some(k) = n.keys.get(i) {
@@ -204,6 +203,47 @@ impl<D: BlockDevice> Fs<D> {
             }
             match leaf_max.successor() {
                 Some(next) => from = next,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The last key in `[from, to]` (canonical positions only, as
+    /// [`Fs::peek`]); its value is copied into `val`.
+    pub fn peek_back(
+        &mut self,
+        btree: BtreeId,
+        from: Pos,
+        to: Pos,
+        val: &mut TryVec<u8>,
+    ) -> Result<Option<(Pos, KeyType)>> {
+        let mut to = to;
+        // Each round moves `to` before one leaf.
+        loop {
+            if to < from {
+                return Ok(None);
+            }
+            let Some((slot, leaf_min, _)) = self.find_leaf(btree, to)? else { return Ok(None) };
+            let n = self.cache.get(slot)?;
+            let mut i = n.keys.partition_point(|k| k.pos <= to);
+            while i > 0 {
+                i -= 1;
+                let Some(k) = n.keys.get(i) else { break };
+                if k.pos < from {
+                    return Ok(None);
+                }
+                if btree.canonical(k.pos) {
+                    let (pos, kind) = (k.pos, k.kind);
+                    val.clear();
+                    val.try_extend_from_slice(n.value(i)?)?;
+                    return Ok(Some((pos, kind)));
+                }
+            }
+            if leaf_min <= from {
+                return Ok(None);
+            }
+            match leaf_min.predecessor() {
+                Some(p) => to = p,
                 None => return Ok(None),
             }
         }

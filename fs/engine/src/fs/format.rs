@@ -150,7 +150,7 @@ impl<D: BlockDevice> Fs<D> {
         let sb = Superblock {
             version: FORMAT_VERSION,
             compat: 0,
-            ro_compat: 0,
+            ro_compat: crate::format::superblock::RO_COMPAT_PROJECT_ID,
             incompat: 0,
             seq: 0,
             uuid: opts.uuid,

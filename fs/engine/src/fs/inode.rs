@@ -3,7 +3,9 @@
 
 use super::Fs;
 use crate::error::{Error, Result};
-use crate::format::inode::{dirent_type, Inode, FLAGS_KNOWN, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::format::inode::{
+    dirent_type, Inode, FLAGS_KNOWN, FLAG_PROJINHERIT, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
 use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT, SYMLINK_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
 
@@ -35,6 +37,8 @@ pub struct SetAttr {
     pub ctime: Option<i64>,
     /// New `FLAG_*` bits.
     pub flags: Option<u32>,
+    /// New project id.
+    pub projid: Option<u32>,
 }
 
 /// Key of an inode.
@@ -136,7 +140,7 @@ impl<D: BlockDevice> Fs<D> {
         if is_dir && parent.nlink >= u32::MAX - 1 {
             return Err(Error::TooManyLinks);
         }
-        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, rdev)?;
+        let (ino, mut inode) = self.new_inode_in(dir, Some(&parent), mode, uid, gid, rdev)?;
         let now = inode.ctime;
         if let Some(t) = symlink {
             inode.size = t.len() as u64;
@@ -174,6 +178,21 @@ impl<D: BlockDevice> Fs<D> {
         gid: u32,
         rdev: u64,
     ) -> Result<(u64, Inode)> {
+        self.new_inode_in(dir, None, mode, uid, gid, rdev)
+    }
+
+    /// [`Fs::new_inode`] in `parent` (the directory's inode, when the caller
+    /// has it): a directory with [`FLAG_PROJINHERIT`] hands on its project
+    /// id, and to subdirectories the flag too.
+    pub(crate) fn new_inode_in(
+        &self,
+        dir: u64,
+        parent: Option<&Inode>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+    ) -> Result<(u64, Inode)> {
         let now = now_ns();
         let ino = self.next_ino;
         if ino == 0 {
@@ -193,6 +212,13 @@ impl<D: BlockDevice> Fs<D> {
             parent: dir,
             ..Default::default()
         };
+        let mut inode = inode;
+        if let Some(p) = parent.filter(|p| p.flags & FLAG_PROJINHERIT != 0) {
+            inode.projid = p.projid;
+            if mode & S_IFMT == S_IFDIR {
+                inode.flags |= FLAG_PROJINHERIT;
+            }
+        }
         Ok((ino, inode))
     }
 
@@ -213,8 +239,8 @@ impl<D: BlockDevice> Fs<D> {
         if mode & S_IFMT != S_IFREG {
             return Err(Error::Invalid);
         }
-        self.dir_read(dir)?;
-        let (ino, mut inode) = self.new_inode(dir, mode, uid, gid, 0)?;
+        let parent = self.dir_read(dir)?;
+        let (ino, mut inode) = self.new_inode_in(dir, Some(&parent), mode, uid, gid, 0)?;
         inode.nlink = 0;
         self.in_txn(|fs| {
             fs.inode_create(ino, &inode)?;
@@ -286,11 +312,32 @@ impl<D: BlockDevice> Fs<D> {
             inode.mtime = t;
         }
         if let Some(f) = set.flags {
+            if f & FLAG_PROJINHERIT != 0 && !inode.is_dir() {
+                return Err(Error::Invalid);
+            }
             inode.flags = f;
+        }
+        if let Some(p) = set.projid {
+            if p != 0 {
+                self.note_feature_project_id()?;
+            }
+            inode.projid = p;
         }
         inode.ctime = set.ctime.unwrap_or(now);
         self.in_txn(|fs| fs.inode_write(ino, &inode))?;
         Ok(Attr { ino, inode })
+    }
+
+    /// Before the first project id is stored: mark the file system as holding
+    /// them (a read-only-compatible feature: writers that do not know it
+    /// would zero them), durably, before the inode that carries one.
+    fn note_feature_project_id(&mut self) -> Result<()> {
+        use crate::format::superblock::RO_COMPAT_PROJECT_ID;
+        if self.sb.ro_compat & RO_COMPAT_PROJECT_ID != 0 {
+            return Ok(());
+        }
+        self.sb.ro_compat |= RO_COMPAT_PROJECT_ID;
+        self.checkpoint()
     }
 
     /// Called when the last reference to an inode goes away (VFS evict, or a

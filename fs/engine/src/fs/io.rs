@@ -13,7 +13,7 @@ use crate::format::checksum::ChecksumType;
 use crate::format::extent::{
     Compression, Extent, ExtentPtr, EXTENT_UNWRITTEN, MAX_ENCODED_PAYLOAD, MAX_PTRS,
 };
-use crate::format::inode::Inode;
+use crate::format::inode::{Inode, FLAG_COMPR};
 use crate::format::{round_up, BtreeId, KeyType, Pos, SNAPSHOT_ROOT};
 use crate::sys::{self, now_ns, BlockDevice, TryVec};
 
@@ -21,8 +21,30 @@ use crate::sys::{self, now_ns, BlockDevice, TryVec};
 pub const FALLOC_KEEP_SIZE: u32 = 0x01;
 /// fallocate(2): deallocate the range.
 pub const FALLOC_PUNCH_HOLE: u32 = 0x02;
+/// fallocate(2): remove the range, moving what follows down.
+pub const FALLOC_COLLAPSE_RANGE: u32 = 0x08;
 /// fallocate(2): zero the range.
 pub const FALLOC_ZERO_RANGE: u32 = 0x10;
+/// fallocate(2): open a hole, moving what follows up.
+pub const FALLOC_INSERT_RANGE: u32 = 0x20;
+
+/// One mapped range of a file ([`Fs::map_extents`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Member and byte offset of `start`'s data (of the stored payload when
+    /// it is compressed); none for inline data.
+    pub physical: Option<(u8, u64)>,
+    /// Preallocated, reads as zeros.
+    pub unwritten: bool,
+    /// Stored compressed.
+    pub encoded: bool,
+    /// Stored in the key (symlink targets).
+    pub inline: bool,
+}
 
 /// Largest uncompressed, unchecksummed extent a write makes.
 const MAX_PLAIN_EXTENT: u64 = 1 << 20;
@@ -243,20 +265,38 @@ impl<D: BlockDevice> Fs<D> {
         }
         let end =
             off.checked_add(data.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
+        let comp = self.compression_for(&inode);
         let mut pos = off;
         while pos < end {
-            pos = self.write_chunk(ino, pos, off, data, stamp)?;
+            pos = self.write_chunk(ino, pos, off, data, stamp, comp)?;
         }
         Ok(data.len())
     }
 
+    /// How new data of `inode` is compressed: the mount's choice, or zstd
+    /// for a file marked [`FLAG_COMPR`] where the mount compresses nothing.
+    fn compression_for(&self, inode: &Inode) -> (Compression, u8) {
+        match self.compression {
+            (Compression::None, _) if inode.flags & FLAG_COMPR != 0 => (Compression::Zstd, 0),
+            c => c,
+        }
+    }
+
     /// Write one extent's worth starting at the block holding `pos`; returns
     /// where the next chunk starts.
-    fn write_chunk(&mut self, ino: u64, pos: u64, off: u64, data: &[u8], stamp: bool) -> Result<u64> {
+    fn write_chunk(
+        &mut self,
+        ino: u64,
+        pos: u64,
+        off: u64,
+        data: &[u8],
+        stamp: bool,
+        comp: (Compression, u8),
+    ) -> Result<u64> {
         let block = self.block();
         let end = off + data.len() as u64;
         let bucket = self.min_bucket_size();
-        let encoded = self.sb.data_csum != ChecksumType::None || self.compression.0 != Compression::None;
+        let encoded = self.sb.data_csum != ChecksumType::None || comp.0 != Compression::None;
         let max =
             if encoded { u64::from(MAX_ENCODED_PAYLOAD).min(bucket) } else { MAX_PLAIN_EXTENT.min(bucket) };
         let a = pos & !(block - 1);
@@ -277,13 +317,14 @@ impl<D: BlockDevice> Fs<D> {
             data.get((cs - off) as usize..(ce - off) as usize).ok_or(Error::Internal("chunk"))?,
         );
         let inode_size_end = ce;
-        self.write_extent(ino, a, &buf, inode_size_end, false, stamp)
+        self.write_extent(ino, a, &buf, inode_size_end, false, stamp, comp)
     }
 
     /// Encode and write `buf` (block aligned, at file offset `a`) as new
     /// extents replacing what was there; the file grows to at least `size_end`
     /// unless `keep_size`; `stamp` sets mtime and ctime to now. Returns the
     /// file offset after the last byte placed.
+    #[allow(clippy::too_many_arguments)]
     fn write_extent(
         &mut self,
         ino: u64,
@@ -292,14 +333,15 @@ impl<D: BlockDevice> Fs<D> {
         size_end: u64,
         keep_size: bool,
         stamp: bool,
+        compression: (Compression, u8),
     ) -> Result<u64> {
         let block = self.block();
         let mut compressed = TryVec::new();
-        let (comp, stored): (Compression, &[u8]) = match self.compression.0 {
+        let (comp, stored): (Compression, &[u8]) = match compression.0 {
             Compression::None => (Compression::None, buf),
             c => {
                 compressed.try_resize(buf.len(), 0)?;
-                let level = self.compression.1;
+                let level = compression.1;
                 let n = match c {
                     Compression::Lz4 => sys::lz4_compress(buf, &mut compressed),
                     Compression::Zstd => sys::zstd_compress(buf, &mut compressed, level),
@@ -494,7 +536,9 @@ impl<D: BlockDevice> Fs<D> {
         buf.try_resize(block as usize, 0)?;
         self.read_range(ino, a, &mut buf)?;
         zero(&mut buf, from - a, to - a);
-        self.write_extent(ino, a, &buf, 0, true, true)?;
+        let inode = self.inode_read(ino)?;
+        let comp = self.compression_for(&inode);
+        self.write_extent(ino, a, &buf, 0, true, true, comp)?;
         Ok(())
     }
 
@@ -538,6 +582,9 @@ impl<D: BlockDevice> Fs<D> {
         match mode & !FALLOC_KEEP_SIZE {
             0 => self.preallocate(ino, &inode, off, end, keep),
             FALLOC_PUNCH_HOLE if keep => self.punch_hole(ino, &inode, off, end),
+            FALLOC_COLLAPSE_RANGE if !keep => self.collapse_range(ino, &inode, off, len),
+            FALLOC_INSERT_RANGE if !keep => self.insert_range(ino, &inode, off, len),
+            FALLOC_COLLAPSE_RANGE | FALLOC_INSERT_RANGE => Err(Error::Invalid),
             FALLOC_ZERO_RANGE => {
                 let end_in = end.min(if keep { inode.size } else { end });
                 self.punch_hole(ino, &inode, off, end_in.max(off))?;
@@ -663,22 +710,170 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// Call `f(start, end, unwritten)` for each extent of `ino` from `off` on.
-    pub fn map_extents(
-        &mut self,
-        ino: u64,
-        off: u64,
-        f: &mut dyn FnMut(u64, u64, bool) -> bool,
-    ) -> Result<()> {
+    /// Call `f` with each mapped range of `ino` that ends after `off`, in
+    /// order, until it returns false (restore, FIEMAP).
+    pub fn map_extents(&mut self, ino: u64, off: u64, f: &mut dyn FnMut(&Mapping) -> bool) -> Result<()> {
         let mut pos = off;
         while let Some(fe) = self.extent_after(ino, pos)? {
-            let unwritten = matches!(&fe.piece, Piece::Extent(e) if e.is_unwritten());
-            if !f(fe.start.max(off), fe.pos.offset, unwritten) {
+            let m = match &fe.piece {
+                Piece::Extent(e) => Mapping {
+                    start: fe.start,
+                    end: fe.pos.offset,
+                    physical: e.ptrs().first().map(|p| {
+                        // Compressed data has no byte of the file at a fixed place.
+                        let at = if e.compression == Compression::None {
+                            p.offset.saturating_add(u64::from(e.offset_into))
+                        } else {
+                            p.offset
+                        };
+                        (p.dev, at)
+                    }),
+                    unwritten: e.is_unwritten(),
+                    encoded: e.compression != Compression::None,
+                    inline: false,
+                },
+                Piece::Inline(_) => Mapping {
+                    start: fe.start,
+                    end: fe.pos.offset,
+                    physical: None,
+                    unwritten: false,
+                    encoded: false,
+                    inline: true,
+                },
+            };
+            if !f(&m) {
                 break;
             }
             pos = fe.pos.offset;
         }
         Ok(())
+    }
+
+    /// Remove `[off, off + len)` and move the rest of the file down by
+    /// `len` (`FALLOC_FL_COLLAPSE_RANGE`): both block aligned, and the range
+    /// ends before end of file.
+    fn collapse_range(&mut self, ino: u64, inode: &Inode, off: u64, len: u64) -> Result<()> {
+        let block = self.block();
+        let end = off.checked_add(len).ok_or(Error::TooBig)?;
+        if !off.is_multiple_of(block) || !len.is_multiple_of(block) || end >= inode.size {
+            return Err(Error::Invalid);
+        }
+        self.punch_extents(ino, off, end)?;
+        // Upwards: every key moves below its old place, and the punched
+        // range leaves room, so no key meets another.
+        let mut from = end;
+        loop {
+            let more = self.in_txn(|fs| {
+                for _ in 0..CUT_BATCH {
+                    let Some(fe) = fs.extent_after(ino, from)? else { return Ok(false) };
+                    from = fe.pos.offset;
+                    fs.extent_move(ino, &fe, fe.pos.offset - len)?;
+                }
+                Ok(true)
+            })?;
+            if !more {
+                break;
+            }
+        }
+        self.in_txn(|fs| {
+            let mut i = fs.inode_read(ino)?;
+            i.size = i.size.saturating_sub(len);
+            let now = now_ns();
+            i.mtime = now;
+            i.ctime = now;
+            fs.inode_write(ino, &i)
+        })
+    }
+
+    /// Open a hole `[off, off + len)` and move the file from `off` up by
+    /// `len` (`FALLOC_FL_INSERT_RANGE`): both block aligned, `off` inside
+    /// the file.
+    fn insert_range(&mut self, ino: u64, inode: &Inode, off: u64, len: u64) -> Result<()> {
+        let block = self.block();
+        if !off.is_multiple_of(block) || !len.is_multiple_of(block) || off >= inode.size {
+            return Err(Error::Invalid);
+        }
+        let size = inode.size.checked_add(len).filter(|&s| s <= i64::MAX as u64).ok_or(Error::TooBig)?;
+        // An extent across `off` becomes two, then the size grows, so that
+        // everything moved stays inside the file.
+        self.in_txn(|fs| {
+            let delta = fs.extent_split_at(ino, off)?;
+            let mut i = fs.inode_read(ino)?;
+            i.alloc_bytes = i.alloc_bytes.saturating_add_signed(delta);
+            i.size = size;
+            fs.inode_write(ino, &i)?;
+            fs.journal_accounting(0, delta)
+        })?;
+        // Downwards from the end: every key moves above its old place, onto
+        // room the keys after it left.
+        let start = Pos::new(ino, off.saturating_add(1), 0);
+        let mut below = Pos::new(ino, u64::MAX, u32::MAX);
+        loop {
+            let more = self.in_txn(|fs| {
+                let mut val = TryVec::new();
+                for _ in 0..CUT_BATCH {
+                    let Some((pos, _)) = fs.peek_back(BtreeId::Extents, start, below, &mut val)? else {
+                        return Ok(false);
+                    };
+                    let fe =
+                        fs.extent_after(ino, pos.offset - 1)?.ok_or(Error::Internal("extent vanished"))?;
+                    let to = pos.offset.checked_add(len).ok_or(Error::TooBig)?;
+                    fs.extent_move(ino, &fe, to)?;
+                    match pos.predecessor() {
+                        Some(p) => below = p,
+                        None => return Ok(false),
+                    }
+                }
+                Ok(true)
+            })?;
+            if !more {
+                break;
+            }
+        }
+        self.in_txn(|fs| {
+            let mut i = fs.inode_read(ino)?;
+            let now = now_ns();
+            i.mtime = now;
+            i.ctime = now;
+            fs.inode_write(ino, &i)
+        })
+    }
+
+    /// Inside a transaction: re-key extent `fe` so that it ends at `to`.
+    fn extent_move(&mut self, ino: u64, fe: &FileExtent, to: u64) -> Result<()> {
+        self.btree_delete(BtreeId::Extents, fe.pos)?;
+        match &fe.piece {
+            Piece::Extent(e) => self.extent_set(ino, to, e),
+            Piece::Inline(d) => self.btree_set(BtreeId::Extents, extent_pos(ino, to), KeyType::InlineData, d),
+        }
+    }
+
+    /// Inside a transaction: split the extent across `at` (if any) into the
+    /// piece before and the piece after it; returns the charge delta.
+    fn extent_split_at(&mut self, ino: u64, at: u64) -> Result<i64> {
+        let block = self.block();
+        let Some(fe) = self.extent_after(ino, at)? else { return Ok(0) };
+        let Piece::Extent(e) = fe.piece else { return Ok(0) };
+        if fe.start >= at {
+            return Ok(0);
+        }
+        let e_end = fe.pos.offset;
+        self.btree_delete(BtreeId::Extents, fe.pos)?;
+        let front = Extent { live_len: (at - fe.start) as u32, ..e };
+        let back = Extent {
+            live_len: (e_end - at) as u32,
+            offset_into: e.offset_into + (at - fe.start) as u32,
+            ..e
+        };
+        self.extent_set(ino, at, &front)?;
+        self.extent_set(ino, e_end, &back)?;
+        let c = front.charge(block) as i64 + back.charge(block) as i64 - e.charge(block) as i64;
+        if c != 0 {
+            for p in e.ptrs() {
+                self.bucket_charge(p.dev, p.offset, c)?;
+            }
+        }
+        Ok(c)
     }
 
     /// Make a file's data and metadata durable (fsync, fdatasync).

@@ -35,11 +35,14 @@ pub struct OpenOptions {
     /// freeing of leftover buckets, no checkpoint), so that fsck can learn
     /// from the trees which buckets are in use before anything allocates.
     pub check: bool,
+    /// Do not replay the journal: show the file system as of its last
+    /// checkpoint (the `norecovery` mount option). Read-only only.
+    pub no_replay: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { read_only: false, cache_bytes: 64 << 20, check: false }
+        OpenOptions { read_only: false, cache_bytes: 64 << 20, check: false, no_replay: false }
     }
 }
 
@@ -274,6 +277,9 @@ impl<D: BlockDevice> Fs<D> {
             devs.try_push(d.ok_or(Error::Corrupt("a member device is missing"))?)?;
         }
         devs.reverse();
+        if opts.no_replay && !opts.read_only {
+            return Err(Error::Invalid);
+        }
         let read_only = opts.read_only || sb.needs_read_only();
         let mut fs = Fs::new(devs, sb, &OpenOptions { read_only, ..*opts });
         // Anything written from here on (orphan cleanup, checkpoints) happens
@@ -281,7 +287,9 @@ impl<D: BlockDevice> Fs<D> {
         fs.sb.flags &= !SB_FLAG_CLEAN;
         fs.setup_journal();
         fs.alloc_init()?;
-        fs.replayed = fs.journal_replay()?;
+        if !opts.no_replay {
+            fs.replayed = fs.journal_replay()?;
+        }
         fs.alloc_load()?;
         fs.next_ino = fs.find_next_ino()?;
         if !fs.read_only {

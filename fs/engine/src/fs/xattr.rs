@@ -5,8 +5,8 @@ use super::inode::Attr;
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::dirent::HASH_PROBE;
-use crate::format::xattr::{slot_of, Namespace, Xattr, XATTR_HEADER_BYTES};
-use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT, XATTR_NAME_MAX, XATTR_VALUE_MAX};
+use crate::format::xattr::{slot_of, Namespace, Xattr};
+use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT, XATTR_NAME_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
 
 /// Xattr walk callback: `(namespace, name, value)`.
@@ -20,7 +20,7 @@ pub const XATTR_REPLACE: u32 = 2;
 impl<D: BlockDevice> Fs<D> {
     /// Largest xattr value this file system stores.
     pub fn xattr_value_max(&self) -> usize {
-        XATTR_VALUE_MAX.min(self.max_value_bytes().saturating_sub(XATTR_HEADER_BYTES + XATTR_NAME_MAX))
+        crate::format::xattr::value_max(self.sb.node_size)
     }
 
     fn xattr_find(
@@ -73,7 +73,7 @@ impl<D: BlockDevice> Fs<D> {
         self.check_user_writable()?;
         let (ns, name) = Self::split_name(full_name)?;
         if value.len() > self.xattr_value_max() {
-            return Err(Error::NoSpace);
+            return Err(Error::ArgTooBig);
         }
         let mut inode = self.inode_read(ino)?;
         let mut val = TryVec::new();

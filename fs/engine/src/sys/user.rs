@@ -217,6 +217,20 @@ impl FileDevice {
         Ok(FileDevice { file, size, dev_index: 0 })
     }
 
+    /// Open `path` read-only without `O_EXCL`: reading a superblock of a
+    /// device that is mounted (show-super) needs no exclusive access.
+    pub fn open_shared(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        let file = File::open(path)?;
+        let size = if meta.file_type().is_block_device() { block_device_size(&file)? } else { meta.len() };
+        Ok(FileDevice { file, size, dev_index: 0 })
+    }
+
+    /// Use only the first `size` bytes (mkfs with a size on a larger device).
+    pub fn limit_size(&mut self, size: u64) {
+        self.size = self.size.min(size);
+    }
+
     /// Wrap an open file (tests).
     pub fn from_file(file: File) -> std::io::Result<Self> {
         let size = file.metadata()?.len();

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Guest test of the file interfaces fstests and backup tools probe, on a
+mounted arborfs: FIEMAP, collapse and insert range, FS_IOC_FSGETXATTR /
+FSSETXATTR (flags and project ids, inheritance), statx (btime, attribute
+bits), st_blocks of freshly written sparse files, FS_IOC_GETFSUUID and
+FS_IOC_GETFSSYSFSPATH.
+
+usage: features.py MNT DEVICE UUID
+"""
+import ctypes
+import fcntl
+import os
+import struct
+import subprocess
+import sys
+
+mnt, device, want_uuid = sys.argv[1:4]
+BLOCK = 4096
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print(f"FAIL: {what}")
+
+
+def path(name):
+    return os.path.join(mnt, name)
+
+
+def pattern(n, seed):
+    return bytes((i * 7 + seed + (i >> 12)) % 251 for i in range(n))
+
+
+# ---- FIEMAP ----
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_FLAG_SYNC = 1
+FIEMAP_EXTENT_LAST = 0x1
+FIEMAP_EXTENT_ENCODED = 0x8
+FIEMAP_EXTENT_UNWRITTEN = 0x800
+
+
+def fiemap(p):
+    """[(logical, physical, length, flags)] of the whole file."""
+    count = 64
+    hdr = struct.pack("=QQIIII", 0, (1 << 64) - 1, FIEMAP_FLAG_SYNC, 0, count, 0)
+    buf = bytearray(hdr + bytes(56 * count))
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+    finally:
+        os.close(fd)
+    mapped = struct.unpack_from("=I", buf, 20)[0]
+    out = []
+    for i in range(mapped):
+        lo, ph, ln, _, _, fl = struct.unpack_from("=QQQQQI", buf, 32 + 56 * i)
+        out.append((lo, ph, ln, fl))
+    return out
+
+
+def test_fiemap(compressed_fs):
+    p = path("fiemap")
+    with open(p, "wb") as f:
+        f.write(pattern(64 * 1024, 1))
+        f.seek(256 * 1024)
+        f.write(pattern(32 * 1024, 2))
+    fd = os.open(p, os.O_RDWR)
+    os.posix_fallocate(fd, 512 * 1024, 64 * 1024)
+    os.close(fd)
+    ext = fiemap(p)
+    print(f"fiemap: {ext}")
+    check(len(ext) >= 3, "fiemap reports the three extents")
+    check(ext and ext[0][0] == 0, "the first extent starts at 0")
+    check(ext and ext[-1][3] & FIEMAP_EXTENT_LAST, "the last extent carries FIEMAP_EXTENT_LAST")
+    check(all(not e[3] & FIEMAP_EXTENT_LAST for e in ext[:-1]), "only the last extent is LAST")
+    check(any(e[3] & FIEMAP_EXTENT_UNWRITTEN and e[0] == 512 * 1024 for e in ext),
+          "the preallocated range is UNWRITTEN")
+    check(not any(e[0] < 256 * 1024 < e[0] + e[2] and e[0] >= 64 * 1024 for e in ext), "the hole is not mapped")
+    check(all(e[1] > 0 for e in ext), "physical addresses are given")
+    if compressed_fs:
+        q = path("fiemap-text")
+        with open(q, "wb") as f:
+            f.write(b"very compressible text " * 20000)
+        check(any(e[3] & FIEMAP_EXTENT_ENCODED for e in fiemap(q)), "compressed extents are ENCODED")
+    # xfs_io's fiemap, as fstests runs it.
+    out = subprocess.run(["xfs_io", "-c", "fiemap -v", p], capture_output=True, text=True)
+    check(out.returncode == 0 and "hole" in out.stdout, f"xfs_io fiemap works: {out.stdout}{out.stderr}")
+
+
+# ---- collapse / insert range ----
+FALLOC_FL_KEEP_SIZE = 1
+FALLOC_FL_COLLAPSE_RANGE = 8
+FALLOC_FL_INSERT_RANGE = 0x20
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+
+
+def falloc(fd, mode, off, length):
+    if libc.fallocate(fd, mode, off, length) != 0:
+        return ctypes.get_errno()
+    return 0
+
+
+def test_collapse_insert():
+    import errno
+
+    p = path("shift")
+    data = pattern(40 * BLOCK, 3)
+    with open(p, "wb") as f:
+        f.write(data)
+    fd = os.open(p, os.O_RDWR)
+    check(falloc(fd, FALLOC_FL_COLLAPSE_RANGE, 8 * BLOCK, 4 * BLOCK) == 0, "collapse range works")
+    want = data[: 8 * BLOCK] + data[12 * BLOCK:]
+    check(os.fstat(fd).st_size == len(want), "collapse shrinks the file")
+    check(os.pread(fd, len(want) + 10, 0) == want, "collapse moves the data down")
+    check(falloc(fd, FALLOC_FL_INSERT_RANGE, 4 * BLOCK, 2 * BLOCK) == 0, "insert range works")
+    want = want[: 4 * BLOCK] + bytes(2 * BLOCK) + want[4 * BLOCK:]
+    check(os.fstat(fd).st_size == len(want), "insert grows the file")
+    check(os.pread(fd, len(want) + 10, 0) == want, "insert moves the data up and leaves a hole")
+    # Inside an extent, then at its edges.
+    check(falloc(fd, FALLOC_FL_INSERT_RANGE, 5 * BLOCK + 0, BLOCK) == 0, "insert inside a hole")
+    want = want[: 5 * BLOCK] + bytes(BLOCK) + want[5 * BLOCK:]
+    check(os.pread(fd, len(want) + 10, 0) == want, "the second insert keeps the data")
+    # The error rules of ext4 and xfs.
+    check(falloc(fd, FALLOC_FL_COLLAPSE_RANGE, 100, BLOCK) == errno.EINVAL, "unaligned collapse is EINVAL")
+    check(falloc(fd, FALLOC_FL_INSERT_RANGE, BLOCK, 100) == errno.EINVAL, "unaligned insert is EINVAL")
+    size = os.fstat(fd).st_size
+    check(falloc(fd, FALLOC_FL_COLLAPSE_RANGE, size - BLOCK, BLOCK) == errno.EINVAL,
+          "collapse reaching the end of file is EINVAL")
+    check(falloc(fd, FALLOC_FL_INSERT_RANGE, size, BLOCK) == errno.EINVAL, "insert at end of file is EINVAL")
+    check(falloc(fd, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, BLOCK) == errno.EOPNOTSUPP,
+          "collapse with KEEP_SIZE is EOPNOTSUPP (the VFS's rule)")
+    check(os.pread(fd, len(want) + 10, 0) == want, "refused shifts leave the cached data alone")
+    os.close(fd)
+    os.sync()
+    # Through the engine, not the page cache.
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+    with open(p, "rb") as f:
+        got = f.read()
+    diff = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]), None)
+    check(got == want, f"the shifted file reads back after sync: {len(got)} vs {len(want)} bytes, first difference at {diff}")
+
+
+# ---- FS_IOC_FSGETXATTR / FSSETXATTR ----
+FS_IOC_FSGETXATTR = 0x801C581F
+FS_IOC_FSSETXATTR = 0x401C5820
+FS_XFLAG_IMMUTABLE = 0x8
+FS_XFLAG_NODUMP = 0x80
+FS_XFLAG_PROJINHERIT = 0x200
+
+
+def fsgetxattr(p):
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        buf = bytearray(28)
+        fcntl.ioctl(fd, FS_IOC_FSGETXATTR, buf)
+        xflags, extsize, nextents, projid, cow = struct.unpack_from("=IIIII", buf)
+        return xflags, projid
+    finally:
+        os.close(fd)
+
+
+def fssetxattr(p, xflags, projid):
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_FSSETXATTR, struct.pack("=IIIII8x", xflags, 0, 0, projid, 0))
+    finally:
+        os.close(fd)
+
+
+def test_fsxattr():
+    d = path("projdir")
+    os.mkdir(d)
+    fssetxattr(d, FS_XFLAG_PROJINHERIT, 42)
+    check(fsgetxattr(d) == (FS_XFLAG_PROJINHERIT, 42), "a directory keeps its project id and PROJINHERIT")
+    f = os.path.join(d, "child")
+    open(f, "w").close()
+    sub = os.path.join(d, "sub")
+    os.mkdir(sub)
+    check(fsgetxattr(f)[1] == 42, "new files inherit the project id")
+    check(fsgetxattr(sub) == (FS_XFLAG_PROJINHERIT, 42), "new directories inherit id and flag")
+    fssetxattr(f, FS_XFLAG_NODUMP, 7)
+    check(fsgetxattr(f) == (FS_XFLAG_NODUMP, 7), "FSSETXATTR sets flags and project id")
+    out = subprocess.run(["lsattr", "-d", f], capture_output=True, text=True).stdout
+    check(out.startswith("------d"), f"lsattr shows nodump: {out}")
+    subprocess.run(["chattr", "-d", "+i", f], check=False)
+    check(fsgetxattr(f)[0] == FS_XFLAG_IMMUTABLE, "chattr +i shows in FSGETXATTR")
+    st = statx(f)
+    check(st["attributes"] & STATX_ATTR_IMMUTABLE, "statx reports immutable")
+    subprocess.run(["chattr", "-i", f], check=False)
+    try:
+        fssetxattr(f, 0x1, 0)  # FS_XFLAG_REALTIME: not ours
+        failures.append("an unsupported xflag was accepted")
+    except OSError:
+        pass
+
+
+# ---- statx ----
+STATX_BTIME = 0x800
+STATX_ATTR_COMPRESSED = 0x4
+STATX_ATTR_IMMUTABLE = 0x10
+STATX_ATTR_APPEND = 0x20
+STATX_ATTR_NODUMP = 0x40
+libc.statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+
+
+def statx(p):
+    buf = ctypes.create_string_buffer(256)
+    if libc.statx(-100, p.encode(), 0, 0xFFF, buf) != 0:
+        raise OSError(ctypes.get_errno(), "statx")
+    mask, _, attributes = struct.unpack_from("=IIQ", buf.raw, 0)
+    blocks = struct.unpack_from("=Q", buf.raw, 48)[0]
+    amask = struct.unpack_from("=Q", buf.raw, 56)[0]
+    btime_s, btime_ns = struct.unpack_from("=qI", buf.raw, 80)
+    return {"mask": mask, "attributes": attributes, "attributes_mask": amask, "blocks": blocks,
+            "btime": btime_s * 10**9 + btime_ns}
+
+
+def test_statx():
+    import time
+
+    before = time.time_ns()
+    p = path("born")
+    open(p, "w").close()
+    st = statx(p)
+    check(st["mask"] & STATX_BTIME, "statx gives btime")
+    check(abs(st["btime"] - before) < 60 * 10**9, f"btime is the creation time: {st['btime']} vs {before}")
+    os.utime(p, (1, 1))
+    check(statx(p)["btime"] == st["btime"], "btime does not follow utimes")
+    for bit in (STATX_ATTR_IMMUTABLE, STATX_ATTR_APPEND, STATX_ATTR_NODUMP, STATX_ATTR_COMPRESSED):
+        check(st["attributes_mask"] & bit, f"attributes_mask has {bit:#x}")
+    subprocess.run(["chattr", "+c", p], check=True)
+    check(statx(p)["attributes"] & STATX_ATTR_COMPRESSED, "chattr +c shows as STATX_ATTR_COMPRESSED")
+
+
+# ---- st_blocks of a fresh sparse write, before writeback ----
+def test_sparse_blocks():
+    p = path("sparse")
+    out = subprocess.run(["xfs_io", "-f", "-c", "pwrite 1638400 51200", p], capture_output=True, text=True)
+    check(out.returncode == 0, "xfs_io pwrite")
+    blocks = os.stat(p).st_blocks
+    print(f"sparse: {blocks} blocks before writeback")
+    check(100 <= blocks <= 120, f"st_blocks counts the written blocks only, not the hole: {blocks}")
+    os.sync()
+    blocks = os.stat(p).st_blocks
+    # Compressed, the 51200 bytes of one pattern take a block or two.
+    low = 1 if compressed else 100
+    check(low <= blocks <= 120, f"st_blocks after writeback: {blocks}")
+
+
+# ---- FS_IOC_GETFSUUID / FS_IOC_GETFSSYSFSPATH ----
+FS_IOC_GETFSUUID = 0x80111500
+FS_IOC_GETFSSYSFSPATH = 0x80811501
+
+
+def test_fs_ids():
+    fd = os.open(mnt, os.O_RDONLY)
+    try:
+        buf = bytearray(17)
+        fcntl.ioctl(fd, FS_IOC_GETFSUUID, buf)
+        got = buf[1:1 + buf[0]].hex()
+        check(got == want_uuid.replace("-", ""), f"GETFSUUID gives the superblock's UUID: {got}")
+        buf = bytearray(129)
+        fcntl.ioctl(fd, FS_IOC_GETFSSYSFSPATH, buf)
+        name = buf[1:1 + buf[0]].decode()
+        check(name == "arborfs/" + os.path.basename(device), f"GETFSSYSFSPATH: {name}")
+    finally:
+        os.close(fd)
+
+
+compressed = len(sys.argv) > 4 and sys.argv[4] == "compressed"
+for t in (test_fiemap, test_collapse_insert, test_fsxattr, test_statx, test_sparse_blocks, test_fs_ids):
+    try:
+        if t is test_fiemap:
+            t(compressed)
+        else:
+            t()
+    except Exception as e:  # a test that cannot run is a failure too
+        failures.append(f"{t.__name__}: {e!r}")
+        print(f"FAIL: {t.__name__}: {e!r}")
+print(f"features: {len(failures)} failures")
+sys.exit(1 if failures else 0)
