@@ -11,7 +11,7 @@ ARBORFS := target/release/arborfs
 KDIR ?= $(shell tests/kernel/build.sh | tail -n1)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=/usr/bin/rustc
 
-.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit fuzz-images qemu-test qemu-test-kasan xfstests xfstests-ci run demo bench bench-kernel install clean
+.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit man man-check fuzz-images qemu-test qemu-test-kasan xfstests xfstests-ci run demo bench bench-kernel install clean
 
 all: tools
 
@@ -37,7 +37,7 @@ module: kernel-deps
 # The test command of the README and of CI.
 test: deps check unit fuzz-images qemu-test
 
-check: nostd clippy
+check: nostd clippy man-check
 
 # The engine must build with no std and no alloc crate, as in the kernel.
 nostd:
@@ -51,6 +51,20 @@ clippy:
 
 unit:
 	$(CARGO) test --workspace
+
+# The man pages in Documentation/man/ are generated from the command-line
+# definitions (arborfs man DIR; arborfs.5 is written by hand): they must
+# match what the tool generates now. `make man` regenerates them.
+man: tools
+	$(ARBORFS) man Documentation/man
+
+man-check: tools
+	@rm -rf $(OUT)/man && mkdir -p $(OUT)/man
+	$(ARBORFS) man $(OUT)/man
+	@for f in $(OUT)/man/*; do \
+		cmp -s "$$f" "Documentation/man/$${f##*/}" || { \
+			echo "man-check: Documentation/man/$${f##*/} is out of date: run make man"; exit 1; }; \
+	done
 
 # The image fuzzer (tests/imagefuzz) against the tool built with overflow
 # checks (profile fuzz): a seeded run of MINUTES (default 3) in `make test`;
@@ -133,10 +147,19 @@ bench: deps
 bench-kernel: tools
 	tests/bench/kernel-bench.sh
 
+PREFIX ?= /usr/local
 install: tools
-	install -D -m 755 $(ARBORFS) $(DESTDIR)/usr/local/sbin/arborfs
-	ln -sf arborfs $(DESTDIR)/usr/local/sbin/mkfs.arborfs
-	ln -sf arborfs $(DESTDIR)/usr/local/sbin/fsck.arborfs
+	install -D -m 755 $(ARBORFS) $(DESTDIR)$(PREFIX)/sbin/arborfs
+	ln -sf arborfs $(DESTDIR)$(PREFIX)/sbin/mkfs.arborfs
+	ln -sf arborfs $(DESTDIR)$(PREFIX)/sbin/fsck.arborfs
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 Documentation/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 Documentation/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(ARBORFS) completions bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/arborfs
+	$(ARBORFS) completions zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_arborfs
+	$(ARBORFS) completions fish >$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/arborfs.fish
 
 clean:
 	$(CARGO) clean

@@ -114,6 +114,7 @@ u64 arborfs_rs_available(void *fs);
 size_t arborfs_rs_shrink(void *fs, size_t target);
 int arborfs_rs_set_compression(void *fs, u8 kind, u8 level);
 int arborfs_rs_uuid(void *fs, u8 *out);
+ssize_t arborfs_rs_features(u8 *buf, size_t len);
 
 /* Mount options (fs_context private data, kept in the super block for remounts). */
 struct arborfs_options {

@@ -13,6 +13,8 @@
 #include <linux/slab.h>
 #include <linux/writeback.h>
 #include <linux/seq_file.h>
+#include <linux/kobject.h>
+#include <linux/sysfs.h>
 
 #include "arborfs.h"
 #include "services.h"
@@ -422,17 +424,43 @@ static struct file_system_type arborfs_fs_type = {
 	.fs_flags = FS_REQUIRES_DEV,
 };
 
+/* /sys/fs/arborfs/features: what the module reads and writes (arborfs version). */
+static struct kobject *arborfs_kobj;
+
+static ssize_t features_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
+{
+	return arborfs_rs_features(buf, PAGE_SIZE);
+}
+
+static struct kobj_attribute arborfs_features_attr = __ATTR_RO(features);
+
+static struct attribute *arborfs_attrs[] = { &arborfs_features_attr.attr, NULL };
+static const struct attribute_group arborfs_attr_group = { .attrs = arborfs_attrs };
+
 int arborfs_glue_register(void)
 {
 	int err;
 
+	arborfs_kobj = kobject_create_and_add("arborfs", fs_kobj);
+	if (!arborfs_kobj)
+		return -ENOMEM;
+	err = sysfs_create_group(arborfs_kobj, &arborfs_attr_group);
+	if (err) {
+		kobject_put(arborfs_kobj);
+		return err;
+	}
+
 	arborfs_inode_cachep = kmem_cache_create("arborfs_inode", sizeof(struct arborfs_inode), 0,
 						 SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT, arborfs_inode_init_once);
-	if (!arborfs_inode_cachep)
+	if (!arborfs_inode_cachep) {
+		kobject_put(arborfs_kobj);
 		return -ENOMEM;
+	}
 	err = register_filesystem(&arborfs_fs_type);
-	if (err)
+	if (err) {
 		kmem_cache_destroy(arborfs_inode_cachep);
+		kobject_put(arborfs_kobj);
+	}
 	return err;
 }
 
@@ -442,6 +470,7 @@ void arborfs_glue_unregister(void)
 	/* Inodes freed through RCU must be gone before their cache. */
 	rcu_barrier();
 	kmem_cache_destroy(arborfs_inode_cachep);
+	kobject_put(arborfs_kobj);
 }
 
 MODULE_ALIAS_FS("arborfs");

@@ -1022,3 +1022,44 @@ pub(crate) unsafe extern "C" fn arborfs_rs_set_compression(fs: *mut c_void, kind
         Err(_) => -22,
     }
 }
+
+/// Write what /sys/fs/arborfs/features shows into `buf`: the release, the
+/// format version and the feature bits this module knows, one per line.
+/// Returns the length, or a negative errno if `len` is too small.
+///
+/// # Safety
+///
+/// `buf` points to `len` writable bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_features(buf: *mut u8, len: usize) -> isize {
+    use crate::format::superblock::{COMPAT_KNOWN, INCOMPAT_KNOWN, RO_COMPAT_KNOWN};
+    struct Out<'a> {
+        buf: &'a mut [u8],
+        at: usize,
+    }
+    impl core::fmt::Write for Out<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = self.at.checked_add(s.len()).ok_or(core::fmt::Error)?;
+            self.buf.get_mut(self.at..end).ok_or(core::fmt::Error)?.copy_from_slice(s.as_bytes());
+            self.at = end;
+            Ok(())
+        }
+    }
+    // SAFETY: `buf` points to `len` writable bytes.
+    let mut out = Out { buf: unsafe { core::slice::from_raw_parts_mut(buf, len) }, at: 0 };
+    let r = core::fmt::write(
+        &mut out,
+        format_args!(
+            "version {}\nformat {}\ncompat {:#x}\nro_compat {:#x}\nincompat {:#x}\n",
+            crate::format::RELEASE,
+            crate::format::FORMAT_VERSION,
+            COMPAT_KNOWN,
+            RO_COMPAT_KNOWN,
+            INCOMPAT_KNOWN
+        ),
+    );
+    match r {
+        Ok(()) => out.at as isize,
+        Err(_) => -34,
+    }
+}

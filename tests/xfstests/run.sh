@@ -14,14 +14,14 @@
 #               [--section arborfs] [--timeout SECS] [--list FILE]
 #   --list FILE  the tests named in FILE (one per line, # comments)
 # Env: XFSTESTS (required), ARBORFS, KO, KERNEL as for tests/qemu (env.sh),
-#      XFSTESTS_DISK_SIZE (default 8G).
+#      XFSTESTS_DISK_SIZE (default 8G), XFSTESTS_OUT (default tests/out/xfstests).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../qemu/env.sh
 source "$HERE/../qemu/env.sh"
 CONFIG=$ROOT/xfstests-config/local.config
 EXCLUDE=$ROOT/xfstests-config/arborfs.exclude
-OUT=$ROOT/tests/out/xfstests
+OUT=${XFSTESTS_OUT:-$ROOT/tests/out/xfstests}
 
 die() { echo "xfstests: $*" >&2; exit 2; }
 

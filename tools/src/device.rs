@@ -70,10 +70,12 @@ pub fn open_fs(paths: &[PathBuf], opts: &OpenOptions) -> ToolResult<Fs<FileDevic
     Fs::open(devs, opts).map_err(|e| ToolError(describe(&e, paths)))
 }
 
-/// Parse a size such as `4096`, `64k`, `16M`, `2G`, `1T`.
+/// Parse a size such as `4096`, `64k`, `16M`, `2G`, `1T` (also `16MiB`,
+/// `16MB`: powers of two all the same, as mkfs tools take them).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
+    let t = s.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let m: u64 = match c.to_ascii_lowercase() {
                 'k' => 1 << 10,
@@ -82,12 +84,46 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
                 't' => 1 << 40,
                 _ => return Err(format!("unknown size suffix in {s:?} (use k, M, G or T)")),
             };
-            (&s[..i], m)
+            (&t[..i], m)
         }
-        _ => (s, 1),
+        _ => (t, 1),
     };
     let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
     n.checked_mul(mult).ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+/// Where and how `path` is mounted, if it is: a block device by its device
+/// number, an image file through the loop device that backs onto it.
+/// Returns (mount point, read-only).
+pub fn mount_state(path: &Path) -> Option<(String, bool)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).ok()?;
+    let mut devs: Vec<u64> = Vec::new();
+    if meta.file_type().is_block_device() {
+        devs.push(meta.rdev());
+    } else if meta.is_file() {
+        let me = std::fs::canonicalize(path).ok()?;
+        for e in std::fs::read_dir("/sys/block").ok()?.flatten() {
+            let backing = e.path().join("loop/backing_file");
+            let Ok(b) = std::fs::read_to_string(&backing) else { continue };
+            if Path::new(b.trim()) == me {
+                let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+                let (ma, mi) = dev.trim().split_once(':')?;
+                devs.push(nix::sys::stat::makedev(ma.parse().ok()?, mi.parse().ok()?));
+            }
+        }
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (Some(id), Some(point), Some(opts)) = (f.get(2), f.get(4), f.get(5)) else { continue };
+        for &d in &devs {
+            if *id == format!("{}:{}", nix::sys::stat::major(d), nix::sys::stat::minor(d)) {
+                return Some((point.to_string(), opts.split(',').any(|o| o == "ro")));
+            }
+        }
+    }
+    None
 }
 
 /// 16 random bytes from the kernel.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use arborfs_engine::format::checksum::ChecksumType;
 use arborfs_engine::format::extent::Compression;
 use arborfs_engine::format::superblock::{make_label, LABEL_BYTES, SB_OFFSETS};
-use arborfs_engine::fs::format::{MemberOptions, MIN_DEVICE_BYTES};
+use arborfs_engine::fs::format::{layout, MemberOptions, MIN_DEVICE_BYTES};
 use arborfs_engine::fs::FormatOptions;
 use arborfs_engine::{Error, Fs};
 
@@ -56,6 +56,9 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Print the layout that would be made, and write nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
     /// Devices or image files.
     #[arg(required = true)]
     devices: Vec<PathBuf>,
@@ -203,12 +206,88 @@ fn prepare_devices(a: &Args) -> ToolResult<()> {
     Ok(())
 }
 
+fn print_layout(a: &Args, sb: &arborfs_engine::format::superblock::Superblock, free: Option<(u64, u64)>) {
+    println!(
+        "arborfs: {} {} ({} device{}), UUID {}",
+        if a.dry_run { "would format" } else { "formatted" },
+        a.devices.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        a.devices.len(),
+        if a.devices.len() == 1 { "" } else { "s" },
+        uuid_str(&sb.uuid)
+    );
+    print!(
+        "  block size {}, bucket size {}, node size {}, journal {} KiB",
+        sb.block_size,
+        sb.members()[0].bucket_size,
+        sb.node_size,
+        sb.journal_size >> 10
+    );
+    match free {
+        Some((free, total)) => println!(", {} MiB free of {} MiB", free >> 20, total >> 20),
+        None => println!(", {} MiB", sb.members().iter().map(|m| m.size).sum::<u64>() >> 20),
+    }
+    println!(
+        "  checksums: metadata {}, data {}; compression {}",
+        sb.meta_csum.name(),
+        sb.data_csum.name(),
+        sb.compression.name()
+    );
+}
+
+/// The size of each device as the file system will see it.
+fn device_sizes(a: &Args) -> ToolResult<Vec<u64>> {
+    use arborfs_engine::sys::{BlockDevice, FileDevice};
+    a.devices
+        .iter()
+        .map(|p| {
+            let dev_size = if p.exists() {
+                FileDevice::open_shared(p).map_err(|e| ToolError(format!("{}: {e}", p.display())))?.size()
+            } else {
+                0
+            };
+            match a.fs_size {
+                Some(s) if is_block_device(p) => Ok(s.min(dev_size)),
+                Some(s) => Ok(s),
+                None if p.exists() => Ok(dev_size),
+                None => Err(ToolError(format!(
+                    "{}: does not exist (give --fs-size to create an image file)",
+                    p.display()
+                ))),
+            }
+        })
+        .collect()
+}
+
 fn format(a: &Args) -> ToolResult<()> {
     let opts = parse_options(a)?;
     if let Some(src) = &a.source {
         if !src.is_dir() {
             return Err(ToolError(format!("{}: not a directory", src.display())));
         }
+    }
+    let too_small = || {
+        ToolError(format!(
+            "{}: too small for arborfs (needs at least {} MiB, and room for the journal and 16 buckets)",
+            a.devices[0].display(),
+            MIN_DEVICE_BYTES >> 20
+        ))
+    };
+    if a.dry_run {
+        // The layout only: nothing is created, resized or written.
+        let sizes = device_sizes(a)?;
+        let sb = layout(&sizes, &opts).map_err(|e| match e {
+            Error::NoSpace => too_small(),
+            e => ToolError(describe(&e, &a.devices)),
+        })?;
+        if !a.force {
+            for p in &a.devices {
+                if let Some(sig) = p.exists().then(|| existing_signature(p)).flatten() {
+                    println!("  {}: holds an {sig} file system (formatting needs --force)", p.display());
+                }
+            }
+        }
+        print_layout(a, &sb, None);
+        return Ok(());
     }
     prepare_devices(a)?;
     let mut devs = open_devices(&a.devices, true)?;
@@ -218,11 +297,7 @@ fn format(a: &Args) -> ToolResult<()> {
         }
     }
     let mut fs = Fs::format(devs, &opts).map_err(|e| match e {
-        Error::NoSpace => ToolError(format!(
-            "{}: too small for arborfs (needs at least {} MiB, and room for the journal and 16 buckets)",
-            a.devices[0].display(),
-            MIN_DEVICE_BYTES >> 20
-        )),
+        Error::NoSpace => too_small(),
         e => ToolError(describe(&e, &a.devices)),
     })?;
     if let Some(src) = &a.source {
@@ -232,32 +307,18 @@ fn format(a: &Args) -> ToolResult<()> {
     let sb = fs.sb.clone();
     fs.close().map_err(|e| ToolError(describe(&e, &a.devices)))?;
     if !a.quiet {
-        println!(
-            "arborfs: formatted {} ({} device{}), UUID {}",
-            a.devices.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-            a.devices.len(),
-            if a.devices.len() == 1 { "" } else { "s" },
-            uuid_str(&sb.uuid)
-        );
-        println!(
-            "  block size {}, bucket size {}, node size {}, journal {} KiB, {} MiB free of {} MiB",
-            sb.block_size,
-            sb.members()[0].bucket_size,
-            sb.node_size,
-            sb.journal_size >> 10,
-            (st.blocks_free * u64::from(st.block_size)) >> 20,
-            (st.blocks * u64::from(st.block_size)) >> 20
-        );
+        let bs = u64::from(st.block_size);
+        print_layout(a, &sb, Some((st.blocks_free * bs, st.blocks * bs)));
     }
     Ok(())
 }
 
-/// Run `arborfs format`.
-pub fn run(a: &Args) -> ExitCode {
+/// Run `arborfs format` (`prog` names the tool in messages).
+pub fn run(a: &Args, prog: &str) -> ExitCode {
     match format(a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("arborfs format: {e}");
+            eprintln!("{prog}: {e}");
             ExitCode::FAILURE
         }
     }

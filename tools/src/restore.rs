@@ -69,6 +69,9 @@ struct Restorer<'a> {
     failures: u64,
     restored: u64,
     verbose: bool,
+    progress: crate::progress::Progress,
+    /// Inodes in the file system, for the progress bar.
+    total: u64,
 }
 
 fn ts(ns: i64) -> Timespec {
@@ -133,6 +136,7 @@ enum Made {
 
 impl Restorer<'_> {
     fn fail(&mut self, path: &str, what: impl std::fmt::Display) {
+        self.progress.finish();
         eprintln!("arborfs restore: {path}: {what}");
         self.failures += 1;
     }
@@ -203,6 +207,8 @@ impl Restorer<'_> {
             println!("{path}");
         }
         self.restored += 1;
+        self.progress.update("restore", self.restored, self.total);
+        self.progress.message(&path);
         match made {
             Made::Link => {}
             Made::Dir(fd) => {
@@ -470,7 +476,10 @@ pub fn run(a: &Args) -> ExitCode {
         failures: 0,
         restored: 0,
         verbose: a.verbose,
+        progress: crate::progress::Progress::new(&dest.display().to_string(), "files", a.verbose, None),
+        total: 0,
     };
+    r.total = r.fs.counters().inodes;
     r.dirs.insert(ROOT_INO, ".".into());
     let root_fd = match r.root.try_clone() {
         Ok(fd) => fd,
@@ -483,6 +492,7 @@ pub fn run(a: &Args) -> ExitCode {
     if let Ok(root) = r.fs.getattr(ROOT_INO) {
         r.set_attrs_fd(ROOT_INO, &root.inode, root_fd.as_fd(), ".");
     }
+    r.progress.finish();
     let (restored, failures) = (r.restored, r.failures);
     println!("arborfs restore: {restored} files restored to {}, {failures} problems", dest.display());
     if failures > 0 {

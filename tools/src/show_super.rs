@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use arborfs_engine::format::superblock::{label_str, Superblock};
+use std::collections::BTreeMap;
+
+use arborfs_engine::format::superblock::{label_str, Superblock, SB_FLAG_CLEAN};
 use arborfs_engine::format::BtreeId;
 use arborfs_engine::fs::read_super;
-use serde_json::json;
+use serde::Serialize;
 
 use arborfs_engine::sys::FileDevice;
 
@@ -22,71 +24,155 @@ pub struct Args {
     device: PathBuf,
 }
 
-fn to_json(sb: &Superblock) -> serde_json::Value {
-    let members: Vec<_> = sb
-        .members()
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            json!({
-                "index": i,
-                "uuid": uuid_str(&m.uuid),
-                "size": m.size,
-                "bucket_size": m.bucket_size,
-                "buckets": m.nbuckets,
-                "label": label_str(&m.label),
-                "durability": m.durability,
-                "state": m.state.name(),
+/// The superblock as `show-super --json` prints it; `version` changes when
+/// the shape does.
+#[derive(Serialize)]
+struct SuperJson {
+    version: u32,
+    magic: &'static str,
+    format_version: u32,
+    features: Features,
+    seq: u64,
+    uuid: String,
+    label: String,
+    block_size: u32,
+    btree_node_size: u32,
+    created_ns: i64,
+    metadata_checksum: &'static str,
+    data_checksum: &'static str,
+    compression: &'static str,
+    compression_level: u8,
+    replicas: u8,
+    foreground_target: String,
+    background_target: String,
+    promote_target: String,
+    this_member: u8,
+    journal: Journal,
+    checkpoint: Checkpoint,
+    clean: bool,
+    counters: Counters,
+    roots: BTreeMap<&'static str, Option<Root>>,
+    members: Vec<MemberJson>,
+    limits: Limits,
+}
+
+#[derive(Serialize)]
+struct Features {
+    compat: u64,
+    ro_compat: u64,
+    incompat: u64,
+}
+
+#[derive(Serialize)]
+struct Journal {
+    device: u8,
+    offset: u64,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct Checkpoint {
+    seq: u64,
+    journal_resume: u64,
+}
+
+#[derive(Serialize)]
+struct Counters {
+    inodes: u64,
+    data_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Root {
+    device: u8,
+    offset: u64,
+    level: u8,
+    gen: u32,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct MemberJson {
+    index: usize,
+    uuid: String,
+    size: u64,
+    bucket_size: u32,
+    buckets: u64,
+    label: String,
+    durability: u8,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct Limits {
+    name_max: usize,
+    symlink_max: usize,
+    xattr_name_max: usize,
+    xattr_value_max: usize,
+}
+
+fn to_json(sb: &Superblock) -> SuperJson {
+    use arborfs_engine::format::{node, xattr, NAME_MAX, SYMLINK_MAX, XATTR_NAME_MAX};
+    SuperJson {
+        version: 1,
+        magic: "ARBORFS",
+        format_version: sb.version,
+        features: Features { compat: sb.compat, ro_compat: sb.ro_compat, incompat: sb.incompat },
+        seq: sb.seq,
+        uuid: uuid_str(&sb.uuid),
+        label: label_str(&sb.label).to_string(),
+        block_size: sb.block_size,
+        btree_node_size: sb.node_size,
+        created_ns: sb.ctime,
+        metadata_checksum: sb.meta_csum.name(),
+        data_checksum: sb.data_csum.name(),
+        compression: sb.compression.name(),
+        compression_level: sb.compression_level,
+        replicas: sb.replicas,
+        foreground_target: label_str(&sb.foreground_target).to_string(),
+        background_target: label_str(&sb.background_target).to_string(),
+        promote_target: label_str(&sb.promote_target).to_string(),
+        this_member: sb.this_member,
+        journal: Journal { device: sb.journal_dev, offset: sb.journal_offset, size: sb.journal_size },
+        checkpoint: Checkpoint { seq: sb.checkpoint_seq, journal_resume: sb.journal_resume },
+        clean: sb.flags & SB_FLAG_CLEAN != 0,
+        counters: Counters { inodes: sb.inodes, data_bytes: sb.data_bytes },
+        roots: BtreeId::ALL
+            .iter()
+            .map(|id| {
+                let r = sb.roots[id.index()];
+                let root = (r.offset != 0).then_some(Root {
+                    device: r.dev,
+                    offset: r.offset,
+                    level: r.level,
+                    gen: r.gen,
+                    seq: r.seq,
+                });
+                (id.name(), root)
             })
-        })
-        .collect();
-    let roots: serde_json::Map<String, serde_json::Value> = BtreeId::ALL
-        .iter()
-        .map(|id| {
-            let r = sb.roots[id.index()];
-            (
-                id.name().to_string(),
-                if r.offset == 0 {
-                    serde_json::Value::Null
-                } else {
-                    json!({"device": r.dev, "offset": r.offset, "level": r.level, "gen": r.gen, "seq": r.seq})
-                },
-            )
-        })
-        .collect();
-    json!({
-        "magic": "ARBORFS",
-        "version": sb.version,
-        "features": {"compat": sb.compat, "ro_compat": sb.ro_compat, "incompat": sb.incompat},
-        "seq": sb.seq,
-        "uuid": uuid_str(&sb.uuid),
-        "label": label_str(&sb.label),
-        "block_size": sb.block_size,
-        "btree_node_size": sb.node_size,
-        "created_ns": sb.ctime,
-        "metadata_checksum": sb.meta_csum.name(),
-        "data_checksum": sb.data_csum.name(),
-        "compression": sb.compression.name(),
-        "compression_level": sb.compression_level,
-        "replicas": sb.replicas,
-        "foreground_target": label_str(&sb.foreground_target),
-        "background_target": label_str(&sb.background_target),
-        "promote_target": label_str(&sb.promote_target),
-        "this_member": sb.this_member,
-        "journal": {"device": sb.journal_dev, "offset": sb.journal_offset, "size": sb.journal_size},
-        "checkpoint": {"seq": sb.checkpoint_seq, "journal_resume": sb.journal_resume},
-        "clean": sb.flags & arborfs_engine::format::superblock::SB_FLAG_CLEAN != 0,
-        "counters": {"inodes": sb.inodes, "data_bytes": sb.data_bytes},
-        "roots": roots,
-        "members": members,
-        "limits": {
-            "name_max": arborfs_engine::format::NAME_MAX,
-            "symlink_max": arborfs_engine::format::SYMLINK_MAX
-                .min(arborfs_engine::format::node::max_value_bytes(sb.node_size)),
-            "xattr_name_max": arborfs_engine::format::XATTR_NAME_MAX,
-            "xattr_value_max": arborfs_engine::format::xattr::value_max(sb.node_size),
+            .collect(),
+        members: sb
+            .members()
+            .iter()
+            .enumerate()
+            .map(|(index, m)| MemberJson {
+                index,
+                uuid: uuid_str(&m.uuid),
+                size: m.size,
+                bucket_size: m.bucket_size,
+                buckets: m.nbuckets,
+                label: label_str(&m.label).to_string(),
+                durability: m.durability,
+                state: m.state.name(),
+            })
+            .collect(),
+        limits: Limits {
+            name_max: NAME_MAX,
+            symlink_max: SYMLINK_MAX.min(node::max_value_bytes(sb.node_size)),
+            xattr_name_max: XATTR_NAME_MAX,
+            xattr_value_max: xattr::value_max(sb.node_size),
         },
-    })
+    }
 }
 
 /// Run `arborfs show-super`.
@@ -103,10 +189,17 @@ pub fn run(a: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let v = to_json(&sb);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return ExitCode::SUCCESS;
+        return match serde_json::to_string_pretty(&to_json(&sb)) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("arborfs show-super: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     println!("Device:              {}", a.device.display());
     println!("UUID:                {}", uuid_str(&sb.uuid));

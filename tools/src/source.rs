@@ -20,6 +20,24 @@ struct Copier<'a> {
     links: HashMap<(u64, u64), u64>,
     files: u64,
     bytes: u64,
+    progress: crate::progress::Progress,
+    total: u64,
+}
+
+/// Entries under `dir`, for the progress bar (unreadable ones not counted).
+fn count_entries(dir: &Path) -> u64 {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            n += 1;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    n
 }
 
 fn ns(sec: i64, nsec: i64) -> i64 {
@@ -28,10 +46,13 @@ fn ns(sec: i64, nsec: i64) -> i64 {
 
 /// Copy the tree under `src` into the root of `fs`.
 pub fn copy_tree(fs: &mut Fs<FileDevice>, src: &Path, quiet: bool) -> Result<(), String> {
-    let mut c = Copier { fs, links: HashMap::new(), files: 0, bytes: 0 };
+    let progress = crate::progress::Progress::new(&src.display().to_string(), "files", quiet, None);
+    let total = if quiet { 0 } else { count_entries(src) };
+    let mut c = Copier { fs, links: HashMap::new(), files: 0, bytes: 0, progress, total };
     let meta = std::fs::symlink_metadata(src).map_err(|e| format!("{}: {e}", src.display()))?;
     c.copy_dir(src, ROOT_INO)?;
     c.copy_attrs(src, ROOT_INO, &meta)?;
+    c.progress.finish();
     if !quiet {
         println!("arborfs: copied {} files, {} MiB from {}", c.files, c.bytes >> 20, src.display());
     }
@@ -92,6 +113,8 @@ impl Copier<'_> {
                 a.ino
             };
             self.files += 1;
+            self.progress.update("copy", self.files, self.total);
+            self.progress.message(&path.display().to_string());
             if !ft.is_dir() && meta.nlink() > 1 {
                 self.links.insert(key, child);
             }

@@ -27,6 +27,10 @@ pub mod xattr;
 pub use error::{FormatError, Result};
 pub use key::{BtreeId, KeyType, Pos};
 
+/// The arborfs release this source is (the tools, the module and this
+/// crate come from one tree: `arborfs version` compares them).
+pub const RELEASE: &str = "0.1.0";
+
 /// The format version this code writes. See "Versions" in `Documentation/format.md`.
 pub const FORMAT_VERSION: u32 = 1;
 

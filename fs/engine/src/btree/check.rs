@@ -59,7 +59,7 @@ impl<D: BlockDevice> Fs<D> {
                 r.walked.lost(id);
                 r.error(ProblemKind::BadNode, i as u64, e);
             }
-            (r.progress)(id.name(), i as u64, BtreeId::ALL.len() as u64);
+            (r.progress)("b-tree nodes", i as u64, BtreeId::ALL.len() as u64);
             for &(p, min, max) in ptrs.iter() {
                 self.count_node(&mut counts, &p);
                 match self.read_node(p, id, min, max) {
@@ -80,6 +80,7 @@ impl<D: BlockDevice> Fs<D> {
         for p in self.pending_release.iter() {
             self.count_node(&mut counts, p);
         }
+        (r.progress)("b-tree nodes", BtreeId::ALL.len() as u64, BtreeId::ALL.len() as u64);
         Ok(counts)
     }
 
@@ -88,7 +89,8 @@ impl<D: BlockDevice> Fs<D> {
     /// to its canonical position when that is free, else it goes.
     pub(crate) fn check_positions(&mut self, r: &mut Reporter<'_>) -> Result<()> {
         let mut val = TryVec::new();
-        for id in BtreeId::ALL {
+        for (i, id) in BtreeId::ALL.into_iter().enumerate() {
+            (r.progress)("key positions", i as u64, BtreeId::ALL.len() as u64);
             let mut from = Pos::MIN;
             loop {
                 let (pos, kind) = match self.peek_raw(id, from, Pos::MAX, &mut val) {

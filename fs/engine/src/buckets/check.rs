@@ -179,9 +179,15 @@ impl<D: BlockDevice> Fs<D> {
         let mut val = TryVec::new();
         let mut next_key = self.peek(BtreeId::Alloc, Pos::MIN, Pos::MAX, &mut val)?;
         let mut key_val = AllocInfo::decode(&val).ok();
+        let total: u64 = self.alloc.tables.iter().map(|t| t.len() as u64).sum();
+        let mut done = 0u64;
         for dev in 0..self.alloc.tables.len() {
             let n = self.alloc.tables.get(dev).map_or(0, |t| t.len());
             for b in 0..n {
+                if done.is_multiple_of(1024) {
+                    (r.progress)("buckets", done, total);
+                }
+                done += 1;
                 let here = alloc_pos(dev as u8, b as u64);
                 // Keys of buckets that cannot have one were handled by the
                 // position pass; skip past them.
@@ -202,6 +208,7 @@ impl<D: BlockDevice> Fs<D> {
                 self.check_bucket(r, dev as u8, b as u64, bk, key, used, live)?;
             }
         }
+        (r.progress)("buckets", total, total);
         Ok(())
     }
 

@@ -155,7 +155,7 @@ impl<D: BlockDevice> Fs<D> {
             })?;
             r.report.inodes += 1;
         });
-        (r.progress)("inodes", 1, 6);
+        (r.progress)("files", 1, 6);
         let root_ok = info(&infos, ROOT_INO).is_some_and(|x| x.dtype == DT_DIR);
         if !root_ok {
             r.unfixable(ProblemKind::RootMissing, ROOT_INO, 0, 0);
@@ -163,10 +163,10 @@ impl<D: BlockDevice> Fs<D> {
 
         let mut edges: TryVec<DirEdge> = TryVec::new();
         self.check_dirents(r, &mut infos, &mut edges)?;
-        (r.progress)("dirents", 2, 6);
+        (r.progress)("files", 2, 6);
 
         let data_total = self.check_extents(r, &mut infos, &mut usage)?;
-        (r.progress)("extents", 3, 6);
+        (r.progress)("files", 3, 6);
 
         each_key!(self, r, BtreeId::Xattrs, val, |pos, kind| {
             if find(&infos, pos.inode).is_none() {
@@ -190,13 +190,13 @@ impl<D: BlockDevice> Fs<D> {
                 }
             }
         });
-        (r.progress)("xattrs and orphans", 4, 6);
+        (r.progress)("files", 4, 6);
 
         self.check_dir_tree(r, &mut infos, &mut edges)?;
         if root_ok {
             self.check_links(r, &mut infos)?;
         }
-        (r.progress)("link counts", 5, 6);
+        (r.progress)("files", 5, 6);
 
         // Counters.
         let counted = infos.len() as u64;
@@ -222,7 +222,7 @@ impl<D: BlockDevice> Fs<D> {
         if root_ok && r.may_fix(&BtreeId::ALL) {
             self.process_orphans()?;
         }
-        (r.progress)("counters", 6, 6);
+        (r.progress)("files", 6, 6);
         Ok(usage)
     }
 

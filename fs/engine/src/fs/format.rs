@@ -13,7 +13,7 @@ use crate::format::superblock::{Member, MemberState, Superblock, LABEL_BYTES, MA
 use crate::format::{
     FORMAT_VERSION, MAX_BLOCK_SIZE, MAX_BUCKET_SIZE, MIN_BLOCK_SIZE, MIN_BUCKET_SIZE, ROOT_INO,
 };
-use crate::sys::{now_ns, BlockDevice, TryVec};
+use crate::sys::{now_ns, BlockDevice, TryBox, TryVec};
 
 /// One member's settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,88 +100,103 @@ pub fn default_bucket_size(size: u64, node_size: u32) -> u32 {
 /// The smallest device the layout accepts, for messages.
 pub const MIN_DEVICE_BYTES: u64 = 8 << 20;
 
+/// The superblock a new file system on devices of `sizes` bytes (members
+/// in order) gets: bucket and node sizes, the journal, member records.
+/// Nothing is written; [`Fs::format`] writes it, `mkfs --dry-run` shows it.
+pub fn layout(sizes: &[u64], opts: &FormatOptions) -> Result<TryBox<Superblock>> {
+    if sizes.is_empty() || sizes.len() > MAX_MEMBERS {
+        return Err(Error::Invalid);
+    }
+    let block = opts.block_size;
+    if !block.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block) {
+        return Err(Error::Invalid);
+    }
+    let first_size = sizes.first().copied().unwrap_or(0);
+    let mut members = [Member::default(); MAX_MEMBERS];
+    let mut node_size = opts.node_size;
+    for (i, &size) in sizes.iter().enumerate() {
+        if size < MIN_DEVICE_BYTES {
+            return Err(Error::NoSpace);
+        }
+        let mo = opts.members.get(i).copied().unwrap_or_default();
+        let bucket = if mo.bucket_size != 0 { mo.bucket_size } else { default_bucket_size(size, node_size) };
+        if !bucket.is_power_of_two() || !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bucket) {
+            return Err(Error::Invalid);
+        }
+        if i == 0 && node_size == 0 {
+            node_size = (bucket / 4).clamp(16384, 256 * 1024).max(block);
+        }
+        let nbuckets = size.checked_div(u64::from(bucket)).ok_or(Error::Invalid)?;
+        *members.get_mut(i).ok_or(Error::Invalid)? = Member {
+            uuid: opts.member_uuids.get(i).copied().unwrap_or_default(),
+            size,
+            bucket_size: bucket,
+            nbuckets,
+            label: mo.label,
+            durability: mo.durability,
+            state: MemberState::Active,
+        };
+    }
+    let m0 = members[0];
+    let bs0 = u64::from(m0.bucket_size);
+    let journal_bytes = (first_size / 32).clamp(1 << 20, 256 << 20);
+    // (div_ceil without its division-by-zero panic: bs0 was checked above.)
+    let whole = journal_bytes.checked_div(bs0).ok_or(Error::Invalid)?;
+    let part = u64::from(journal_bytes.checked_rem(bs0).is_some_and(|r| r != 0));
+    let journal_buckets = (whole + part).max(2);
+    let journal_offset = sb_buckets(bs0).saturating_mul(bs0);
+    let needed = sb_buckets(bs0) + journal_buckets + 16;
+    if m0.nbuckets < needed {
+        return Err(Error::NoSpace);
+    }
+    let sb = TryBox::try_new(Superblock {
+        version: FORMAT_VERSION,
+        compat: 0,
+        ro_compat: crate::format::superblock::RO_COMPAT_PROJECT_ID,
+        incompat: 0,
+        seq: 0,
+        uuid: opts.uuid,
+        label: opts.label,
+        block_size: block,
+        node_size,
+        ctime: now_ns(),
+        meta_csum: opts.meta_csum,
+        data_csum: opts.data_csum,
+        compression: opts.compression,
+        compression_level: opts.compression_level,
+        replicas: 1,
+        nr_members: sizes.len() as u8,
+        this_member: 0,
+        foreground_target: opts.foreground_target,
+        background_target: opts.background_target,
+        promote_target: opts.promote_target,
+        hash_seed: opts.hash_seed,
+        journal_dev: 0,
+        journal_offset,
+        journal_size: journal_buckets.saturating_mul(bs0),
+        checkpoint_seq: 0,
+        journal_resume: 0,
+        roots: [BtreePtr::default(); BTREE_ID_NR],
+        inodes: 0,
+        data_bytes: 0,
+        flags: 0,
+        members,
+    })?;
+    sb.validate().map_err(|_| Error::Invalid)?;
+    Ok(sb)
+}
+
 impl<D: BlockDevice> Fs<D> {
     /// Make a new file system on `devs` and open it.
     pub fn format(devs: TryVec<D>, opts: &FormatOptions) -> Result<Self> {
-        if devs.is_empty() || devs.len() > MAX_MEMBERS {
-            return Err(Error::Invalid);
+        let mut sizes: TryVec<u64> = TryVec::new();
+        for d in devs.iter() {
+            sizes.try_push(d.size())?;
         }
-        let block = opts.block_size;
-        if !block.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block) {
-            return Err(Error::Invalid);
-        }
-        let first_size = devs.first().map_or(0, |d| d.size());
-        let mut members = [Member::default(); MAX_MEMBERS];
-        let mut node_size = opts.node_size;
-        for (i, d) in devs.iter().enumerate() {
-            let size = d.size();
-            if size < MIN_DEVICE_BYTES {
-                return Err(Error::NoSpace);
-            }
-            let mo = opts.members.get(i).copied().unwrap_or_default();
-            let bucket =
-                if mo.bucket_size != 0 { mo.bucket_size } else { default_bucket_size(size, node_size) };
-            if !bucket.is_power_of_two() || !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bucket) {
-                return Err(Error::Invalid);
-            }
-            if i == 0 && node_size == 0 {
-                node_size = (bucket / 4).clamp(16384, 256 * 1024).max(block);
-            }
-            let nbuckets = size / u64::from(bucket);
-            *members.get_mut(i).ok_or(Error::Invalid)? = Member {
-                uuid: opts.member_uuids.get(i).copied().unwrap_or_default(),
-                size,
-                bucket_size: bucket,
-                nbuckets,
-                label: mo.label,
-                durability: mo.durability,
-                state: MemberState::Active,
-            };
-        }
-        let m0 = members[0];
-        let bs0 = u64::from(m0.bucket_size);
-        let journal_bytes = (first_size / 32).clamp(1 << 20, 256 << 20);
-        let journal_buckets = journal_bytes.div_ceil(bs0).max(2);
-        let journal_offset = sb_buckets(bs0) * bs0;
-        let needed = sb_buckets(bs0) + journal_buckets + 16;
-        if m0.nbuckets < needed {
-            return Err(Error::NoSpace);
-        }
-        let sb = Superblock {
-            version: FORMAT_VERSION,
-            compat: 0,
-            ro_compat: crate::format::superblock::RO_COMPAT_PROJECT_ID,
-            incompat: 0,
-            seq: 0,
-            uuid: opts.uuid,
-            label: opts.label,
-            block_size: block,
-            node_size,
-            ctime: now_ns(),
-            meta_csum: opts.meta_csum,
-            data_csum: opts.data_csum,
-            compression: opts.compression,
-            compression_level: opts.compression_level,
-            replicas: 1,
-            nr_members: devs.len() as u8,
-            this_member: 0,
-            foreground_target: opts.foreground_target,
-            background_target: opts.background_target,
-            promote_target: opts.promote_target,
-            hash_seed: opts.hash_seed,
-            journal_dev: 0,
-            journal_offset,
-            journal_size: journal_buckets * bs0,
-            checkpoint_seq: 0,
-            journal_resume: 0,
-            roots: [BtreePtr::default(); BTREE_ID_NR],
-            inodes: 0,
-            data_bytes: 0,
-            flags: 0,
-            members,
-        };
-        sb.validate().map_err(|_| Error::Invalid)?;
-        let mut fs = Fs::new(devs, crate::sys::TryBox::try_new(sb)?, &OpenOptions::default());
+        let sb = layout(&sizes, opts)?;
+        let block = sb.block_size;
+        let journal_offset = sb.journal_offset;
+        let mut fs = Fs::new(devs, sb, &OpenOptions::default());
         fs.setup_journal();
         fs.alloc_init()?;
         fs.alloc.loaded = true;

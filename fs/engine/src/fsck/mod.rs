@@ -100,6 +100,49 @@ pub enum ProblemKind {
     DirentRoot = 30,
 }
 
+impl ProblemKind {
+    /// A stable name (`snake_case`), for machine-readable reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProblemKind::BadNode => "bad_node",
+            ProblemKind::BucketType => "bucket_type",
+            ProblemKind::BucketUsage => "bucket_usage",
+            ProblemKind::BucketNodes => "bucket_nodes",
+            ProblemKind::ExtentOrphan => "extent_orphan",
+            ProblemKind::ExtentOverlap => "extent_overlap",
+            ProblemKind::ExtentBadPtr => "extent_bad_ptr",
+            ProblemKind::DirentDangling => "dirent_dangling",
+            ProblemKind::DirentType => "dirent_type",
+            ProblemKind::LinkCount => "link_count",
+            ProblemKind::Unreachable => "unreachable",
+            ProblemKind::DirLinkCount => "dir_link_count",
+            ProblemKind::XattrOrphan => "xattr_orphan",
+            ProblemKind::OrphanMissing => "orphan_missing",
+            ProblemKind::OrphanStale => "orphan_stale",
+            ProblemKind::InodeCounter => "inode_counter",
+            ProblemKind::DataCounter => "data_counter",
+            ProblemKind::AllocBytes => "alloc_bytes",
+            ProblemKind::DirParent => "dir_parent",
+            ProblemKind::RootMissing => "root_missing",
+            ProblemKind::DirMultiplyLinked => "dir_multiply_linked",
+            ProblemKind::DirentSlot => "dirent_slot",
+            ProblemKind::DirentParent => "dirent_parent",
+            ProblemKind::PassAborted => "pass_aborted",
+            ProblemKind::DirentDuplicate => "dirent_duplicate",
+            ProblemKind::JournalInvalid => "journal_invalid",
+            ProblemKind::KeyPosition => "key_position",
+            ProblemKind::DirCycle => "dir_cycle",
+            ProblemKind::AllocKeyInvalid => "alloc_key_invalid",
+            ProblemKind::DirentRoot => "dirent_root",
+        }
+    }
+
+    /// The persistent number.
+    pub const fn number(self) -> u32 {
+        self as u32
+    }
+}
+
 /// One problem found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Problem {
