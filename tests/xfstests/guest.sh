@@ -45,6 +45,11 @@ add_user 123456-fsgqa 31003
 mkdir -p /run/varlib/upper /run/varlib/work
 mount -t overlay overlay -o lowerdir=/var/lib,upperdir=/run/varlib/upper,workdir=/run/varlib/work /var/lib
 
+# A writable fstests tree: tests link their output variants into tests/
+# (_link_out_file) and check writes state beside itself.
+mkdir -p /run/fstests/upper /run/fstests/work
+mount -t overlay overlay -o lowerdir="$src",upperdir=/run/fstests/upper,workdir=/run/fstests/work "$src"
+
 mkdir -p /mnt/test /mnt/scratch "$results"
 export PATH=$bindir:$PATH
 # check mounts TEST_DEV before it reads the section (which then makes the

@@ -14,7 +14,8 @@
 #               [--section arborfs] [--timeout SECS] [--list FILE]
 #   --list FILE  the tests named in FILE (one per line, # comments)
 # Env: XFSTESTS (required), ARBORFS, KO, KERNEL as for tests/qemu (env.sh),
-#      XFSTESTS_DISK_SIZE (default 8G), XFSTESTS_OUT (default tests/out/xfstests).
+#      XFSTESTS_DISK_SIZE (default 8G), XFSTESTS_OUT (default tests/out/xfstests),
+#      XFSTESTS_SMP (guest CPUs, default 2; 1 lets two runs share two cores).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../qemu/env.sh
@@ -89,6 +90,7 @@ while ((${#remaining[@]})); do
 	log=$OUT/console-$boot.log
 	printf '%s\n' "${remaining[@]}" >"$OUT/share/tests-$boot"
 	setsid "$ROOT/tests/qemu/run-guest.sh" --kernel "$KERNEL" --module "$KO" --mem 3G --timeout 86400 \
+		--smp "${XFSTESTS_SMP:-2}" \
 		--disk "$OUT/disks/test.img" --disk "$OUT/disks/scratch.img" --disk "$OUT/disks/logwrites.img" \
 		--outdir "$OUT/share" --log "$log" --quiet -- \
 		bash "$HERE/guest.sh" "$FSTESTS" "$CONFIG" "$RESULTS" "$SECTION" "$EXCLUDE" "$OUT/bin" "$fstyp" \
