@@ -148,6 +148,12 @@ impl BtreeId {
         }
     }
 
+    /// Whether keys of this b-tree are versioned by snapshot (the others
+    /// hold the file system's own state: allocation, the orphan list).
+    pub const fn snapshotted(self) -> bool {
+        matches!(self, BtreeId::Extents | BtreeId::Inodes | BtreeId::Dirents | BtreeId::Xattrs)
+    }
+
     /// Whether `kind` may appear in a leaf of this b-tree.
     pub const fn allows(self, kind: KeyType) -> bool {
         matches!(

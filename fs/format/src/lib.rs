@@ -7,6 +7,7 @@
 //! module (`#[path]`) instead of a crate. `Documentation/format.md` describes the
 //! same layouts byte by byte.
 #![cfg_attr(not(arborfs_kernel), no_std)]
+#![warn(missing_docs)]
 
 #[cfg(test)]
 extern crate std;
@@ -46,6 +47,8 @@ pub const MAX_NODE_SIZE: u32 = 1 << 20;
 pub const MIN_BUCKET_SIZE: u32 = 64 * 1024;
 /// Largest supported bucket size.
 pub const MAX_BUCKET_SIZE: u32 = 64 << 20;
+/// A bucket holds at least this many b-tree nodes.
+pub const MIN_NODES_PER_BUCKET: u32 = 4;
 
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 4096;

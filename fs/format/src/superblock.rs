@@ -239,7 +239,8 @@ impl Superblock {
         }
         for m in self.members() {
             check_pow2(m.bucket_size, MIN_BUCKET_SIZE, MAX_BUCKET_SIZE, "bucket size")?;
-            if m.bucket_size < self.node_size {
+            // (Checkpoints need a few nodes per bucket to end: §5.)
+            if u64::from(m.bucket_size) < u64::from(self.node_size) * u64::from(super::MIN_NODES_PER_BUCKET) {
                 return Err(FormatError::BadField("bucket size"));
             }
             let covered = m.nbuckets.checked_mul(u64::from(m.bucket_size));
