@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use arborfs_engine::btree::cursor::{Cursor, View};
 use arborfs_engine::format::alloc_info::AllocInfo;
 use arborfs_engine::format::dirent::Dirent;
 use arborfs_engine::format::extent::Extent;
 use arborfs_engine::format::inode::Inode;
 use arborfs_engine::format::xattr::Xattr;
 use arborfs_engine::format::{BtreeId, KeyType, Pos};
-use arborfs_engine::sys::TryVec;
 use arborfs_engine::OpenOptions;
 use serde::Serialize;
 
@@ -215,7 +215,6 @@ pub fn run(a: &Args) -> ExitCode {
         let h = Header { version: 1, devices: a.devices.iter().map(|d| d.display().to_string()).collect() };
         println!("{}", serde_json::to_string(&h).unwrap_or_default());
     }
-    let mut val = TryVec::new();
     for id in BtreeId::ALL {
         if a.btree.as_deref().is_some_and(|b| b != id.name()) {
             continue;
@@ -223,9 +222,9 @@ pub fn run(a: &Args) -> ExitCode {
         if !a.json {
             println!("b-tree {}:", id.name());
         }
-        let mut from = Pos::MIN;
+        let mut c = Cursor::new(id, Pos::MIN, Pos::MAX, View::LIVE);
         loop {
-            match fs.peek(id, from, Pos::MAX, &mut val) {
+            match fs.next_key(&mut c) {
                 Ok(Some((pos, kind))) => {
                     if a.json {
                         let k = KeyJson {
@@ -233,7 +232,7 @@ pub fn run(a: &Args) -> ExitCode {
                             inode: pos.inode,
                             offset: pos.offset,
                             snapshot: pos.snapshot,
-                            value: decode(kind, &val),
+                            value: decode(kind, c.value()),
                         };
                         println!("{}", serde_json::to_string(&k).unwrap_or_default());
                     } else {
@@ -242,12 +241,8 @@ pub fn run(a: &Args) -> ExitCode {
                             pos.inode,
                             pos.offset,
                             pos.snapshot,
-                            describe_value(kind, &val)
+                            describe_value(kind, c.value())
                         );
-                    }
-                    match pos.successor() {
-                        Some(p) => from = p,
-                        None => break,
                     }
                 }
                 Ok(None) => break,

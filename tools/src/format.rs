@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use arborfs_engine::format::checksum::ChecksumType;
-use arborfs_engine::format::extent::Compression;
 use arborfs_engine::format::superblock::{make_label, LABEL_BYTES, SB_OFFSETS};
 use arborfs_engine::fs::format::{layout, MemberOptions, MIN_DEVICE_BYTES};
 use arborfs_engine::fs::FormatOptions;
@@ -123,23 +122,8 @@ fn parse_options(a: &Args) -> ToolResult<FormatOptions> {
     };
     o.meta_csum = csum(&a.metadata_checksum)?;
     o.data_csum = csum(&a.data_checksum)?;
-    let (name, level) = match a.compression.split_once(':') {
-        Some((n, l)) => (n, Some(l)),
-        None => (a.compression.as_str(), None),
-    };
-    o.compression = Compression::from_name(name)
-        .ok_or_else(|| err(format!("unknown compression {name:?} (none, lz4, zstd)")))?;
-    if let Some(l) = level {
-        let lv: u8 = l
-            .parse()
-            .ok()
-            .filter(|v| (1..=19).contains(v))
-            .ok_or_else(|| err(format!("compression level {l:?} is not 1 to 19")))?;
-        if o.compression != Compression::Zstd {
-            return Err(err("only zstd takes a compression level".into()));
-        }
-        o.compression_level = lv;
-    }
+    (o.compression, o.compression_level) = arborfs_engine::fs::options::parse_compression(&a.compression)
+        .map_err(|why| err(format!("--compression {:?}: {why}", a.compression)))?;
     if a.devices.len() > o.members.len() {
         return Err(err(format!("at most {} devices", o.members.len())));
     }

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use arborfs_engine::btree::cursor::{Cursor, View};
 use arborfs_engine::format::alloc_info::{AllocInfo, DataType};
 use arborfs_engine::format::inode::{Inode, S_IFREG};
 use arborfs_engine::format::node::{BtreePtr, NodeBuilder, NodeHeader};
@@ -124,14 +125,12 @@ fn fsck_reports_then_repairs() {
         devs.try_push(FileDevice::open(&img, false).unwrap()).unwrap();
         let mut fs =
             Fs::open(devs, &arborfs_engine::OpenOptions { read_only: true, ..Default::default() }).unwrap();
-        let mut v = TryVec::new();
-        let mut from = Pos::MIN;
+        let mut c = Cursor::new(BtreeId::Alloc, Pos::MIN, Pos::MAX, View::LIVE);
         loop {
-            let (pos, _) = fs.peek(BtreeId::Alloc, from, Pos::MAX, &mut v).unwrap().unwrap();
-            if AllocInfo::decode(&v).unwrap().data_type == DataType::User {
+            let (pos, _) = fs.next_key(&mut c).unwrap().unwrap();
+            if AllocInfo::decode(c.value()).unwrap().data_type == DataType::User {
                 break pos;
             }
-            from = pos.successor().unwrap();
         }
     };
     rewrite(&mut image, BtreeId::Alloc, bucket, |old| {

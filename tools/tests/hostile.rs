@@ -319,7 +319,7 @@ fn misplaced_and_non_canonical_keys_are_repaired_once() {
 }
 
 #[test]
-fn repairs_that_need_an_unreadable_tree_are_not_made() {
+fn an_unreadable_node_is_cut_out_and_what_it_named_reconnected() {
     let mut linked = 0;
     let mut img = build(|fs| {
         linked = fs.create(ROOT_INO, b"a", S_IFREG | 0o644, 0, 0, 0).unwrap().ino;
@@ -330,7 +330,6 @@ fn repairs_that_need_an_unreadable_tree_are_not_made() {
         true
     });
     // One dirents leaf (not the one with "a" and "b") becomes unreadable.
-    let sb = img.sb().unwrap();
     let keep = [
         img.leaf_for(BtreeId::Dirents, dpos(ROOT_INO, name_slot(SEED, b"a"))).unwrap(),
         img.leaf_for(BtreeId::Dirents, dpos(ROOT_INO, name_slot(SEED, b"b"))).unwrap(),
@@ -343,17 +342,37 @@ fn repairs_that_need_an_unreadable_tree_are_not_made() {
     img.bytes[leaf.offset as usize + 100] ^= 0xff;
     let d = Dir::new();
     let path = d.write(&img);
-    let before = std::fs::read(&path).unwrap();
-    let (code, out) = fsck(&path, "-y");
+    // Without repairs, only what a partial walk can know is reported, and
+    // nothing that needs the whole tree is claimed.
+    let (code, out) = fsck(&path, "-n");
     assert_eq!(code, 4, "{out}");
-    assert!(out.contains("not fixed"), "{out}");
-    assert!(!out.contains("lost+found") && !out.contains("(fixed)"), "repairs from a partial walk:\n{out}");
-    // Nothing the walk could not see was changed: the hard link keeps both names.
+    assert!(out.contains("b-tree node unreadable"), "{out}");
+    // Repairs cut the node out; the files it named go to lost+found, and
+    // one run is enough.
+    let (code, out) = fsck(&path, "-y");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("b-tree node unreadable") && out.contains("(fixed)"), "{out}");
+    assert!(!out.contains("not fixed"), "{out}");
+    let (code, out) = fsck(&path, "-n");
+    assert_eq!(code, 0, "converged:\n{out}");
     let mut devs = TryVec::new();
     devs.try_push(MemDevice { data: std::fs::read(&path).unwrap() }).unwrap();
     let mut fs = Fs::open(devs, &OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    // The hard link keeps both names; every file has a name again.
     assert_eq!(fs.getattr(linked).unwrap().inode.nlink, 2);
-    let _ = (before, sb);
+    let count = |fs: &mut Fs<MemDevice>, dir: u64| {
+        let mut n = 0;
+        fs.readdir(dir, 0, &mut |name, _, _, _| {
+            n += usize::from(name != b"lost+found");
+            true
+        })
+        .unwrap();
+        n
+    };
+    let lf = fs.lookup(ROOT_INO, b"lost+found").unwrap().ino;
+    let (in_root, in_lf) = (count(&mut fs, ROOT_INO), count(&mut fs, lf));
+    assert!(in_lf > 0, "the lost leaf named files");
+    assert_eq!(in_root + in_lf, 202, "{in_root} in the root, {in_lf} in lost+found");
 }
 
 #[test]

@@ -87,28 +87,28 @@ pub enum Error {
 impl Error {
     /// The positive errno value.
     pub const fn errno(&self) -> i32 {
+        use errno::*;
         match self {
-            Error::NoMem => 12,
-            Error::Io { .. } | Error::DataChecksum { .. } => 5,
-            Error::BadMetadata { .. } | Error::BadNode { .. } | Error::Corrupt(_) => 117, // EUCLEAN
-            Error::NotFound => 2,
-            Error::Exists => 17,
-            Error::NotDir => 20,
-            Error::IsDir => 21,
-            Error::NotEmpty => 39,
-            Error::NameTooLong => 36,
-            Error::Invalid => 22,
-            Error::NoSpace => 28,
-            Error::TooBig => 27,
-            Error::NoData => 61,
-            Error::Range => 34,
-            Error::ArgTooBig => 7,
-            Error::ReadOnly => 30,
-            Error::TooManyLinks => 31,
-            Error::Unsupported => 95,
-            Error::NotPermitted => 1,
-            Error::NoSuchOffset => 6,
-            Error::Internal(_) => 5,
+            Error::NoMem => ENOMEM,
+            Error::Io { .. } | Error::DataChecksum { .. } | Error::Internal(_) => EIO,
+            Error::BadMetadata { .. } | Error::BadNode { .. } | Error::Corrupt(_) => EUCLEAN,
+            Error::NotFound => ENOENT,
+            Error::Exists => EEXIST,
+            Error::NotDir => ENOTDIR,
+            Error::IsDir => EISDIR,
+            Error::NotEmpty => ENOTEMPTY,
+            Error::NameTooLong => ENAMETOOLONG,
+            Error::Invalid => EINVAL,
+            Error::NoSpace => ENOSPC,
+            Error::TooBig => EFBIG,
+            Error::NoData => ENODATA,
+            Error::Range => ERANGE,
+            Error::ArgTooBig => E2BIG,
+            Error::ReadOnly => EROFS,
+            Error::TooManyLinks => EMLINK,
+            Error::Unsupported => EOPNOTSUPP,
+            Error::NotPermitted => EPERM,
+            Error::NoSuchOffset => ENXIO,
         }
     }
 
@@ -167,4 +167,49 @@ pub type Result<T> = core::result::Result<T, Error>;
 /// Attach location to a format error.
 pub fn bad_metadata(what: &'static str, dev: u8, offset: u64) -> impl Fn(FormatError) -> Error {
     move |err| Error::BadMetadata { what, err, dev, offset }
+}
+
+/// Linux errno values (the kernel ABI; the module checks them against the
+/// kernel's own definitions at build time).
+pub mod errno {
+    /// Operation not permitted.
+    pub const EPERM: i32 = 1;
+    /// No such file or directory.
+    pub const ENOENT: i32 = 2;
+    /// I/O error.
+    pub const EIO: i32 = 5;
+    /// No such device or address (SEEK_DATA/SEEK_HOLE past the data).
+    pub const ENXIO: i32 = 6;
+    /// Argument list too long (an xattr value over the limit).
+    pub const E2BIG: i32 = 7;
+    /// Out of memory.
+    pub const ENOMEM: i32 = 12;
+    /// File exists.
+    pub const EEXIST: i32 = 17;
+    /// Not a directory.
+    pub const ENOTDIR: i32 = 20;
+    /// Is a directory.
+    pub const EISDIR: i32 = 21;
+    /// Invalid argument.
+    pub const EINVAL: i32 = 22;
+    /// File too large.
+    pub const EFBIG: i32 = 27;
+    /// No space left on device.
+    pub const ENOSPC: i32 = 28;
+    /// Read-only file system.
+    pub const EROFS: i32 = 30;
+    /// Too many links.
+    pub const EMLINK: i32 = 31;
+    /// Result out of range (a buffer too small).
+    pub const ERANGE: i32 = 34;
+    /// File name too long.
+    pub const ENAMETOOLONG: i32 = 36;
+    /// Directory not empty.
+    pub const ENOTEMPTY: i32 = 39;
+    /// No data available (no such xattr).
+    pub const ENODATA: i32 = 61;
+    /// Operation not supported.
+    pub const EOPNOTSUPP: i32 = 95;
+    /// Structure needs cleaning (on-disk damage).
+    pub const EUCLEAN: i32 = 117;
 }

@@ -3,6 +3,7 @@
 //! give clear errors (or be repaired), never a panic, and never wrong data.
 mod common;
 
+use arborfs_engine::btree::cursor::{Cursor, View};
 use arborfs_engine::format::extent::Extent;
 use arborfs_engine::format::inode::S_IFREG;
 use arborfs_engine::format::superblock::SB_OFFSETS;
@@ -67,13 +68,11 @@ fn data_corruption_is_an_io_error_not_wrong_data() {
     let (img, files) = populated();
     let mut fs = open(img.clone(), true).unwrap();
     let (ino, data) = files.iter().find(|(_, d)| d.len() > 10_000).unwrap().clone();
-    let mut val = TryVec::new();
-    let (_, kind) = fs
-        .peek(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), &mut val)
-        .unwrap()
-        .unwrap();
+    let mut c =
+        Cursor::new(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), View::LIVE);
+    let (_, kind) = fs.next_key(&mut c).unwrap().unwrap();
     assert_eq!(kind, KeyType::Extent);
-    let e = Extent::decode(&val).unwrap();
+    let e = Extent::decode(c.value()).unwrap();
     let mut bad = img.clone();
     bad[e.ptrs[0].offset as usize + 100] ^= 0x40;
     let mut fs = open(bad, true).unwrap();
@@ -134,14 +133,12 @@ fn random_byte_flips_never_panic_or_return_wrong_data() {
     let mut fs = open(img.clone(), true).unwrap();
     let bucket = u64::from(fs.sb.members()[0].bucket_size);
     let mut meta = Vec::new();
-    let mut val = TryVec::new();
-    let mut from = Pos::MIN;
-    while let Some((pos, _)) = fs.peek(BtreeId::Alloc, from, Pos::MAX, &mut val).unwrap() {
-        let a = arborfs_engine::format::alloc_info::AllocInfo::decode(&val).unwrap();
+    let mut c = Cursor::new(BtreeId::Alloc, Pos::MIN, Pos::MAX, View::LIVE);
+    while let Some((pos, _)) = fs.next_key(&mut c).unwrap() {
+        let a = arborfs_engine::format::alloc_info::AllocInfo::decode(c.value()).unwrap();
         if a.data_type == arborfs_engine::format::alloc_info::DataType::Btree {
             meta.push(pos.offset * bucket);
         }
-        from = pos.successor().unwrap();
     }
     assert!(!meta.is_empty());
     drop(fs);

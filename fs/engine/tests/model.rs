@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use arborfs_engine::format::inode::{S_IFDIR, S_IFLNK, S_IFREG};
 use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::fs::dirent::{RENAME_EXCHANGE, RENAME_NOREPLACE};
-use arborfs_engine::fs::io::{FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE};
+use arborfs_engine::fs::extent::{FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE};
 use arborfs_engine::sys::{MemDevice, TryVec};
 use arborfs_engine::{Error, Fs};
 use common::*;

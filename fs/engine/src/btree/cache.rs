@@ -14,6 +14,9 @@ pub struct NodeCache {
     /// (device, offset, slot), sorted by (device, offset): clean nodes only.
     index: TryVec<(u8, u64, u32)>,
     tick: u64,
+    /// Moves on whenever a slot is emptied: a cursor that remembers a slot
+    /// checks it to know the slot still holds its node.
+    pub epoch: u64,
     /// Memory held by cached nodes.
     pub bytes: usize,
     /// Memory budget for clean nodes.
@@ -28,6 +31,7 @@ impl NodeCache {
             free: TryVec::new(),
             index: TryVec::new(),
             tick: 0,
+            epoch: 0,
             bytes: 0,
             budget,
         }
@@ -87,6 +91,7 @@ impl NodeCache {
             self.index_del(p);
         }
         self.bytes = self.bytes.saturating_sub(node.mem_bytes());
+        self.epoch = self.epoch.wrapping_add(1);
         self.free.try_push(slot)?;
         Ok(node)
     }
@@ -142,18 +147,5 @@ impl NodeCache {
             freed += self.remove(slot)?.mem_bytes();
         }
         Ok(freed)
-    }
-
-    /// Every occupied slot number.
-    pub fn occupied(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u32)
-    }
-
-    /// Drop every node.
-    pub fn clear(&mut self) {
-        self.slots.clear();
-        self.free.clear();
-        self.index.clear();
-        self.bytes = 0;
     }
 }

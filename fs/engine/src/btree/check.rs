@@ -1,142 +1,169 @@
-//! fsck passes over b-tree structure: every node reachable from the roots is
-//! read from disk and verified (checksum, level, sequence, key order, ranges,
-//! value formats), and live nodes are counted per bucket for the bucket
-//! pass; then every key is checked to sit at a position its b-tree allows.
+//! fsck of b-tree structure: every node reachable from a root is read from
+//! disk and verified (checksum, level, sequence, key order, ranges, value
+//! formats). The caller is told of each node and of each failure; what it
+//! makes of them (bucket counts, reports, pruning) is its business.
+//!
+//! [`Btrees::prune`] is the repair: it cuts a node that cannot be read out
+//! of its tree, so that the rest of the tree can be walked, checked and
+//! changed again. What the node held is lost; it was unreadable anyway.
 
-use crate::error::Result;
-use crate::format::node::BtreePtr;
-use crate::format::{BtreeId, KeyType, Pos, ROOT_INO, SNAPSHOT_ROOT};
-use crate::fs::Fs;
-use crate::fsck::{ProblemKind, Reporter};
-use crate::sys::{BlockDevice, TryVec};
+use super::node::{ChildRef, Node};
+use super::{Btrees, NodeStore};
+use crate::error::{Error, Result};
+use crate::format::node::{BtreePtr, MAX_DEPTH};
+use crate::format::{BtreeId, Pos};
+use crate::sys::TryVec;
 
-/// Live b-tree nodes per bucket, per member.
-pub type NodeCounts = TryVec<TryVec<u32>>;
-
-/// Where a key found at the non-canonical `pos` belongs, if anywhere: the
-/// fixed fields set to their fixed values, when what is left is a valid
-/// position.
-fn canonical_of(btree: BtreeId, pos: Pos) -> Option<Pos> {
-    let p = match btree {
-        BtreeId::Extents | BtreeId::Dirents | BtreeId::Xattrs => Pos { snapshot: SNAPSHOT_ROOT, ..pos },
-        BtreeId::Inodes => Pos::new(pos.inode, 0, SNAPSHOT_ROOT),
-        BtreeId::Alloc => Pos { snapshot: 0, ..pos },
-        BtreeId::Orphans if pos.inode == 0 || pos.offset >= ROOT_INO => Pos::new(0, pos.offset, 0),
-        BtreeId::Orphans => Pos::new(0, pos.inode, 0),
-    };
-    btree.canonical(p).then_some(p)
+/// What the walk of one tree met.
+pub enum NodeEvent<'a> {
+    /// A node pointer (counted before its node is read).
+    Pointer(&'a BtreePtr),
+    /// A node that read and verified.
+    Good {
+        /// Its level (0: a leaf).
+        level: u8,
+        /// Keys it holds.
+        keys: usize,
+    },
+    /// The node at `ptr`, which its parent gives `[min, max]`, could not be
+    /// read or verified; nothing below it was walked.
+    Bad {
+        /// Where it is.
+        ptr: BtreePtr,
+        /// The start of its range (the key [`Btrees::prune`] finds it by).
+        min: Pos,
+        /// Why.
+        err: Error,
+    },
+    /// The walk could not go on at all (too deep): the tree is incomplete.
+    Stopped(Error),
 }
 
-impl<D: BlockDevice> Fs<D> {
-    /// An all-zero count table shaped like the bucket tables.
-    pub(crate) fn node_count_table(&self) -> Result<NodeCounts> {
-        let mut counts: NodeCounts = TryVec::new();
-        for t in self.alloc.tables.iter() {
-            let mut c = TryVec::new();
-            c.try_resize(t.len(), 0u32)?;
-            counts.try_push(c)?;
-        }
-        Ok(counts)
-    }
-
-    /// Count one node at `p` in `counts`.
-    pub(crate) fn count_node(&self, counts: &mut NodeCounts, p: &BtreePtr) {
-        if let Some((b, _)) = self.bucket_of(p.dev, p.offset) {
-            if let Some(c) = counts.get_mut(usize::from(p.dev)).and_then(|t| t.get_mut(b as usize)) {
-                *c += 1;
+impl Btrees {
+    /// Read and verify every node of `btree` from the store (nodes changed
+    /// in memory are walked in memory), depth first.
+    pub fn verify_tree(
+        &mut self,
+        store: &mut dyn NodeStore,
+        btree: BtreeId,
+        f: &mut dyn FnMut(NodeEvent<'_>),
+    ) -> Result<()> {
+        let Some(root) = self.root(btree) else { return Ok(()) };
+        let mut stack: TryVec<(ChildRef, Pos, Pos, u8)> = TryVec::new();
+        stack.try_push((root, Pos::MIN, Pos::MAX, 0))?;
+        while let Some((r, min, max, depth)) = stack.pop() {
+            if depth >= MAX_DEPTH {
+                f(NodeEvent::Stopped(Error::Corrupt("b-tree deeper than the maximum depth")));
+                continue;
             }
-        }
-    }
-
-    /// Verify every node; returns live node counts per bucket. A tree that
-    /// cannot be walked or read completely is marked lost in the reporter.
-    pub(crate) fn check_btrees(&mut self, r: &mut Reporter<'_>) -> Result<NodeCounts> {
-        let mut counts = self.node_count_table()?;
-        for (i, id) in BtreeId::ALL.into_iter().enumerate() {
-            let mut ptrs: TryVec<(BtreePtr, Pos, Pos)> = TryVec::new();
-            let walked = self.walk_tree_ptrs(id, &mut |p, _, min, max| ptrs.try_push((*p, min, max)));
-            if let Err(e) = walked {
-                r.walked.lost(id);
-                r.error(ProblemKind::BadNode, i as u64, e);
-            }
-            (r.progress)("b-tree nodes", i as u64, BtreeId::ALL.len() as u64);
-            for &(p, min, max) in ptrs.iter() {
-                self.count_node(&mut counts, &p);
-                match self.read_node(p, id, min, max) {
-                    Ok(n) => {
-                        r.report.nodes += 1;
-                        if n.level == 0 {
-                            r.report.keys += n.keys.len() as u64;
+            let children = match r {
+                ChildRef::Disk(p) => {
+                    f(NodeEvent::Pointer(&p));
+                    match self.read_node(store, p, btree, min, max) {
+                        Ok(n) => {
+                            f(NodeEvent::Good { level: n.level, keys: n.keys.len() });
+                            children_of(&n, min, max)?
+                        }
+                        Err(Error::NoMem) => return Err(Error::NoMem),
+                        Err(err) => {
+                            f(NodeEvent::Bad { ptr: p, min, err });
+                            continue;
                         }
                     }
-                    Err(e) => {
-                        r.walked.lost(id);
-                        r.error(ProblemKind::BadNode, i as u64, e);
-                    }
                 }
-            }
-        }
-        // Nodes released since the last checkpoint are still live on disk.
-        for p in self.pending_release.iter() {
-            self.count_node(&mut counts, p);
-        }
-        (r.progress)("b-tree nodes", BtreeId::ALL.len() as u64, BtreeId::ALL.len() as u64);
-        Ok(counts)
-    }
-
-    /// Every key must sit at a position its b-tree allows (`format.md`
-    /// invariant 12); lookups never see the others. A misplaced key moves
-    /// to its canonical position when that is free, else it goes.
-    pub(crate) fn check_positions(&mut self, r: &mut Reporter<'_>) -> Result<()> {
-        let mut val = TryVec::new();
-        for (i, id) in BtreeId::ALL.into_iter().enumerate() {
-            (r.progress)("key positions", i as u64, BtreeId::ALL.len() as u64);
-            let mut from = Pos::MIN;
-            loop {
-                let (pos, kind) = match self.peek_raw(id, from, Pos::MAX, &mut val) {
-                    Ok(Some(k)) => k,
-                    Ok(None) => break,
-                    Err(e) => {
-                        r.tree_lost(id, e);
-                        break;
-                    }
-                };
-                let alloc_ok = id != BtreeId::Alloc || self.alloc_key_possible(pos);
-                if !id.canonical(pos) {
-                    let fix = r.fixing();
-                    if fix {
-                        self.move_key(id, pos, kind, &val, canonical_of(id, pos))?;
-                    }
-                    r.problem(ProblemKind::KeyPosition, pos.inode, pos.offset, u64::from(pos.snapshot), fix);
-                } else if !alloc_ok {
-                    let fix = r.fixing();
-                    if fix {
-                        self.in_txn(|fs| fs.btree_delete(id, pos).map(|_| ()))?;
-                    }
-                    r.problem(ProblemKind::AllocKeyInvalid, pos.inode, pos.offset, 0, fix);
-                }
-                match pos.successor() {
-                    Some(p) => from = p,
-                    None => break,
-                }
+                ChildRef::Mem(slot) => children_of(self.cache.get(slot)?, min, max)?,
+            };
+            for (c, cmin, cmax) in children.iter().rev().copied() {
+                stack.try_push((c, cmin, cmax, depth + 1))?;
             }
         }
         Ok(())
     }
 
-    /// Move the key at `from` to `to` if that is free (else drop it).
-    fn move_key(&mut self, id: BtreeId, from: Pos, kind: KeyType, val: &[u8], to: Option<Pos>) -> Result<()> {
-        let mut scratch = TryVec::new();
-        let to = match to {
-            Some(p) if self.peek_raw(id, p, p, &mut scratch)?.is_none() => Some(p),
-            _ => None,
-        };
-        self.in_txn(|fs| {
-            fs.btree_delete(id, from)?;
-            if let Some(p) = to {
-                fs.btree_set(id, p, kind, val)?;
+    /// Cut the node at `bad` (whose range starts at `min`) out of `btree`:
+    /// its parent forgets it (its range goes to a neighbour), parents left
+    /// with no child go too, and a bad root empties the tree. Returns
+    /// whether the pointer was found.
+    pub fn prune(
+        &mut self,
+        store: &mut dyn NodeStore,
+        btree: BtreeId,
+        bad: BtreePtr,
+        min: Pos,
+    ) -> Result<bool> {
+        let Some(root) = self.root(btree) else { return Ok(false) };
+        if root == ChildRef::Disk(bad) {
+            self.set_root(btree, None)?;
+            store.release(&bad)?;
+            self.changed();
+            return Ok(true);
+        }
+        // Down towards `min`, copying the nodes on the way, until the
+        // parent holding the bad pointer.
+        let mut path = self.descend_mut_to(store, btree, min, Some(bad))?;
+        let Some(d) = path.depth.checked_sub(1) else { return Ok(false) };
+        let parent = *path.slots.get(d).ok_or(Error::Internal("path"))?;
+        let n = self.cache.get(parent)?;
+        let i = n.child_index(min);
+        if n.level == 0 || n.value(i).ok().and_then(|v| ChildRef::decode(v).ok()) != Some(ChildRef::Disk(bad))
+        {
+            return Ok(false);
+        }
+        self.remove_child(parent, i)?;
+        store.release(&bad)?;
+        // Interior nodes left empty go from their parents, upwards.
+        let mut depth = path.depth;
+        while let Some(k) = depth.checked_sub(1) {
+            let slot = *path.slots.get(k).ok_or(Error::Internal("path"))?;
+            if !self.cache.get(slot)?.keys.is_empty() {
+                break;
             }
-            Ok(())
-        })
+            self.cache.remove(slot)?;
+            self.dirty_nodes = self.dirty_nodes.saturating_sub(1);
+            depth = k;
+            match k.checked_sub(1) {
+                Some(up) => {
+                    let p = *path.slots.get(up).ok_or(Error::Internal("path"))?;
+                    let at = *path.idx.get(up).ok_or(Error::Internal("path"))?;
+                    self.remove_child(p, at)?;
+                }
+                None => self.set_root(btree, None)?,
+            }
+        }
+        self.changed();
+        path.depth = depth;
+        if depth > 0 {
+            self.rebalance(store, btree, &path)?;
+        }
+        Ok(true)
     }
+
+    /// Delete child `i` of interior node `slot`; a first child's range
+    /// goes to the next one.
+    fn remove_child(&mut self, slot: u32, i: usize) -> Result<()> {
+        let n = self.cache.get_mut(slot)?;
+        let before = n.mem_bytes();
+        n.delete_index(i);
+        if i == 0 && !n.keys.is_empty() {
+            let min = n.min;
+            n.set_pos(0, min);
+        }
+        let after = n.mem_bytes();
+        self.cache.resize(before, after);
+        Ok(())
+    }
+}
+
+/// The children of interior node `n` (covering `[min, max]`) with their
+/// ranges; none for a leaf.
+fn children_of(n: &Node, min: Pos, max: Pos) -> Result<TryVec<(ChildRef, Pos, Pos)>> {
+    let mut out = TryVec::new();
+    if n.level == 0 {
+        return Ok(out);
+    }
+    for i in 0..n.keys.len() {
+        let (cmin, cmax) = n.child_range(i, min, max);
+        out.try_push((ChildRef::decode(n.value(i)?)?, cmin, cmax))?;
+    }
+    Ok(out)
 }

@@ -122,14 +122,16 @@ impl Node {
         self.keys.partition_point(|k| k.pos <= pos).saturating_sub(1)
     }
 
-    /// Range covered by child `i` of this interior node.
-    pub fn child_range(&self, i: usize) -> (Pos, Pos) {
-        let min = if i == 0 { self.min } else { self.keys.get(i).map_or(self.min, |k| k.pos) };
-        let max = match self.keys.get(i + 1) {
+    /// Range covered by child `i` of this interior node, whose own range
+    /// is `[min, max]` (a child's range comes from its parent: from its key,
+    /// or `min` for the first child, to the next key minus one, or `max`).
+    pub fn child_range(&self, i: usize, min: Pos, max: Pos) -> (Pos, Pos) {
+        let cmin = if i == 0 { min } else { self.keys.get(i).map_or(min, |k| k.pos) };
+        let cmax = match self.keys.get(i + 1) {
             Some(next) => next.pos.predecessor().unwrap_or(Pos::MIN),
-            None => self.max,
+            None => max,
         };
-        (min, max)
+        (cmin, cmax)
     }
 
     fn push_value(&mut self, val: &[u8]) -> Result<(u32, u32)> {
@@ -301,7 +303,7 @@ impl Node {
                     return Err("interior node holds a non-pointer key");
                 }
                 let p = BtreePtr::decode(e.value).map_err(|_| "malformed child pointer")?;
-                if p.dev == MEM_DEV || p.level + 1 != h.level {
+                if p.dev == MEM_DEV || p.level.checked_add(1) != Some(h.level) {
                     return Err("child pointer with bad device or level");
                 }
             } else {

@@ -1,59 +1,61 @@
-//! Writing dirty nodes at a checkpoint, children before parents.
+//! Writing dirty nodes at a checkpoint, children before parents, each to a
+//! new place the store gives; and walking the node pointers of a tree.
 
 use super::node::ChildRef;
+use super::{Btrees, NodeStore};
 use crate::error::{Error, Result};
 use crate::format::node::{BtreePtr, MAX_DEPTH};
 use crate::format::{BtreeId, KeyType, Pos};
-use crate::fs::Fs;
-use crate::sys::{BlockDevice, TryVec};
+use crate::sys::TryVec;
 
-impl<D: BlockDevice> Fs<D> {
-    /// Write every dirty node of `btree` with sequence `seq`.
-    pub(crate) fn write_tree(&mut self, btree: BtreeId, seq: u64) -> Result<()> {
-        if let Some(ChildRef::Mem(slot)) = self.roots.get(btree.index()).copied().flatten() {
-            let p = self.write_subtree(slot, seq, 0)?;
-            self.set_root_ref(btree, ChildRef::Disk(p))?;
+impl Btrees {
+    /// Write every dirty node of `btree`, with sequence `seq`.
+    pub fn write_tree(&mut self, store: &mut dyn NodeStore, btree: BtreeId, seq: u64) -> Result<()> {
+        if let Some(ChildRef::Mem(slot)) = self.root(btree) {
+            let p = self.write_subtree(store, slot, seq, 0)?;
+            self.set_root(btree, Some(ChildRef::Disk(p)))?;
+            self.changed();
         }
         Ok(())
     }
 
-    fn set_root_ref(&mut self, btree: BtreeId, r: ChildRef) -> Result<()> {
-        *self.roots.get_mut(btree.index()).ok_or(Error::Internal("btree id"))? = Some(r);
-        Ok(())
-    }
-
-    fn write_subtree(&mut self, slot: u32, seq: u64, depth: u8) -> Result<BtreePtr> {
+    fn write_subtree(
+        &mut self,
+        store: &mut dyn NodeStore,
+        slot: u32,
+        seq: u64,
+        depth: u8,
+    ) -> Result<BtreePtr> {
         if depth >= MAX_DEPTH {
             return Err(Error::Internal("b-tree too deep to write"));
         }
         let n = self.cache.get(slot)?;
         if n.level > 0 {
-            let mut children: TryVec<(usize, Pos, u32)> = TryVec::new();
+            let mut children: TryVec<(Pos, u32)> = TryVec::new();
             for i in 0..n.keys.len() {
                 if let ChildRef::Mem(c) = ChildRef::decode(n.value(i)?)? {
                     let pos = n.keys.get(i).ok_or(Error::Internal("key"))?.pos;
-                    children.try_push((i, pos, c))?;
+                    children.try_push((pos, c))?;
                 }
             }
-            for &(_, pos, c) in children.iter() {
-                let p = self.write_subtree(c, seq, depth + 1)?;
+            for &(pos, c) in children.iter() {
+                let p = self.write_subtree(store, c, seq, depth + 1)?;
                 self.cache.get_mut(slot)?.set(pos, KeyType::BtreePtr, &ChildRef::Disk(p).encode())?;
             }
         }
-        let mut p = self.alloc_node()?;
-        let node_size = self.sb.node_size as usize;
-        if self.io_buf.len() < node_size {
-            self.io_buf.try_resize(node_size, 0)?;
+        let mut p = store.allocate()?;
+        let node_size = self.node_size;
+        if self.buf.len() < node_size {
+            self.buf.try_resize(node_size, 0)?;
         }
         let n = self.cache.get(slot)?;
-        let buf = self.io_buf.get_mut(..node_size).ok_or(Error::Internal("io buffer"))?;
-        let used = n.encode(buf, seq, self.sb.meta_csum)?;
-        let len =
-            crate::format::round_up(used as u64, u64::from(self.sb.block_size)).unwrap_or(node_size as u64);
+        let buf = self.buf.get_mut(..node_size).ok_or(Error::Internal("node buffer"))?;
+        let used = n.encode(buf, seq, store.checksum())?;
+        let len = crate::format::round_up(used as u64, store.block_size() as u64).unwrap_or(node_size as u64);
         p.level = n.level;
         p.seq = seq;
-        let data = buf.get(..len as usize).ok_or(Error::Internal("io buffer"))?;
-        self.devs.get_mut(usize::from(p.dev)).ok_or(Error::Internal("device"))?.write_at(p.offset, data)?;
+        let image = buf.get(..len as usize).ok_or(Error::Internal("node buffer"))?;
+        store.write(&p, image)?;
         let n = self.cache.get_mut(slot)?;
         n.dirty = false;
         n.disk = Some(p);
@@ -63,61 +65,45 @@ impl<D: BlockDevice> Fs<D> {
         Ok(p)
     }
 
-    /// Call `f` with every node pointer reachable from the roots (the roots
-    /// included) and the level of the node it points to. Interior nodes are
-    /// loaded; leaves are not.
-    pub(crate) fn walk_node_ptrs(
+    /// Call `f` with every node pointer of `btree` (its root included), the
+    /// range its parent gives it: interior nodes are loaded, leaves are not.
+    /// An interior node that cannot be read fails the walk, unless
+    /// `skip_damaged`: then what lies below a damaged one is left out (fsck
+    /// reports it).
+    pub fn walk_ptrs(
         &mut self,
-        f: &mut dyn FnMut(&BtreePtr, BtreeId, Pos, Pos) -> Result<()>,
+        store: &mut dyn NodeStore,
+        btree: BtreeId,
+        skip_damaged: bool,
+        f: &mut dyn FnMut(&BtreePtr, Pos, Pos) -> Result<()>,
     ) -> Result<()> {
-        for id in BtreeId::ALL {
-            self.walk_tree_ptrs(id, f)?;
-        }
-        Ok(())
-    }
-
-    /// [`Fs::walk_node_ptrs`] for one b-tree.
-    pub(crate) fn walk_tree_ptrs(
-        &mut self,
-        id: BtreeId,
-        f: &mut dyn FnMut(&BtreePtr, BtreeId, Pos, Pos) -> Result<()>,
-    ) -> Result<()> {
-        {
-            let root = match self.roots.get(id.index()).copied().flatten() {
-                None => return Ok(()),
-                Some(r) => r,
-            };
-            let mut stack: TryVec<(ChildRef, Pos, Pos)> = TryVec::new();
-            stack.try_push((root, Pos::MIN, Pos::MAX))?;
-            while let Some((r, min, max)) = stack.pop() {
-                let slot = match r {
-                    ChildRef::Disk(p) => {
-                        f(&p, id, min, max)?;
-                        if p.level == 0 {
-                            continue;
-                        }
-                        self.load_node_for_walk(p, id, min, max)?
+        let Some(root) = self.root(btree) else { return Ok(()) };
+        let mut stack: TryVec<(ChildRef, Pos, Pos)> = TryVec::new();
+        stack.try_push((root, Pos::MIN, Pos::MAX))?;
+        while let Some((r, min, max)) = stack.pop() {
+            let slot = match r {
+                ChildRef::Disk(p) => {
+                    f(&p, min, max)?;
+                    if p.level == 0 {
+                        continue;
                     }
-                    ChildRef::Mem(s) => s,
-                };
-                let n = self.cache.get(slot)?;
-                if n.level == 0 {
-                    continue;
+                    match self.load(store, p, btree, min, max) {
+                        Ok(slot) => slot,
+                        Err(e) if skip_damaged && e.is_damage() => continue,
+                        Err(e) => return Err(e),
+                    }
                 }
-                for i in 0..n.keys.len() {
-                    let (cmin, cmax) = super::child_range(n, i, min, max);
-                    stack.try_push((ChildRef::decode(n.value(i)?)?, cmin, cmax))?;
-                }
+                ChildRef::Mem(s) => s,
+            };
+            let n = self.cache.get(slot)?;
+            if n.level == 0 {
+                continue;
+            }
+            for i in 0..n.keys.len() {
+                let (cmin, cmax) = n.child_range(i, min, max);
+                stack.try_push((ChildRef::decode(n.value(i)?)?, cmin, cmax))?;
             }
         }
         Ok(())
-    }
-
-    fn load_node_for_walk(&mut self, p: BtreePtr, id: BtreeId, min: Pos, max: Pos) -> Result<u32> {
-        if let Some(s) = self.cache.lookup(&p) {
-            return Ok(s);
-        }
-        let n = self.read_node(p, id, min, max)?;
-        self.cache.insert(n)
     }
 }

@@ -7,14 +7,15 @@
 //! that needs a complete tree is made only when the tree was read
 //! completely ([`Reporter::may_fix`]); the others are local to one key.
 
-use super::inode::orphan_pos;
+use super::orphan::orphan_pos;
 use super::Fs;
-use crate::buckets::check::Usage;
+use crate::btree::cursor::{Cursor, View};
 use crate::error::{Error, Result};
 use crate::format::dirent::{name_slot, Dirent, HASH_PROBE};
 use crate::format::extent::Extent;
 use crate::format::inode::{dirent_type, Inode};
 use crate::format::{BtreeId, KeyType, Pos, NAME_MAX, ROOT_INO};
+use crate::fsck::buckets::{bucket_table, Usage};
 use crate::fsck::{ProblemKind, Reporter};
 use crate::sys::{BlockDevice, TryVec};
 
@@ -78,14 +79,15 @@ fn info(infos: &[InoInfo], ino: u64) -> Option<InoInfo> {
     find(infos, ino).and_then(|i| infos.get(i)).copied()
 }
 
-/// Iterate every key of a b-tree (canonical positions only); `continue` in
-/// the body moves on to the next key. A key that cannot be read ends the
-/// walk and marks the tree lost.
+/// Iterate every key of a b-tree (canonical positions only) with a cursor;
+/// `continue` in the body moves on to the next key. A key that cannot be
+/// read ends the walk and marks the tree lost. The body may change the
+/// file system: the cursor finds its place again.
 macro_rules! each_key {
     ($fs:expr, $r:expr, $id:expr, $val:ident, |$pos:ident, $kind:ident| $body:block) => {{
-        let mut from = Some(Pos::MIN);
-        while let Some(at) = from {
-            let next = match $fs.peek($id, at, Pos::MAX, &mut $val) {
+        let mut cursor = Cursor::new($id, Pos::MIN, Pos::MAX, View::LIVE);
+        loop {
+            let next = match $fs.next_key(&mut cursor) {
                 Ok(n) => n,
                 Err(e) => {
                     $r.tree_lost($id, e);
@@ -93,7 +95,8 @@ macro_rules! each_key {
                 }
             };
             let Some(($pos, $kind)) = next else { break };
-            from = $pos.successor();
+            $val.clear();
+            $val.try_extend_from_slice(cursor.value())?;
             let _ = $kind;
             $body
         }
@@ -139,7 +142,7 @@ const NAMESPACE: [BtreeId; 3] = [BtreeId::Inodes, BtreeId::Dirents, BtreeId::Orp
 impl<D: BlockDevice> Fs<D> {
     /// Run the logical passes; returns per-bucket usage for the bucket pass.
     pub(crate) fn check_fs(&mut self, r: &mut Reporter<'_>) -> Result<Usage> {
-        let mut usage = self.usage_table()?;
+        let mut usage: Usage = bucket_table(&self.alloc)?;
         let mut infos: TryVec<InoInfo> = TryVec::new();
         let mut val = TryVec::new();
 
@@ -156,9 +159,16 @@ impl<D: BlockDevice> Fs<D> {
             r.report.inodes += 1;
         });
         (r.progress)("files", 1, 6);
-        let root_ok = info(&infos, ROOT_INO).is_some_and(|x| x.dtype == DT_DIR);
+        let mut root_ok = info(&infos, ROOT_INO).is_some_and(|x| x.dtype == DT_DIR);
         if !root_ok {
-            r.unfixable(ProblemKind::RootMissing, ROOT_INO, 0, 0);
+            // A new, empty root; what was there (a file's data, entries
+            // naming it) is cleaned up by the passes below.
+            let fix = r.may_fix(&[BtreeId::Inodes]);
+            if fix {
+                self.make_root(&mut infos)?;
+                root_ok = true;
+            }
+            r.problem(ProblemKind::RootMissing, ROOT_INO, 0, 0, fix);
         }
 
         let mut edges: TryVec<DirEdge> = TryVec::new();
@@ -172,7 +182,7 @@ impl<D: BlockDevice> Fs<D> {
             if find(&infos, pos.inode).is_none() {
                 let fix = r.may_fix(&[BtreeId::Inodes]);
                 if fix {
-                    self.in_txn(|fs| fs.btree_delete(BtreeId::Xattrs, pos).map(|_| ()))?;
+                    self.write_txn(|t| t.delete(BtreeId::Xattrs, pos))?;
                 }
                 r.problem(ProblemKind::XattrOrphan, pos.inode, 0, 0, fix);
             }
@@ -184,7 +194,7 @@ impl<D: BlockDevice> Fs<D> {
                 _ => {
                     let fix = r.may_fix(&[BtreeId::Inodes]);
                     if fix {
-                        self.in_txn(|fs| fs.btree_delete(BtreeId::Orphans, pos).map(|_| ()))?;
+                        self.write_txn(|t| t.delete(BtreeId::Orphans, pos))?;
                     }
                     r.problem(ProblemKind::OrphanStale, ino, 0, 0, fix);
                 }
@@ -205,7 +215,10 @@ impl<D: BlockDevice> Fs<D> {
             let fix = r.may_fix(&[BtreeId::Inodes]);
             if fix {
                 let now = self.counters.inodes;
-                self.in_txn(|fs| fs.journal_accounting(counted.wrapping_sub(now) as i64, 0))?;
+                self.write_txn(|t| {
+                    t.account(counted.wrapping_sub(now) as i64, 0);
+                    Ok(())
+                })?;
             }
             r.problem(ProblemKind::InodeCounter, 0, c.inodes, counted, fix);
         }
@@ -213,7 +226,10 @@ impl<D: BlockDevice> Fs<D> {
             let fix = r.may_fix(&[BtreeId::Extents]);
             if fix {
                 let now = self.counters.data_bytes;
-                self.in_txn(|fs| fs.journal_accounting(0, data_total.wrapping_sub(now) as i64))?;
+                self.write_txn(|t| {
+                    t.account(0, data_total.wrapping_sub(now) as i64);
+                    Ok(())
+                })?;
             }
             r.problem(ProblemKind::DataCounter, 0, c.data_bytes, data_total, fix);
         }
@@ -224,6 +240,41 @@ impl<D: BlockDevice> Fs<D> {
         }
         (r.progress)("files", 6, 6);
         Ok(usage)
+    }
+
+    /// Write a new root directory (replacing whatever inode is there) and
+    /// enter it in `infos`.
+    fn make_root(&mut self, infos: &mut TryVec<InoInfo>) -> Result<()> {
+        let now = crate::sys::now_ns();
+        let root = Inode {
+            mode: crate::format::inode::S_IFDIR | 0o755,
+            nlink: 2,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            btime: now,
+            generation: 1,
+            parent: ROOT_INO,
+            ..Default::default()
+        };
+        let existed = find(infos, ROOT_INO).is_some();
+        self.write_txn(|t| {
+            t.inode_write(ROOT_INO, &root)?;
+            if !existed {
+                t.account(1, 0);
+            }
+            Ok(())
+        })?;
+        let x = InoInfo { ino: ROOT_INO, nlink: 2, dtype: DT_DIR, parent: ROOT_INO, ..Default::default() };
+        match find(infos, ROOT_INO) {
+            Some(i) => {
+                if let Some(y) = infos.get_mut(i) {
+                    *y = x;
+                }
+            }
+            None => infos.try_insert(infos.partition_point(|y| y.ino < ROOT_INO), x)?,
+        }
+        Ok(())
     }
 
     /// Directory entries: each must sit in a directory, name an inode that
@@ -247,7 +298,7 @@ impl<D: BlockDevice> Fs<D> {
             if info(infos, pos.inode).is_none_or(|x| x.dtype != DT_DIR) {
                 let fix = r.may_fix(&[BtreeId::Inodes]);
                 if fix {
-                    self.in_txn(|fs| fs.btree_delete(BtreeId::Dirents, pos).map(|_| ()))?;
+                    self.write_txn(|t| t.delete(BtreeId::Dirents, pos))?;
                 }
                 r.problem(ProblemKind::DirentParent, pos.inode, pos.offset, 0, fix);
                 continue;
@@ -256,7 +307,7 @@ impl<D: BlockDevice> Fs<D> {
                 // The root is named by no entry: its ".." is itself.
                 let fix = r.fixing();
                 if fix {
-                    self.in_txn(|fs| fs.btree_delete(BtreeId::Dirents, pos).map(|_| ()))?;
+                    self.write_txn(|t| t.delete(BtreeId::Dirents, pos))?;
                 }
                 r.problem(ProblemKind::DirentRoot, pos.inode, pos.offset, 0, fix);
                 continue;
@@ -264,21 +315,28 @@ impl<D: BlockDevice> Fs<D> {
             let Some(t) = info(infos, target) else {
                 let fix = r.may_fix(&[BtreeId::Inodes]);
                 if fix {
-                    self.in_txn(|fs| fs.btree_delete(BtreeId::Dirents, pos).map(|_| ()))?;
+                    self.write_txn(|t| t.delete(BtreeId::Dirents, pos))?;
                 }
                 r.problem(ProblemKind::DirentDangling, pos.inode, pos.offset, target, fix);
                 continue;
             };
             let slot = name_slot(self.sb.hash_seed, name);
             if pos.offset < slot || pos.offset >= slot + HASH_PROBE {
-                r.problem(ProblemKind::DirentSlot, pos.inode, pos.offset, slot, r.fixing());
                 misplaced.try_push(m)?;
                 continue;
             }
-            if let Some(first) = self.dirent_find_in(pos.inode, name, slot, pos.offset)? {
+            let earlier = match self.read_txn(|t| t.dirent_find_in(pos.inode, name, slot, pos.offset)) {
+                Ok(f) => f,
+                Err(e) if e.is_damage() => {
+                    r.tree_lost(BtreeId::Dirents, e);
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(first) = earlier {
                 let fix = r.fixing();
                 if fix {
-                    self.in_txn(|fs| fs.btree_delete(BtreeId::Dirents, pos).map(|_| ()))?;
+                    self.write_txn(|t| t.delete(BtreeId::Dirents, pos))?;
                 }
                 r.problem(ProblemKind::DirentDuplicate, pos.inode, pos.offset, first.pos.offset, fix);
                 continue;
@@ -286,42 +344,51 @@ impl<D: BlockDevice> Fs<D> {
             if t.dtype != dtype {
                 let fix = r.fixing();
                 if fix {
-                    self.in_txn(|fs| fs.dirent_set_target(pos, name, target, t.dtype))?;
+                    self.write_txn(|tx| tx.dirent_set_target(pos, name, target, t.dtype))?;
                 }
                 r.problem(ProblemKind::DirentType, pos.inode, target, u64::from(dtype), fix);
             }
             count_entry(infos, edges, pos, target, t.dtype)?;
         });
-        // Misplaced entries go back into their slots now, each met once.
+        // Misplaced entries go back into their slots now, each met once;
+        // finding a free slot needs every node of the tree readable.
+        let fix = r.may_fix(&[BtreeId::Dirents]);
         for m in misplaced.iter() {
             let t = info(infos, m.target).unwrap_or_default();
-            if !r.fixing() {
+            let dir = m.pos.inode;
+            let name = m.name();
+            let want = name_slot(self.sb.hash_seed, name);
+            if !fix {
+                r.problem(ProblemKind::DirentSlot, dir, m.pos.offset, want, false);
                 count_entry(infos, edges, m.pos, m.target, t.dtype)?;
                 continue;
             }
-            let dir = m.pos.inode;
-            let name = m.name();
-            let existing = self.dirent_find(dir, name)?;
-            let slot = match existing {
-                Some(_) => None,
-                None => self.dirent_free_slot(dir, name).ok(),
-            };
-            self.in_txn(|fs| {
-                fs.btree_delete(BtreeId::Dirents, m.pos)?;
-                match slot {
-                    Some(p) => fs.dirent_set_target(p, name, m.target, t.dtype),
-                    None => Ok(()),
+            let (slot, existing) = self.write_txn(|tx| {
+                let existing = tx.dirent_find(dir, name)?;
+                let slot = match existing {
+                    Some(_) => None,
+                    None => match tx.dirent_free_slot(dir, name) {
+                        Ok(p) => Some(p),
+                        Err(Error::NoSpace) => None,
+                        Err(e) => return Err(e),
+                    },
+                };
+                tx.delete(BtreeId::Dirents, m.pos)?;
+                if let Some(p) = slot {
+                    tx.dirent_set_target(p, name, m.target, t.dtype)?;
                 }
+                Ok((slot, existing))
             })?;
+            r.problem(ProblemKind::DirentSlot, dir, m.pos.offset, want, true);
             match (slot, existing) {
                 (Some(p), _) => count_entry(infos, edges, p, m.target, t.dtype)?,
                 // The name is taken in its slots: this entry was a duplicate.
                 (None, Some(first)) => {
                     r.problem(ProblemKind::DirentDuplicate, dir, m.pos.offset, first.pos.offset, true)
                 }
-                // All eight slots taken: the target is reconnected if it
-                // has no other name.
-                (None, None) => r.problem(ProblemKind::DirentSlot, dir, m.pos.offset, 0, true),
+                // All eight slots taken: the entry went; its target is
+                // reconnected if it has no other name.
+                (None, None) => {}
             }
         }
         Ok(())
@@ -351,7 +418,7 @@ impl<D: BlockDevice> Fs<D> {
             };
             let len = ext.map_or(val.len() as u64, |e| u64::from(e.live_len));
             let start = pos.offset.checked_sub(len);
-            let bad_ptr = ext.is_some_and(|e| e.ptrs().iter().any(|p| !self.extent_ptr_live(p, &e)));
+            let bad_ptr = ext.is_some_and(|e| e.ptrs().iter().any(|p| !self.alloc.extent_ptr_live(p, &e)));
             let problem = if !matches!(owner, Some(8) | Some(10)) {
                 Some((ProblemKind::ExtentOrphan, 0, r.may_fix(&[BtreeId::Inodes])))
             } else if start.is_none() || bad_ptr {
@@ -361,7 +428,7 @@ impl<D: BlockDevice> Fs<D> {
             };
             if let Some((k, other, fix)) = problem {
                 if fix {
-                    self.in_txn(|fs| fs.btree_delete(BtreeId::Extents, pos).map(|_| ()))?;
+                    self.write_txn(|t| t.delete(BtreeId::Extents, pos))?;
                 }
                 r.problem(k, pos.inode, pos.offset, other, fix);
                 if fix {
@@ -388,8 +455,8 @@ impl<D: BlockDevice> Fs<D> {
             // for every extent, buckets for live pointers.
             if let Some(e) = &ext {
                 let c = e.charge(block);
-                for p in e.ptrs().iter().filter(|p| self.extent_ptr_live(p, e)) {
-                    if let Some((b, _)) = self.bucket_of(p.dev, p.offset) {
+                for p in e.ptrs().iter().filter(|p| self.alloc.extent_ptr_live(p, e)) {
+                    if let Some((b, _)) = self.alloc.bucket_of(p.dev, p.offset) {
                         if let Some(u) = usage.get_mut(usize::from(p.dev)).and_then(|t| t.get_mut(b as usize))
                         {
                             *u = u.saturating_add(c);
@@ -416,10 +483,10 @@ impl<D: BlockDevice> Fs<D> {
         cut: u64,
     ) -> Result<Option<Extent>> {
         let block = u64::from(self.sb.block_size);
-        self.in_txn(|fs| match ext {
+        self.write_txn(|t| match ext {
             Some(e) => {
                 let live = u64::from(e.live_len);
-                fs.btree_delete(BtreeId::Extents, pos)?;
+                t.delete(BtreeId::Extents, pos)?;
                 let old = e.charge(block);
                 let left = if cut < live {
                     let mut l = e;
@@ -431,12 +498,12 @@ impl<D: BlockDevice> Fs<D> {
                 };
                 let new = left.map_or(0, |l| l.charge(block));
                 if let Some(l) = &left {
-                    fs.extent_set(pos.inode, pos.offset, l)?;
+                    t.extent_set(pos.inode, pos.offset, l)?;
                 }
                 let delta = new as i64 - old as i64;
                 if delta != 0 {
                     for p in e.ptrs() {
-                        fs.bucket_charge(p.dev, p.offset, delta)?;
+                        t.charge(p.dev, p.offset, delta)?;
                     }
                 }
                 Ok(left)
@@ -444,9 +511,9 @@ impl<D: BlockDevice> Fs<D> {
             None => {
                 // Inline data: keep its tail.
                 let keep = val.get(cut as usize..).unwrap_or(&[]);
-                fs.btree_delete(BtreeId::Extents, pos)?;
+                t.delete(BtreeId::Extents, pos)?;
                 if !keep.is_empty() && kind == KeyType::InlineData {
-                    fs.btree_set(BtreeId::Extents, pos, KeyType::InlineData, keep)?;
+                    t.set(BtreeId::Extents, pos, KeyType::InlineData, keep)?;
                 }
                 Ok(None)
             }
@@ -481,7 +548,7 @@ impl<D: BlockDevice> Fs<D> {
                     for (j, e) in group.iter().enumerate() {
                         if Some(j) != keep {
                             let pos = e.pos;
-                            self.in_txn(|fs| fs.btree_delete(BtreeId::Dirents, pos).map(|_| ()))?;
+                            self.write_txn(|t| t.delete(BtreeId::Dirents, pos))?;
                         }
                     }
                 }
@@ -549,7 +616,7 @@ impl<D: BlockDevice> Fs<D> {
         let edge = edges.iter().find(|e| e.child == x.ino && e.parent == x.parent_found).copied();
         if fix {
             if let Some(e) = edge {
-                self.in_txn(|fs| fs.btree_delete(BtreeId::Dirents, e.pos).map(|_| ()))?;
+                self.write_txn(|t| t.delete(BtreeId::Dirents, e.pos))?;
             }
         }
         r.problem(ProblemKind::DirCycle, x.ino, x.parent_found, 0, fix);
@@ -570,15 +637,18 @@ impl<D: BlockDevice> Fs<D> {
         // Reconnect what no entry names: directories, and files that still
         // have links or data (an unlinked, empty file not on the orphan list
         // is put on it instead, below).
-        let mut lost_found: Option<u64> = None;
-        for i in 0..infos.len() {
-            let x = infos.get(i).copied().unwrap_or_default();
-            let unreachable = x.ino != ROOT_INO
+        // (Listed first: making lost+found enters it in `infos`.)
+        let mut unreachable: TryVec<InoInfo> = TryVec::new();
+        for x in infos.iter() {
+            if x.ino != ROOT_INO
                 && x.links == 0
-                && (x.dtype == DT_DIR || (!x.orphan && (x.nlink > 0 || x.size > 0)));
-            if !unreachable {
-                continue;
+                && (x.dtype == DT_DIR || (!x.orphan && (x.nlink > 0 || x.size > 0)))
+            {
+                unreachable.try_push(*x)?;
             }
+        }
+        let mut lost_found: Option<u64> = None;
+        for x in unreachable.iter().copied() {
             if fix {
                 let lf = match lost_found {
                     Some(lf) => lf,
@@ -589,7 +659,7 @@ impl<D: BlockDevice> Fs<D> {
                     }
                 };
                 self.reconnect(lf, &x)?;
-                if let Some(y) = infos.get_mut(i) {
+                if let Some(y) = info_mut(infos, x.ino) {
                     y.links = 1;
                     y.parent_found = lf;
                     y.parent = lf;
@@ -608,8 +678,8 @@ impl<D: BlockDevice> Fs<D> {
         let fix_data = r.may_fix(&[BtreeId::Extents]);
         for i in 0..infos.len() {
             let x = infos.get(i).copied().unwrap_or_default();
-            let mut inode = match self.inode_read(x.ino) {
-                Ok(v) => v,
+            let mut inode = match self.getattr(x.ino) {
+                Ok(a) => a.inode,
                 Err(e) => {
                     r.error(ProblemKind::PassAborted, x.ino, e);
                     continue;
@@ -632,7 +702,7 @@ impl<D: BlockDevice> Fs<D> {
             } else if x.nlink == 0 && x.links == 0 {
                 if !x.orphan {
                     if fix {
-                        self.in_txn(|fs| fs.orphan_add(x.ino))?;
+                        self.write_txn(|t| t.orphan_add(x.ino))?;
                     }
                     r.problem(ProblemKind::OrphanMissing, x.ino, 0, 0, fix);
                 }
@@ -642,7 +712,7 @@ impl<D: BlockDevice> Fs<D> {
                 inode.nlink = x.links;
                 changed |= fix;
                 if x.orphan && fix {
-                    self.in_txn(|fs| fs.btree_delete(BtreeId::Orphans, orphan_pos(x.ino)).map(|_| ()))?;
+                    self.write_txn(|t| t.delete(BtreeId::Orphans, orphan_pos(x.ino)))?;
                 }
             }
             if inode.alloc_bytes != x.alloc_found {
@@ -651,7 +721,7 @@ impl<D: BlockDevice> Fs<D> {
                 changed |= fix_data;
             }
             if changed {
-                self.in_txn(|fs| fs.inode_write(x.ino, &inode))?;
+                self.write_txn(|t| t.inode_write(x.ino, &inode))?;
             }
         }
         Ok(())
@@ -659,25 +729,25 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Give `x` a name in lost+found: `#INO`, or `#INO.N` if taken.
     fn reconnect(&mut self, lf: u64, x: &InoInfo) -> Result<()> {
-        let mut name = ino_name(x.ino, 0);
-        let mut n = 0;
-        while self.dirent_find(lf, &name)?.is_some() {
-            n += 1;
-            if n > 1000 {
-                return Err(Error::NoSpace);
+        self.write_txn(|t| {
+            let mut name = ino_name(x.ino, 0);
+            let mut n = 0;
+            while t.dirent_find(lf, &name)?.is_some() {
+                n += 1;
+                if n > 1000 {
+                    return Err(Error::NoSpace);
+                }
+                name = ino_name(x.ino, n);
             }
-            name = ino_name(x.ino, n);
-        }
-        let slot = self.dirent_free_slot(lf, &name)?;
-        self.in_txn(|fs| {
-            fs.dirent_set_target(slot, &name, x.ino, x.dtype)?;
-            let mut inode = fs.inode_read(x.ino)?;
+            let slot = t.dirent_free_slot(lf, &name)?;
+            t.dirent_set_target(slot, &name, x.ino, x.dtype)?;
+            let mut inode = t.inode_read(x.ino)?;
             if x.dtype == DT_DIR {
                 inode.parent = lf;
             } else if inode.nlink == 0 {
                 inode.nlink = 1;
             }
-            fs.inode_write(x.ino, &inode)
+            t.inode_write(x.ino, &inode)
         })
     }
 

@@ -5,13 +5,15 @@
 //! across those slots. The readdir cursor is a slot, so it stays valid while
 //! other entries come and go.
 
-use super::inode::{inode_pos, orphan_pos, Attr};
+use super::inode::{check_name, inode_pos, Attr, NewInode};
+use super::orphan::orphan_pos;
 use super::Fs;
 use crate::error::{Error, Result};
-use crate::format::dirent::{name_slot, valid_name, Dirent, HASH_PROBE};
+use crate::format::dirent::{name_slot, Dirent, HASH_PROBE};
 use crate::format::inode::{dirent_type, Inode, S_IFCHR};
 use crate::format::{BtreeId, KeyType, Pos, NAME_MAX, ROOT_INO, SNAPSHOT_ROOT};
 use crate::sys::{now_ns, BlockDevice, TryVec};
+use crate::txn::Txn;
 
 /// rename(2) flag: fail if the target exists.
 pub const RENAME_NOREPLACE: u32 = 1;
@@ -35,20 +37,10 @@ pub struct Found {
     pub dtype: u8,
 }
 
-impl<D: BlockDevice> Fs<D> {
-    pub(crate) fn check_name(&self, name: &[u8]) -> Result<()> {
-        if name.len() > NAME_MAX {
-            return Err(Error::NameTooLong);
-        }
-        if !valid_name(name) {
-            return Err(Error::Invalid);
-        }
-        Ok(())
-    }
-
+impl<D: BlockDevice> Txn<'_, D> {
     /// Find `name` in `dir`.
     pub(crate) fn dirent_find(&mut self, dir: u64, name: &[u8]) -> Result<Option<Found>> {
-        let slot = name_slot(self.sb.hash_seed, name);
+        let slot = name_slot(self.fs.sb.hash_seed, name);
         self.dirent_find_in(dir, name, slot, slot + HASH_PROBE)
     }
 
@@ -63,146 +55,66 @@ impl<D: BlockDevice> Fs<D> {
         if lo >= hi {
             return Ok(None);
         }
-        let mut from = Pos::new(dir, lo, 0);
-        let to = Pos::new(dir, hi - 1, u32::MAX);
+        let mut c = self.cursor(BtreeId::Dirents, Pos::new(dir, lo, 0), Pos::new(dir, hi - 1, u32::MAX));
         let mut val = TryVec::new();
-        while let Some((pos, kind)) = self.peek(BtreeId::Dirents, from, to, &mut val)? {
+        while let Some((pos, kind)) = self.next(&mut c, &mut val)? {
             if kind == KeyType::Dirent {
                 let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
                 if d.name == name {
                     return Ok(Some(Found { pos, ino: d.target, dtype: d.dtype }));
                 }
             }
-            match pos.successor() {
-                Some(p) => from = p,
-                None => break,
-            }
         }
         Ok(None)
     }
 
-    /// The first free slot of the probe window of `name` in `dir`. Eight
-    /// names with one hash slot leave none: only a deliberate collision does
-    /// that, and it gets ENOSPC. Callers look before their transaction, so
-    /// that this never fails one half way.
+    /// The first free slot of the probe window of `name` in `dir` (free of
+    /// any key, misplaced ones too). Eight names with one hash slot leave
+    /// none: only a deliberate collision does that, and it gets ENOSPC.
     pub(crate) fn dirent_free_slot(&mut self, dir: u64, name: &[u8]) -> Result<Pos> {
-        let slot = name_slot(self.sb.hash_seed, name);
-        let mut val = TryVec::new();
+        let slot = name_slot(self.fs.sb.hash_seed, name);
         for s in slot..slot + HASH_PROBE {
             let pos = Pos::new(dir, s, SNAPSHOT_ROOT);
-            if self.peek_raw(BtreeId::Dirents, pos, pos, &mut val)?.is_none() {
+            if !self.occupied(BtreeId::Dirents, pos)? {
                 return Ok(pos);
             }
         }
         Err(Error::NoSpace)
     }
 
-    /// Look `name` up in `dir`.
-    pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
-        if name.len() > NAME_MAX {
-            return Err(Error::NameTooLong);
-        }
-        self.dir_read(dir)?;
-        let f = self.dirent_find(dir, name)?.ok_or(Error::NotFound)?;
-        let inode = self.inode_read(f.ino).map_err(|e| match e {
-            Error::NotFound => Error::Corrupt("directory entry names a missing inode"),
-            e => e,
-        })?;
-        Ok(Attr { ino: f.ino, inode })
-    }
-
     /// Whether a directory has no entries.
     pub(crate) fn dir_empty(&mut self, dir: u64) -> Result<bool> {
         let mut val = TryVec::new();
         Ok(self
-            .peek(BtreeId::Dirents, Pos::new(dir, 0, 0), Pos::new(dir, u64::MAX, u32::MAX), &mut val)?
+            .first(BtreeId::Dirents, Pos::new(dir, 0, 0), Pos::new(dir, u64::MAX, u32::MAX), &mut val)?
             .is_none())
     }
 
-    /// Call `f(name, ino, dtype, next_cursor)` for each entry from `cursor` on,
-    /// until it returns false. Cursors 0 and 1 are left to the caller for "."
-    /// and ".."; entries start at a higher cursor.
-    pub fn readdir(&mut self, dir: u64, cursor: u64, f: &mut ReaddirFn<'_>) -> Result<()> {
-        self.dir_read(dir)?;
-        let mut from = Pos::new(dir, cursor, 0);
-        let to = Pos::new(dir, u64::MAX, u32::MAX);
-        let mut val = TryVec::new();
-        while let Some((pos, kind)) = self.peek(BtreeId::Dirents, from, to, &mut val)? {
-            if kind == KeyType::Dirent {
-                let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
-                if !f(d.name, d.target, d.dtype, pos.offset + 1) {
-                    return Ok(());
-                }
-            }
-            match pos.successor() {
-                Some(p) => from = p,
-                None => break,
-            }
-        }
-        Ok(())
+    /// Store the entry `name` -> `target` at `pos`.
+    pub(crate) fn dirent_set_target(&mut self, pos: Pos, name: &[u8], target: u64, dtype: u8) -> Result<()> {
+        let d = Dirent { target, dtype, name };
+        let mut buf = [0u8; crate::format::dirent::DIRENT_HEADER_BYTES + NAME_MAX];
+        let n = d.encode(&mut buf).map_err(|_| Error::NameTooLong)?;
+        self.set(BtreeId::Dirents, pos, KeyType::Dirent, buf.get(..n).unwrap_or(&[]))
     }
 
-    /// Add a hard link to `ino` named `name` in `dir`. An inode with no
-    /// links left gets its name back only while on the orphan list (an
-    /// `O_TMPFILE` file; the VFS refuses this for other unlinked files), and
-    /// leaves the list.
-    pub fn link(&mut self, ino: u64, dir: u64, name: &[u8]) -> Result<Attr> {
-        self.check_user_writable()?;
-        self.check_name(name)?;
-        let mut inode = self.inode_read(ino)?;
-        if inode.is_dir() {
-            return Err(Error::NotPermitted);
-        }
-        let revive = inode.nlink == 0;
-        if revive && !self.is_orphan(ino)? {
-            return Err(Error::NotFound);
-        }
-        if inode.nlink >= u32::MAX - 1 {
-            return Err(Error::TooManyLinks);
-        }
-        let mut parent = self.dir_read(dir)?;
-        if self.dirent_find(dir, name)?.is_some() {
-            return Err(Error::Exists);
-        }
-        let slot = self.dirent_free_slot(dir, name)?;
-        let dtype = dirent_type(inode.mode).ok_or(Error::Corrupt("inode with bad mode"))?;
-        let now = now_ns();
-        inode.nlink += 1;
-        inode.ctime = now;
-        parent.mtime = now;
-        parent.ctime = now;
-        self.in_txn(|fs| {
-            fs.dirent_set_target(slot, name, ino, dtype)?;
-            fs.inode_write(ino, &inode)?;
-            if revive {
-                fs.btree_delete(BtreeId::Orphans, orphan_pos(ino))?;
+    /// Whether `ancestor` is `dir` or one of its ancestors.
+    fn is_ancestor(&mut self, ancestor: u64, mut dir: u64) -> Result<bool> {
+        // Bounded by the number of inodes; a loop means corruption.
+        let limit = self.fs.counters.inodes.saturating_add(2);
+        for _ in 0..limit {
+            if dir == ancestor {
+                return Ok(true);
             }
-            fs.inode_write(dir, &parent)
-        })?;
-        Ok(Attr { ino, inode })
-    }
-
-    /// Remove the entry `name` (not a directory) from `dir`. Returns the
-    /// inode; when its link count reaches zero it is put on the orphan list
-    /// and deleted by [`Fs::evict`].
-    pub fn unlink(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
-        self.remove_entry(dir, name, false)
-    }
-
-    /// Remove the empty directory `name` from `dir`.
-    pub fn rmdir(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
-        self.remove_entry(dir, name, true)
+            if dir == ROOT_INO {
+                return Ok(false);
+            }
+            dir = self.inode_read(dir)?.parent;
+        }
+        Err(Error::Corrupt("directory parent chain loops"))
     }
 
     fn remove_entry(&mut self, dir: u64, name: &[u8], want_dir: bool) -> Result<Attr> {
-        self.check_user_writable()?;
-        if name == b"." {
-            return Err(Error::Invalid);
-        }
-        if name == b".." {
-            return Err(Error::NotEmpty);
-        }
-        self.check_name(name)?;
         let mut parent = self.dir_read(dir)?;
         let f = self.dirent_find(dir, name)?.ok_or(Error::NotFound)?;
         let mut inode = self.inode_read(f.ino)?;
@@ -226,39 +138,17 @@ impl<D: BlockDevice> Fs<D> {
         inode.ctime = now;
         parent.mtime = now;
         parent.ctime = now;
-        self.in_txn(|fs| {
-            fs.btree_delete(BtreeId::Dirents, f.pos)?;
-            fs.inode_write(f.ino, &inode)?;
-            fs.inode_write(dir, &parent)?;
-            if inode.nlink == 0 {
-                fs.orphan_add(f.ino)?;
-            }
-            Ok(())
-        })?;
+        self.delete(BtreeId::Dirents, f.pos)?;
+        self.inode_write(f.ino, &inode)?;
+        self.inode_write(dir, &parent)?;
+        if inode.nlink == 0 {
+            self.orphan_add(f.ino)?;
+        }
         Ok(Attr { ino: f.ino, inode })
     }
 
-    /// Whether `ancestor` is `dir` or one of its ancestors.
-    fn is_ancestor(&mut self, ancestor: u64, mut dir: u64) -> Result<bool> {
-        // Bounded by the number of inodes; a loop means corruption.
-        let limit = self.counters.inodes.saturating_add(2);
-        for _ in 0..limit {
-            if dir == ancestor {
-                return Ok(true);
-            }
-            if dir == ROOT_INO {
-                return Ok(false);
-            }
-            dir = self.inode_read(dir)?.parent;
-        }
-        Err(Error::Corrupt("directory parent chain loops"))
-    }
-
-    /// Rename `oldname` in `olddir` to `newname` in `newdir`, with
-    /// [`RENAME_NOREPLACE`], [`RENAME_EXCHANGE`] or [`RENAME_WHITEOUT`] (the
-    /// whiteout belongs to `owner`, `(uid, gid)`). Returns the inode that lost
-    /// its last link when a target was replaced, for the caller to evict.
-    pub fn rename(
+    #[allow(clippy::too_many_arguments)]
+    fn rename(
         &mut self,
         olddir: u64,
         oldname: &[u8],
@@ -267,14 +157,6 @@ impl<D: BlockDevice> Fs<D> {
         flags: u32,
         owner: (u32, u32),
     ) -> Result<Option<u64>> {
-        self.check_user_writable()?;
-        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
-            || (flags & RENAME_EXCHANGE != 0 && flags != RENAME_EXCHANGE)
-        {
-            return Err(Error::Invalid);
-        }
-        self.check_name(oldname)?;
-        self.check_name(newname)?;
         let mut op = self.dir_read(olddir)?;
         let src = self.dirent_find(olddir, oldname)?.ok_or(Error::NotFound)?;
         let mut np = if newdir == olddir { op } else { self.dir_read(newdir)? };
@@ -286,10 +168,8 @@ impl<D: BlockDevice> Fs<D> {
         if flags & RENAME_NOREPLACE != 0 && dst.is_some() {
             return Err(Error::Exists);
         }
-        if let Some(d) = dst {
-            if d.ino == src.ino {
-                return Ok(None); // same inode: POSIX says do nothing
-            }
+        if dst.is_some_and(|d| d.ino == src.ino) {
+            return Ok(None); // same inode: POSIX says do nothing
         }
         if si.is_dir() && newdir != olddir && self.is_ancestor(src.ino, newdir)? {
             return Err(Error::Invalid);
@@ -318,7 +198,7 @@ impl<D: BlockDevice> Fs<D> {
         let mut orphan = None;
         // Link count bookkeeping for directories changing parent.
         if flags & RENAME_EXCHANGE != 0 {
-            let (Some(d), Some(dn)) = (dst, di.as_mut()) else { return Err(Error::Internal("exchange")) };
+            let Some(dn) = di.as_mut() else { return Err(Error::Internal("exchange")) };
             if !same_dir {
                 if si.is_dir() && !dn.is_dir() {
                     op.nlink = op.nlink.saturating_sub(1);
@@ -335,7 +215,6 @@ impl<D: BlockDevice> Fs<D> {
                 }
             }
             dn.ctime = now;
-            let _ = d;
         } else {
             if let Some(dn) = di.as_mut() {
                 if dn.is_dir() {
@@ -360,74 +239,187 @@ impl<D: BlockDevice> Fs<D> {
         op.ctime = now;
         np.mtime = now;
         np.ctime = now;
-        let whiteout = match flags & RENAME_WHITEOUT {
-            0 => None,
-            _ => Some(self.new_inode(olddir, S_IFCHR, owner.0, owner.1, 0)?),
-        };
-        let new_slot = match dst {
-            None if flags & RENAME_EXCHANGE == 0 => Some(self.dirent_free_slot(newdir, newname)?),
-            _ => None,
-        };
-        self.in_txn(|fs| {
-            if flags & RENAME_EXCHANGE != 0 {
-                let d = dst.ok_or(Error::Internal("exchange"))?;
-                fs.dirent_set_target(src.pos, oldname, d.ino, d.dtype)?;
-                fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?;
+        if flags & RENAME_EXCHANGE != 0 {
+            let d = dst.ok_or(Error::Internal("exchange"))?;
+            self.dirent_set_target(src.pos, oldname, d.ino, d.dtype)?;
+            self.dirent_set_target(d.pos, newname, src.ino, src.dtype)?;
+        } else {
+            // The target slot is chosen while the old name still holds its
+            // own: a rename within one probe window never lands on it.
+            let new_slot = match dst {
+                Some(d) => d.pos,
+                None => self.dirent_free_slot(newdir, newname)?,
+            };
+            // The old name goes, or names the whiteout from now on.
+            if flags & RENAME_WHITEOUT != 0 {
+                let n = NewInode { mode: S_IFCHR, uid: owner.0, gid: owner.1, rdev: 0 };
+                let (wino, w) = self.new_inode(olddir, None, n)?;
+                self.inode_create(wino, &w)?;
+                let dtype = dirent_type(w.mode).ok_or(Error::Internal("whiteout type"))?;
+                self.dirent_set_target(src.pos, oldname, wino, dtype)?;
             } else {
-                // The old name goes, or names the whiteout from now on.
-                match whiteout {
-                    Some((wino, w)) => {
-                        fs.inode_create(wino, &w)?;
-                        let dtype = dirent_type(w.mode).ok_or(Error::Internal("whiteout type"))?;
-                        fs.dirent_set_target(src.pos, oldname, wino, dtype)?;
-                    }
-                    None => {
-                        fs.btree_delete(BtreeId::Dirents, src.pos)?;
-                    }
-                }
-                match (dst, new_slot) {
-                    (Some(d), _) => fs.dirent_set_target(d.pos, newname, src.ino, src.dtype)?,
-                    (None, Some(slot)) => fs.dirent_set_target(slot, newname, src.ino, src.dtype)?,
-                    (None, None) => return Err(Error::Internal("rename without a target slot")),
-                }
+                self.delete(BtreeId::Dirents, src.pos)?;
             }
-            fs.inode_write(src.ino, &si)?;
-            if let (Some(d), Some(dn)) = (dst, di) {
-                fs.inode_write(d.ino, &dn)?;
-            }
-            if let Some(o) = orphan {
-                fs.orphan_add(o)?;
-            }
-            if same_dir {
-                // `op` and `np` are two views of one directory: add up their changes.
-                op.nlink = (u64::from(op.nlink) + u64::from(np.nlink))
-                    .saturating_sub(u64::from(orig_nlink))
-                    .min(u64::from(u32::MAX)) as u32;
-                fs.inode_write(olddir, &op)
-            } else {
-                fs.inode_write(olddir, &op)?;
-                fs.inode_write(newdir, &np)
-            }
-        })?;
+            self.dirent_set_target(new_slot, newname, src.ino, src.dtype)?;
+        }
+        self.inode_write(src.ino, &si)?;
+        if let (Some(d), Some(dn)) = (dst, di) {
+            self.inode_write(d.ino, &dn)?;
+        }
+        if let Some(o) = orphan {
+            self.orphan_add(o)?;
+        }
+        if same_dir {
+            // `op` and `np` are two views of one directory: add up their changes.
+            op.nlink = (u64::from(op.nlink) + u64::from(np.nlink))
+                .saturating_sub(u64::from(orig_nlink))
+                .min(u64::from(u32::MAX)) as u32;
+            self.inode_write(olddir, &op)?;
+        } else {
+            self.inode_write(olddir, &op)?;
+            self.inode_write(newdir, &np)?;
+        }
         Ok(orphan)
     }
+}
 
-    pub(crate) fn dirent_set_target(&mut self, pos: Pos, name: &[u8], target: u64, dtype: u8) -> Result<()> {
-        let d = Dirent { target, dtype, name };
-        let mut buf = [0u8; crate::format::dirent::DIRENT_HEADER_BYTES + NAME_MAX];
-        let n = d.encode(&mut buf).map_err(|_| Error::NameTooLong)?;
-        self.btree_set(BtreeId::Dirents, pos, KeyType::Dirent, buf.get(..n).unwrap_or(&[]))
+impl<D: BlockDevice> Fs<D> {
+    /// Look `name` up in `dir`.
+    pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        self.read_txn(|t| {
+            t.dir_read(dir)?;
+            let f = t.dirent_find(dir, name)?.ok_or(Error::NotFound)?;
+            let inode = t.inode_read(f.ino).map_err(|e| match e {
+                Error::NotFound => Error::Corrupt("directory entry names a missing inode"),
+                e => e,
+            })?;
+            Ok(Attr { ino: f.ino, inode })
+        })
+    }
+
+    /// Call `f(name, ino, dtype, next_cursor)` for each entry from `cursor` on,
+    /// until it returns false. Cursors 0 and 1 are left to the caller for "."
+    /// and ".."; entries start at a higher cursor.
+    pub fn readdir(&mut self, dir: u64, cursor: u64, f: &mut ReaddirFn<'_>) -> Result<()> {
+        self.read_txn(|t| {
+            t.dir_read(dir)?;
+            let mut c =
+                t.cursor(BtreeId::Dirents, Pos::new(dir, cursor, 0), Pos::new(dir, u64::MAX, u32::MAX));
+            let mut val = TryVec::new();
+            while let Some((pos, kind)) = t.next(&mut c, &mut val)? {
+                if kind == KeyType::Dirent {
+                    let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
+                    if !f(d.name, d.target, d.dtype, pos.offset + 1) {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Add a hard link to `ino` named `name` in `dir`. An inode with no
+    /// links left gets its name back only while on the orphan list (an
+    /// `O_TMPFILE` file; the VFS refuses this for other unlinked files), and
+    /// leaves the list.
+    pub fn link(&mut self, ino: u64, dir: u64, name: &[u8]) -> Result<Attr> {
+        self.check_user_writable()?;
+        check_name(name)?;
+        self.write_txn(|t| {
+            let mut inode = t.inode_read(ino)?;
+            if inode.is_dir() {
+                return Err(Error::NotPermitted);
+            }
+            let revive = inode.nlink == 0;
+            if revive && !t.is_orphan(ino)? {
+                return Err(Error::NotFound);
+            }
+            if inode.nlink >= u32::MAX - 1 {
+                return Err(Error::TooManyLinks);
+            }
+            let mut parent = t.dir_read(dir)?;
+            if t.dirent_find(dir, name)?.is_some() {
+                return Err(Error::Exists);
+            }
+            let slot = t.dirent_free_slot(dir, name)?;
+            let dtype = dirent_type(inode.mode).ok_or(Error::Corrupt("inode with bad mode"))?;
+            let now = now_ns();
+            inode.nlink += 1;
+            inode.ctime = now;
+            parent.mtime = now;
+            parent.ctime = now;
+            t.dirent_set_target(slot, name, ino, dtype)?;
+            t.inode_write(ino, &inode)?;
+            if revive {
+                t.delete(BtreeId::Orphans, orphan_pos(ino))?;
+            }
+            t.inode_write(dir, &parent)?;
+            Ok(Attr { ino, inode })
+        })
+    }
+
+    /// Remove the entry `name` (not a directory) from `dir`. Returns the
+    /// inode; when its link count reaches zero it is put on the orphan list
+    /// and deleted by [`Fs::evict`].
+    pub fn unlink(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
+        self.remove_entry(dir, name, false)
+    }
+
+    /// Remove the empty directory `name` from `dir`.
+    pub fn rmdir(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
+        self.remove_entry(dir, name, true)
+    }
+
+    fn remove_entry(&mut self, dir: u64, name: &[u8], want_dir: bool) -> Result<Attr> {
+        self.check_user_writable()?;
+        if name == b"." {
+            return Err(Error::Invalid);
+        }
+        if name == b".." {
+            return Err(Error::NotEmpty);
+        }
+        check_name(name)?;
+        self.write_txn(|t| t.remove_entry(dir, name, want_dir))
+    }
+
+    /// Rename `oldname` in `olddir` to `newname` in `newdir`, with
+    /// [`RENAME_NOREPLACE`], [`RENAME_EXCHANGE`] or [`RENAME_WHITEOUT`] (the
+    /// whiteout belongs to `owner`, `(uid, gid)`). Returns the inode that lost
+    /// its last link when a target was replaced, for the caller to evict.
+    pub fn rename(
+        &mut self,
+        olddir: u64,
+        oldname: &[u8],
+        newdir: u64,
+        newname: &[u8],
+        flags: u32,
+        owner: (u32, u32),
+    ) -> Result<Option<u64>> {
+        self.check_user_writable()?;
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+            || (flags & RENAME_EXCHANGE != 0 && flags != RENAME_EXCHANGE)
+        {
+            return Err(Error::Invalid);
+        }
+        check_name(oldname)?;
+        check_name(newname)?;
+        self.write_txn(|t| t.rename(olddir, oldname, newdir, newname, flags, owner))
     }
 
     /// The parent directory of directory `dir` (for "..").
     pub fn parent_of(&mut self, dir: u64) -> Result<u64> {
-        let d = self.dir_read(dir)?;
-        Ok(if dir == ROOT_INO { ROOT_INO } else { d.parent })
+        self.read_txn(|t| {
+            let d = t.dir_read(dir)?;
+            Ok(if dir == ROOT_INO { ROOT_INO } else { d.parent })
+        })
     }
 
     /// Whether `ino` exists.
     pub fn exists(&mut self, ino: u64) -> Result<bool> {
         let mut val = TryVec::new();
-        Ok(self.get(BtreeId::Inodes, inode_pos(ino), &mut val)?.is_some())
+        self.read_txn(|t| Ok(t.get(BtreeId::Inodes, inode_pos(ino), &mut val)?.is_some()))
     }
 }

@@ -16,6 +16,7 @@ use crate::format::extent::{
 use crate::format::inode::{Inode, FLAG_COMPR};
 use crate::format::{round_up, BtreeId, KeyType, Pos, SNAPSHOT_ROOT};
 use crate::sys::{self, now_ns, BlockDevice, TryVec};
+use crate::txn::{Txn, TxnCursor};
 
 /// fallocate(2): keep the file size.
 pub const FALLOC_KEEP_SIZE: u32 = 0x01;
@@ -88,20 +89,32 @@ struct FileExtent {
     piece: Piece,
 }
 
-impl<D: BlockDevice> Fs<D> {
+/// Where the new extents of a write come from and what they do to the inode.
+#[derive(Clone, Copy)]
+struct Placement {
+    /// The file grows to at least this unless `keep_size`.
+    size_end: u64,
+    keep_size: bool,
+    /// Set mtime and ctime to now.
+    stamp: bool,
+    compression: (Compression, u8),
+}
+
+impl<D: BlockDevice> Txn<'_, D> {
     fn block(&self) -> u64 {
-        u64::from(self.sb.block_size)
+        u64::from(self.fs.sb.block_size)
     }
 
-    /// The first extent of `ino` ending after `off`.
-    fn extent_after(&mut self, ino: u64, off: u64) -> Result<Option<FileExtent>> {
+    /// A cursor over the extents of `ino` that end after `off`.
+    fn extents_after(&self, ino: u64, off: u64) -> Option<TxnCursor> {
+        let from = off.checked_add(1)?;
+        Some(self.cursor(BtreeId::Extents, Pos::new(ino, from, 0), Pos::new(ino, u64::MAX, u32::MAX)))
+    }
+
+    /// The next extent of cursor `c`.
+    fn next_extent(&mut self, c: &mut TxnCursor) -> Result<Option<FileExtent>> {
         let mut val = TryVec::new();
-        let Some(from) = off.checked_add(1) else { return Ok(None) };
-        let Some((pos, kind)) =
-            self.peek(BtreeId::Extents, Pos::new(ino, from, 0), Pos::new(ino, u64::MAX, u32::MAX), &mut val)?
-        else {
-            return Ok(None);
-        };
+        let Some((pos, kind)) = self.next(c, &mut val)? else { return Ok(None) };
         let (len, piece) = match kind {
             KeyType::Extent => {
                 let e = Extent::decode(&val).map_err(|_| Error::Corrupt("malformed extent"))?;
@@ -114,19 +127,12 @@ impl<D: BlockDevice> Fs<D> {
         Ok(Some(FileExtent { pos, start, piece }))
     }
 
-    /// Read up to `buf.len()` bytes at `off`; returns the bytes read (short at EOF).
-    pub fn read(&mut self, ino: u64, off: u64, buf: &mut [u8]) -> Result<usize> {
-        let inode = self.inode_read(ino)?;
-        if inode.is_dir() {
-            return Err(Error::IsDir);
+    /// The first extent of `ino` ending after `off`.
+    fn extent_after(&mut self, ino: u64, off: u64) -> Result<Option<FileExtent>> {
+        match self.extents_after(ino, off) {
+            Some(mut c) => self.next_extent(&mut c),
+            None => Ok(None),
         }
-        if off >= inode.size {
-            return Ok(0);
-        }
-        let len = (buf.len() as u64).min(inode.size - off) as usize;
-        let out = buf.get_mut(..len).ok_or(Error::Internal("read buffer"))?;
-        self.read_range(ino, off, out)?;
-        Ok(len)
     }
 
     /// Fill `out` with the file's bytes at `off` (holes read as zeros),
@@ -134,8 +140,12 @@ impl<D: BlockDevice> Fs<D> {
     fn read_range(&mut self, ino: u64, off: u64, out: &mut [u8]) -> Result<()> {
         let end = off + out.len() as u64;
         let mut pos = off;
+        let Some(mut c) = self.extents_after(ino, off) else {
+            out.fill(0);
+            return Ok(());
+        };
         while pos < end {
-            let Some(fe) = self.extent_after(ino, pos)? else {
+            let Some(fe) = self.next_extent(&mut c)? else {
                 zero(out, pos - off, end - off);
                 break;
             };
@@ -188,9 +198,8 @@ impl<D: BlockDevice> Fs<D> {
         at: u64,
         dst: &mut [u8],
     ) -> Result<()> {
-        let (b, _) = self.bucket_of(p.dev, p.offset).ok_or(Error::Corrupt("extent on a missing device"))?;
-        if self.bucket(p.dev, b).is_none_or(|bk| bk.gen != p.gen) {
-            return Err(Error::Corrupt("extent pointer is stale (bucket generation differs)"));
+        if !self.fs.alloc.extent_ptr_current(p) {
+            return Err(Error::Corrupt("extent pointer is stale or misaligned"));
         }
         let block = self.block();
         let window = u64::from(e.offset_into) + at;
@@ -200,29 +209,23 @@ impl<D: BlockDevice> Fs<D> {
             let b = round_up(window + dst.len() as u64, block).ok_or(Error::Invalid)?;
             let mut tmp = TryVec::new();
             tmp.try_resize((b - a) as usize, 0)?;
-            self.devs
-                .get_mut(usize::from(p.dev))
-                .ok_or(Error::Corrupt("device"))?
-                .read_at(p.offset + a, &mut tmp)?;
+            self.fs.read_data(p.dev, p.offset + a, &mut tmp)?;
             let s = (window - a) as usize;
             dst.copy_from_slice(tmp.get(s..s + dst.len()).ok_or(Error::Internal("plain read"))?);
             return Ok(());
         }
         let key = (p.dev, p.offset, p.gen, e.csum);
-        if self.payload.key != Some(key) {
-            self.payload.key = None;
+        if self.fs.payload.key != Some(key) {
+            self.fs.payload.key = None;
             let stored = round_up(u64::from(e.stored_len), block).ok_or(Error::Invalid)? as usize;
             let mut raw = TryVec::new();
             raw.try_resize(stored, 0)?;
-            self.devs
-                .get_mut(usize::from(p.dev))
-                .ok_or(Error::Corrupt("device"))?
-                .read_at(p.offset, &mut raw)?;
+            self.fs.read_data(p.dev, p.offset, &mut raw)?;
             let body = raw.get(..e.stored_len as usize).ok_or(Error::Internal("payload"))?;
             if sys::data_checksum(e.csum_type, body) != e.csum {
                 return Err(Error::DataChecksum { ino, offset: start });
             }
-            let data = &mut self.payload.data;
+            let data = &mut self.fs.payload.data;
             data.clear();
             data.try_resize(e.payload_len as usize, 0)?;
             match e.compression {
@@ -232,58 +235,19 @@ impl<D: BlockDevice> Fs<D> {
                 Compression::Lz4 => sys::lz4_decompress(body, data)?,
                 Compression::Zstd => sys::zstd_decompress(body, data)?,
             }
-            self.payload.key = Some(key);
+            self.fs.payload.key = Some(key);
         }
         let s = window as usize;
-        dst.copy_from_slice(self.payload.data.get(s..s + dst.len()).ok_or(Error::Corrupt("extent window"))?);
+        dst.copy_from_slice(
+            self.fs.payload.data.get(s..s + dst.len()).ok_or(Error::Corrupt("extent window"))?,
+        );
         Ok(())
     }
 
-    /// Write `data` at `off`, setting mtime and ctime to now; returns the
-    /// bytes written.
-    pub fn write(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<usize> {
-        self.write_stamped(ino, off, data, true)
-    }
-
-    /// Write data whose times the caller keeps: the kernel's page-cache
-    /// writeback and O_DIRECT. The VFS stamps mtime and ctime when write(2)
-    /// or an mmap store happens and hands them over through `write_inode`;
-    /// writeback can come after a later utimes(2), so it must not stamp them
-    /// again.
-    pub fn write_back(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<usize> {
-        self.write_stamped(ino, off, data, false)
-    }
-
-    fn write_stamped(&mut self, ino: u64, off: u64, data: &[u8], stamp: bool) -> Result<usize> {
-        self.check_user_writable()?;
-        let inode = self.inode_read(ino)?;
-        if inode.is_dir() {
-            return Err(Error::IsDir);
-        }
-        if !inode.is_reg() {
-            return Err(Error::Invalid);
-        }
-        let end =
-            off.checked_add(data.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
-        let comp = self.compression_for(&inode);
-        let mut pos = off;
-        while pos < end {
-            pos = self.write_chunk(ino, pos, off, data, stamp, comp)?;
-        }
-        Ok(data.len())
-    }
-
-    /// How new data of `inode` is compressed: the mount's choice, or zstd
-    /// for a file marked [`FLAG_COMPR`] where the mount compresses nothing.
-    fn compression_for(&self, inode: &Inode) -> (Compression, u8) {
-        match self.compression {
-            (Compression::None, _) if inode.flags & FLAG_COMPR != 0 => (Compression::Zstd, 0),
-            c => c,
-        }
-    }
-
-    /// Write one extent's worth starting at the block holding `pos`; returns
-    /// where the next chunk starts.
+    /// Write one extent's worth of `data` (written at file offset `off`)
+    /// starting at the block holding `pos`; returns where the next chunk
+    /// starts. Partial first and last blocks are read and merged here, in
+    /// the same transaction.
     fn write_chunk(
         &mut self,
         ino: u64,
@@ -295,8 +259,8 @@ impl<D: BlockDevice> Fs<D> {
     ) -> Result<u64> {
         let block = self.block();
         let end = off + data.len() as u64;
-        let bucket = self.min_bucket_size();
-        let encoded = self.sb.data_csum != ChecksumType::None || comp.0 != Compression::None;
+        let bucket = self.fs.alloc.min_bucket_size();
+        let encoded = self.fs.sb.data_csum != ChecksumType::None || comp.0 != Compression::None;
         let max =
             if encoded { u64::from(MAX_ENCODED_PAYLOAD).min(bucket) } else { MAX_PLAIN_EXTENT.min(bucket) };
         let a = pos & !(block - 1);
@@ -316,32 +280,21 @@ impl<D: BlockDevice> Fs<D> {
         buf.get_mut((cs - a) as usize..(ce - a) as usize).ok_or(Error::Internal("chunk"))?.copy_from_slice(
             data.get((cs - off) as usize..(ce - off) as usize).ok_or(Error::Internal("chunk"))?,
         );
-        let inode_size_end = ce;
-        self.write_extent(ino, a, &buf, inode_size_end, false, stamp, comp)
+        let place = Placement { size_end: ce, keep_size: false, stamp, compression: comp };
+        self.write_extent(ino, a, &buf, place)
     }
 
-    /// Encode and write `buf` (block aligned, at file offset `a`) as new
-    /// extents replacing what was there; the file grows to at least `size_end`
-    /// unless `keep_size`; `stamp` sets mtime and ctime to now. Returns the
-    /// file offset after the last byte placed.
-    #[allow(clippy::too_many_arguments)]
-    fn write_extent(
-        &mut self,
-        ino: u64,
-        a: u64,
-        buf: &[u8],
-        size_end: u64,
-        keep_size: bool,
-        stamp: bool,
-        compression: (Compression, u8),
-    ) -> Result<u64> {
+    /// Encode and write `buf` (block aligned, at file offset `a`) as a new
+    /// extent replacing what was there. Returns the file offset after the
+    /// last byte placed (a plain extent may get less room than asked).
+    fn write_extent(&mut self, ino: u64, a: u64, buf: &[u8], place: Placement) -> Result<u64> {
         let block = self.block();
         let mut compressed = TryVec::new();
-        let (comp, stored): (Compression, &[u8]) = match compression.0 {
+        let (comp, stored): (Compression, &[u8]) = match place.compression.0 {
             Compression::None => (Compression::None, buf),
             c => {
                 compressed.try_resize(buf.len(), 0)?;
-                let level = compression.1;
+                let level = super::options::zstd_level(place.compression.1);
                 let n = match c {
                     Compression::Lz4 => sys::lz4_compress(buf, &mut compressed),
                     Compression::Zstd => sys::zstd_compress(buf, &mut compressed, level),
@@ -355,64 +308,57 @@ impl<D: BlockDevice> Fs<D> {
                 }
             }
         };
-        let csum_type = self.sb.data_csum;
+        let csum_type = self.fs.sb.data_csum;
         let whole = comp != Compression::None || csum_type != ChecksumType::None;
         let stored_round = round_up(stored.len() as u64, block).ok_or(Error::TooBig)?;
-        self.in_txn(|fs| {
-            let (dev, offset, got, gen) = if whole {
-                fs.alloc_data(stored_round, stored_round)?
-            } else {
-                fs.alloc_data(block, buf.len() as u64)?
-            };
-            let placed = if whole { buf.len() as u64 } else { got };
-            let payload =
-                if whole { stored } else { stored.get(..got as usize).ok_or(Error::Internal("alloc"))? };
-            let csum = sys::data_checksum(csum_type, payload);
-            let dst = fs.devs.get_mut(usize::from(dev)).ok_or(Error::Internal("device"))?;
-            if (payload.len() as u64).is_multiple_of(block) {
-                dst.write_at(offset, payload)?;
-            } else {
-                let mut padded = TryVec::new();
-                padded.try_resize(stored_round as usize, 0)?;
-                padded.get_mut(..payload.len()).ok_or(Error::Internal("pad"))?.copy_from_slice(payload);
-                dst.write_at(offset, &padded)?;
-            }
-            fs.data_unflushed = true;
-            let mut ptrs = [ExtentPtr::default(); MAX_PTRS];
-            ptrs[0] = ExtentPtr { dev, gen, offset };
-            let e = Extent {
-                flags: 0,
-                compression: comp,
-                csum_type,
-                live_len: u32::try_from(placed).map_err(|_| Error::Internal("extent size"))?,
-                payload_len: u32::try_from(placed).map_err(|_| Error::Internal("extent size"))?,
-                stored_len: u32::try_from(payload.len()).map_err(|_| Error::Internal("extent size"))?,
-                offset_into: 0,
-                csum,
-                nr_ptrs: 1,
-                ptrs,
-            };
-            let new_end = a + placed;
-            let size_end = size_end.min(new_end);
-            fs.replace_range(ino, a, new_end, Some(e), size_end, keep_size, stamp)?;
-            Ok(new_end)
-        })
+        let (dev, offset, got, gen) = if whole {
+            self.allocate_data(stored_round, stored_round)?
+        } else {
+            self.allocate_data(block, buf.len() as u64)?
+        };
+        let placed = if whole { buf.len() as u64 } else { got };
+        let payload =
+            if whole { stored } else { stored.get(..got as usize).ok_or(Error::Internal("alloc"))? };
+        let csum = sys::data_checksum(csum_type, payload);
+        if (payload.len() as u64).is_multiple_of(block) {
+            self.fs.write_data(dev, offset, payload)?;
+        } else {
+            let mut padded = TryVec::new();
+            padded.try_resize(stored_round as usize, 0)?;
+            padded.get_mut(..payload.len()).ok_or(Error::Internal("pad"))?.copy_from_slice(payload);
+            self.fs.write_data(dev, offset, &padded)?;
+        }
+        let mut ptrs = [ExtentPtr::default(); MAX_PTRS];
+        ptrs[0] = ExtentPtr { dev, gen, offset };
+        let len = u32::try_from(placed).map_err(|_| Error::Internal("extent size"))?;
+        let e = Extent {
+            flags: 0,
+            compression: comp,
+            csum_type,
+            live_len: len,
+            payload_len: len,
+            stored_len: u32::try_from(payload.len()).map_err(|_| Error::Internal("extent size"))?,
+            offset_into: 0,
+            csum,
+            nr_ptrs: 1,
+            ptrs,
+        };
+        let new_end = a + placed;
+        let place = Placement { size_end: place.size_end.min(new_end), ..place };
+        self.replace_range(ino, a, new_end, Some(e), place)?;
+        Ok(new_end)
     }
 
-    /// Inside a transaction: cut every extent in `[start, end)`, insert `new`
-    /// (covering exactly that range) if given, and update bucket usage, the
-    /// inode's size (to at least `size_end` unless `keep_size`), allocated
-    /// bytes, the times (if `stamp`) and the counters.
-    #[allow(clippy::too_many_arguments)]
+    /// Cut every extent in `[start, end)`, insert `new` (covering exactly
+    /// that range) if given, and update bucket usage, the inode's size,
+    /// allocated bytes and times (as `place` says) and the counters.
     fn replace_range(
         &mut self,
         ino: u64,
         start: u64,
         end: u64,
         new: Option<Extent>,
-        size_end: u64,
-        keep_size: bool,
-        stamp: bool,
+        place: Placement,
     ) -> Result<()> {
         let mut inode = self.inode_read(ino)?;
         let (mut delta, _) = self.extents_cut(ino, start, end, usize::MAX)?;
@@ -420,39 +366,44 @@ impl<D: BlockDevice> Fs<D> {
             self.extent_set(ino, end, &e)?;
             let c = e.charge(self.block());
             for p in e.ptrs() {
-                self.bucket_charge(p.dev, p.offset, c as i64)?;
+                self.charge(p.dev, p.offset, c as i64)?;
             }
             delta += c as i64;
+            self.merge_at(ino, start)?;
+            self.merge_at(ino, end)?;
         }
         inode.alloc_bytes = inode.alloc_bytes.saturating_add_signed(delta);
-        if !keep_size && size_end > inode.size {
-            inode.size = size_end;
+        if !place.keep_size && place.size_end > inode.size {
+            inode.size = place.size_end;
         }
-        if stamp {
+        if place.stamp {
             let now = now_ns();
             inode.mtime = now;
             inode.ctime = now;
         }
         self.inode_write(ino, &inode)?;
-        self.journal_accounting(0, delta)
+        self.account(0, delta);
+        Ok(())
     }
 
-    /// Inside a transaction: store extent `e` ending at file offset `end`.
+    /// Store extent `e` ending at file offset `end`.
     pub(crate) fn extent_set(&mut self, ino: u64, end: u64, e: &Extent) -> Result<()> {
         let mut buf =
             [0u8; crate::format::extent::EXTENT_HEADER_BYTES + crate::format::extent::PTR_BYTES * MAX_PTRS];
         let n = e.encode(&mut buf).map_err(|_| Error::Internal("extent encode"))?;
-        self.btree_set(BtreeId::Extents, extent_pos(ino, end), KeyType::Extent, buf.get(..n).unwrap_or(&[]))
+        self.set(BtreeId::Extents, extent_pos(ino, end), KeyType::Extent, buf.get(..n).unwrap_or(&[]))
     }
 
-    /// Inside a transaction: cut at most `max` extents overlapping
-    /// `[start, end)`. Returns the change in charged bytes and whether the
-    /// range is now free of extents.
+    /// Cut at most `max` extents overlapping `[start, end)`. Returns the
+    /// change in charged bytes and whether the range is now free of extents.
     fn extents_cut(&mut self, ino: u64, start: u64, end: u64, max: usize) -> Result<(i64, bool)> {
         let block = self.block();
         let mut delta = 0i64;
         let mut done = 0;
-        while let Some(fe) = self.extent_after(ino, start)? {
+        let Some(mut c) = self.extents_after(ino, start) else { return Ok((0, true)) };
+        // The pieces kept end at `start` (behind the cursor) or where the
+        // cut extent ended (its own position, which the cursor has passed).
+        while let Some(fe) = self.next_extent(&mut c)? {
             if fe.start >= end {
                 return Ok((delta, true));
             }
@@ -460,26 +411,26 @@ impl<D: BlockDevice> Fs<D> {
                 return Ok((delta, false));
             }
             done += 1;
-            self.btree_delete(BtreeId::Extents, fe.pos)?;
+            self.delete(BtreeId::Extents, fe.pos)?;
             let e_end = fe.pos.offset;
             match fe.piece {
                 Piece::Inline(data) => {
                     if fe.start < start {
                         let keep =
                             data.get(..(start - fe.start) as usize).ok_or(Error::Internal("inline"))?;
-                        self.btree_set(BtreeId::Extents, extent_pos(ino, start), KeyType::InlineData, keep)?;
+                        self.set(BtreeId::Extents, extent_pos(ino, start), KeyType::InlineData, keep)?;
                     }
                     if e_end > end {
                         let keep = data.get((end - fe.start) as usize..).ok_or(Error::Internal("inline"))?;
-                        self.btree_set(BtreeId::Extents, extent_pos(ino, e_end), KeyType::InlineData, keep)?;
+                        self.set(BtreeId::Extents, extent_pos(ino, e_end), KeyType::InlineData, keep)?;
                     }
                 }
                 Piece::Extent(e) => {
-                    let mut c = -(e.charge(block) as i64);
+                    let mut ch = -(e.charge(block) as i64);
                     if fe.start < start {
                         let front = Extent { live_len: (start - fe.start) as u32, ..e };
                         self.extent_set(ino, start, &front)?;
-                        c += front.charge(block) as i64;
+                        ch += front.charge(block) as i64;
                     }
                     if e_end > end {
                         let back = Extent {
@@ -488,37 +439,18 @@ impl<D: BlockDevice> Fs<D> {
                             ..e
                         };
                         self.extent_set(ino, e_end, &back)?;
-                        c += back.charge(block) as i64;
+                        ch += back.charge(block) as i64;
                     }
-                    if c != 0 {
+                    if ch != 0 {
                         for p in e.ptrs() {
-                            self.bucket_charge(p.dev, p.offset, c)?;
+                            self.charge(p.dev, p.offset, ch)?;
                         }
                     }
-                    delta += c;
+                    delta += ch;
                 }
             }
         }
         Ok((delta, true))
-    }
-
-    /// Remove all extents in `[start, end)` in bounded transactions.
-    pub(crate) fn punch_extents(&mut self, ino: u64, start: u64, end: u64) -> Result<()> {
-        loop {
-            let done = self.in_txn(|fs| {
-                let mut inode = fs.inode_read(ino)?;
-                let (delta, done) = fs.extents_cut(ino, start, end, CUT_BATCH)?;
-                if delta != 0 {
-                    inode.alloc_bytes = inode.alloc_bytes.saturating_add_signed(delta);
-                    fs.inode_write(ino, &inode)?;
-                    fs.journal_accounting(0, delta)?;
-                }
-                Ok(done)
-            })?;
-            if done {
-                return Ok(());
-            }
-        }
     }
 
     /// Zero `[from, to)` within one block by rewriting that block (if it holds data).
@@ -537,36 +469,219 @@ impl<D: BlockDevice> Fs<D> {
         self.read_range(ino, a, &mut buf)?;
         zero(&mut buf, from - a, to - a);
         let inode = self.inode_read(ino)?;
-        let comp = self.compression_for(&inode);
-        self.write_extent(ino, a, &buf, 0, true, true, comp)?;
+        let compression = self.fs.compression_for(&inode);
+        self.write_extent(
+            ino,
+            a,
+            &buf,
+            Placement { size_end: 0, keep_size: true, stamp: true, compression },
+        )?;
         Ok(())
     }
 
-    /// Set the file size, freeing data past it or leaving a hole before it.
-    pub(crate) fn truncate(&mut self, ino: u64, size: u64) -> Result<()> {
+    /// Set the inode's size (at least its size with `grow_only`), and its
+    /// times to now when `stamp`.
+    fn set_size(&mut self, ino: u64, size: u64, grow_only: bool, stamp: bool) -> Result<()> {
+        let mut i = self.inode_read(ino)?;
+        i.size = if grow_only { i.size.max(size) } else { size };
+        if stamp {
+            let now = now_ns();
+            i.mtime = now;
+            i.ctime = now;
+        }
+        self.inode_write(ino, &i)
+    }
+
+    /// Re-key extent `fe` so that it ends at `to`.
+    fn extent_move(&mut self, ino: u64, fe: &FileExtent, to: u64) -> Result<()> {
+        self.delete(BtreeId::Extents, fe.pos)?;
+        match &fe.piece {
+            Piece::Extent(e) => {
+                self.extent_set(ino, to, e)?;
+                // A collapse brings pieces of one extent back together.
+                self.merge_at(ino, to - u64::from(e.live_len))
+            }
+            Piece::Inline(d) => self.set(BtreeId::Extents, extent_pos(ino, to), KeyType::InlineData, d),
+        }
+    }
+
+    /// Join the extent ending at `at` and the one starting there into one
+    /// key when they continue each other ([`merged`]), so that files keep
+    /// few extents through writes, collapses and inserts.
+    fn merge_at(&mut self, ino: u64, at: u64) -> Result<()> {
+        let Some(before) = at.checked_sub(1) else { return Ok(()) };
+        let Some(mut c) = self.extents_after(ino, before) else { return Ok(()) };
+        let Some(a) = self.next_extent(&mut c)? else { return Ok(()) };
+        if a.pos.offset != at {
+            return Ok(());
+        }
+        let Some(b) = self.next_extent(&mut c)? else { return Ok(()) };
+        if b.start != at {
+            return Ok(());
+        }
+        let (Piece::Extent(ea), Piece::Extent(eb)) = (&a.piece, &b.piece) else { return Ok(()) };
+        let Some(m) = merged(ea, eb, self.fs.alloc.min_bucket_size()) else { return Ok(()) };
+        // (Uncompressed: the charge is the live bytes, the same joined.)
+        self.delete(BtreeId::Extents, a.pos)?;
+        self.extent_set(ino, b.pos.offset, &m)
+    }
+
+    /// Split the extent across `at` (if any) into the piece before and the
+    /// piece after it; returns the charge delta.
+    fn extent_split_at(&mut self, ino: u64, at: u64) -> Result<i64> {
         let block = self.block();
-        let inode = self.inode_read(ino)?;
-        if size < inode.size || inode.alloc_bytes > 0 {
-            let cut_from = round_up(size, block).ok_or(Error::TooBig)?;
-            self.punch_extents(ino, cut_from, u64::MAX)?;
-            if !size.is_multiple_of(block) && size < inode.size {
-                self.zero_partial(ino, size, cut_from)?;
+        let Some(fe) = self.extent_after(ino, at)? else { return Ok(0) };
+        let Piece::Extent(e) = fe.piece else { return Ok(0) };
+        if fe.start >= at {
+            return Ok(0);
+        }
+        let e_end = fe.pos.offset;
+        self.delete(BtreeId::Extents, fe.pos)?;
+        let front = Extent { live_len: (at - fe.start) as u32, ..e };
+        let back = Extent {
+            live_len: (e_end - at) as u32,
+            offset_into: e.offset_into + (at - fe.start) as u32,
+            ..e
+        };
+        self.extent_set(ino, at, &front)?;
+        self.extent_set(ino, e_end, &back)?;
+        let c = front.charge(block) as i64 + back.charge(block) as i64 - e.charge(block) as i64;
+        if c != 0 {
+            for p in e.ptrs() {
+                self.charge(p.dev, p.offset, c)?;
             }
         }
-        self.in_txn(|fs| {
-            let mut inode = fs.inode_read(ino)?;
-            inode.size = size;
-            let now = now_ns();
-            inode.mtime = now;
-            inode.ctime = now;
-            fs.inode_write(ino, &inode)
+        Ok(c)
+    }
+}
+
+impl<D: BlockDevice> Fs<D> {
+    fn block(&self) -> u64 {
+        u64::from(self.sb.block_size)
+    }
+
+    /// Read file data from a member.
+    pub(crate) fn read_data(&mut self, dev: u8, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.devs
+            .get_mut(usize::from(dev))
+            .ok_or(Error::Corrupt("extent on a missing device"))?
+            .read_at(offset, buf)
+    }
+
+    /// Write file data to a member (durable before the next journal entry).
+    pub(crate) fn write_data(&mut self, dev: u8, offset: u64, buf: &[u8]) -> Result<()> {
+        self.devs.get_mut(usize::from(dev)).ok_or(Error::Internal("device"))?.write_at(offset, buf)?;
+        self.data_unflushed = true;
+        Ok(())
+    }
+
+    /// Read up to `buf.len()` bytes at `off`; returns the bytes read (short at EOF).
+    pub fn read(&mut self, ino: u64, off: u64, buf: &mut [u8]) -> Result<usize> {
+        self.read_txn(|t| {
+            let inode = t.inode_read(ino)?;
+            if inode.is_dir() {
+                return Err(Error::IsDir);
+            }
+            if off >= inode.size {
+                return Ok(0);
+            }
+            let len = (buf.len() as u64).min(inode.size - off) as usize;
+            let out = buf.get_mut(..len).ok_or(Error::Internal("read buffer"))?;
+            t.read_range(ino, off, out)?;
+            Ok(len)
+        })
+    }
+
+    /// Write `data` at `off`, setting mtime and ctime to now; returns the
+    /// bytes written.
+    pub fn write(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<usize> {
+        self.write_stamped(ino, off, data, true)
+    }
+
+    /// Write data whose times the caller keeps: the kernel's page-cache
+    /// writeback and O_DIRECT. The VFS stamps mtime and ctime when write(2)
+    /// or an mmap store happens and hands them over through `write_inode`;
+    /// writeback can come after a later utimes(2), so it must not stamp them
+    /// again.
+    pub fn write_back(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<usize> {
+        self.write_stamped(ino, off, data, false)
+    }
+
+    fn write_stamped(&mut self, ino: u64, off: u64, data: &[u8], stamp: bool) -> Result<usize> {
+        self.check_user_writable()?;
+        let inode = self.getattr(ino)?.inode;
+        if inode.is_dir() {
+            return Err(Error::IsDir);
+        }
+        if !inode.is_reg() {
+            return Err(Error::Invalid);
+        }
+        let end =
+            off.checked_add(data.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
+        let comp = self.compression_for(&inode);
+        let mut pos = off;
+        while pos < end {
+            pos = self.write_txn(|t| t.write_chunk(ino, pos, off, data, stamp, comp))?;
+        }
+        Ok(data.len())
+    }
+
+    /// How new data of `inode` is compressed: the mount's choice, or zstd
+    /// for a file marked [`FLAG_COMPR`] where the mount compresses nothing.
+    fn compression_for(&self, inode: &Inode) -> (Compression, u8) {
+        match self.compression {
+            (Compression::None, _) if inode.flags & FLAG_COMPR != 0 => (Compression::Zstd, 0),
+            c => c,
+        }
+    }
+
+    /// Remove all extents in `[start, end)` in bounded transactions.
+    pub(crate) fn punch_extents(&mut self, ino: u64, start: u64, end: u64) -> Result<()> {
+        loop {
+            let done = self.write_txn(|t| {
+                let (delta, done) = t.extents_cut(ino, start, end, CUT_BATCH)?;
+                if delta != 0 {
+                    let mut inode = t.inode_read(ino)?;
+                    inode.alloc_bytes = inode.alloc_bytes.saturating_add_signed(delta);
+                    t.inode_write(ino, &inode)?;
+                    t.account(0, delta);
+                }
+                Ok(done)
+            })?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Zero `[from, to)` within one block (see [`Txn::zero_partial`]).
+    fn zero_partial(&mut self, ino: u64, from: u64, to: u64) -> Result<()> {
+        self.write_txn(|t| t.zero_partial(ino, from, to))
+    }
+
+    /// Set the file size. Shrinking (or setting the same size) frees what
+    /// lies past it, preallocation too; growing leaves a hole and keeps
+    /// space preallocated past the old end (as ext4 and xfs do).
+    pub(crate) fn truncate(&mut self, ino: u64, size: u64) -> Result<()> {
+        let block = self.block();
+        let inode = self.getattr(ino)?.inode;
+        let shrink = size < inode.size;
+        if size <= inode.size && inode.alloc_bytes > 0 {
+            let cut_from = round_up(size, block).ok_or(Error::TooBig)?;
+            self.punch_extents(ino, cut_from, u64::MAX)?;
+        }
+        self.write_txn(|t| {
+            if shrink && !size.is_multiple_of(block) {
+                t.zero_partial(ino, size, round_up(size, block).ok_or(Error::TooBig)?)?;
+            }
+            t.set_size(ino, size, false, true)
         })
     }
 
     /// fallocate(2) with `FALLOC_*` flags.
     pub fn fallocate(&mut self, ino: u64, mode: u32, off: u64, len: u64) -> Result<()> {
         self.check_user_writable()?;
-        let inode = self.inode_read(ino)?;
+        let inode = self.getattr(ino)?.inode;
         if inode.is_dir() {
             return Err(Error::IsDir);
         }
@@ -581,25 +696,21 @@ impl<D: BlockDevice> Fs<D> {
         let block = self.block();
         match mode & !FALLOC_KEEP_SIZE {
             0 => self.preallocate(ino, &inode, off, end, keep),
-            FALLOC_PUNCH_HOLE if keep => self.punch_hole(ino, &inode, off, end),
+            FALLOC_PUNCH_HOLE if keep => self.punch_hole(ino, off, end),
             FALLOC_COLLAPSE_RANGE if !keep => self.collapse_range(ino, &inode, off, len),
             FALLOC_INSERT_RANGE if !keep => self.insert_range(ino, &inode, off, len),
             FALLOC_COLLAPSE_RANGE | FALLOC_INSERT_RANGE => Err(Error::Invalid),
             FALLOC_ZERO_RANGE => {
                 let end_in = end.min(if keep { inode.size } else { end });
-                self.punch_hole(ino, &inode, off, end_in.max(off))?;
+                self.punch_hole(ino, off, end_in.max(off))?;
                 let a = round_up(off, block).ok_or(Error::TooBig)?;
                 let b = end & !(block - 1);
                 if a < b {
-                    let now = self.inode_read(ino)?;
+                    let now = self.getattr(ino)?.inode;
                     self.preallocate(ino, &now, a, b, true)?;
                 }
                 if !keep && end > inode.size {
-                    self.in_txn(|fs| {
-                        let mut i = fs.inode_read(ino)?;
-                        i.size = i.size.max(end);
-                        fs.inode_write(ino, &i)
-                    })?;
+                    self.write_txn(|t| t.set_size(ino, end, true, false))?;
                 }
                 Ok(())
             }
@@ -607,7 +718,7 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    fn punch_hole(&mut self, ino: u64, _inode: &Inode, off: u64, end: u64) -> Result<()> {
+    fn punch_hole(&mut self, ino: u64, off: u64, end: u64) -> Result<()> {
         let block = self.block();
         let a = round_up(off, block).ok_or(Error::TooBig)?;
         let b = end & !(block - 1);
@@ -622,12 +733,12 @@ impl<D: BlockDevice> Fs<D> {
                 self.punch_extents(ino, a, b)?;
             }
         }
-        self.in_txn(|fs| {
-            let mut i = fs.inode_read(ino)?;
+        self.write_txn(|t| {
+            let mut i = t.inode_read(ino)?;
             let now = now_ns();
             i.mtime = now;
             i.ctime = now;
-            fs.inode_write(ino, &i)
+            t.inode_write(ino, &i)
         })
     }
 
@@ -637,18 +748,15 @@ impl<D: BlockDevice> Fs<D> {
         let mut pos = off & !(block - 1);
         let stop = round_up(end, block).ok_or(Error::TooBig)?;
         while pos < stop {
-            let hole_end = match self.extent_after(ino, pos)? {
-                Some(fe) if fe.start <= pos => {
-                    pos = fe.pos.offset;
-                    continue;
-                }
-                Some(fe) => fe.start.min(stop),
-                None => stop,
-            };
-            let want = (hole_end - pos).min(MAX_PLAIN_EXTENT);
-            let size_end = if keep { 0 } else { (pos + want).min(end) };
-            pos = self.in_txn(|fs| {
-                let (dev, offset, got, gen) = fs.alloc_data(block, want)?;
+            pos = self.write_txn(|t| {
+                let hole_end = match t.extent_after(ino, pos)? {
+                    Some(fe) if fe.start <= pos => return Ok(fe.pos.offset),
+                    Some(fe) => fe.start.min(stop),
+                    None => stop,
+                };
+                let want = (hole_end - pos).min(MAX_PLAIN_EXTENT);
+                let size_end = if keep { 0 } else { (pos + want).min(end) };
+                let (dev, offset, got, gen) = t.allocate_data(block, want)?;
                 let mut ptrs = [ExtentPtr::default(); MAX_PTRS];
                 ptrs[0] = ExtentPtr { dev, gen, offset };
                 let len = u32::try_from(got).map_err(|_| Error::Internal("extent size"))?;
@@ -664,89 +772,97 @@ impl<D: BlockDevice> Fs<D> {
                     nr_ptrs: 1,
                     ptrs,
                 };
-                fs.replace_range(ino, pos, pos + got, Some(e), size_end.min(pos + got), keep, true)?;
+                let place = Placement {
+                    size_end: size_end.min(pos + got),
+                    keep_size: keep,
+                    stamp: true,
+                    compression: (Compression::None, 0),
+                };
+                t.replace_range(ino, pos, pos + got, Some(e), place)?;
                 Ok(pos + got)
             })?;
         }
         if !keep && end > inode.size {
-            self.in_txn(|fs| {
-                let mut i = fs.inode_read(ino)?;
-                i.size = i.size.max(end);
-                fs.inode_write(ino, &i)
-            })?;
+            self.write_txn(|t| t.set_size(ino, end, true, false))?;
         }
         Ok(())
     }
 
     /// lseek(2) SEEK_DATA (`hole == false`) or SEEK_HOLE (`hole == true`).
     pub fn seek(&mut self, ino: u64, off: u64, hole: bool) -> Result<u64> {
-        let inode = self.inode_read(ino)?;
-        if off >= inode.size {
-            return Err(Error::NoSuchOffset);
-        }
-        let mut pos = off;
-        loop {
-            match self.extent_after(ino, pos)? {
-                Some(fe) if fe.start <= pos => {
-                    if !hole {
-                        return Ok(pos);
-                    }
-                    pos = fe.pos.offset;
-                    if pos >= inode.size {
-                        return Ok(inode.size);
-                    }
-                }
-                Some(fe) => {
-                    return if hole {
-                        Ok(pos)
-                    } else if fe.start < inode.size {
-                        Ok(fe.start)
-                    } else {
-                        Err(Error::NoSuchOffset)
-                    };
-                }
-                None => return if hole { Ok(pos) } else { Err(Error::NoSuchOffset) },
+        self.read_txn(|t| {
+            let inode = t.inode_read(ino)?;
+            if off >= inode.size {
+                return Err(Error::NoSuchOffset);
             }
-        }
+            let mut pos = off;
+            let Some(mut c) = t.extents_after(ino, off) else {
+                return if hole { Ok(pos) } else { Err(Error::NoSuchOffset) };
+            };
+            loop {
+                match t.next_extent(&mut c)? {
+                    Some(fe) if fe.start <= pos => {
+                        if !hole {
+                            return Ok(pos);
+                        }
+                        pos = fe.pos.offset;
+                        if pos >= inode.size {
+                            return Ok(inode.size);
+                        }
+                    }
+                    Some(fe) => {
+                        return if hole {
+                            Ok(pos)
+                        } else if fe.start < inode.size {
+                            Ok(fe.start)
+                        } else {
+                            Err(Error::NoSuchOffset)
+                        };
+                    }
+                    None => return if hole { Ok(pos) } else { Err(Error::NoSuchOffset) },
+                }
+            }
+        })
     }
 
     /// Call `f` with each mapped range of `ino` that ends after `off`, in
     /// order, until it returns false (restore, FIEMAP).
     pub fn map_extents(&mut self, ino: u64, off: u64, f: &mut dyn FnMut(&Mapping) -> bool) -> Result<()> {
-        let mut pos = off;
-        while let Some(fe) = self.extent_after(ino, pos)? {
-            let m = match &fe.piece {
-                Piece::Extent(e) => Mapping {
-                    start: fe.start,
-                    end: fe.pos.offset,
-                    physical: e.ptrs().first().map(|p| {
-                        // Compressed data has no byte of the file at a fixed place.
-                        let at = if e.compression == Compression::None {
-                            p.offset.saturating_add(u64::from(e.offset_into))
-                        } else {
-                            p.offset
-                        };
-                        (p.dev, at)
-                    }),
-                    unwritten: e.is_unwritten(),
-                    encoded: e.compression != Compression::None,
-                    inline: false,
-                },
-                Piece::Inline(_) => Mapping {
-                    start: fe.start,
-                    end: fe.pos.offset,
-                    physical: None,
-                    unwritten: false,
-                    encoded: false,
-                    inline: true,
-                },
-            };
-            if !f(&m) {
-                break;
+        self.read_txn(|t| {
+            let Some(mut c) = t.extents_after(ino, off) else { return Ok(()) };
+            while let Some(fe) = t.next_extent(&mut c)? {
+                let m = match &fe.piece {
+                    Piece::Extent(e) => Mapping {
+                        start: fe.start,
+                        end: fe.pos.offset,
+                        physical: e.ptrs().first().map(|p| {
+                            // Compressed data has no byte of the file at a fixed place.
+                            let at = if e.compression == Compression::None {
+                                p.offset.saturating_add(u64::from(e.offset_into))
+                            } else {
+                                p.offset
+                            };
+                            (p.dev, at)
+                        }),
+                        unwritten: e.is_unwritten(),
+                        encoded: e.compression != Compression::None,
+                        inline: false,
+                    },
+                    Piece::Inline(_) => Mapping {
+                        start: fe.start,
+                        end: fe.pos.offset,
+                        physical: None,
+                        unwritten: false,
+                        encoded: false,
+                        inline: true,
+                    },
+                };
+                if !f(&m) {
+                    break;
+                }
             }
-            pos = fe.pos.offset;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Remove `[off, off + len)` and move the rest of the file down by
@@ -763,11 +879,12 @@ impl<D: BlockDevice> Fs<D> {
         // range leaves room, so no key meets another.
         let mut from = end;
         loop {
-            let more = self.in_txn(|fs| {
+            let more = self.write_txn(|t| {
+                let Some(mut c) = t.extents_after(ino, from) else { return Ok(false) };
                 for _ in 0..CUT_BATCH {
-                    let Some(fe) = fs.extent_after(ino, from)? else { return Ok(false) };
+                    let Some(fe) = t.next_extent(&mut c)? else { return Ok(false) };
                     from = fe.pos.offset;
-                    fs.extent_move(ino, &fe, fe.pos.offset - len)?;
+                    t.extent_move(ino, &fe, fe.pos.offset - len)?;
                 }
                 Ok(true)
             })?;
@@ -775,13 +892,13 @@ impl<D: BlockDevice> Fs<D> {
                 break;
             }
         }
-        self.in_txn(|fs| {
-            let mut i = fs.inode_read(ino)?;
+        self.write_txn(|t| {
+            let mut i = t.inode_read(ino)?;
             i.size = i.size.saturating_sub(len);
             let now = now_ns();
             i.mtime = now;
             i.ctime = now;
-            fs.inode_write(ino, &i)
+            t.inode_write(ino, &i)
         })
     }
 
@@ -796,29 +913,29 @@ impl<D: BlockDevice> Fs<D> {
         let size = inode.size.checked_add(len).filter(|&s| s <= i64::MAX as u64).ok_or(Error::TooBig)?;
         // An extent across `off` becomes two, then the size grows, so that
         // everything moved stays inside the file.
-        self.in_txn(|fs| {
-            let delta = fs.extent_split_at(ino, off)?;
-            let mut i = fs.inode_read(ino)?;
+        self.write_txn(|t| {
+            let delta = t.extent_split_at(ino, off)?;
+            let mut i = t.inode_read(ino)?;
             i.alloc_bytes = i.alloc_bytes.saturating_add_signed(delta);
             i.size = size;
-            fs.inode_write(ino, &i)?;
-            fs.journal_accounting(0, delta)
+            t.inode_write(ino, &i)?;
+            t.account(0, delta);
+            Ok(())
         })?;
         // Downwards from the end: every key moves above its old place, onto
         // room the keys after it left.
         let start = Pos::new(ino, off.saturating_add(1), 0);
         let mut below = Pos::new(ino, u64::MAX, u32::MAX);
         loop {
-            let more = self.in_txn(|fs| {
+            let more = self.write_txn(|t| {
+                let mut c = t.cursor(BtreeId::Extents, start, below);
                 let mut val = TryVec::new();
                 for _ in 0..CUT_BATCH {
-                    let Some((pos, _)) = fs.peek_back(BtreeId::Extents, start, below, &mut val)? else {
-                        return Ok(false);
-                    };
+                    let Some((pos, _)) = t.prev(&mut c, &mut val)? else { return Ok(false) };
                     let fe =
-                        fs.extent_after(ino, pos.offset - 1)?.ok_or(Error::Internal("extent vanished"))?;
+                        t.extent_after(ino, pos.offset - 1)?.ok_or(Error::Internal("extent vanished"))?;
                     let to = pos.offset.checked_add(len).ok_or(Error::TooBig)?;
-                    fs.extent_move(ino, &fe, to)?;
+                    t.extent_move(ino, &fe, to)?;
                     match pos.predecessor() {
                         Some(p) => below = p,
                         None => return Ok(false),
@@ -830,56 +947,55 @@ impl<D: BlockDevice> Fs<D> {
                 break;
             }
         }
-        self.in_txn(|fs| {
-            let mut i = fs.inode_read(ino)?;
+        self.write_txn(|t| {
+            let mut i = t.inode_read(ino)?;
             let now = now_ns();
             i.mtime = now;
             i.ctime = now;
-            fs.inode_write(ino, &i)
+            t.inode_write(ino, &i)
         })
-    }
-
-    /// Inside a transaction: re-key extent `fe` so that it ends at `to`.
-    fn extent_move(&mut self, ino: u64, fe: &FileExtent, to: u64) -> Result<()> {
-        self.btree_delete(BtreeId::Extents, fe.pos)?;
-        match &fe.piece {
-            Piece::Extent(e) => self.extent_set(ino, to, e),
-            Piece::Inline(d) => self.btree_set(BtreeId::Extents, extent_pos(ino, to), KeyType::InlineData, d),
-        }
-    }
-
-    /// Inside a transaction: split the extent across `at` (if any) into the
-    /// piece before and the piece after it; returns the charge delta.
-    fn extent_split_at(&mut self, ino: u64, at: u64) -> Result<i64> {
-        let block = self.block();
-        let Some(fe) = self.extent_after(ino, at)? else { return Ok(0) };
-        let Piece::Extent(e) = fe.piece else { return Ok(0) };
-        if fe.start >= at {
-            return Ok(0);
-        }
-        let e_end = fe.pos.offset;
-        self.btree_delete(BtreeId::Extents, fe.pos)?;
-        let front = Extent { live_len: (at - fe.start) as u32, ..e };
-        let back = Extent {
-            live_len: (e_end - at) as u32,
-            offset_into: e.offset_into + (at - fe.start) as u32,
-            ..e
-        };
-        self.extent_set(ino, at, &front)?;
-        self.extent_set(ino, e_end, &back)?;
-        let c = front.charge(block) as i64 + back.charge(block) as i64 - e.charge(block) as i64;
-        if c != 0 {
-            for p in e.ptrs() {
-                self.bucket_charge(p.dev, p.offset, c)?;
-            }
-        }
-        Ok(c)
     }
 
     /// Make a file's data and metadata durable (fsync, fdatasync).
     pub fn fsync(&mut self, _ino: u64) -> Result<()> {
-        self.journal_flush()
+        self.sync()
     }
+}
+
+/// The extent `a` followed by `b` make, when they continue each other:
+/// uncompressed, with the same flags and checksum type, and either plain
+/// data contiguous on disk within one bucket, or two adjacent windows of
+/// one checksummed payload.
+fn merged(a: &Extent, b: &Extent, bucket: u64) -> Option<Extent> {
+    if a.compression != Compression::None
+        || b.compression != Compression::None
+        || a.flags != b.flags
+        || a.csum_type != b.csum_type
+        || a.nr_ptrs != b.nr_ptrs
+    {
+        return None;
+    }
+    let live = a.live_len.checked_add(b.live_len)?;
+    if a.csum_type == ChecksumType::None {
+        for (pa, pb) in a.ptrs().iter().zip(b.ptrs()) {
+            let a_end =
+                pa.offset.checked_add(u64::from(a.offset_into))?.checked_add(u64::from(a.live_len))?;
+            let b_start = pb.offset.checked_add(u64::from(b.offset_into))?;
+            let b_end = b_start.checked_add(u64::from(b.live_len))?;
+            let same_bucket = pa.offset.checked_div(bucket)? == (b_end - 1) / bucket;
+            if pa.dev != pb.dev || pa.gen != pb.gen || a_end != b_start || !same_bucket {
+                return None;
+            }
+        }
+        let payload = a.offset_into.checked_add(live)?;
+        return Some(Extent { live_len: live, payload_len: payload, stored_len: payload, ..*a });
+    }
+    let one_payload = a.ptrs() == b.ptrs()
+        && a.csum == b.csum
+        && a.payload_len == b.payload_len
+        && a.stored_len == b.stored_len
+        && a.offset_into.checked_add(a.live_len) == Some(b.offset_into);
+    one_payload.then_some(Extent { live_len: live, ..*a })
 }
 
 fn zero(buf: &mut [u8], from: u64, to: u64) {

@@ -2,7 +2,7 @@
 //! superblocks, the root directory and the first checkpoint.
 
 use super::{Fs, OpenOptions};
-use crate::buckets::sb_buckets;
+use crate::alloc::sb_buckets;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
 use crate::format::extent::Compression;
@@ -90,11 +90,11 @@ impl Default for FormatOptions {
 }
 
 /// The bucket size chosen for a device of `size` bytes: about 1/512 of it,
-/// between 64 KiB and 2 MiB, and never smaller than a node.
+/// between 64 KiB and 2 MiB, and never smaller than four nodes.
 pub fn default_bucket_size(size: u64, node_size: u32) -> u32 {
     let target = (size / 512).clamp(u64::from(MIN_BUCKET_SIZE), 2 << 20);
     let pow2 = 1u64 << (63 - target.leading_zeros());
-    (pow2 as u32).max(node_size).max(MIN_BUCKET_SIZE)
+    (pow2 as u32).max(node_size.saturating_mul(crate::format::MIN_NODES_PER_BUCKET)).max(MIN_BUCKET_SIZE)
 }
 
 /// The smallest device the layout accepts, for messages.
@@ -119,12 +119,16 @@ pub fn layout(sizes: &[u64], opts: &FormatOptions) -> Result<TryBox<Superblock>>
             return Err(Error::NoSpace);
         }
         let mo = opts.members.get(i).copied().unwrap_or_default();
-        let bucket = if mo.bucket_size != 0 { mo.bucket_size } else { default_bucket_size(size, node_size) };
-        if !bucket.is_power_of_two() || !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bucket) {
-            return Err(Error::Invalid);
-        }
+        let mut bucket =
+            if mo.bucket_size != 0 { mo.bucket_size } else { default_bucket_size(size, node_size) };
         if i == 0 && node_size == 0 {
             node_size = (bucket / 4).clamp(16384, 256 * 1024).max(block);
+            if mo.bucket_size == 0 {
+                bucket = default_bucket_size(size, node_size);
+            }
+        }
+        if !bucket.is_power_of_two() || !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bucket) {
+            return Err(Error::Invalid);
         }
         let nbuckets = size.checked_div(u64::from(bucket)).ok_or(Error::Invalid)?;
         *members.get_mut(i).ok_or(Error::Invalid)? = Member {
@@ -196,10 +200,8 @@ impl<D: BlockDevice> Fs<D> {
         let sb = layout(&sizes, opts)?;
         let block = sb.block_size;
         let journal_offset = sb.journal_offset;
-        let mut fs = Fs::new(devs, sb, &OpenOptions::default());
-        fs.setup_journal();
-        fs.alloc_init()?;
-        fs.alloc.loaded = true;
+        let mut fs = Fs::new(devs, sb, &OpenOptions::default())?;
+        fs.alloc.finish_load();
         // Entries of an earlier file system in the ring carry another tag, but
         // zeroing the first block also keeps tools like blkid from seeing them.
         let mut zero: TryVec<u8> = TryVec::new();
@@ -220,9 +222,10 @@ impl<D: BlockDevice> Fs<D> {
             parent: ROOT_INO,
             ..Default::default()
         };
-        fs.in_txn(|fs| {
-            fs.inode_write(ROOT_INO, &root)?;
-            fs.journal_accounting(1, 0)
+        fs.write_txn(|t| {
+            t.inode_write(ROOT_INO, &root)?;
+            t.account(1, 0);
+            Ok(())
         })?;
         fs.checkpoint()?;
         Ok(fs)

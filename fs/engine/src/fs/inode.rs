@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 use crate::format::inode::{
     dirent_type, Inode, FLAGS_KNOWN, FLAG_PROJINHERIT, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
-use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT, SYMLINK_MAX};
+use crate::format::{BtreeId, KeyType, Pos, FIRST_FREE_INO, SNAPSHOT_ROOT, SYMLINK_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
+use crate::txn::Txn;
 
 /// An inode number with its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +47,16 @@ pub const fn inode_pos(ino: u64) -> Pos {
     Pos::new(ino, 0, SNAPSHOT_ROOT)
 }
 
-/// Key of an orphan marker.
-pub const fn orphan_pos(ino: u64) -> Pos {
-    Pos::new(0, ino, 0)
+/// What a new inode is made of ([`Txn::new_inode`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewInode {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) rdev: u64,
 }
 
-impl<D: BlockDevice> Fs<D> {
+impl<D: BlockDevice> Txn<'_, D> {
     /// Read an inode.
     pub(crate) fn inode_read(&mut self, ino: u64) -> Result<Inode> {
         let mut val = TryVec::new();
@@ -61,18 +66,14 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// Write an inode (inside a transaction).
+    /// Write an inode.
     pub(crate) fn inode_write(&mut self, ino: u64, inode: &Inode) -> Result<()> {
         let mut buf = [0u8; INODE_BYTES];
         inode.encode(&mut buf).map_err(|_| Error::Internal("inode encode"))?;
-        self.btree_set(BtreeId::Inodes, inode_pos(ino), KeyType::Inode, &buf)
+        self.set(BtreeId::Inodes, inode_pos(ino), KeyType::Inode, &buf)
     }
 
-    /// Attributes of an inode.
-    pub fn getattr(&mut self, ino: u64) -> Result<Attr> {
-        Ok(Attr { ino, inode: self.inode_read(ino)? })
-    }
-
+    /// A directory that still exists (not removed while open).
     pub(crate) fn dir_read(&mut self, dir: u64) -> Result<Inode> {
         let d = self.inode_read(dir)?;
         if !d.is_dir() {
@@ -82,6 +83,134 @@ impl<D: BlockDevice> Fs<D> {
             return Err(Error::NotFound);
         }
         Ok(d)
+    }
+
+    /// The next inode number and a fresh inode for it in `dir`: one link
+    /// (two for a directory), all times now. A `parent` with
+    /// [`FLAG_PROJINHERIT`] hands on its project id, and to subdirectories
+    /// the flag too. Stored with [`Txn::inode_create`].
+    pub(crate) fn new_inode(
+        &mut self,
+        dir: u64,
+        parent: Option<&Inode>,
+        n: NewInode,
+    ) -> Result<(u64, Inode)> {
+        let now = now_ns();
+        let ino = self.free_ino()?;
+        let mut inode = Inode {
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            nlink: if n.mode & S_IFMT == S_IFDIR { 2 } else { 1 },
+            atime: now,
+            mtime: now,
+            ctime: now,
+            btime: now,
+            generation: (now as u32) ^ (ino as u32),
+            rdev: n.rdev,
+            parent: dir,
+            ..Default::default()
+        };
+        if let Some(p) = parent.filter(|p| p.flags & FLAG_PROJINHERIT != 0) {
+            inode.projid = p.projid;
+            if n.mode & S_IFMT == S_IFDIR {
+                inode.flags |= FLAG_PROJINHERIT;
+            }
+        }
+        Ok((ino, inode))
+    }
+
+    /// A number no inode has. Numbers are given out upwards; once the
+    /// largest is in use (only a crafted image gets there), the gaps below
+    /// it are searched, from the first free number on.
+    fn free_ino(&mut self) -> Result<u64> {
+        if self.fs.next_ino == 0 {
+            self.fs.ino_gaps = true;
+            self.fs.next_ino = FIRST_FREE_INO;
+        }
+        let mut ino = self.fs.next_ino;
+        if !self.fs.ino_gaps {
+            return Ok(ino);
+        }
+        // Each step passes one inode key: bounded by the inodes there are.
+        let mut c = self.cursor(BtreeId::Inodes, inode_pos(ino), Pos::MAX);
+        let mut val = TryVec::new();
+        while let Some((p, _)) = self.next(&mut c, &mut val)? {
+            if p.inode != ino {
+                break;
+            }
+            ino = ino.checked_add(1).ok_or(Error::NoSpace)?;
+        }
+        self.fs.next_ino = ino;
+        Ok(ino)
+    }
+
+    /// Store an inode made by [`Txn::new_inode`], taking its number and
+    /// counting it. (A transaction dropped after this leaves the number
+    /// unused: numbers only grow.)
+    pub(crate) fn inode_create(&mut self, ino: u64, inode: &Inode) -> Result<()> {
+        // One past u64::MAX (0) sends the next search to the gaps.
+        self.fs.next_ino = ino.wrapping_add(1);
+        self.inode_write(ino, inode)?;
+        self.account(1, 0);
+        Ok(())
+    }
+
+    /// Create `name` in `dir` with the given type and attributes.
+    fn create_entry(
+        &mut self,
+        dir: u64,
+        name: &[u8],
+        n: NewInode,
+        dtype: u8,
+        symlink: Option<&[u8]>,
+    ) -> Result<Attr> {
+        check_name(name)?;
+        let mut parent = self.dir_read(dir)?;
+        if self.dirent_find(dir, name)?.is_some() {
+            return Err(Error::Exists);
+        }
+        let slot = self.dirent_free_slot(dir, name)?;
+        let is_dir = n.mode & S_IFMT == S_IFDIR;
+        if is_dir && parent.nlink >= u32::MAX - 1 {
+            return Err(Error::TooManyLinks);
+        }
+        let (ino, mut inode) = self.new_inode(dir, Some(&parent), n)?;
+        let now = inode.ctime;
+        if let Some(t) = symlink {
+            inode.size = t.len() as u64;
+            inode.alloc_bytes = 0;
+        }
+        self.inode_create(ino, &inode)?;
+        if let Some(t) = symlink {
+            self.set(BtreeId::Extents, Pos::new(ino, t.len() as u64, SNAPSHOT_ROOT), KeyType::InlineData, t)?;
+        }
+        self.dirent_set_target(slot, name, ino, dtype)?;
+        if is_dir {
+            parent.nlink += 1;
+        }
+        parent.mtime = now;
+        parent.ctime = now;
+        self.inode_write(dir, &parent)?;
+        Ok(Attr { ino, inode })
+    }
+}
+
+/// Refuse names the format cannot store.
+pub(crate) fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > crate::format::NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    if !crate::format::dirent::valid_name(name) {
+        return Err(Error::Invalid);
+    }
+    Ok(())
+}
+
+impl<D: BlockDevice> Fs<D> {
+    /// Attributes of an inode.
+    pub fn getattr(&mut self, ino: u64) -> Result<Attr> {
+        self.read_txn(|t| Ok(Attr { ino, inode: t.inode_read(ino)? }))
     }
 
     /// Create a file, directory, device node, fifo or socket named `name` in
@@ -100,7 +229,7 @@ impl<D: BlockDevice> Fs<D> {
         if mode & S_IFMT == S_IFLNK {
             return Err(Error::Invalid);
         }
-        self.create_inner(dir, name, mode, uid, gid, rdev, dtype, None)
+        self.write_txn(|t| t.create_entry(dir, name, NewInode { mode, uid, gid, rdev }, dtype, None))
     }
 
     /// Create a directory.
@@ -115,120 +244,8 @@ impl<D: BlockDevice> Fs<D> {
         {
             return Err(Error::NameTooLong);
         }
-        self.create_inner(dir, name, S_IFLNK | 0o777, uid, gid, 0, 10, Some(target))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn create_inner(
-        &mut self,
-        dir: u64,
-        name: &[u8],
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        rdev: u64,
-        dtype: u8,
-        symlink: Option<&[u8]>,
-    ) -> Result<Attr> {
-        self.check_name(name)?;
-        let mut parent = self.dir_read(dir)?;
-        if self.dirent_find(dir, name)?.is_some() {
-            return Err(Error::Exists);
-        }
-        let slot = self.dirent_free_slot(dir, name)?;
-        let is_dir = mode & S_IFMT == S_IFDIR;
-        if is_dir && parent.nlink >= u32::MAX - 1 {
-            return Err(Error::TooManyLinks);
-        }
-        let (ino, mut inode) = self.new_inode_in(dir, Some(&parent), mode, uid, gid, rdev)?;
-        let now = inode.ctime;
-        if let Some(t) = symlink {
-            inode.size = t.len() as u64;
-            inode.alloc_bytes = 0;
-        }
-        self.in_txn(|fs| {
-            fs.inode_create(ino, &inode)?;
-            if let Some(t) = symlink {
-                fs.btree_set(
-                    BtreeId::Extents,
-                    Pos::new(ino, t.len() as u64, SNAPSHOT_ROOT),
-                    KeyType::InlineData,
-                    t,
-                )?;
-            }
-            fs.dirent_set_target(slot, name, ino, dtype)?;
-            if is_dir {
-                parent.nlink += 1;
-            }
-            parent.mtime = now;
-            parent.ctime = now;
-            fs.inode_write(dir, &parent)
-        })?;
-        Ok(Attr { ino, inode })
-    }
-
-    /// The next inode number and a fresh inode for it in `dir`: one link
-    /// (two for a directory), all times now. The caller's transaction stores
-    /// it with [`Fs::inode_create`].
-    pub(crate) fn new_inode(
-        &self,
-        dir: u64,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        rdev: u64,
-    ) -> Result<(u64, Inode)> {
-        self.new_inode_in(dir, None, mode, uid, gid, rdev)
-    }
-
-    /// [`Fs::new_inode`] in `parent` (the directory's inode, when the caller
-    /// has it): a directory with [`FLAG_PROJINHERIT`] hands on its project
-    /// id, and to subdirectories the flag too.
-    pub(crate) fn new_inode_in(
-        &self,
-        dir: u64,
-        parent: Option<&Inode>,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        rdev: u64,
-    ) -> Result<(u64, Inode)> {
-        let now = now_ns();
-        let ino = self.next_ino;
-        if ino == 0 {
-            return Err(Error::NoSpace);
-        }
-        let inode = Inode {
-            mode,
-            uid,
-            gid,
-            nlink: if mode & S_IFMT == S_IFDIR { 2 } else { 1 },
-            atime: now,
-            mtime: now,
-            ctime: now,
-            btime: now,
-            generation: (now as u32) ^ (ino as u32),
-            rdev,
-            parent: dir,
-            ..Default::default()
-        };
-        let mut inode = inode;
-        if let Some(p) = parent.filter(|p| p.flags & FLAG_PROJINHERIT != 0) {
-            inode.projid = p.projid;
-            if mode & S_IFMT == S_IFDIR {
-                inode.flags |= FLAG_PROJINHERIT;
-            }
-        }
-        Ok((ino, inode))
-    }
-
-    /// Inside a transaction: store an inode made by [`Fs::new_inode`],
-    /// taking its number and counting it.
-    pub(crate) fn inode_create(&mut self, ino: u64, inode: &Inode) -> Result<()> {
-        // One past u64::MAX is "none left" (0).
-        self.next_ino = ino.wrapping_add(1);
-        self.inode_write(ino, inode)?;
-        self.journal_accounting(1, 0)
+        let n = NewInode { mode: S_IFLNK | 0o777, uid, gid, rdev: 0 };
+        self.write_txn(|t| t.create_entry(dir, name, n, 10, Some(target)))
     }
 
     /// Create an unnamed regular file for `O_TMPFILE`: no entry, link count
@@ -239,48 +256,38 @@ impl<D: BlockDevice> Fs<D> {
         if mode & S_IFMT != S_IFREG {
             return Err(Error::Invalid);
         }
-        let parent = self.dir_read(dir)?;
-        let (ino, mut inode) = self.new_inode_in(dir, Some(&parent), mode, uid, gid, 0)?;
-        inode.nlink = 0;
-        self.in_txn(|fs| {
-            fs.inode_create(ino, &inode)?;
-            fs.orphan_add(ino)
-        })?;
-        Ok(Attr { ino, inode })
-    }
-
-    /// Whether `ino` is on the orphan list.
-    pub(crate) fn is_orphan(&mut self, ino: u64) -> Result<bool> {
-        let mut val = TryVec::new();
-        Ok(self.get(BtreeId::Orphans, orphan_pos(ino), &mut val)?.is_some())
+        self.write_txn(|t| {
+            let parent = t.dir_read(dir)?;
+            let (ino, mut inode) = t.new_inode(dir, Some(&parent), NewInode { mode, uid, gid, rdev: 0 })?;
+            inode.nlink = 0;
+            t.inode_create(ino, &inode)?;
+            t.orphan_add(ino)?;
+            Ok(Attr { ino, inode })
+        })
     }
 
     /// The target of a symlink.
     pub fn readlink(&mut self, ino: u64, out: &mut TryVec<u8>) -> Result<()> {
-        let inode = self.inode_read(ino)?;
-        if !inode.is_symlink() {
-            return Err(Error::Invalid);
-        }
-        let mut val = TryVec::new();
-        match self.peek(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), &mut val)? {
-            Some((_, KeyType::InlineData)) => {
-                out.clear();
-                out.try_extend_from_slice(&val)
+        self.read_txn(|t| {
+            let inode = t.inode_read(ino)?;
+            if !inode.is_symlink() {
+                return Err(Error::Invalid);
             }
-            _ => Err(Error::Corrupt("symlink without a target")),
-        }
+            match t.first(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), out)? {
+                Some((_, KeyType::InlineData)) => Ok(()),
+                _ => Err(Error::Corrupt("symlink without a target")),
+            }
+        })
     }
 
     /// Change attributes. A size change truncates or extends the file.
     pub fn setattr(&mut self, ino: u64, set: &SetAttr) -> Result<Attr> {
         self.check_user_writable()?;
-        let mut inode = self.inode_read(ino)?;
-        if let Some(flags) = set.flags {
-            if flags & !FLAGS_KNOWN != 0 {
-                return Err(Error::Unsupported);
-            }
+        if set.flags.is_some_and(|f| f & !FLAGS_KNOWN != 0) {
+            return Err(Error::Unsupported);
         }
         if let Some(size) = set.size {
+            let inode = self.getattr(ino)?.inode;
             if inode.is_dir() {
                 return Err(Error::IsDir);
             }
@@ -290,42 +297,42 @@ impl<D: BlockDevice> Fs<D> {
             if size > i64::MAX as u64 {
                 return Err(Error::TooBig);
             }
-            if size != inode.size {
-                self.truncate(ino, size)?;
-                inode = self.inode_read(ino)?;
+            // (The same size too: that frees preallocation past the end.)
+            self.truncate(ino, size)?;
+        }
+        if set.projid.is_some_and(|p| p != 0) {
+            self.note_feature_project_id()?;
+        }
+        self.write_txn(|t| {
+            let mut inode = t.inode_read(ino)?;
+            if let Some(m) = set.mode {
+                inode.mode = (inode.mode & S_IFMT) | (m & 0o7777);
             }
-        }
-        let now = now_ns();
-        if let Some(m) = set.mode {
-            inode.mode = (inode.mode & S_IFMT) | (m & 0o7777);
-        }
-        if let Some(u) = set.uid {
-            inode.uid = u;
-        }
-        if let Some(g) = set.gid {
-            inode.gid = g;
-        }
-        if let Some(t) = set.atime {
-            inode.atime = t;
-        }
-        if let Some(t) = set.mtime {
-            inode.mtime = t;
-        }
-        if let Some(f) = set.flags {
-            if f & FLAG_PROJINHERIT != 0 && !inode.is_dir() {
-                return Err(Error::Invalid);
+            if let Some(u) = set.uid {
+                inode.uid = u;
             }
-            inode.flags = f;
-        }
-        if let Some(p) = set.projid {
-            if p != 0 {
-                self.note_feature_project_id()?;
+            if let Some(g) = set.gid {
+                inode.gid = g;
             }
-            inode.projid = p;
-        }
-        inode.ctime = set.ctime.unwrap_or(now);
-        self.in_txn(|fs| fs.inode_write(ino, &inode))?;
-        Ok(Attr { ino, inode })
+            if let Some(t) = set.atime {
+                inode.atime = t;
+            }
+            if let Some(t) = set.mtime {
+                inode.mtime = t;
+            }
+            if let Some(f) = set.flags {
+                if f & FLAG_PROJINHERIT != 0 && !inode.is_dir() {
+                    return Err(Error::Invalid);
+                }
+                inode.flags = f;
+            }
+            if let Some(p) = set.projid {
+                inode.projid = p;
+            }
+            inode.ctime = set.ctime.unwrap_or_else(now_ns);
+            t.inode_write(ino, &inode)?;
+            Ok(Attr { ino, inode })
+        })
     }
 
     /// Before the first project id is stored: mark the file system as holding
@@ -346,8 +353,8 @@ impl<D: BlockDevice> Fs<D> {
         if self.is_read_only() {
             return Ok(());
         }
-        let inode = match self.inode_read(ino) {
-            Ok(i) => i,
+        let inode = match self.getattr(ino) {
+            Ok(a) => a.inode,
             Err(Error::NotFound) => return Ok(()),
             Err(e) => return Err(e),
         };
@@ -365,35 +372,11 @@ impl<D: BlockDevice> Fs<D> {
             self.punch_extents(ino, 0, u64::MAX)?;
         }
         self.xattrs_delete_all(ino)?;
-        self.in_txn(|fs| {
-            fs.btree_delete(BtreeId::Inodes, inode_pos(ino))?;
-            fs.btree_delete(BtreeId::Orphans, orphan_pos(ino))?;
-            fs.journal_accounting(-1, 0)
+        self.write_txn(|t| {
+            t.delete(BtreeId::Inodes, inode_pos(ino))?;
+            t.delete(BtreeId::Orphans, super::orphan::orphan_pos(ino))?;
+            t.account(-1, 0);
+            Ok(())
         })
-    }
-
-    /// Put an inode on the orphan list (inside a transaction).
-    pub(crate) fn orphan_add(&mut self, ino: u64) -> Result<()> {
-        self.btree_set(BtreeId::Orphans, orphan_pos(ino), KeyType::Orphan, &[])
-    }
-
-    /// Delete every inode left on the orphan list (unlinked while open when
-    /// the system went down). Runs at open.
-    pub(crate) fn process_orphans(&mut self) -> Result<u64> {
-        let mut val = TryVec::new();
-        let mut done = 0;
-        let limit = self.counters.inodes.saturating_add(1);
-        while let Some((pos, _)) = self.peek(BtreeId::Orphans, Pos::MIN, Pos::MAX, &mut val)? {
-            let ino = pos.offset;
-            match self.inode_read(ino) {
-                Ok(inode) if inode.nlink == 0 => self.inode_delete(ino, &inode)?,
-                _ => self.in_txn(|fs| fs.btree_delete(BtreeId::Orphans, pos).map(|_| ()))?,
-            }
-            done += 1;
-            if done > limit {
-                return Err(Error::Corrupt("orphan list does not shrink"));
-            }
-        }
-        Ok(done)
     }
 }

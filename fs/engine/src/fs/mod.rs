@@ -1,25 +1,39 @@
 //! The file system: the state of one mounted (or opened) arborfs, its
-//! lifecycle (format, open, close), transactions, and the POSIX operations
-//! shaped for the VFS (in the submodules).
+//! lifecycle (format, open, close), and the POSIX operations shaped for the
+//! VFS (in the submodules).
+//!
+//! `Fs` owns the components and is the one place that orchestrates them:
+//! transactions ([`crate::txn`]) change the b-trees ([`crate::btree`])
+//! through the journal ([`crate::journal`]) and charge buckets of the
+//! allocator ([`crate::alloc`]); [`checkpoint`] writes the trees and a
+//! superblock and reclaims the journal; [`replay`] applies the journal at
+//! open. The components do not know each other: the b-tree reaches bucket
+//! space only through the node store in [`store`].
 
 pub mod check;
+pub mod checkpoint;
 pub mod dirent;
+pub mod extent;
 pub mod format;
 pub mod inode;
-pub mod io;
+pub mod options;
+pub mod orphan;
+pub mod replay;
+pub mod store;
 pub mod xattr;
 
-use crate::btree::cache::NodeCache;
-use crate::btree::node::ChildRef;
-use crate::buckets::Allocator;
+use crate::alloc::Allocator;
+use crate::btree::cursor::Cursor;
+use crate::btree::Btrees;
 use crate::error::{bad_metadata, Error, Result};
+use crate::format::alloc_info::AllocInfo;
 use crate::format::extent::Compression;
-use crate::format::key::BTREE_ID_NR;
-use crate::format::node::BtreePtr;
 use crate::format::superblock::{Superblock, SB_BYTES, SB_FLAG_CLEAN, SB_OFFSETS};
-use crate::format::{BtreeId, FormatError, Pos, FIRST_FREE_INO};
-use crate::journal::Journal;
+use crate::format::{BtreeId, FormatError, KeyType, Pos, FIRST_FREE_INO};
+use crate::journal::{Journal, JournalStop};
 use crate::sys::{BlockDevice, TryBox, TryVec};
+use crate::txn::Txn;
+use store::Store;
 
 pub use format::FormatOptions;
 pub use inode::{Attr, SetAttr};
@@ -55,18 +69,6 @@ pub struct Counters {
     pub data_bytes: u64,
 }
 
-/// The transaction in progress.
-#[derive(Debug, Default)]
-pub struct Txn {
-    /// Between begin and commit.
-    pub active: bool,
-    /// Some update was applied (an abort must then stop the file system).
-    pub dirty: bool,
-    /// Records journalled by this transaction.
-    pub records: u32,
-    pub(crate) buf_start: usize,
-}
-
 /// What statfs reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatFs {
@@ -99,6 +101,8 @@ pub struct Stats {
     pub cache_bytes: usize,
     /// Dirty nodes.
     pub dirty_nodes: usize,
+    /// Descents from a b-tree root to a leaf since open.
+    pub descents: u64,
 }
 
 /// An open file system over member devices `D`.
@@ -108,24 +112,22 @@ pub struct Fs<D: BlockDevice> {
     /// it is large and kernel stacks are small.
     pub sb: TryBox<Superblock>,
     pub(crate) alloc: Allocator,
-    pub(crate) cache: NodeCache,
-    pub(crate) roots: [Option<ChildRef>; BTREE_ID_NR],
+    pub(crate) btrees: Btrees,
     pub(crate) journal: Journal,
-    pub(crate) pending_release: TryVec<BtreePtr>,
-    pub(crate) txn: Txn,
     pub(crate) counters: Counters,
+    /// The next inode number to try; 0 once the largest was given out.
     pub(crate) next_ino: u64,
+    /// Numbers are taken from gaps (the largest one is in use): each
+    /// candidate is checked first.
+    pub(crate) ino_gaps: bool,
     pub(crate) read_only: bool,
     pub(crate) failed: Option<Error>,
-    pub(crate) io_buf: TryVec<u8>,
-    pub(crate) dirty_nodes: usize,
+    /// File data was written since the last flush: it must be durable
+    /// before a journal entry that points at it.
     pub(crate) data_unflushed: bool,
-    pub(crate) defer_alloc: bool,
-    pub(crate) deferred: TryVec<(u8, u64)>,
     pub(crate) checkpoints: u64,
-    pub(crate) nodes_written: u64,
     pub(crate) replayed: u64,
-    pub(crate) payload: io::PayloadCache,
+    pub(crate) payload: extent::PayloadCache,
     /// How new data is compressed (the superblock's default or a mount option).
     pub(crate) compression: (Compression, u8),
 }
@@ -175,137 +177,265 @@ pub fn read_super_into<D: BlockDevice>(dev: &mut D, out: &mut Superblock) -> Res
     }))
 }
 
+/// Put `devs` in member order, checking that they are exactly the members
+/// of the file system the newest superblock describes; returns that one.
+fn order_members<D: BlockDevice>(mut devs: TryVec<D>) -> Result<(TryVec<D>, TryBox<Superblock>)> {
+    let mut supers: TryVec<Superblock> = TryVec::new();
+    supers.try_resize(devs.len(), Superblock::default())?;
+    for (i, d) in devs.iter_mut().enumerate() {
+        let slot = supers.get_mut(i).ok_or(Error::Invalid)?;
+        read_super_into(d, slot).map_err(|e| match e {
+            Error::BadMetadata { what, err, offset, .. } => {
+                Error::BadMetadata { what, err, dev: i as u8, offset }
+            }
+            e => e,
+        })?;
+    }
+    let newest =
+        supers.iter().enumerate().max_by_key(|(_, s)| s.seq).map(|(i, _)| i).ok_or(Error::Invalid)?;
+    let mut sb = TryBox::try_new(Superblock::default())?;
+    sb.clone_from(supers.get(newest).ok_or(Error::Invalid)?);
+    if usize::from(sb.nr_members) != devs.len() {
+        return Err(Error::Corrupt("the devices given are not all the members of one file system"));
+    }
+    let mut ordered: TryVec<Option<D>> = TryVec::new();
+    for _ in 0..devs.len() {
+        ordered.try_push(None)?;
+    }
+    let mut i = devs.len();
+    while let Some(d) = devs.pop() {
+        i -= 1;
+        let s = supers.get(i).ok_or(Error::Invalid)?;
+        if s.uuid != sb.uuid {
+            return Err(Error::Corrupt("devices belong to different file systems"));
+        }
+        let m = sb.members().get(usize::from(s.this_member)).ok_or(Error::Invalid)?;
+        if m.uuid != s.members.get(usize::from(s.this_member)).map_or([0; 16], |x| x.uuid)
+            || d.size() < m.size
+        {
+            return Err(Error::Corrupt("a member device does not match its superblock record"));
+        }
+        let slot = ordered.get_mut(usize::from(s.this_member)).ok_or(Error::Invalid)?;
+        if slot.is_some() {
+            return Err(Error::Corrupt("the same member was given twice"));
+        }
+        *slot = Some(d);
+    }
+    let mut devs = TryVec::new();
+    while let Some(d) = ordered.pop() {
+        devs.try_push(d.ok_or(Error::Corrupt("a member device is missing"))?)?;
+    }
+    devs.reverse();
+    Ok((devs, sb))
+}
+
 impl<D: BlockDevice> Fs<D> {
-    fn new(devs: TryVec<D>, sb: TryBox<Superblock>, opts: &OpenOptions) -> Self {
+    fn new(devs: TryVec<D>, sb: TryBox<Superblock>, opts: &OpenOptions) -> Result<Self> {
         let compression = (sb.compression, sb.compression_level);
-        Fs {
+        let alloc = Allocator::new(&sb)?;
+        let btrees = Btrees::new(&sb.roots, sb.node_size as usize, opts.cache_bytes);
+        let journal = Journal::new(&sb);
+        let counters = Counters { inodes: sb.inodes, data_bytes: sb.data_bytes };
+        Ok(Fs {
             devs,
             sb,
-            alloc: Allocator::new(),
-            cache: NodeCache::new(opts.cache_bytes),
-            roots: [None; BTREE_ID_NR],
-            journal: Journal::new(),
-            pending_release: TryVec::new(),
-            txn: Txn::default(),
-            counters: Counters::default(),
+            alloc,
+            btrees,
+            journal,
+            counters,
             next_ino: FIRST_FREE_INO,
-            compression,
+            ino_gaps: false,
             read_only: opts.read_only,
             failed: None,
-            io_buf: TryVec::new(),
-            dirty_nodes: 0,
             data_unflushed: false,
-            defer_alloc: false,
-            deferred: TryVec::new(),
             checkpoints: 0,
-            nodes_written: 0,
             replayed: 0,
-            payload: io::PayloadCache::new(),
-        }
-    }
-
-    fn setup_journal(&mut self) {
-        let sb = &self.sb;
-        let j = &mut self.journal;
-        j.dev = sb.journal_dev;
-        j.offset = sb.journal_offset;
-        j.size = sb.journal_size;
-        j.block = u64::from(sb.block_size);
-        j.seq = sb.checkpoint_seq;
-        j.cursor = sb.journal_resume;
-        j.start = sb.journal_resume;
-        // Entries are padded to blocks; the limit is a whole number of blocks
-        // so that what commit accepts, replay accepts too.
-        let block = u64::from(sb.block_size);
-        j.max_entry = ((sb.journal_size / 4).min(4 << 20).checked_div(block).unwrap_or(0) * block) as usize;
-        j.fs_tag = crate::format::journal::fs_tag(&sb.uuid);
-        for (i, r) in self.roots.iter_mut().enumerate() {
-            *r = sb.roots.get(i).filter(|p| p.offset != 0).map(|p| ChildRef::Disk(*p));
-        }
-        self.counters = Counters { inodes: sb.inodes, data_bytes: sb.data_bytes };
+            payload: extent::PayloadCache::new(),
+            compression,
+        })
     }
 
     /// Open the file system on `devs` (its members, in any order): read the
     /// superblock, replay the journal, load the allocator and, unless
     /// read-only, finish interrupted deletions and checkpoint.
     pub fn open(devs: TryVec<D>, opts: &OpenOptions) -> Result<Self> {
-        let mut devs = devs;
-        let mut supers: TryVec<Superblock> = TryVec::new();
-        supers.try_resize(devs.len(), Superblock::default())?;
-        for (i, d) in devs.iter_mut().enumerate() {
-            let slot = supers.get_mut(i).ok_or(Error::Invalid)?;
-            read_super_into(d, slot).map_err(|e| match e {
-                Error::BadMetadata { what, err, offset, .. } => {
-                    Error::BadMetadata { what, err, dev: i as u8, offset }
-                }
-                e => e,
-            })?;
-        }
-        let newest =
-            supers.iter().enumerate().max_by_key(|(_, s)| s.seq).map(|(i, _)| i).ok_or(Error::Invalid)?;
-        let mut sb = TryBox::try_new(Superblock::default())?;
-        sb.clone_from(supers.get(newest).ok_or(Error::Invalid)?);
-        if usize::from(sb.nr_members) != devs.len() {
-            return Err(Error::Corrupt("the devices given are not all the members of one file system"));
-        }
-        // Put the devices in member order.
-        let mut ordered: TryVec<Option<D>> = TryVec::new();
-        for _ in 0..devs.len() {
-            ordered.try_push(None)?;
-        }
-        let mut i = devs.len();
-        while let Some(d) = devs.pop() {
-            i -= 1;
-            let s = supers.get(i).ok_or(Error::Invalid)?;
-            if s.uuid != sb.uuid {
-                return Err(Error::Corrupt("devices belong to different file systems"));
-            }
-            let m = sb.members().get(usize::from(s.this_member)).ok_or(Error::Invalid)?;
-            if m.uuid != s.members.get(usize::from(s.this_member)).map_or([0; 16], |x| x.uuid)
-                || d.size() < m.size
-            {
-                return Err(Error::Corrupt("a member device does not match its superblock record"));
-            }
-            let slot = ordered.get_mut(usize::from(s.this_member)).ok_or(Error::Invalid)?;
-            if slot.is_some() {
-                return Err(Error::Corrupt("the same member was given twice"));
-            }
-            *slot = Some(d);
-        }
-        let mut devs = TryVec::new();
-        while let Some(d) = ordered.pop() {
-            devs.try_push(d.ok_or(Error::Corrupt("a member device is missing"))?)?;
-        }
-        devs.reverse();
         if opts.no_replay && !opts.read_only {
             return Err(Error::Invalid);
         }
+        let (devs, sb) = order_members(devs)?;
         let read_only = opts.read_only || sb.needs_read_only();
-        let mut fs = Fs::new(devs, sb, &OpenOptions { read_only, ..*opts });
+        let mut fs = Fs::new(devs, sb, &OpenOptions { read_only, ..*opts })?;
         // Anything written from here on (orphan cleanup, checkpoints) happens
         // with the file system marked in use.
         fs.sb.flags &= !SB_FLAG_CLEAN;
-        fs.setup_journal();
-        fs.alloc_init()?;
         if !opts.no_replay {
-            fs.replayed = fs.journal_replay()?;
+            fs.replayed = fs.replay(opts.check)?;
         }
-        fs.alloc_load()?;
-        fs.next_ino = fs.find_next_ino()?;
+        fs.load_alloc(opts.check)?;
+        fs.next_ino = match fs.find_next_ino() {
+            Ok(n) => n,
+            // Numbers then come from checked gaps.
+            Err(e) if opts.check && e.is_damage() => 0,
+            Err(e) => return Err(e),
+        };
         if !fs.read_only {
-            fs.journal_skip_stale();
+            fs.journal.skip_stale();
         }
         if opts.check {
             return Ok(fs);
         }
         // Read-only opens do this in memory only, so that what they show is
         // what a read-write open would leave.
-        fs.alloc_free_unused()?;
+        fs.alloc.free_unused()?;
         if !fs.read_only {
             fs.process_orphans()?;
             fs.checkpoint()?;
         }
         Ok(fs)
+    }
+
+    /// Load the alloc b-tree into the bucket tables, then count the live
+    /// nodes of every bucket from the trees' node pointers (and the node
+    /// places released since the checkpoint, which it still references).
+    /// Where the keys and the trees disagree in the unsafe direction, the
+    /// trees win ([`Allocator::note_node`]).
+    ///
+    /// An open for fsck (`tolerant`) goes on past damaged nodes: the keys
+    /// and pointers it can read are loaded, and fsck deals with the rest.
+    fn load_alloc(&mut self, tolerant: bool) -> Result<()> {
+        let mut c = Cursor::new(BtreeId::Alloc, Pos::MIN, Pos::MAX, crate::btree::cursor::View::LIVE);
+        loop {
+            match self.next_key(&mut c) {
+                Ok(Some((pos, _))) => {
+                    let info =
+                        AllocInfo::decode(c.value()).map_err(|_| Error::Corrupt("malformed alloc key"))?;
+                    self.alloc.load_key(pos, &info)?;
+                }
+                Ok(None) => break,
+                Err(e) if tolerant && e.is_damage() => {
+                    self.alloc.distrusted += 1;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Node pointers are read before generation checks begin: their
+        // generations are what the checks are corrected by.
+        let mut ptrs = TryVec::new();
+        for id in BtreeId::ALL {
+            let (trees, mut store) = self.parts();
+            trees.walk_ptrs(&mut store, id, tolerant, &mut |p, _, _| ptrs.try_push(*p))?;
+        }
+        ptrs.try_extend_from_slice(&self.alloc.released)?;
+        for p in ptrs.iter() {
+            self.alloc.note_node(p);
+        }
+        self.alloc.finish_load();
+        Ok(())
+    }
+
+    /// One past the highest inode number in use (the last inode key, one
+    /// descent), or 0 when the largest number is taken (new inodes then
+    /// take numbers from gaps).
+    fn find_next_ino(&mut self) -> Result<u64> {
+        let mut c = Cursor::new(BtreeId::Inodes, Pos::MIN, Pos::MAX, crate::btree::cursor::View::LIVE);
+        c.seek_end();
+        let (trees, mut store) = self.parts();
+        Ok(match trees.prev(&mut store, &mut c)? {
+            Some((pos, _)) if pos.inode >= FIRST_FREE_INO => pos.inode.wrapping_add(1),
+            _ => FIRST_FREE_INO,
+        })
+    }
+
+    /// The b-trees and the node store they read and write through.
+    pub(crate) fn parts(&mut self) -> (&mut Btrees, Store<'_, D>) {
+        let store = Store::new(&mut self.devs, &mut self.alloc, &self.sb);
+        (&mut self.btrees, store)
+    }
+
+    /// The next key of cursor `c` (its value is [`Cursor::value`]): scans
+    /// outside any transaction (fsck passes, dump).
+    pub fn next_key(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        let (trees, mut store) = self.parts();
+        trees.next(&mut store, c)
+    }
+
+    /// Start a transaction that changes the file system. Maintenance
+    /// (writing the journal buffer, checkpoints, cache trimming) happens
+    /// here, between transactions, never inside one.
+    pub(crate) fn begin(&mut self) -> Result<Txn<'_, D>> {
+        self.check_user_writable()?;
+        let node_size = self.sb.node_size as usize;
+        if self.journal.buf.len() > self.journal.max_entry / 4 {
+            self.journal_write()?;
+        }
+        let dirty_limit = (self.btrees.cache.budget / 2).max(64 * node_size);
+        if self.journal.half_full() || self.btrees.dirty_nodes * node_size > dirty_limit {
+            self.checkpoint()?;
+        }
+        self.btrees.trim()?;
+        Ok(Txn::new(self))
+    }
+
+    /// Run `f` as one transaction and commit it. `f` may run again when a
+    /// transaction has to restart (see [`crate::txn`]), so it keeps its
+    /// effects inside the transaction.
+    pub(crate) fn write_txn<T>(&mut self, mut f: impl FnMut(&mut Txn<'_, D>) -> Result<T>) -> Result<T> {
+        let mut t = self.begin()?;
+        let v = f(&mut t)?;
+        t.commit()?;
+        Ok(v)
+    }
+
+    /// Run `f` over a transaction that only reads.
+    pub(crate) fn read_txn<T>(&mut self, f: impl FnOnce(&mut Txn<'_, D>) -> Result<T>) -> Result<T> {
+        self.btrees.trim()?;
+        let mut t = Txn::new(self);
+        f(&mut t)
+    }
+
+    /// Write the journal records buffered by committed transactions as one
+    /// entry (not yet durable). Data they point at is flushed first. With
+    /// no room in the ring, checkpoint instead: the checkpoint makes the
+    /// records durable through the b-trees.
+    pub(crate) fn journal_write(&mut self) -> Result<()> {
+        if self.journal.nr_records == 0 {
+            return Ok(());
+        }
+        if self.data_unflushed {
+            self.flush_all()?;
+        }
+        let dev =
+            self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
+        match self.journal.write_entry(dev) {
+            Ok(crate::journal::write::Written::NoRoom) => self.checkpoint(),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.fail(e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Make every committed transaction durable (fsync, sync(2), syncfs(2)).
+    pub fn sync(&mut self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.check_writable()?;
+        self.journal_write()?;
+        let dev =
+            self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
+        self.journal.flush(dev)
+    }
+
+    /// Flush every member.
+    pub(crate) fn flush_all(&mut self) -> Result<()> {
+        for d in self.devs.iter_mut() {
+            d.flush()?;
+        }
+        self.data_unflushed = false;
+        Ok(())
     }
 
     /// Write everything and release the devices. Returns them for reuse.
@@ -336,7 +466,7 @@ impl<D: BlockDevice> Fs<D> {
     /// optional journal flush nothing more reaches the disk, so the next
     /// mount sees the state of the last flush and replays from there.
     pub fn shutdown(&mut self, flush_journal: bool) -> Result<()> {
-        let r = if flush_journal && !self.read_only { self.journal_flush() } else { Ok(()) };
+        let r = if flush_journal && !self.read_only { self.sync() } else { Ok(()) };
         self.read_only = true;
         self.fail(Error::ReadOnly);
         r
@@ -355,9 +485,20 @@ impl<D: BlockDevice> Fs<D> {
         self.alloc.distrusted
     }
 
-    /// Bytes new data can still take (what a writer may reserve against).
+    /// Why replay stopped early at open, if it did.
+    pub fn journal_stop(&self) -> Option<JournalStop> {
+        self.journal.stop
+    }
+
+    /// Bytes new data can still take.
     pub fn available_bytes(&self) -> u64 {
-        self.free_data_bytes()
+        self.alloc.free_data_bytes()
+    }
+
+    /// Bytes writers may reserve for dirty data not yet written: what is
+    /// available, less what writing it back needs for metadata.
+    pub fn reservable_bytes(&self) -> u64 {
+        self.available_bytes().saturating_sub(options::RESERVE_MARGIN)
     }
 
     /// Give up the devices without writing anything (tests simulate crashes).
@@ -365,7 +506,7 @@ impl<D: BlockDevice> Fs<D> {
         core::mem::take(&mut self.devs)
     }
 
-    /// Refuse changes when read-only or after a fatal error.
+    /// Refuse changes after a fatal error.
     pub(crate) fn check_writable(&self) -> Result<()> {
         if let Some(e) = self.failed {
             return Err(match e {
@@ -401,77 +542,6 @@ impl<D: BlockDevice> Fs<D> {
         self.read_only || self.failed.is_some()
     }
 
-    /// Start a transaction. Maintenance (writing the journal buffer,
-    /// checkpoints, cache trimming) happens here, between transactions.
-    pub(crate) fn txn_begin(&mut self) -> Result<()> {
-        self.check_user_writable()?;
-        if self.txn.active {
-            return Err(Error::Internal("nested transaction"));
-        }
-        let j = &self.journal;
-        if j.buf.len() > j.max_entry / 4 {
-            self.journal_write_entry()?;
-        }
-        let dirty_limit = (self.cache.budget / 2).max(64 * self.sb.node_size as usize);
-        if self.journal.used() > self.journal.size / 2
-            || self.dirty_nodes * self.sb.node_size as usize > dirty_limit
-        {
-            self.checkpoint()?;
-        }
-        if self.cache.bytes > self.cache.budget {
-            self.cache.shrink(self.cache.budget * 3 / 4)?;
-        }
-        self.txn = Txn { active: true, dirty: false, records: 0, buf_start: self.journal.buf.len() };
-        Ok(())
-    }
-
-    /// Commit the transaction: its records join the pending journal entry.
-    pub(crate) fn txn_commit(&mut self) -> Result<()> {
-        self.journal.nr_records += self.txn.records;
-        self.txn = Txn::default();
-        let padded =
-            crate::format::round_up(self.journal.buf.len() as u64, self.journal.block).unwrap_or(u64::MAX);
-        if padded > self.journal.max_entry as u64 {
-            let e = Error::Internal("transaction larger than a journal entry");
-            self.fail(e);
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Abandon the transaction. If it already changed the b-trees, memory no
-    /// longer matches any durable state: the file system stops taking changes.
-    pub(crate) fn txn_abort(&mut self, e: Error) -> Error {
-        if self.txn.dirty {
-            self.fail(e);
-        }
-        self.journal.buf.truncate(self.txn.buf_start);
-        if self.journal.buf.len() <= crate::format::journal::JOURNAL_HEADER_BYTES
-            && self.journal.nr_records == 0
-        {
-            self.journal.buf.clear();
-        }
-        self.txn = Txn::default();
-        e
-    }
-
-    /// Run `f` as one transaction.
-    pub(crate) fn in_txn<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.txn_begin()?;
-        match f(self) {
-            Ok(v) => {
-                self.txn_commit()?;
-                Ok(v)
-            }
-            Err(e) => Err(self.txn_abort(e)),
-        }
-    }
-
-    /// Make everything committed durable (sync(2), syncfs(2)).
-    pub fn sync(&mut self) -> Result<()> {
-        self.journal_flush()
-    }
-
     /// Whether counter values are possible on these devices: every inode
     /// takes a key of more than 64 bytes, and stored data is charged at most
     /// once per block of each extent piece (`format.md` §8.1). Journal replay
@@ -487,22 +557,8 @@ impl<D: BlockDevice> Fs<D> {
     pub fn statfs(&self) -> StatFs {
         // Never zero on an open file system (the superblock is validated).
         let bs = u64::from(self.sb.block_size).max(1);
-        let mut total = 0u64;
-        for (dev, t) in self.alloc.tables.iter().enumerate() {
-            let bsz = self.alloc.bucket_size.get(dev).copied().unwrap_or(0);
-            let usable = t
-                .iter()
-                .filter(|b| {
-                    !matches!(
-                        b.data_type,
-                        crate::format::alloc_info::DataType::Superblock
-                            | crate::format::alloc_info::DataType::Journal
-                    )
-                })
-                .count() as u64;
-            total = total.saturating_add(usable.saturating_mul(bsz));
-        }
-        let free = self.free_data_bytes();
+        let total = self.alloc.usable_bytes();
+        let free = self.alloc.free_data_bytes();
         let files_free = free / bs;
         StatFs {
             block_size: self.sb.block_size,
@@ -524,10 +580,11 @@ impl<D: BlockDevice> Fs<D> {
     pub fn stats(&self) -> Stats {
         Stats {
             checkpoints: self.checkpoints,
-            nodes_written: self.nodes_written,
+            nodes_written: self.btrees.nodes_written,
             replayed: self.replayed,
-            cache_bytes: self.cache.bytes,
-            dirty_nodes: self.dirty_nodes,
+            cache_bytes: self.btrees.cache.bytes,
+            dirty_nodes: self.btrees.dirty_nodes,
+            descents: self.btrees.descents,
         }
     }
 
@@ -538,39 +595,11 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Drop clean cached nodes down to `target` bytes (memory pressure).
     pub fn shrink_cache(&mut self, target: usize) -> Result<usize> {
-        if self.txn.active {
-            return Ok(0);
-        }
-        self.cache.shrink(target)
+        self.btrees.shrink(target)
     }
 
-    /// One past the highest inode number in use, or 0 when the largest
-    /// number is taken (creating files then fails with ENOSPC).
-    fn find_next_ino(&mut self) -> Result<u64> {
-        let mut val = TryVec::new();
-        let mut exists_from = |fs: &mut Self, x: u64| -> Result<bool> {
-            Ok(fs.peek(BtreeId::Inodes, Pos::new(x, 0, 0), Pos::MAX, &mut val)?.is_some())
-        };
-        // Exponential, then binary search on "is there an inode at or after x".
-        let (mut lo, mut hi) = (FIRST_FREE_INO, FIRST_FREE_INO);
-        while exists_from(self, hi)? {
-            lo = hi;
-            if hi == u64::MAX {
-                return Ok(0);
-            }
-            hi = hi.saturating_mul(2);
-        }
-        if lo == hi {
-            return Ok(lo);
-        }
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if exists_from(self, mid)? {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok(hi)
+    /// Largest value a key may carry.
+    pub fn max_value_bytes(&self) -> usize {
+        self.btrees.max_value_bytes()
     }
 }

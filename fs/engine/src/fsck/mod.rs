@@ -1,10 +1,13 @@
 //! fsck: check every structure and cross-check them, repairing what is safe.
 //!
-//! The passes belong to their subsystems: `btree::check` (nodes: checksums,
-//! order, ranges, value formats; keys at non-canonical positions),
-//! `buckets::check` (which buckets are in use, bucket types, usage and
-//! generations) and `fs::check` (inodes, link counts, dirents, extents,
-//! xattrs, orphans, counters). Each problem has a persistent number.
+//! Each subsystem owns its checks: `btree::check` verifies nodes (checksums,
+//! order, ranges, value formats), `alloc::check` decides what a bucket's
+//! key should say, and `fs::check` checks the logical structure (inodes,
+//! link counts, dirents, extents, xattrs, orphans, counters). This module
+//! reports problems and drives the passes that span subsystems: [`nodes`]
+//! (every node of every tree), [`positions`] (keys where the format allows
+//! them) and [`buckets`] (bucket usage from the trees, before and after the
+//! repairs). Each problem has a persistent number.
 //!
 //! Repair never destroys what is reachable and always converges:
 //! - The file system is opened with [`crate::fs::OpenOptions::check`], so
@@ -18,6 +21,10 @@
 //!   left uncorrected ([`Reporter::may_fix`]).
 //! - Every repair leaves the structure in a state the next run accepts: a
 //!   second `fsck -y` changes nothing.
+
+pub mod buckets;
+pub mod nodes;
+pub mod positions;
 
 use crate::error::{Error, Result};
 use crate::format::key::BTREE_ID_NR;
@@ -98,6 +105,9 @@ pub enum ProblemKind {
     AllocKeyInvalid = 29,
     /// A directory entry names the root directory.
     DirentRoot = 30,
+    /// Every b-tree root is unreadable: the superblock is probably wrong,
+    /// and no node is cut out.
+    RootsUnreadable = 31,
 }
 
 impl ProblemKind {
@@ -134,6 +144,7 @@ impl ProblemKind {
             ProblemKind::DirCycle => "dir_cycle",
             ProblemKind::AllocKeyInvalid => "alloc_key_invalid",
             ProblemKind::DirentRoot => "dirent_root",
+            ProblemKind::RootsUnreadable => "roots_unreadable",
         }
     }
 
@@ -222,6 +233,10 @@ impl core::fmt::Display for Problem {
             }
             ProblemKind::DirCycle => write!(f, "directory {i}: in a cycle of directories cut off from the root")?,
             ProblemKind::DirentRoot => write!(f, "directory {i}: entry at slot {a} names the root directory")?,
+            ProblemKind::RootsUnreadable => write!(
+                f,
+                "all {a} b-tree roots are unreadable: the superblock is probably damaged, so no node was cut out"
+            )?,
             ProblemKind::AllocKeyInvalid => {
                 write!(f, "device {i} bucket {a}: alloc key for a bucket that cannot have one")?
             }
@@ -341,6 +356,11 @@ impl<'a> Reporter<'a> {
     /// Record a problem with its error: a tree that could not be read.
     pub fn error(&mut self, kind: ProblemKind, ino: u64, err: Error) {
         self.emit(Problem { kind, ino, found: 0, expected: 0, fixed: false, err: Some(err), skipped: false });
+    }
+
+    /// Record damage found (an unreadable node), repaired or not.
+    pub fn damage(&mut self, kind: ProblemKind, ino: u64, err: Error, fixed: bool) {
+        self.emit(Problem { kind, ino, found: 0, expected: 0, fixed, err: Some(err), skipped: false });
     }
 
     /// `id` could not be read completely: report why, and hold back the

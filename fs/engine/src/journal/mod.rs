@@ -1,13 +1,21 @@
-//! The journal: b-tree updates are appended here as they commit, so that an
-//! fsync writes one journal entry instead of rewriting b-tree paths. Entries go
-//! into a ring on one member; a checkpoint writes the dirty nodes and a new
-//! superblock, after which the ring space before it is free again.
+//! The journal: b-tree updates are appended here as transactions commit,
+//! so that an fsync writes one journal entry instead of rewriting b-tree
+//! paths. Entries go into a ring on one member ([`write`]); a checkpoint
+//! writes the b-trees and a new superblock, after which the ring space
+//! before it is free again ([`reclaim`]); at open, [`read`] replays the
+//! entries written after the last checkpoint.
+//!
+//! The journal knows entries, records and the ring; it does not know the
+//! b-trees: replay hands whole entries to the caller, which checks and
+//! applies their records.
 
-pub mod checkpoint;
 pub mod read;
+pub mod reclaim;
 pub mod write;
 
+use crate::format::superblock::Superblock;
 use crate::sys::TryVec;
+pub use read::{JournalStop, Replay};
 
 /// Journal state.
 pub struct Journal {
@@ -36,37 +44,37 @@ pub struct Journal {
     /// Tag of this file system's entries.
     pub fs_tag: u32,
     /// Why replay stopped before the end of the journal, if it did.
-    pub stop: Option<read::JournalStop>,
-    /// The sequence moved past stale entries ([`crate::fs::Fs::journal_skip_stale`])
-    /// and no checkpoint has recorded that yet: no entry may be written
-    /// before one does.
+    pub stop: Option<JournalStop>,
+    /// The sequence moved past stale entries ([`Journal::skip_stale`]) and
+    /// no checkpoint has recorded that yet: no entry may be written before
+    /// one does.
     pub skip_unrecorded: bool,
-}
-
-impl Default for Journal {
-    fn default() -> Self {
-        Self::new()
-    }
+    metadata: crate::format::checksum::ChecksumType,
 }
 
 impl Journal {
-    /// An empty journal.
-    pub const fn new() -> Self {
+    /// The journal the superblock describes, positioned where replay starts.
+    pub fn new(sb: &Superblock) -> Self {
+        let block = u64::from(sb.block_size).max(1);
+        // Entries are padded to blocks; the limit is a whole number of blocks
+        // so that what commit accepts, replay accepts too.
+        let max_entry = ((sb.journal_size / 4).min(4 << 20).checked_div(block).unwrap_or(0) * block) as usize;
         Journal {
-            dev: 0,
-            offset: 0,
-            size: 0,
-            block: 4096,
-            seq: 0,
-            cursor: 0,
-            start: 0,
+            dev: sb.journal_dev,
+            offset: sb.journal_offset,
+            size: sb.journal_size,
+            block,
+            seq: sb.checkpoint_seq,
+            cursor: sb.journal_resume,
+            start: sb.journal_resume,
             buf: TryVec::new(),
             nr_records: 0,
-            max_entry: 0,
+            max_entry,
             unflushed: false,
-            fs_tag: 0,
+            fs_tag: crate::format::journal::fs_tag(&sb.uuid),
             stop: None,
             skip_unrecorded: false,
+            metadata: sb.meta_csum,
         }
     }
 

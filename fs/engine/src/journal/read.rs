@@ -1,16 +1,14 @@
-//! Journal replay: apply the entries written after the last checkpoint.
-//!
-//! An entry is checked whole before any of its records is applied: every
-//! record must parse, name a key the format allows where it is (type, value,
-//! canonical position, an alloc key of a real bucket) and keep the counters
-//! in range. An entry that fails ends the replay there, as a torn one does,
-//! so the file system opens in the state of the last good entry; the reason
-//! is kept for the kernel log and fsck ([`JournalStop`]).
+//! Journal replay: read the entries written after the last checkpoint, in
+//! sequence order, one at a time. What an entry's records mean and whether
+//! they may be applied is the caller's business (the file system checks
+//! each entry whole first); an entry it refuses ends the replay there, as a
+//! torn one does, so the file system opens in the state of the last good
+//! entry, and the reason is kept for the kernel log and fsck
+//! ([`JournalStop`]).
 
-use crate::error::{Error, Result};
-use crate::format::journal::{JournalHeader, Record};
-use crate::format::{BtreeId, KeyType};
-use crate::fs::{Counters, Fs};
+use super::Journal;
+use crate::error::Result;
+use crate::format::journal::JournalHeader;
 use crate::sys::{BlockDevice, TryVec};
 
 /// Why replay ended before the end of the journal.
@@ -28,16 +26,44 @@ impl core::fmt::Display for JournalStop {
     }
 }
 
-impl<D: BlockDevice> Fs<D> {
+/// Where a replay stands: the ring offset and sequence of the next entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay {
+    at: u64,
+    seq: u64,
+    /// Padded length of the entry last read.
+    padded: u64,
+    applied: u64,
+    /// Bound on entries: each takes at least one block of the ring.
+    limit: u64,
+}
+
+impl Replay {
+    /// Sequence number of the entry last read.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Entries applied so far.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+}
+
+impl Journal {
     /// Read the entry at ring offset `at` if it is valid and has sequence `seq`.
     /// Returns its padded length; the entry is left in `buf`.
-    fn journal_read_entry(&mut self, at: u64, seq: u64, buf: &mut TryVec<u8>) -> Result<Option<u64>> {
-        let j = &self.journal;
-        let (dev_i, off, size, block, max) = (j.dev, j.offset, j.size, j.block, j.max_entry as u64);
+    fn read_entry<D: BlockDevice>(
+        &self,
+        dev: &mut D,
+        at: u64,
+        seq: u64,
+        buf: &mut TryVec<u8>,
+    ) -> Result<Option<u64>> {
+        let (off, size, block, max) = (self.offset, self.size, self.block, self.max_entry as u64);
         if at.saturating_add(block) > size {
             return Ok(None);
         }
-        let dev = self.devs.get_mut(usize::from(dev_i)).ok_or(Error::Internal("journal device"))?;
         buf.try_resize(block as usize, 0)?;
         dev.read_at(off + at, buf)?;
         let Ok(len) = JournalHeader::peek_len(buf) else { return Ok(None) };
@@ -47,115 +73,64 @@ impl<D: BlockDevice> Fs<D> {
         }
         buf.try_resize(padded as usize, 0)?;
         dev.read_at(off + at, buf)?;
-        match JournalHeader::decode(buf, self.sb.meta_csum) {
-            Ok(h) if h.seq == seq && h.fs_tag == self.journal.fs_tag => Ok(Some(padded)),
+        match JournalHeader::decode(buf, self.metadata) {
+            Ok(h) if h.seq == seq && h.fs_tag == self.fs_tag => Ok(Some(padded)),
             _ => Ok(None),
         }
     }
 
-    /// Check every record of an entry against the format's rules without
-    /// applying anything.
-    fn journal_check(&self, buf: &[u8]) -> core::result::Result<(), &'static str> {
-        let h = JournalHeader::decode(buf, self.sb.meta_csum).map_err(|_| "entry does not decode")?;
-        let mut counters = self.counters;
-        for rec in h.records(buf) {
-            match rec.map_err(|_| "malformed record")? {
-                Record::BtreeUpdate { btree, pos, kind, value } => {
-                    if !btree.canonical(pos) {
-                        return Err("key at a position the format does not allow");
-                    }
-                    if let Some(kind) = kind {
-                        if kind == KeyType::BtreePtr || value.len() > self.max_value_bytes() {
-                            return Err("key too large or of a type the b-tree does not hold");
-                        }
-                        crate::btree::validate_value(btree, kind, value)?;
-                    }
-                    if btree == BtreeId::Alloc && !self.alloc_key_possible(pos) {
-                        return Err("alloc key for a bucket that cannot hold data");
-                    }
-                }
-                Record::Accounting { inodes, data_bytes } => {
-                    counters = Counters {
-                        inodes: counters.inodes.checked_add_signed(inodes).ok_or("counter out of range")?,
-                        data_bytes: counters
-                            .data_bytes
-                            .checked_add_signed(data_bytes)
-                            .ok_or("counter out of range")?,
-                    };
-                    if !self.counters_plausible(counters) {
-                        return Err("counter out of range");
-                    }
-                }
+    /// A replay from the checkpoint.
+    pub fn replay_begin(&self) -> Replay {
+        Replay {
+            at: self.start,
+            seq: self.seq.wrapping_add(1),
+            padded: 0,
+            applied: 0,
+            limit: self.size.checked_div(self.block).unwrap_or(0).saturating_add(1),
+        }
+    }
+
+    /// Read the next entry into `buf` (a whole, verified entry with the
+    /// expected sequence); false at the end of the journal.
+    pub fn replay_next<D: BlockDevice>(
+        &self,
+        dev: &mut D,
+        r: &mut Replay,
+        buf: &mut TryVec<u8>,
+    ) -> Result<bool> {
+        if r.applied >= r.limit {
+            return Ok(false);
+        }
+        let mut found = self.read_entry(dev, r.at, r.seq, buf)?;
+        if found.is_none() && r.at != 0 {
+            // The writer wraps to the start when an entry does not fit at the end.
+            found = self.read_entry(dev, 0, r.seq, buf)?;
+            if found.is_some() {
+                r.at = 0;
             }
         }
-        Ok(())
-    }
-
-    fn journal_apply(&mut self, buf: &[u8]) -> Result<()> {
-        let h = JournalHeader::decode(buf, self.sb.meta_csum)
-            .map_err(|_| Error::Internal("journal entry vanished"))?;
-        for rec in h.records(buf) {
-            match rec.map_err(|_| Error::Internal("journal record changed after its check"))? {
-                Record::BtreeUpdate { btree, pos, kind: Some(kind), value } => {
-                    self.btree_set(btree, pos, kind, value)?;
-                }
-                Record::BtreeUpdate { btree, pos, kind: None, .. } => {
-                    self.btree_delete(btree, pos)?;
-                }
-                Record::Accounting { inodes, data_bytes } => {
-                    self.journal_accounting(inodes, data_bytes)?;
-                }
+        match found {
+            Some(padded) => {
+                r.padded = padded;
+                Ok(true)
             }
+            None => Ok(false),
         }
-        Ok(())
     }
 
-    /// Replay every entry after the checkpoint; returns how many were applied.
-    pub(crate) fn journal_replay(&mut self) -> Result<u64> {
-        let mut at = self.sb.journal_resume;
-        let mut seq = self.sb.checkpoint_seq.wrapping_add(1);
-        let mut buf = TryVec::new();
-        let mut applied = 0;
-        // Bounded: each entry takes at least one block of the ring.
-        let limit = self.journal.size.checked_div(self.journal.block).unwrap_or(0).saturating_add(1);
-        while applied < limit {
-            let mut found = self.journal_read_entry(at, seq, &mut buf)?;
-            if found.is_none() && at != 0 {
-                // The writer wraps to the start when an entry does not fit at the end.
-                found = self.journal_read_entry(0, seq, &mut buf)?;
-                if found.is_some() {
-                    at = 0;
-                }
-            }
-            let Some(padded) = found else { break };
-            if let Err(why) = self.journal_check(&buf) {
-                self.journal.stop = Some(JournalStop { seq, why });
-                break;
-            }
-            self.journal_apply(&buf)?;
-            applied += 1;
-            seq = seq.wrapping_add(1);
-            at = if at + padded >= self.journal.size { 0 } else { at + padded };
-        }
-        self.journal.seq = seq.wrapping_sub(1);
-        self.journal.cursor = at;
-        self.journal.start = self.sb.journal_resume;
-        Ok(applied)
+    /// The entry last read was applied: go on after it.
+    pub fn replay_applied(&self, r: &mut Replay) {
+        r.applied += 1;
+        r.seq = r.seq.wrapping_add(1);
+        r.at = if r.at + r.padded >= self.size { 0 } else { r.at + r.padded };
     }
 
-    /// Before a read-write open writes its first entry: move the sequence
-    /// past every number an entry in the ring could carry (at most one entry
-    /// per block follows the checkpoint), so that no entry left behind the
-    /// end of replay (torn, refused, or written out of order before a power
-    /// cut) can ever be taken for a new one. Sequence numbers only grow.
-    pub(crate) fn journal_skip_stale(&mut self) {
-        let ring_blocks = self.journal.size.checked_div(self.journal.block).unwrap_or(0);
-        self.journal.seq = self.journal.seq.wrapping_add(ring_blocks).wrapping_add(1);
-        self.journal.skip_unrecorded = true;
-    }
-
-    /// Why replay stopped early at open, if it did.
-    pub fn journal_stop(&self) -> Option<JournalStop> {
-        self.journal.stop
+    /// The replay is over (`stop`: why it ended before the end); new
+    /// entries follow the last one applied. Returns the entries applied.
+    pub fn replay_end(&mut self, r: Replay, stop: Option<JournalStop>) -> u64 {
+        self.seq = r.seq.wrapping_sub(1);
+        self.cursor = r.at;
+        self.stop = stop;
+        r.applied
     }
 }

@@ -1,135 +1,107 @@
-//! Appending records and writing entries.
+//! Appending records and writing entries into the ring.
 
+use super::Journal;
 use crate::error::{Error, Result};
 use crate::format::bytes::Writer;
 use crate::format::journal::{finish_entry, Record, JOURNAL_HEADER_BYTES};
-use crate::format::{BtreeId, KeyType, Pos};
-use crate::fs::Fs;
 use crate::sys::BlockDevice;
 
-impl<D: BlockDevice> Fs<D> {
-    fn journal_append(&mut self, rec: &Record<'_>) -> Result<()> {
-        let j = &mut self.journal;
-        if j.buf.is_empty() {
-            j.buf.try_resize(JOURNAL_HEADER_BYTES, 0)?;
+/// What [`Journal::write_entry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing was buffered.
+    Empty,
+    /// The entry is in the ring (not yet durable: see [`Journal::flush`]).
+    Done,
+    /// The ring has no room, or a sequence skip is not recorded yet: the
+    /// caller checkpoints instead, which makes the records durable through
+    /// the b-trees.
+    NoRoom,
+}
+
+impl Journal {
+    /// Bytes the entry being built would take, padded, with `extra` more.
+    pub fn padded_with(&self, extra: usize) -> u64 {
+        let len = self.buf.len().max(JOURNAL_HEADER_BYTES).saturating_add(extra);
+        crate::format::round_up(len as u64, self.block).unwrap_or(u64::MAX)
+    }
+
+    /// Append a record to the entry being built.
+    pub fn append(&mut self, rec: &Record<'_>) -> Result<()> {
+        if self.buf.is_empty() {
+            self.buf.try_resize(JOURNAL_HEADER_BYTES, 0)?;
         }
-        let at = j.buf.len();
-        j.buf.try_resize(at + rec.encoded_len(), 0)?;
-        let dst = j.buf.get_mut(at..).ok_or(Error::Internal("journal buffer"))?;
+        let at = self.buf.len();
+        self.buf.try_resize(at + rec.encoded_len(), 0)?;
+        let dst = self.buf.get_mut(at..).ok_or(Error::Internal("journal buffer"))?;
         rec.encode(&mut Writer::new(dst)).map_err(|_| Error::Internal("journal record encode"))?;
-        self.txn.records += 1;
+        self.nr_records += 1;
         Ok(())
     }
 
-    /// Journal a b-tree update made inside a transaction (no-op outside one:
-    /// replay and checkpoints change the tree without journalling).
-    pub(crate) fn journal_update(
-        &mut self,
-        btree: BtreeId,
-        pos: Pos,
-        kind: Option<KeyType>,
-        val: &[u8],
-    ) -> Result<()> {
-        if !self.txn.active {
-            return Ok(());
-        }
-        self.txn.dirty = true;
-        self.journal_append(&Record::BtreeUpdate { btree, pos, kind, value: val })
-    }
-
-    /// Journal counter changes made inside a transaction.
-    pub(crate) fn journal_accounting(&mut self, inodes: i64, data_bytes: i64) -> Result<()> {
-        if inodes == 0 && data_bytes == 0 {
-            return Ok(());
-        }
-        self.counters.inodes = self.counters.inodes.wrapping_add_signed(inodes);
-        self.counters.data_bytes = self.counters.data_bytes.wrapping_add_signed(data_bytes);
-        if !self.txn.active {
-            return Ok(());
-        }
-        self.txn.dirty = true;
-        self.journal_append(&Record::Accounting { inodes, data_bytes })
-    }
-
     /// Where an entry of `len` bytes can go in the ring, if there is room.
-    fn journal_slot(&self, len: u64) -> Option<u64> {
-        let j = &self.journal;
+    fn slot(&self, len: u64) -> Option<u64> {
         // Keep one block between the newest entry and the oldest live one so a
         // full ring is never mistaken for an empty one.
-        if j.cursor >= j.start {
-            if j.cursor + len <= j.size && (j.start > 0 || j.cursor + len < j.size) {
-                return Some(j.cursor);
+        if self.cursor >= self.start {
+            if self.cursor + len <= self.size && (self.start > 0 || self.cursor + len < self.size) {
+                return Some(self.cursor);
             }
-            if len < j.start {
+            if len < self.start {
                 return Some(0);
             }
             None
-        } else if j.cursor + len < j.start {
-            Some(j.cursor)
+        } else if self.cursor + len < self.start {
+            Some(self.cursor)
         } else {
             None
         }
     }
 
-    /// Write the buffered records as one entry (without waiting for it to be
-    /// durable). With no room in the ring, checkpoint instead: the checkpoint
-    /// makes the buffered records durable through the b-trees.
-    pub(crate) fn journal_write_entry(&mut self) -> Result<()> {
-        let nr = self.journal.nr_records;
-        if nr == 0 {
-            self.journal.buf.clear();
-            return Ok(());
+    /// Write the buffered records as one entry on `dev`, the journal member.
+    /// The caller makes sure data they refer to was flushed before.
+    pub fn write_entry<D: BlockDevice>(&mut self, dev: &mut D) -> Result<Written> {
+        if self.nr_records == 0 {
+            self.buf.clear();
+            return Ok(Written::Empty);
         }
-        let len = self.journal.buf.len();
-        let padded =
-            crate::format::round_up(len as u64, self.journal.block).ok_or(Error::Internal("entry size"))?;
+        let len = self.buf.len();
+        let padded = crate::format::round_up(len as u64, self.block).ok_or(Error::Internal("entry size"))?;
         // Entries of the new sequence may follow only a superblock that says
-        // where it starts; until one is written, the checkpoint carries them.
-        let Some(at) = self.journal_slot(padded).filter(|_| !self.journal.skip_unrecorded) else {
-            return self.checkpoint();
+        // where it starts.
+        let Some(at) = self.slot(padded).filter(|_| !self.skip_unrecorded) else {
+            return Ok(Written::NoRoom);
         };
-        if self.data_unflushed {
-            self.flush_all()?;
-        }
-        let seq = self.journal.seq.wrapping_add(1);
-        let csum = self.sb.meta_csum;
-        self.journal.buf.try_resize(padded as usize, 0)?;
-        finish_entry(&mut self.journal.buf, len, seq, nr, self.journal.fs_tag, csum)
+        let seq = self.seq.wrapping_add(1);
+        self.buf.try_resize(padded as usize, 0)?;
+        finish_entry(&mut self.buf, len, seq, self.nr_records, self.fs_tag, self.metadata)
             .map_err(|_| Error::Internal("journal entry encode"))?;
-        let j = &self.journal;
-        let dev = self.devs.get_mut(usize::from(j.dev)).ok_or(Error::Internal("journal device"))?;
-        dev.write_at(j.offset + at, &j.buf)?;
-        let j = &mut self.journal;
-        j.seq = seq;
-        j.cursor = if at + padded >= j.size { 0 } else { at + padded };
-        j.buf.clear();
-        j.nr_records = 0;
-        j.unflushed = true;
-        Ok(())
+        dev.write_at(self.offset + at, &self.buf)?;
+        self.seq = seq;
+        self.cursor = if at + padded >= self.size { 0 } else { at + padded };
+        self.buf.clear();
+        self.nr_records = 0;
+        self.unflushed = true;
+        Ok(Written::Done)
     }
 
-    /// Make every committed transaction durable (fsync, sync).
-    pub fn journal_flush(&mut self) -> Result<()> {
-        if self.read_only {
-            return Ok(());
-        }
-        self.check_writable()?;
-        self.journal_write_entry()?;
-        if self.journal.unflushed {
-            let dev =
-                self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
+    /// Make the entries written durable (one flush of the journal member).
+    pub fn flush<D: BlockDevice>(&mut self, dev: &mut D) -> Result<()> {
+        if self.unflushed {
             dev.flush()?;
-            self.journal.unflushed = false;
+            self.unflushed = false;
         }
         Ok(())
     }
 
-    /// Flush every member.
-    pub(crate) fn flush_all(&mut self) -> Result<()> {
-        for d in self.devs.iter_mut() {
-            d.flush()?;
+    /// Drop the records appended after byte `len` of the entry being built
+    /// (a commit that failed before applying anything), and `records` of
+    /// them from the count.
+    pub fn truncate(&mut self, len: usize, records: u32) {
+        self.buf.truncate(len);
+        self.nr_records = self.nr_records.saturating_sub(records);
+        if self.nr_records == 0 {
+            self.buf.clear();
         }
-        self.data_unflushed = false;
-        Ok(())
     }
 }

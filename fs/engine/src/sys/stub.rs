@@ -38,14 +38,6 @@ impl<T> TryVec<T> {
     pub fn truncate(&mut self, _n: usize) {}
     /// No-op.
     pub fn clear(&mut self) {}
-    /// Always empty.
-    pub fn try_split_off(&mut self, _at: usize) -> Result<Self> {
-        Ok(TryVec::new())
-    }
-    /// Always fails.
-    pub fn try_append(&mut self, _other: &mut Self) -> Result<()> {
-        Err(Error::NoMem)
-    }
 }
 
 impl<T: Clone> TryVec<T> {

@@ -65,22 +65,6 @@ impl<T> TryVec<T> {
     pub fn clear(&mut self) {
         self.0.clear();
     }
-
-    /// Move the elements from `at` on into a new vector.
-    pub fn try_split_off(&mut self, at: usize) -> Result<Self> {
-        let tail = self.0.get(at..).ok_or(Error::Internal("split index out of range"))?.len();
-        let mut out = TryVec::new();
-        out.try_reserve(tail)?;
-        out.0.extend(self.0.drain(at..));
-        Ok(out)
-    }
-
-    /// Append every element of `other`, emptying it.
-    pub fn try_append(&mut self, other: &mut Self) -> Result<()> {
-        self.try_reserve(other.0.len())?;
-        self.0.append(&mut other.0);
-        Ok(())
-    }
 }
 
 impl<T: Clone> TryVec<T> {
@@ -182,7 +166,7 @@ pub fn lz4_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
 
 /// Zstd-compress `src` into `dst` at `level`; `None` if it does not fit.
 pub fn zstd_compress(src: &[u8], dst: &mut [u8], level: u8) -> Option<usize> {
-    let level = if level == 0 { 3 } else { i32::from(level) };
+    let level = i32::from(level);
     zstd::bulk::compress_to_buffer(src, dst, level).ok()
 }
 

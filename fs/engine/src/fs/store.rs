@@ -1,0 +1,55 @@
+//! The file system's node store: b-tree nodes live in b-tree buckets of the
+//! member devices. Places come from the allocator's node write point;
+//! pointers are checked against the layout and bucket generations before a
+//! node is read; released places stay live until the next checkpoint.
+
+use crate::alloc::Allocator;
+use crate::btree::NodeStore;
+use crate::error::{Error, Result};
+use crate::format::checksum::ChecksumType;
+use crate::format::node::BtreePtr;
+use crate::format::superblock::Superblock;
+use crate::sys::{BlockDevice, TryVec};
+
+/// The member devices and the allocator, seen as a node store.
+pub(crate) struct Store<'a, D: BlockDevice> {
+    devs: &'a mut TryVec<D>,
+    alloc: &'a mut Allocator,
+    block_size: usize,
+    checksum: ChecksumType,
+}
+
+impl<'a, D: BlockDevice> Store<'a, D> {
+    pub(crate) fn new(devs: &'a mut TryVec<D>, alloc: &'a mut Allocator, sb: &Superblock) -> Self {
+        Store { devs, alloc, block_size: sb.block_size as usize, checksum: sb.meta_csum }
+    }
+}
+
+impl<D: BlockDevice> NodeStore for Store<'_, D> {
+    fn checksum(&self) -> ChecksumType {
+        self.checksum
+    }
+
+    fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    fn read(&mut self, p: &BtreePtr, buf: &mut [u8]) -> Result<()> {
+        self.alloc.check_node_ptr(p).map_err(Error::Corrupt)?;
+        let dev = self.devs.get_mut(usize::from(p.dev)).ok_or(Error::Corrupt("no such device"))?;
+        dev.read_at(p.offset, buf)
+    }
+
+    fn allocate(&mut self) -> Result<BtreePtr> {
+        self.alloc.allocate_node()
+    }
+
+    fn write(&mut self, p: &BtreePtr, image: &[u8]) -> Result<()> {
+        let dev = self.devs.get_mut(usize::from(p.dev)).ok_or(Error::Internal("node on a missing device"))?;
+        dev.write_at(p.offset, image)
+    }
+
+    fn release(&mut self, p: &BtreePtr) -> Result<()> {
+        self.alloc.released.try_push(*p)
+    }
+}

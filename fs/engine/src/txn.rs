@@ -1,0 +1,634 @@
+//! Transactions: every change to the file system is one. A transaction
+//! reads through cursors that see its own changes, buffers its updates
+//! (keys set or deleted, counter deltas, bucket charges), and commits them
+//! atomically: journal room is taken first ([`Txn::commit`]: the entry
+//! being built is written, or a checkpoint made, before anything changes),
+//! then the bucket charges, the alloc keys they dirty, the updates and the
+//! counters are journalled as records of one entry and applied to the
+//! b-trees.
+//!
+//! What a transaction may hold, and the restart rules:
+//! - A transaction borrows the file system (`&mut Fs`) for its lifetime
+//!   and holds nothing of the b-trees across calls: no node, no cache slot.
+//!   Its cursors remember a leaf and an epoch, and look again from their
+//!   position when the cache changed under them (a commit, a checkpoint, an
+//!   eviction), so they are never invalidated, only slowed.
+//! - Dropping a transaction before [`Txn::commit`] changes nothing in the
+//!   b-trees, the journal or the counters: an operation that fails half way
+//!   (ENOSPC, a damaged key, a name that exists) just returns its error.
+//!   What it took from the allocator (space at a write point, a bucket
+//!   opened) is harmless: nothing references that space, and an opened
+//!   bucket's key is written with the next commit. For the same reason a
+//!   transaction may write file data into space it allocated before it
+//!   commits the extent that points there.
+//! - A commit that fails after it began applying (out of memory in the
+//!   b-trees) leaves memory apart from any durable state: the file system
+//!   stops taking changes (read-only until remounted).
+//! - A transaction may checkpoint in its middle ([`Txn::allocate_data`]:
+//!   the allocator needs emptied buckets back): its updates are logical and
+//!   buffered, so they stay valid.
+//! - Restarts: none happen yet, since one caller at a time holds the file
+//!   system. Operations are written so that one can: the body of
+//!   [`Fs::write_txn`] takes its effects only through the transaction, so
+//!   that when per-tree or per-node locks come (engine core part 2), a
+//!   transaction that finds a lock it may not wait for (one taken out of
+//!   order) returns a restart error, everything it buffered is dropped, and
+//!   `write_txn` runs the body again from the start. Nothing outside the
+//!   transaction is to be changed before the commit for this reason.
+//! - Journal replay and the checkpoint's own bucket keys change the
+//!   b-trees directly, without a transaction (they are not journalled).
+
+use crate::btree::cursor::{Cursor, View};
+use crate::error::{Error, Result};
+use crate::format::alloc_info::ALLOC_BYTES;
+use crate::format::journal::{Record, RECORD_HEADER_BYTES, UPDATE_HEADER_BYTES};
+use crate::format::{BtreeId, KeyType, Pos};
+use crate::fs::Fs;
+use crate::sys::{BlockDevice, TryVec};
+
+/// One buffered key change.
+#[derive(Debug, Clone, Copy)]
+struct Update {
+    btree: BtreeId,
+    pos: Pos,
+    /// `None`: delete.
+    kind: Option<KeyType>,
+    off: u32,
+    len: u32,
+}
+
+/// A transaction over the file system `fs`.
+pub struct Txn<'a, D: BlockDevice> {
+    pub(crate) fs: &'a mut Fs<D>,
+    /// Sorted by (b-tree, position); one per key.
+    updates: TryVec<Update>,
+    vals: TryVec<u8>,
+    inodes: i64,
+    data_bytes: i64,
+    /// (member, byte offset, delta) for bucket usage.
+    charges: TryVec<(u8, u64, i64)>,
+}
+
+/// A cursor of a transaction: the b-tree's keys with the transaction's own
+/// changes laid over them.
+pub struct TxnCursor {
+    tree: Cursor,
+    btree: BtreeId,
+    start: Pos,
+    end: Pos,
+    /// Forward: the next position to show; none past the end.
+    at: Option<Pos>,
+    /// Backward: one past the last position shown.
+    below: Option<Pos>,
+}
+
+impl TxnCursor {
+    /// Move to `pos`.
+    pub fn seek(&mut self, pos: Pos) {
+        let pos = pos.max(self.start);
+        self.at = Some(pos);
+        self.tree.seek(pos);
+    }
+}
+
+fn update_key(u: &Update) -> (BtreeId, Pos) {
+    (u.btree, u.pos)
+}
+
+impl<'a, D: BlockDevice> Txn<'a, D> {
+    pub(crate) fn new(fs: &'a mut Fs<D>) -> Self {
+        Txn {
+            fs,
+            updates: TryVec::new(),
+            vals: TryVec::new(),
+            inodes: 0,
+            data_bytes: 0,
+            charges: TryVec::new(),
+        }
+    }
+
+    fn update_value(&self, u: &Update) -> Result<&[u8]> {
+        let start = u.off as usize;
+        self.vals.get(start..start + u.len as usize).ok_or(Error::Internal("update value"))
+    }
+
+    fn find_update(&self, btree: BtreeId, pos: Pos) -> core::result::Result<usize, usize> {
+        self.updates.binary_search_by(|u| update_key(u).cmp(&(btree, pos)))
+    }
+
+    fn put(&mut self, btree: BtreeId, pos: Pos, kind: Option<KeyType>, val: &[u8]) -> Result<()> {
+        let off = u32::try_from(self.vals.len()).map_err(|_| Error::NoMem)?;
+        let len = u32::try_from(val.len()).map_err(|_| Error::Invalid)?;
+        self.vals.try_extend_from_slice(val)?;
+        let u = Update { btree, pos, kind, off, len };
+        match self.find_update(btree, pos) {
+            Ok(i) => {
+                if let Some(slot) = self.updates.get_mut(i) {
+                    *slot = u;
+                }
+                Ok(())
+            }
+            Err(i) => self.updates.try_insert(i, u),
+        }
+    }
+
+    /// Set a key.
+    pub fn set(&mut self, btree: BtreeId, pos: Pos, kind: KeyType, val: &[u8]) -> Result<()> {
+        if val.len() > self.fs.btrees.max_value_bytes() || !btree.allows(kind) {
+            return Err(Error::Internal("value too large or wrong type for b-tree"));
+        }
+        self.put(btree, pos, Some(kind), val)
+    }
+
+    /// Delete a key (nothing happens at commit if it does not exist).
+    pub fn delete(&mut self, btree: BtreeId, pos: Pos) -> Result<()> {
+        self.put(btree, pos, None, &[])
+    }
+
+    /// Change the inode and stored-data counters.
+    pub fn account(&mut self, inodes: i64, data_bytes: i64) {
+        self.inodes = self.inodes.saturating_add(inodes);
+        self.data_bytes = self.data_bytes.saturating_add(data_bytes);
+    }
+
+    /// Charge `delta` bytes to the user bucket holding `offset` on `dev`
+    /// (checked now, applied at commit).
+    pub fn charge(&mut self, dev: u8, offset: u64, delta: i64) -> Result<()> {
+        let (b, _) =
+            self.fs.alloc.bucket_of(dev, offset).ok_or(Error::Corrupt("extent on a missing device"))?;
+        let pending: i64 = self
+            .charges
+            .iter()
+            .filter(|c| c.0 == dev && self.fs.alloc.bucket_of(c.0, c.1).map(|x| x.0) == Some(b))
+            .map(|c| c.2)
+            .fold(0i64, i64::saturating_add);
+        self.fs.alloc.check_charge(dev, offset, pending.saturating_add(delta))?;
+        self.charges.try_push((dev, offset, delta))
+    }
+
+    /// Space for `min` to `want` bytes of file data (see
+    /// [`crate::alloc::Allocator::allocate_data`]). When free buckets run
+    /// short and some only await a checkpoint, checkpoint first: this
+    /// transaction's updates are buffered, so that is safe here.
+    pub fn allocate_data(&mut self, min: u64, want: u64) -> Result<(u8, u64, u64, u32)> {
+        if self.fs.alloc.wants_checkpoint_for(min) {
+            self.fs.checkpoint()?;
+        }
+        self.fs.alloc.allocate_data(min, want)
+    }
+
+    /// The key at exactly `pos` (as the transaction sees it); its value into `val`.
+    pub fn get(&mut self, btree: BtreeId, pos: Pos, val: &mut TryVec<u8>) -> Result<Option<KeyType>> {
+        self.get_in(btree, pos, val, View::LIVE)
+    }
+
+    /// Whether any key sits at `pos`, at a canonical position or not (a
+    /// slot a misplaced key holds is not free).
+    pub fn occupied(&mut self, btree: BtreeId, pos: Pos) -> Result<bool> {
+        let mut val = TryVec::new();
+        Ok(self.get_in(btree, pos, &mut val, View::Raw)?.is_some())
+    }
+
+    fn get_in(
+        &mut self,
+        btree: BtreeId,
+        pos: Pos,
+        val: &mut TryVec<u8>,
+        view: View,
+    ) -> Result<Option<KeyType>> {
+        if let Ok(i) = self.find_update(btree, pos) {
+            let u = *self.updates.get(i).ok_or(Error::Internal("update"))?;
+            if u.kind.is_some() {
+                val.clear();
+                val.try_extend_from_slice(self.update_value(&u)?)?;
+            }
+            return Ok(u.kind);
+        }
+        let mut c = Cursor::new(btree, pos, pos, view);
+        let (trees, mut store) = self.fs.parts();
+        match trees.next(&mut store, &mut c)? {
+            Some((_, kind)) => {
+                val.clear();
+                val.try_extend_from_slice(c.value())?;
+                Ok(Some(kind))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A cursor over `[start, end]` of `btree` in the live file system.
+    pub fn cursor(&self, btree: BtreeId, start: Pos, end: Pos) -> TxnCursor {
+        self.cursor_in(btree, start, end, View::LIVE)
+    }
+
+    /// A cursor showing every key as stored (fsck).
+    pub fn raw_cursor(&self, btree: BtreeId, start: Pos, end: Pos) -> TxnCursor {
+        self.cursor_in(btree, start, end, View::Raw)
+    }
+
+    fn cursor_in(&self, btree: BtreeId, start: Pos, end: Pos, view: View) -> TxnCursor {
+        TxnCursor {
+            tree: Cursor::new(btree, start, end, view),
+            btree,
+            start,
+            end,
+            at: Some(start),
+            below: None,
+        }
+    }
+
+    /// The first key of `btree` in `[from, to]` (a one-off cursor).
+    pub fn first(
+        &mut self,
+        btree: BtreeId,
+        from: Pos,
+        to: Pos,
+        val: &mut TryVec<u8>,
+    ) -> Result<Option<(Pos, KeyType)>> {
+        let mut c = self.cursor(btree, from, to);
+        self.next(&mut c, val)
+    }
+
+    /// The next key of the cursor, the transaction's changes included; its
+    /// value into `val`.
+    pub fn next(&mut self, c: &mut TxnCursor, val: &mut TryVec<u8>) -> Result<Option<(Pos, KeyType)>> {
+        // Each round moves `at` forward past one key.
+        loop {
+            let Some(at) = c.at else { return Ok(None) };
+            if at > c.end {
+                c.at = None;
+                return Ok(None);
+            }
+            // The tree's next key at or after `at`.
+            let tree_key = {
+                let (trees, mut store) = self.fs.parts();
+                let mut k = trees.peek(&mut store, &mut c.tree)?;
+                while let Some((p, _)) = k {
+                    if p >= at {
+                        break;
+                    }
+                    trees.next(&mut store, &mut c.tree)?;
+                    k = trees.peek(&mut store, &mut c.tree)?;
+                }
+                k
+            };
+            // The transaction's next change at or after `at`.
+            let i = match self.find_update(c.btree, at) {
+                Ok(i) | Err(i) => i,
+            };
+            let upd = self.updates.get(i).copied().filter(|u| u.btree == c.btree && u.pos <= c.end);
+            match (tree_key, upd) {
+                (None, None) => {
+                    c.at = None;
+                    return Ok(None);
+                }
+                (Some((p, kind)), u) if u.is_none_or(|u| p < u.pos) => {
+                    val.clear();
+                    val.try_extend_from_slice(c.tree.value())?;
+                    c.at = p.successor();
+                    return Ok(Some((p, kind)));
+                }
+                (_, Some(u)) => {
+                    c.at = u.pos.successor();
+                    if let Some(kind) = u.kind {
+                        val.clear();
+                        val.try_extend_from_slice(self.update_value(&u)?)?;
+                        return Ok(Some((u.pos, kind)));
+                    }
+                    // A delete: the tree's key there (if any) is gone.
+                }
+                (Some(_), None) => return Err(Error::Internal("cursor")),
+            }
+        }
+    }
+
+    /// The key before the last one `prev` returned (the cursor's last key
+    /// first), the transaction's changes included.
+    pub fn prev(&mut self, c: &mut TxnCursor, val: &mut TryVec<u8>) -> Result<Option<(Pos, KeyType)>> {
+        // Each round moves `below` back past one key.
+        loop {
+            let to = match c.below {
+                Some(b) => match b.predecessor() {
+                    Some(p) => p,
+                    None => return Ok(None),
+                },
+                None => c.end,
+            };
+            if to < c.start {
+                return Ok(None);
+            }
+            let tree_key = {
+                let (trees, mut store) = self.fs.parts();
+                match to.successor() {
+                    Some(s) => c.tree.seek(s),
+                    None => c.tree.seek_end(),
+                }
+                trees.prev(&mut store, &mut c.tree)?
+            };
+            let upd = match self.find_update(c.btree, to) {
+                Ok(i) => self.updates.get(i).copied(),
+                Err(i) => i.checked_sub(1).and_then(|j| self.updates.get(j).copied()),
+            }
+            .filter(|u| u.btree == c.btree && u.pos >= c.start);
+            match (tree_key, upd) {
+                (None, None) => return Ok(None),
+                (Some((p, kind)), u) if u.is_none_or(|u| p > u.pos) => {
+                    val.clear();
+                    val.try_extend_from_slice(c.tree.value())?;
+                    c.below = Some(p);
+                    return Ok(Some((p, kind)));
+                }
+                (_, Some(u)) => {
+                    c.below = Some(u.pos);
+                    if let Some(kind) = u.kind {
+                        val.clear();
+                        val.try_extend_from_slice(self.update_value(&u)?)?;
+                        return Ok(Some((u.pos, kind)));
+                    }
+                }
+                (Some(_), None) => return Err(Error::Internal("cursor")),
+            }
+        }
+    }
+
+    /// Whether the transaction changes anything.
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.inodes == 0 && self.data_bytes == 0 && self.charges.is_empty()
+    }
+
+    /// Journal and apply everything, atomically. Bucket changes made
+    /// outside any transaction since the last commit (a repair of the
+    /// tables, a bucket freed by a checkpoint) are journalled with it.
+    pub fn commit(mut self) -> Result<()> {
+        if self.is_empty() && self.fs.alloc.dirty_count() == 0 {
+            return Ok(());
+        }
+        self.fs.check_writable()?;
+        self.reserve()?;
+        let r = self.apply();
+        if let Err(e) = r {
+            self.fs.fail(e);
+        }
+        r
+    }
+
+    /// Journal bytes this commit appends: the records of the updates, of
+    /// the alloc keys its charges and earlier changes dirty, and the
+    /// counters.
+    fn journal_bytes(&self) -> usize {
+        let mut bytes = 0usize;
+        for u in self.updates.iter() {
+            bytes = bytes.saturating_add(RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + u.len as usize);
+        }
+        let alloc_rec = RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + ALLOC_BYTES;
+        let buckets = self.charges.len().saturating_add(self.fs.alloc.dirty_count());
+        bytes.saturating_add(buckets.saturating_mul(alloc_rec)).saturating_add(RECORD_HEADER_BYTES + 16)
+    }
+
+    /// Take journal room for the whole commit before anything changes:
+    /// write the entry being built when this one would not fit in it, or
+    /// checkpoint when bucket keys waiting to be written do not fit either
+    /// (the checkpoint writes them into the tree). Then reserve the memory
+    /// the commit's records and bucket keys need, so that applying fails
+    /// only on the b-trees' own allocations.
+    fn reserve(&mut self) -> Result<()> {
+        let max = self.fs.journal.max_entry as u64;
+        let mut room = false;
+        for _ in 0..3 {
+            if self.fs.journal.padded_with(self.journal_bytes()) <= max {
+                room = true;
+                break;
+            }
+            if self.fs.journal.nr_records > 0 {
+                self.fs.journal_write()?;
+            } else {
+                self.fs.checkpoint()?;
+            }
+        }
+        if !room {
+            return Err(Error::Internal("transaction larger than a journal entry"));
+        }
+        let bytes = self.journal_bytes();
+        self.fs.journal.buf.try_reserve(bytes)?;
+        let buckets = self.charges.len().saturating_add(self.fs.alloc.dirty_count());
+        self.updates.try_reserve(buckets)?;
+        self.vals.try_reserve(buckets.saturating_mul(ALLOC_BYTES))
+    }
+
+    fn apply(&mut self) -> Result<()> {
+        for &(dev, offset, delta) in self.charges.iter() {
+            self.fs.alloc.charge(dev, offset, delta)?;
+        }
+        // Buckets this and earlier changes left dirty get their keys written
+        // in this entry.
+        let dirty = self.fs.alloc.take_dirty();
+        for &(dev, b) in dirty.iter() {
+            let pos = crate::alloc::alloc_pos(dev, b);
+            match self.fs.alloc.key_of(dev, b)? {
+                Some(info) => {
+                    let mut buf = [0u8; ALLOC_BYTES];
+                    info.encode(&mut buf).map_err(|_| Error::Internal("alloc encode"))?;
+                    self.put(BtreeId::Alloc, pos, Some(KeyType::Alloc), &buf)?;
+                }
+                None => self.put(BtreeId::Alloc, pos, None, &[])?,
+            }
+        }
+        for i in 0..self.updates.len() {
+            let u = *self.updates.get(i).ok_or(Error::Internal("update"))?;
+            let start = u.off as usize;
+            let value =
+                self.vals.get(start..start + u.len as usize).ok_or(Error::Internal("update value"))?;
+            self.fs.journal.append(&Record::BtreeUpdate {
+                btree: u.btree,
+                pos: u.pos,
+                kind: u.kind,
+                value,
+            })?;
+        }
+        if self.inodes != 0 || self.data_bytes != 0 {
+            self.fs
+                .journal
+                .append(&Record::Accounting { inodes: self.inodes, data_bytes: self.data_bytes })?;
+        }
+        for i in 0..self.updates.len() {
+            let u = *self.updates.get(i).ok_or(Error::Internal("update"))?;
+            let start = u.off as usize;
+            let Txn { fs, vals, .. } = self;
+            let value = vals.get(start..start + u.len as usize).ok_or(Error::Internal("update value"))?;
+            let (trees, mut store) = fs.parts();
+            match u.kind {
+                Some(kind) => trees.set(&mut store, u.btree, u.pos, kind, value)?,
+                None => {
+                    trees.delete(&mut store, u.btree, u.pos)?;
+                }
+            }
+        }
+        self.fs.counters.inodes = self.fs.counters.inodes.wrapping_add_signed(self.inodes);
+        self.fs.counters.data_bytes = self.fs.counters.data_bytes.wrapping_add_signed(self.data_bytes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+    use crate::fs::FormatOptions;
+    use crate::sys::MemDevice;
+    use std::collections::BTreeMap;
+    use std::vec::Vec;
+
+    const T: BtreeId = BtreeId::Xattrs;
+
+    fn fs() -> Fs<MemDevice> {
+        let mut devs = TryVec::new();
+        devs.try_push(MemDevice::new(32 << 20)).unwrap();
+        Fs::format(devs, &FormatOptions { uuid: [7; 16], hash_seed: 9, ..Default::default() }).unwrap()
+    }
+
+    fn pos(k: u64) -> Pos {
+        Pos::new(5000 + k / 8, 16 + k % 8, crate::format::SNAPSHOT_ROOT)
+    }
+
+    fn value(k: u64, gen: u64) -> Vec<u8> {
+        let name = std::format!("n{k}-{gen}");
+        let x = crate::format::xattr::Xattr {
+            ns: crate::format::xattr::Namespace::User,
+            name: name.as_bytes(),
+            value: b"v",
+        };
+        let mut v = std::vec![0u8; x.encoded_len()];
+        x.encode(&mut v).unwrap();
+        v
+    }
+
+    /// Every key of `T` as a committed reader sees it.
+    fn tree(fs: &mut Fs<MemDevice>) -> BTreeMap<Pos, Vec<u8>> {
+        fs.read_txn(|t| {
+            let mut c = t.cursor(T, Pos::MIN, Pos::MAX);
+            let mut val = TryVec::new();
+            let mut out = BTreeMap::new();
+            while let Some((p, _)) = t.next(&mut c, &mut val)? {
+                out.insert(p, val.to_vec());
+            }
+            Ok(out)
+        })
+        .unwrap()
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_dropped_transaction_changes_nothing() {
+        let mut fs = fs();
+        fs.write_txn(|t| t.set(T, pos(1), KeyType::Xattr, &value(1, 0))).unwrap();
+        let before = tree(&mut fs);
+        let (records, counters, epoch) = (fs.journal.nr_records, fs.counters, fs.btrees.cache.epoch);
+        {
+            let mut t = fs.begin().unwrap();
+            t.set(T, pos(2), KeyType::Xattr, &value(2, 0)).unwrap();
+            t.delete(T, pos(1)).unwrap();
+            t.account(3, 4096);
+            let mut val = TryVec::new();
+            assert!(t.get(T, pos(2), &mut val).unwrap().is_some(), "the transaction sees its own set");
+            assert!(t.get(T, pos(1), &mut val).unwrap().is_none(), "and its own delete");
+        }
+        assert_eq!(tree(&mut fs), before);
+        assert_eq!((fs.journal.nr_records, fs.counters, fs.btrees.cache.epoch), (records, counters, epoch));
+    }
+
+    #[test]
+    fn cursors_see_the_transaction_over_the_tree() {
+        let mut fs = fs();
+        let mut rng = Rng(42);
+        let mut model: BTreeMap<Pos, Vec<u8>> = BTreeMap::new();
+        for round in 0..40u64 {
+            // Committed state, then one transaction of mixed changes checked
+            // against the model through forward and backward cursors.
+            let mut t = fs.begin().unwrap();
+            let mut want = model.clone();
+            for _ in 0..(rng.next() % 60) {
+                let k = rng.next() % 400;
+                if rng.next().is_multiple_of(3) {
+                    t.delete(T, pos(k)).unwrap();
+                    want.remove(&pos(k));
+                } else {
+                    let v = value(k, round);
+                    t.set(T, pos(k), KeyType::Xattr, &v).unwrap();
+                    want.insert(pos(k), v);
+                }
+            }
+            let (a, b) = (rng.next() % 400, rng.next() % 400);
+            let (lo, hi) = (pos(a.min(b)), pos(a.max(b)));
+            let mut c = t.cursor(T, lo, hi);
+            let mut val = TryVec::new();
+            let mut fwd = Vec::new();
+            while let Some((p, _)) = t.next(&mut c, &mut val).unwrap() {
+                fwd.push((p, val.to_vec()));
+            }
+            let expect: Vec<_> = want.range(lo..=hi).map(|(p, v)| (*p, v.clone())).collect();
+            assert_eq!(fwd, expect, "round {round}: forward");
+            let mut c = t.cursor(T, lo, hi);
+            let mut back = Vec::new();
+            while let Some((p, _)) = t.prev(&mut c, &mut val).unwrap() {
+                back.push(p);
+            }
+            let expect_back: Vec<_> = want.range(lo..=hi).rev().map(|(p, _)| *p).collect();
+            assert_eq!(back, expect_back, "round {round}: backward");
+            if rng.next().is_multiple_of(4) {
+                drop(t);
+            } else {
+                t.commit().unwrap();
+                model = want;
+            }
+            assert_eq!(tree(&mut fs), model, "round {round}: committed state");
+        }
+    }
+
+    #[test]
+    fn commit_takes_journal_room_before_applying() {
+        let mut fs = fs();
+        // Records of committed transactions in the entry being built (a
+        // new transaction writes them once they pass a quarter entry).
+        let max = fs.journal.max_entry;
+        let mut k = 0;
+        while fs.journal.buf.len() < max / 5 {
+            fs.write_txn(|t| t.set(T, pos(k), KeyType::Xattr, &value(k, 1))).unwrap();
+            k += 1;
+        }
+        let (seq, built) = (fs.journal.seq, fs.journal.nr_records);
+        // A transaction too big for the room left: the entry being built is
+        // written first, and the transaction's records start the next one.
+        let big = std::vec![7u8; 1000];
+        let x = crate::format::xattr::Xattr {
+            ns: crate::format::xattr::Namespace::User,
+            name: b"big",
+            value: &big,
+        };
+        let mut v = std::vec![0u8; x.encoded_len()];
+        x.encode(&mut v).unwrap();
+        let n = (max - fs.journal.buf.len()) / v.len() + 8;
+        assert!(n * (v.len() + 64) < max - 4096, "the transaction fits an entry of its own");
+        let mut t = fs.begin().unwrap();
+        for j in 0..n as u64 {
+            t.set(T, pos(10_000 + j), KeyType::Xattr, &v).unwrap();
+        }
+        t.commit().unwrap();
+        assert_eq!(fs.journal.seq, seq + 1, "the entry being built was written before the commit");
+        assert!(fs.journal.nr_records as usize >= n && (fs.journal.nr_records as usize) < n + built as usize);
+        // Both entries are replayed after a crash.
+        fs.journal_write().unwrap();
+        let devs = fs.into_devices();
+        let mut fs = Fs::open(devs, &crate::fs::OpenOptions::default()).unwrap();
+        let got = tree(&mut fs);
+        assert!(got.contains_key(&pos(0)) && got.contains_key(&pos(k - 1)) && got.contains_key(&pos(10_000)));
+    }
+}
