@@ -12,10 +12,10 @@ use kernel::prelude::*;
 #[path = "format/src/lib.rs"]
 pub mod format;
 
+#[path = "engine/src/alloc/mod.rs"]
+pub mod alloc;
 #[path = "engine/src/btree/mod.rs"]
 pub mod btree;
-#[path = "engine/src/buckets/mod.rs"]
-pub mod buckets;
 #[path = "engine/src/error.rs"]
 pub mod error;
 #[path = "engine/src/fs/mod.rs"]
@@ -26,6 +26,8 @@ pub mod fsck;
 pub mod journal;
 #[path = "engine/src/sys/mod.rs"]
 pub mod sys;
+#[path = "engine/src/txn.rs"]
+pub mod txn;
 
 #[path = "kernel/vfs.rs"]
 mod vfs;

@@ -75,6 +75,59 @@ struct arborfs_statfs {
 	u32 bsize, namelen;
 };
 
+/*
+ * The layouts fs/kernel/vfs.rs asserts for its #[repr(C)] twins: a change
+ * on one side without the other fails the build on that side.
+ */
+#define ARBORFS_LAYOUT(type, field, off) _Static_assert(offsetof(type, field) == (off), #type "." #field)
+_Static_assert(sizeof(struct arborfs_attr) == 96, "struct arborfs_attr");
+ARBORFS_LAYOUT(struct arborfs_attr, ino, 0);
+ARBORFS_LAYOUT(struct arborfs_attr, size, 8);
+ARBORFS_LAYOUT(struct arborfs_attr, alloc_bytes, 16);
+ARBORFS_LAYOUT(struct arborfs_attr, atime, 24);
+ARBORFS_LAYOUT(struct arborfs_attr, mtime, 32);
+ARBORFS_LAYOUT(struct arborfs_attr, ctime, 40);
+ARBORFS_LAYOUT(struct arborfs_attr, btime, 48);
+ARBORFS_LAYOUT(struct arborfs_attr, rdev, 56);
+ARBORFS_LAYOUT(struct arborfs_attr, mode, 64);
+ARBORFS_LAYOUT(struct arborfs_attr, uid, 68);
+ARBORFS_LAYOUT(struct arborfs_attr, gid, 72);
+ARBORFS_LAYOUT(struct arborfs_attr, nlink, 76);
+ARBORFS_LAYOUT(struct arborfs_attr, generation, 80);
+ARBORFS_LAYOUT(struct arborfs_attr, flags, 84);
+ARBORFS_LAYOUT(struct arborfs_attr, projid, 88);
+_Static_assert(sizeof(struct arborfs_setattr) == 56, "struct arborfs_setattr");
+ARBORFS_LAYOUT(struct arborfs_setattr, valid, 0);
+ARBORFS_LAYOUT(struct arborfs_setattr, mode, 4);
+ARBORFS_LAYOUT(struct arborfs_setattr, uid, 8);
+ARBORFS_LAYOUT(struct arborfs_setattr, gid, 12);
+ARBORFS_LAYOUT(struct arborfs_setattr, flags, 16);
+ARBORFS_LAYOUT(struct arborfs_setattr, projid, 20);
+ARBORFS_LAYOUT(struct arborfs_setattr, size, 24);
+ARBORFS_LAYOUT(struct arborfs_setattr, atime, 32);
+ARBORFS_LAYOUT(struct arborfs_setattr, mtime, 40);
+ARBORFS_LAYOUT(struct arborfs_setattr, ctime, 48);
+_Static_assert(sizeof(struct arborfs_dirent) == 280, "struct arborfs_dirent");
+ARBORFS_LAYOUT(struct arborfs_dirent, ino, 0);
+ARBORFS_LAYOUT(struct arborfs_dirent, next, 8);
+ARBORFS_LAYOUT(struct arborfs_dirent, dtype, 16);
+ARBORFS_LAYOUT(struct arborfs_dirent, len, 17);
+ARBORFS_LAYOUT(struct arborfs_dirent, name, 18);
+_Static_assert(sizeof(struct arborfs_extent) == 32, "struct arborfs_extent");
+ARBORFS_LAYOUT(struct arborfs_extent, logical, 0);
+ARBORFS_LAYOUT(struct arborfs_extent, physical, 8);
+ARBORFS_LAYOUT(struct arborfs_extent, length, 16);
+ARBORFS_LAYOUT(struct arborfs_extent, flags, 24);
+ARBORFS_LAYOUT(struct arborfs_extent, pad, 28);
+_Static_assert(sizeof(struct arborfs_statfs) == 48, "struct arborfs_statfs");
+ARBORFS_LAYOUT(struct arborfs_statfs, blocks, 0);
+ARBORFS_LAYOUT(struct arborfs_statfs, bfree, 8);
+ARBORFS_LAYOUT(struct arborfs_statfs, bavail, 16);
+ARBORFS_LAYOUT(struct arborfs_statfs, files, 24);
+ARBORFS_LAYOUT(struct arborfs_statfs, ffree, 32);
+ARBORFS_LAYOUT(struct arborfs_statfs, bsize, 40);
+ARBORFS_LAYOUT(struct arborfs_statfs, namelen, 44);
+
 #define ARBORFS_MOUNT_SILENT 1
 #define ARBORFS_MOUNT_READ_ONLY 2
 #define ARBORFS_MOUNT_NO_REPLAY 4
@@ -110,16 +163,17 @@ int arborfs_rs_seek(void *fs, u64 ino, u64 off, int hole, u64 *res);
 int arborfs_rs_fiemap(void *fs, u64 ino, u64 start, u64 end, struct arborfs_extent *out, size_t max, size_t *n);
 int arborfs_rs_sync(void *fs);
 int arborfs_rs_evict(void *fs, u64 ino);
-u64 arborfs_rs_available(void *fs);
+u64 arborfs_rs_available(void *fs); /* what writers may reserve */
 size_t arborfs_rs_shrink(void *fs, size_t target);
 int arborfs_rs_set_compression(void *fs, u8 kind, u8 level);
+int arborfs_rs_parse_compress(const u8 *v, size_t len, u8 *kind, u8 *level, char *msg, size_t msglen);
 int arborfs_rs_uuid(void *fs, u8 *out);
 ssize_t arborfs_rs_features(u8 *buf, size_t len);
 
 /* Mount options (fs_context private data, kept in the super block for remounts). */
 struct arborfs_options {
 	int compress;		/* -1: the format's default; else 0 none, 1 lz4, 2 zstd */
-	u8 compress_level;	/* zstd level */
+	u8 compress_level;	/* zstd level (0: the default) */
 	bool norecovery;	/* read-only, journal not replayed */
 };
 

@@ -33,8 +33,6 @@
 #define WB_RUN_BYTES (1024 * 1024)
 #define WB_RUN_FOLIOS (WB_RUN_BYTES / PAGE_SIZE)
 #define DIRECT_CHUNK (1024 * 1024)
-/* What reservations leave free for metadata (b-tree nodes, journal). */
-#define SPACE_MARGIN (4ull << 20)
 
 /* The folio holds a space reservation. */
 #define ARBORFS_RESERVED ((void *)1UL)
@@ -54,7 +52,7 @@ static u64 arborfs_update_avail(struct super_block *sb)
 static int arborfs_reserve(struct super_block *sb, u64 bytes)
 {
 	struct arborfs_sb_info *s = ASB(sb);
-	s64 want = atomic64_add_return(bytes, &s->reserved) + SPACE_MARGIN;
+	s64 want = atomic64_add_return(bytes, &s->reserved);
 
 	if (want <= atomic64_read(&s->avail))
 		return 0;

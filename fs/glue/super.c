@@ -174,7 +174,7 @@ static int arborfs_show_options(struct seq_file *m, struct dentry *root)
 
 	if (o->compress >= 0 && o->compress < ARRAY_SIZE(names)) {
 		seq_printf(m, ",compress=%s", names[o->compress]);
-		if (o->compress == 2)
+		if (o->compress == 2 && o->compress_level)
 			seq_printf(m, ":%u", o->compress_level);
 	}
 	if (o->norecovery)
@@ -217,22 +217,15 @@ static const struct fs_parameter_spec arborfs_param_spec[] = {
 	{}
 };
 
-/* compress=none|lz4|zstd|zstd:LEVEL */
+/* compress=none|lz4|zstd|zstd:LEVEL, parsed by the engine as mkfs parses it. */
 static int arborfs_parse_compress(struct fs_context *fc, const char *v, struct arborfs_options *o)
 {
-	unsigned int level = 3;
+	char why[80];
+	u8 kind, level;
 
-	if (!strcmp(v, "none")) {
-		o->compress = 0;
-	} else if (!strcmp(v, "lz4")) {
-		o->compress = 1;
-	} else if (!strncmp(v, "zstd", 4) && (!v[4] || (v[4] == ':' && !kstrtouint(v + 5, 10, &level)))) {
-		if (level < 1 || level > 22)
-			return invalfc(fc, "arborfs: zstd level %u is not between 1 and 22", level);
-		o->compress = 2;
-	} else {
-		return invalfc(fc, "arborfs: compress=%s: want none, lz4, zstd or zstd:LEVEL", v);
-	}
+	if (arborfs_rs_parse_compress(v, strlen(v), &kind, &level, why, sizeof(why)))
+		return invalfc(fc, "arborfs: compress=%s: %s", v, why);
+	o->compress = kind;
 	o->compress_level = level;
 	return 0;
 }

@@ -97,40 +97,6 @@ impl<T> TryVec<T> {
     pub fn clear(&mut self) {
         self.truncate(0);
     }
-
-    /// Move the elements from `at` on into a new vector.
-    pub fn try_split_off(&mut self, at: usize) -> Result<Self> {
-        let len = self.0.len();
-        if at > len {
-            return Err(Error::Internal("split index out of range"));
-        }
-        let mut out = TryVec::new();
-        out.try_reserve(len - at)?;
-        // SAFETY: elements `[at, len)` are initialised and `out` has capacity
-        // for them; after the copy `self` forgets them (length `at`) and `out`
-        // owns them (length `len - at`), so each is dropped exactly once.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.0.as_ptr().add(at), out.0.as_mut_ptr(), len - at);
-            self.0.set_len(at);
-            out.0.set_len(len - at);
-        }
-        Ok(out)
-    }
-
-    /// Append every element of `other`, emptying it.
-    pub fn try_append(&mut self, other: &mut Self) -> Result<()> {
-        let n = other.0.len();
-        self.try_reserve(n)?;
-        let len = self.0.len();
-        // SAFETY: `self` has room for `n` more elements; they move from
-        // `other`, whose length drops to 0 so it never drops them.
-        unsafe {
-            core::ptr::copy_nonoverlapping(other.0.as_ptr(), self.0.as_mut_ptr().add(len), n);
-            other.0.set_len(0);
-            self.0.set_len(len + n);
-        }
-        Ok(())
-    }
 }
 
 impl<T: Clone> TryVec<T> {
@@ -217,7 +183,7 @@ pub fn lz4_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
 
 /// Zstd compression with the kernel's zstd.
 pub fn zstd_compress(src: &[u8], dst: &mut [u8], level: u8) -> Option<usize> {
-    let level = if level == 0 { 3 } else { i32::from(level) };
+    let level = i32::from(level);
     // SAFETY: both pointers and lengths come from live slices.
     let n =
         unsafe { arborfs_glue_zstd_compress(src.as_ptr(), src.len(), dst.as_mut_ptr(), dst.len(), level) };

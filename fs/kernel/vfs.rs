@@ -3,21 +3,75 @@
 //! into an engine call and the result into plain C data or a negative errno.
 //! The glue holds the mount's mutex (in a NOFS scope) around every call, so
 //! each function has the engine to itself.
+//!
+//! Every entry point on a mounted engine is declared through
+//! [`entry_points!`], which does the pointer-to-engine step and states the
+//! safety contract once; a new VFS operation is its signature and body.
+//! The structs shared with C are checked against `fs/glue/arborfs.h` by
+//! size and field offset on both sides (here const asserts, there
+//! `_Static_assert`), and errnos come by name from
+//! [`crate::error::errno`], checked against the kernel's at build time.
 
 use core::ffi::{c_int, c_void};
+use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use kernel::ffi::c_char;
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::bindings;
 use kernel::prelude::*;
 
+use crate::error::errno::{EINVAL, ENOMEM, ERANGE};
 use crate::error::Error as FsError;
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{KernelDevice, TryVec};
 
 type KFs = Fs<KernelDevice>;
 
-/// Inode attributes, laid out as `struct arborfs_attr` in glue.c.
+/// The engine's errno numbers are the kernel's.
+const _: () = {
+    use crate::error::errno::*;
+    let pairs = [
+        (EPERM, bindings::EPERM),
+        (ENOENT, bindings::ENOENT),
+        (EIO, bindings::EIO),
+        (ENXIO, bindings::ENXIO),
+        (E2BIG, bindings::E2BIG),
+        (ENOMEM, bindings::ENOMEM),
+        (EEXIST, bindings::EEXIST),
+        (ENOTDIR, bindings::ENOTDIR),
+        (EISDIR, bindings::EISDIR),
+        (EINVAL, bindings::EINVAL),
+        (EFBIG, bindings::EFBIG),
+        (ENOSPC, bindings::ENOSPC),
+        (EROFS, bindings::EROFS),
+        (EMLINK, bindings::EMLINK),
+        (ERANGE, bindings::ERANGE),
+        (ENAMETOOLONG, bindings::ENAMETOOLONG),
+        (ENOTEMPTY, bindings::ENOTEMPTY),
+        (ENODATA, bindings::ENODATA),
+        (EOPNOTSUPP, bindings::EOPNOTSUPP),
+        (EUCLEAN, bindings::EUCLEAN),
+    ];
+    let mut i = 0;
+    while i < pairs.len() {
+        assert!(pairs[i].0 as u32 == pairs[i].1);
+        i += 1;
+    }
+};
+
+/// Check a `#[repr(C)]` struct against the layout `arborfs.h` asserts for
+/// its C twin: total size, then each field's offset.
+macro_rules! c_layout {
+    ($t:ty, $size:expr, { $($field:ident: $off:expr),* $(,)? }) => {
+        const _: () = {
+            assert!(size_of::<$t>() == $size);
+            $(assert!(offset_of!($t, $field) == $off);)*
+        };
+    };
+}
+
+/// Inode attributes: `struct arborfs_attr`.
 #[repr(C)]
 pub(crate) struct ArborfsAttr {
     ino: u64,
@@ -36,8 +90,12 @@ pub(crate) struct ArborfsAttr {
     flags: u32,
     projid: u32,
 }
+c_layout!(ArborfsAttr, 96, {
+    ino: 0, size: 8, alloc_bytes: 16, atime: 24, mtime: 32, ctime: 40, btime: 48, rdev: 56,
+    mode: 64, uid: 68, gid: 72, nlink: 76, generation: 80, flags: 84, projid: 88,
+});
 
-/// One directory entry, laid out as `struct arborfs_dirent` in glue.c.
+/// One directory entry: `struct arborfs_dirent`.
 #[repr(C)]
 pub(crate) struct ArborfsDirent {
     ino: u64,
@@ -46,8 +104,9 @@ pub(crate) struct ArborfsDirent {
     len: u8,
     name: [u8; 256],
 }
+c_layout!(ArborfsDirent, 280, { ino: 0, next: 8, dtype: 16, len: 17, name: 18 });
 
-/// statfs numbers, laid out as `struct arborfs_statfs` in glue.c.
+/// statfs numbers: `struct arborfs_statfs`.
 #[repr(C)]
 pub(crate) struct ArborfsStatfs {
     blocks: u64,
@@ -58,6 +117,36 @@ pub(crate) struct ArborfsStatfs {
     bsize: u32,
     namelen: u32,
 }
+c_layout!(ArborfsStatfs, 48, { blocks: 0, bfree: 8, bavail: 16, files: 24, ffree: 32, bsize: 40, namelen: 44 });
+
+/// Attribute changes from the VFS: `struct arborfs_setattr`.
+#[repr(C)]
+pub(crate) struct ArborfsSetattr {
+    valid: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    flags: u32,
+    projid: u32,
+    size: u64,
+    atime: i64,
+    mtime: i64,
+    ctime: i64,
+}
+c_layout!(ArborfsSetattr, 56, {
+    valid: 0, mode: 4, uid: 8, gid: 12, flags: 16, projid: 20, size: 24, atime: 32, mtime: 40, ctime: 48,
+});
+
+/// One extent for FIEMAP: `struct arborfs_extent`.
+#[repr(C)]
+pub(crate) struct ArborfsExtent {
+    logical: u64,
+    physical: u64,
+    length: u64,
+    flags: u32,
+    pad: u32,
+}
+c_layout!(ArborfsExtent, 32, { logical: 0, physical: 8, length: 16, flags: 24, pad: 28 });
 
 fn c_attr(a: &Attr) -> ArborfsAttr {
     let i = &a.inode;
@@ -96,6 +185,14 @@ unsafe fn attr_out(r: Result<Attr, FsError>, out: *mut ArborfsAttr, op: &str, in
     }
 }
 
+/// 0, or the errno of a failed operation (see [`failed`]).
+fn status(r: Result<(), FsError>, op: &str, ino: u64) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => failed(e, op, ino),
+    }
+}
+
 /// # Safety
 ///
 /// `p` points to `len` readable bytes (or `len` is 0).
@@ -105,6 +202,25 @@ unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
     }
     // SAFETY: per the contract.
     unsafe { core::slice::from_raw_parts(p, len) }
+}
+
+/// # Safety
+///
+/// `p` points to `len` writable `T`s (or `len` is 0), not aliased.
+unsafe fn slice_mut<'a, T>(p: *mut T, len: usize) -> &'a mut [T] {
+    if len == 0 {
+        return &mut [];
+    }
+    // SAFETY: per the contract.
+    unsafe { core::slice::from_raw_parts_mut(p, len) }
+}
+
+/// # Safety
+///
+/// `p` is writable.
+unsafe fn put<T>(p: *mut T, v: T) {
+    // SAFETY: per the contract.
+    unsafe { p.write(v) }
 }
 
 /// Damage makes every read of a file fail the same way: at most
@@ -144,13 +260,27 @@ fn failed(e: FsError, op: &str, ino: u64) -> c_int {
     errno(e)
 }
 
-/// # Safety
-///
-/// `fs` must be a pointer returned by [`arborfs_rs_mount`] and not yet unmounted.
-unsafe fn engine<'a>(fs: *mut c_void) -> &'a mut KFs {
-    // SAFETY: per the function's contract the pointer is a live, exclusively
-    // held `KFs` (the glue's mutex serialises calls).
-    unsafe { &mut *fs.cast::<KFs>() }
+/// Declare the entry points the glue calls on a mounted engine. Each takes
+/// the engine pointer (`fs`) first; the body sees it as `&mut KFs`. Each
+/// doc says what the other pointer arguments must be.
+macro_rules! entry_points {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($fs:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block
+    )*) => {$(
+        $(#[doc = $doc])*
+        ///
+        /// # Safety
+        ///
+        /// `fs` comes from [`arborfs_rs_mount`], is still mounted and the
+        /// caller holds the mount's mutex; the other pointers are as above.
+        #[no_mangle]
+        pub(crate) unsafe extern "C" fn $name(fs: *mut c_void $(, $arg: $ty)*) -> $ret {
+            // SAFETY: a live engine, held exclusively (the glue's mutex).
+            let $fs: &mut KFs = unsafe { &mut *fs.cast::<KFs>() };
+            $body
+        }
+    )*};
 }
 
 /// `arborfs_rs_mount` flag: do not log why a mount failed.
@@ -185,10 +315,8 @@ pub(crate) unsafe extern "C" fn arborfs_rs_mount(
             if flags & MOUNT_SILENT == 0 {
                 pr_err!("{}: cannot mount: {}\n", name, e);
             }
-            return match e {
-                FsError::BadMetadata { .. } | FsError::BadNode { .. } | FsError::Corrupt(_) => -22,
-                e => errno(e),
-            };
+            // mount(2) says EINVAL for "not a valid file system here".
+            return if e.is_damage() { -EINVAL } else { errno(e) };
         }
     };
     let read_only = fs.is_read_only();
@@ -206,13 +334,13 @@ pub(crate) unsafe extern "C" fn arborfs_rs_mount(
         Ok(b) => {
             // SAFETY: `out` and `ro` are writable per the contract.
             unsafe {
-                *out = KBox::into_raw(b).cast();
-                *ro = c_int::from(read_only);
+                put(out, KBox::into_raw(b).cast());
+                put(ro, c_int::from(read_only));
             }
             pr_info!("{}: mounted {}\n", name, if read_only { "read-only" } else { "read-write" });
             0
         }
-        Err(_) => -12,
+        Err(_) => -ENOMEM,
     }
 }
 
@@ -254,7 +382,8 @@ pub(crate) unsafe extern "C" fn arborfs_rs_unmount(fs: *mut c_void) -> c_int {
 ///
 /// # Safety
 ///
-/// `*fs` is mounted and replaced in place; `bdev` is the mount's device.
+/// `*fs` is mounted and replaced in place; `bdev` is the mount's device;
+/// `ro` is writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn arborfs_rs_remount(
     fs: *mut *mut c_void,
@@ -263,15 +392,12 @@ pub(crate) unsafe extern "C" fn arborfs_rs_remount(
     read_only: c_int,
     ro: *mut c_int,
 ) -> c_int {
-    // SAFETY: `*fs` is mounted.
-    let cur = unsafe { engine(*fs) };
+    // SAFETY: `*fs` is a mounted engine, held exclusively.
+    let cur = unsafe { &mut *(*fs).cast::<KFs>() };
     if read_only != 0 {
         // SAFETY: `ro` is writable.
-        unsafe { *ro = 1 };
-        return match cur.make_read_only() {
-            Ok(()) => 0,
-            Err(e) => errno(e),
-        };
+        unsafe { put(ro, 1) };
+        return cur.make_read_only().map_or_else(errno, |()| 0);
     }
     if !cur.is_read_only() {
         return 0;
@@ -285,417 +411,63 @@ pub(crate) unsafe extern "C" fn arborfs_rs_remount(
         }
     };
     let new_ro = new.is_read_only();
-    let Ok(b) = KBox::new(new, GFP_KERNEL) else { return -12 };
+    let Ok(b) = KBox::new(new, GFP_KERNEL) else { return -ENOMEM };
     // SAFETY: the old pointer came from `KBox::into_raw`; nobody else uses it
     // (the glue's mutex is held), and it is replaced before the lock drops.
     unsafe {
         drop(KBox::from_raw((*fs).cast::<KFs>()));
-        *fs = KBox::into_raw(b).cast();
-        *ro = c_int::from(new_ro);
+        put(fs, KBox::into_raw(b).cast());
+        put(ro, c_int::from(new_ro));
     }
     0
 }
 
-/// The shutdown ioctl: optionally flush the journal, then write nothing more.
+/// The `compress=` mount option's value, parsed as the tools parse it:
+/// `kind` gets 0 none, 1 lz4 or 2 zstd, `level` the zstd level (0: the
+/// default). On a bad value, `msg` gets why (NUL-terminated) and the
+/// result is -EINVAL.
 ///
 /// # Safety
 ///
-/// `fs` is mounted.
+/// `v` points to `len` bytes; `kind` and `level` are writable; `msg` points
+/// to `msglen` writable bytes.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_shutdown(fs: *mut c_void, flush_journal: c_int) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    match fs.shutdown(flush_journal != 0) {
-        Ok(()) => 0,
-        Err(e) => errno(e),
-    }
-}
-
-/// Attributes of `ino`.
-///
-/// # Safety
-///
-/// `fs` is mounted; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_getattr(
-    fs: *mut c_void,
-    ino: u64,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    match fs.getattr(ino) {
-        Ok(a) => {
-            // SAFETY: `out` is writable.
-            unsafe { out.write(c_attr(&a)) };
-            0
-        }
-        Err(e) => failed(e, "getattr", ino),
-    }
-}
-
-/// Look `name` up in `dir`.
-///
-/// # Safety
-///
-/// `fs` is mounted; `name` points to `len` bytes; `ino` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_lookup(
-    fs: *mut c_void,
-    dir: u64,
-    name: *const u8,
+pub(crate) unsafe extern "C" fn arborfs_rs_parse_compress(
+    v: *const u8,
     len: usize,
-    ino: *mut u64,
+    kind: *mut u8,
+    level: *mut u8,
+    msg: *mut u8,
+    msglen: usize,
 ) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    // SAFETY: `name` points to `len` readable bytes.
-    let name = unsafe { core::slice::from_raw_parts(name, len) };
-    match fs.lookup(dir, name) {
-        Ok(a) => {
-            // SAFETY: `ino` is writable.
-            unsafe { *ino = a.ino };
-            0
-        }
-        Err(e) => failed(e, "lookup in directory", dir),
-    }
-}
-
-/// Up to `max` entries of `dir` from cursor `pos`.
-///
-/// # Safety
-///
-/// `fs` is mounted; `out` has room for `max` entries; `n` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_readdir(
-    fs: *mut c_void,
-    dir: u64,
-    pos: u64,
-    out: *mut ArborfsDirent,
-    max: usize,
-    n: *mut usize,
-) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    // SAFETY: `out` has room for `max` entries, which we only write.
-    let out = unsafe { core::slice::from_raw_parts_mut(out, max) };
-    let mut count = 0usize;
-    let r = fs.readdir(dir, pos, &mut |name, ino, dtype, next| {
-        let Some(slot) = out.get_mut(count) else { return false };
-        let len = name.len().min(255);
-        slot.ino = ino;
-        slot.next = next;
-        slot.dtype = dtype;
-        slot.len = len as u8;
-        if let (Some(dst), Some(src)) = (slot.name.get_mut(..len), name.get(..len)) {
-            dst.copy_from_slice(src);
-        }
-        count += 1;
-        count < max
-    });
-    // SAFETY: `n` is writable.
-    unsafe { *n = count };
+    // SAFETY: `v` points to `len` bytes.
+    let v = unsafe { bytes(v, len) };
+    let r = core::str::from_utf8(v).map_err(|_| "not text").and_then(crate::fs::options::parse_compression);
     match r {
-        Ok(()) => 0,
-        Err(e) => failed(e, "readdir", dir),
-    }
-}
-
-/// Read file data; returns bytes read or a negative errno.
-///
-/// # Safety
-///
-/// `fs` is mounted; `buf` points to `len` writable bytes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_read(
-    fs: *mut c_void,
-    ino: u64,
-    off: u64,
-    buf: *mut u8,
-    len: usize,
-) -> isize {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    // SAFETY: `buf` points to `len` writable bytes.
-    let buf = unsafe { core::slice::from_raw_parts_mut(buf, len) };
-    match fs.read(ino, off, buf) {
-        Ok(n) => n as isize,
-        Err(e) => {
-            if log_allowed() {
-                pr_err!("read of inode {} at {} failed: {}\n", ino, off, e);
+        Ok((c, l)) => {
+            // SAFETY: `kind` and `level` are writable.
+            unsafe {
+                put(kind, c as u8);
+                put(level, l);
             }
-            errno(e) as isize
+            0
+        }
+        Err(why) => {
+            // SAFETY: `msg` points to `msglen` writable bytes.
+            let out = unsafe { slice_mut(msg, msglen) };
+            let n = why.len().min(msglen.saturating_sub(1));
+            if let (Some(dst), Some(src)) = (out.get_mut(..n), why.as_bytes().get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            if let Some(z) = out.get_mut(n) {
+                *z = 0;
+            }
+            -EINVAL
         }
     }
 }
 
-/// Symlink target into `buf`; returns its length.
-///
-/// # Safety
-///
-/// `fs` is mounted; `buf` points to `len` writable bytes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_readlink(
-    fs: *mut c_void,
-    ino: u64,
-    buf: *mut u8,
-    len: usize,
-) -> isize {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    let mut t = TryVec::new();
-    if let Err(e) = fs.readlink(ino, &mut t) {
-        return failed(e, "readlink", ino) as isize;
-    }
-    if t.len() > len {
-        return -34;
-    }
-    // SAFETY: `buf` has room for `len >= t.len()` bytes.
-    unsafe { core::ptr::copy_nonoverlapping(t.as_ptr(), buf, t.len()) };
-    t.len() as isize
-}
-
-/// statfs numbers.
-///
-/// # Safety
-///
-/// `fs` is mounted; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_statfs(fs: *mut c_void, out: *mut ArborfsStatfs) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    let s = fs.statfs();
-    let v = ArborfsStatfs {
-        blocks: s.blocks,
-        bfree: s.blocks_free,
-        bavail: s.blocks_avail,
-        files: s.files,
-        ffree: s.files_free,
-        bsize: s.block_size,
-        namelen: s.name_max,
-    };
-    // SAFETY: `out` is writable.
-    unsafe { out.write(v) };
-    0
-}
-
-/// Copy `data` out under the xattr calling convention: size 0 asks for the length.
-///
-/// # Safety
-///
-/// `buf` points to `size` writable bytes (or size is 0).
-unsafe fn copy_out(data: &[u8], buf: *mut u8, size: usize) -> isize {
-    if size == 0 {
-        return data.len() as isize;
-    }
-    if data.len() > size {
-        return -34;
-    }
-    // SAFETY: `buf` has room for `size >= data.len()` bytes.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
-    data.len() as isize
-}
-
-/// getxattr with the full name ("user.foo").
-///
-/// # Safety
-///
-/// `fs` is mounted; `name` points to `namelen` bytes; `buf` to `size` bytes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_getxattr(
-    fs: *mut c_void,
-    ino: u64,
-    name: *const u8,
-    namelen: usize,
-    buf: *mut u8,
-    size: usize,
-) -> isize {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    // SAFETY: `name` points to `namelen` readable bytes.
-    let name = unsafe { core::slice::from_raw_parts(name, namelen) };
-    let mut v = TryVec::new();
-    match fs.getxattr(ino, name, &mut v) {
-        // SAFETY: forwarded contract.
-        Ok(()) => unsafe { copy_out(&v, buf, size) },
-        Err(e) => failed(e, "getxattr", ino) as isize,
-    }
-}
-
-/// listxattr: NUL-terminated names.
-///
-/// # Safety
-///
-/// `fs` is mounted; `buf` points to `size` writable bytes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_listxattr(
-    fs: *mut c_void,
-    ino: u64,
-    buf: *mut u8,
-    size: usize,
-) -> isize {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    let mut v = TryVec::new();
-    match fs.listxattr(ino, &mut v) {
-        // SAFETY: forwarded contract.
-        Ok(()) => unsafe { copy_out(&v, buf, size) },
-        Err(e) => failed(e, "listxattr", ino) as isize,
-    }
-}
-
-/// Create a regular file, directory, device node, fifo or socket.
-///
-/// # Safety
-///
-/// `fs` is mounted; `name` points to `len` bytes; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_create(
-    fs: *mut c_void,
-    dir: u64,
-    name: *const u8,
-    len: usize,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    rdev: u64,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: `fs` is mounted; `name` points to `len` bytes.
-    let (fs, name) = unsafe { (engine(fs), bytes(name, len)) };
-    // SAFETY: `out` is writable.
-    unsafe { attr_out(fs.create(dir, name, mode, uid, gid, rdev), out, "create in directory", dir) }
-}
-
-/// Create an unnamed regular file (`O_TMPFILE`) with no links, on the
-/// orphan list.
-///
-/// # Safety
-///
-/// `fs` is mounted; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_tmpfile(
-    fs: *mut c_void,
-    dir: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    // SAFETY: `out` is writable.
-    unsafe { attr_out(fs.create_tmpfile(dir, mode, uid, gid), out, "O_TMPFILE in directory", dir) }
-}
-
-/// Create a symbolic link.
-///
-/// # Safety
-///
-/// `fs` is mounted; `name` and `target` point to `len` and `tlen` bytes;
-/// `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_symlink(
-    fs: *mut c_void,
-    dir: u64,
-    name: *const u8,
-    len: usize,
-    target: *const u8,
-    tlen: usize,
-    uid: u32,
-    gid: u32,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: per the contract.
-    let (fs, name, target) = unsafe { (engine(fs), bytes(name, len), bytes(target, tlen)) };
-    // SAFETY: `out` is writable.
-    unsafe { attr_out(fs.symlink(dir, name, target, uid, gid), out, "symlink in directory", dir) }
-}
-
-/// Add a hard link to `ino`.
-///
-/// # Safety
-///
-/// `fs` is mounted; `name` points to `len` bytes; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_link(
-    fs: *mut c_void,
-    ino: u64,
-    dir: u64,
-    name: *const u8,
-    len: usize,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: per the contract.
-    let (fs, name) = unsafe { (engine(fs), bytes(name, len)) };
-    // SAFETY: `out` is writable.
-    unsafe { attr_out(fs.link(ino, dir, name), out, "link", ino) }
-}
-
-/// Remove an entry (`rmdir` for directories); `out` gets the inode's new
-/// attributes (nlink 0 means it is deleted at eviction).
-///
-/// # Safety
-///
-/// `fs` is mounted; `name` points to `len` bytes; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_unlink(
-    fs: *mut c_void,
-    dir: u64,
-    name: *const u8,
-    len: usize,
-    rmdir: c_int,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: per the contract.
-    let (fs, name) = unsafe { (engine(fs), bytes(name, len)) };
-    let r = if rmdir != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) };
-    // SAFETY: `out` is writable.
-    unsafe { attr_out(r, out, "unlink in directory", dir) }
-}
-
-/// rename(2) with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (the
-/// whiteout belongs to `uid`/`gid`).
-///
-/// # Safety
-///
-/// `fs` is mounted; the names point to their lengths in bytes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_rename(
-    fs: *mut c_void,
-    olddir: u64,
-    oldname: *const u8,
-    oldlen: usize,
-    newdir: u64,
-    newname: *const u8,
-    newlen: usize,
-    flags: u32,
-    uid: u32,
-    gid: u32,
-) -> c_int {
-    // SAFETY: per the contract.
-    let (fs, old, new) = unsafe { (engine(fs), bytes(oldname, oldlen), bytes(newname, newlen)) };
-    match fs.rename(olddir, old, newdir, new, flags, (uid, gid)) {
-        Ok(_) => 0,
-        Err(e) => failed(e, "rename in directory", olddir),
-    }
-}
-
-/// Attribute changes from the VFS, laid out as `struct arborfs_setattr`.
-#[repr(C)]
-pub(crate) struct ArborfsSetattr {
-    valid: u32,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    flags: u32,
-    projid: u32,
-    size: u64,
-    atime: i64,
-    mtime: i64,
-    ctime: i64,
-}
-
+/// `ArborfsSetattr::valid` bits.
 const SET_MODE: u32 = 1;
 const SET_UID: u32 = 2;
 const SET_GID: u32 = 4;
@@ -706,100 +478,6 @@ const SET_CTIME: u32 = 64;
 const SET_FLAGS: u32 = 128;
 const SET_PROJID: u32 = 256;
 
-/// Change attributes (chmod, chown, utimes, truncate, flags, write_inode).
-///
-/// # Safety
-///
-/// `fs` is mounted; `set` is readable; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_setattr(
-    fs: *mut c_void,
-    ino: u64,
-    set: *const ArborfsSetattr,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: per the contract.
-    let (fs, s) = unsafe { (engine(fs), &*set) };
-    let pick = |bit: u32| s.valid & bit != 0;
-    let sa = SetAttr {
-        mode: pick(SET_MODE).then_some(s.mode),
-        uid: pick(SET_UID).then_some(s.uid),
-        gid: pick(SET_GID).then_some(s.gid),
-        size: pick(SET_SIZE).then_some(s.size),
-        atime: pick(SET_ATIME).then_some(s.atime),
-        mtime: pick(SET_MTIME).then_some(s.mtime),
-        ctime: pick(SET_CTIME).then_some(s.ctime),
-        flags: pick(SET_FLAGS).then_some(s.flags),
-        projid: pick(SET_PROJID).then_some(s.projid),
-    };
-    // SAFETY: `out` is writable.
-    unsafe { attr_out(fs.setattr(ino, &sa), out, "setattr", ino) }
-}
-
-/// Write file data (writeback and O_DIRECT) without touching its times,
-/// which the VFS keeps; returns bytes written and puts the bytes the file
-/// now occupies (for st_blocks) in `alloc_bytes`.
-///
-/// # Safety
-///
-/// `fs` is mounted; `buf` points to `len` readable bytes; `alloc_bytes` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_write(
-    fs: *mut c_void,
-    ino: u64,
-    off: u64,
-    buf: *const u8,
-    len: usize,
-    alloc_bytes: *mut u64,
-) -> isize {
-    // SAFETY: per the contract.
-    let (fs, data) = unsafe { (engine(fs), bytes(buf, len)) };
-    match fs.write_back(ino, off, data).and_then(|n| Ok((n, fs.getattr(ino)?))) {
-        Ok((n, a)) => {
-            // SAFETY: `alloc_bytes` is writable.
-            unsafe { *alloc_bytes = a.inode.alloc_bytes };
-            n as isize
-        }
-        Err(e) => {
-            if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
-                pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
-            }
-            errno(e) as isize
-        }
-    }
-}
-
-/// fallocate(2); `out` gets the new attributes.
-///
-/// # Safety
-///
-/// `fs` is mounted; `out` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_fallocate(
-    fs: *mut c_void,
-    ino: u64,
-    mode: u32,
-    off: u64,
-    len: u64,
-    out: *mut ArborfsAttr,
-) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    let r = fs.fallocate(ino, mode, off, len).and_then(|()| fs.getattr(ino));
-    // SAFETY: `out` is writable.
-    unsafe { attr_out(r, out, "fallocate", ino) }
-}
-
-/// One extent for FIEMAP, laid out as `struct arborfs_extent` in arborfs.h.
-#[repr(C)]
-pub(crate) struct ArborfsExtent {
-    logical: u64,
-    physical: u64,
-    length: u64,
-    flags: u32,
-    pad: u32,
-}
-
 /// `ArborfsExtent::flags`: stored compressed.
 const EXTENT_ENCODED: u32 = 1;
 /// Preallocated (reads as zeros).
@@ -809,218 +487,361 @@ const EXTENT_INLINE: u32 = 4;
 /// The file's last extent.
 const EXTENT_LAST: u32 = 8;
 
-/// Up to `max` extents of `ino` that end after `start` and begin before
-/// `end`; the last one of the file carries `EXTENT_LAST`.
-///
-/// # Safety
-///
-/// `fs` is mounted; `out` has room for `max` entries; `n` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_fiemap(
-    fs: *mut c_void,
-    ino: u64,
-    start: u64,
-    end: u64,
-    out: *mut ArborfsExtent,
-    max: usize,
-    n: *mut usize,
-) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    // SAFETY: `out` has room for `max` entries, which we only write.
-    let out = unsafe { core::slice::from_raw_parts_mut(out, max) };
-    let mut count = 0usize;
-    // One past what fits: whether another extent follows decides LAST.
-    let mut more = false;
-    let r = fs.map_extents(ino, start, &mut |m| {
-        if m.start >= end {
-            more = true;
-            return false;
-        }
-        let Some(slot) = out.get_mut(count) else {
-            more = true;
-            return false;
-        };
-        let mut flags = 0;
-        if m.encoded {
-            flags |= EXTENT_ENCODED;
-        }
-        if m.unwritten {
-            flags |= EXTENT_UNWRITTEN;
-        }
-        if m.inline {
-            flags |= EXTENT_INLINE;
-        }
-        *slot = ArborfsExtent {
-            logical: m.start,
-            physical: m.physical.map_or(0, |(_, at)| at),
-            length: m.end.saturating_sub(m.start),
-            flags,
-            pad: 0,
-        };
-        count += 1;
-        true
-    });
-    if !more && count > 0 {
-        if let Some(last) = out.get_mut(count - 1) {
-            last.flags |= EXTENT_LAST;
-        }
+entry_points! {
+    /// The shutdown ioctl: optionally flush the journal, then write nothing more.
+    fn arborfs_rs_shutdown(fs, flush_journal: c_int) -> c_int {
+        fs.shutdown(flush_journal != 0).map_or_else(errno, |()| 0)
     }
-    // SAFETY: `n` is writable.
-    unsafe { *n = count };
-    match r {
-        Ok(()) => 0,
-        Err(e) => failed(e, "fiemap", ino),
-    }
-}
 
-/// SEEK_DATA (`hole == 0`) or SEEK_HOLE from `off`; writes the answer to `res`.
-///
-/// # Safety
-///
-/// `fs` is mounted; `res` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_seek(
-    fs: *mut c_void,
-    ino: u64,
-    off: u64,
-    hole: c_int,
-    res: *mut u64,
-) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    match fs.seek(ino, off, hole != 0) {
-        Ok(p) => {
+    /// Attributes of `ino` into `out` (writable).
+    fn arborfs_rs_getattr(fs, ino: u64, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(fs.getattr(ino), out, "getattr", ino) }
+    }
+
+    /// Look `name` (`len` bytes) up in `dir`; the inode number into `ino`
+    /// (writable).
+    fn arborfs_rs_lookup(fs, dir: u64, name: *const u8, len: usize, ino: *mut u64) -> c_int {
+        // SAFETY: `name` points to `len` bytes.
+        match fs.lookup(dir, unsafe { bytes(name, len) }) {
+            // SAFETY: `ino` is writable.
+            Ok(a) => unsafe { put(ino, a.ino); 0 },
+            Err(e) => failed(e, "lookup in directory", dir),
+        }
+    }
+
+    /// Up to `max` entries of `dir` from cursor `pos` into `out` (room for
+    /// `max`); their number into `n` (writable).
+    fn arborfs_rs_readdir(fs, dir: u64, pos: u64, out: *mut ArborfsDirent, max: usize, n: *mut usize) -> c_int {
+        // SAFETY: `out` has room for `max` entries, which we only write.
+        let out = unsafe { slice_mut(out, max) };
+        let mut count = 0usize;
+        let r = fs.readdir(dir, pos, &mut |name, ino, dtype, next| {
+            let Some(slot) = out.get_mut(count) else { return false };
+            let len = name.len().min(255);
+            slot.ino = ino;
+            slot.next = next;
+            slot.dtype = dtype;
+            slot.len = len as u8;
+            if let (Some(dst), Some(src)) = (slot.name.get_mut(..len), name.get(..len)) {
+                dst.copy_from_slice(src);
+            }
+            count += 1;
+            count < max
+        });
+        // SAFETY: `n` is writable.
+        unsafe { put(n, count) };
+        status(r, "readdir", dir)
+    }
+
+    /// Read file data into `buf` (`len` writable bytes); returns the bytes
+    /// read or a negative errno.
+    fn arborfs_rs_read(fs, ino: u64, off: u64, buf: *mut u8, len: usize) -> isize {
+        // SAFETY: `buf` points to `len` writable bytes.
+        match fs.read(ino, off, unsafe { slice_mut(buf, len) }) {
+            Ok(n) => n as isize,
+            Err(e) => {
+                if log_allowed() {
+                    pr_err!("read of inode {} at {} failed: {}\n", ino, off, e);
+                }
+                errno(e) as isize
+            }
+        }
+    }
+
+    /// The symlink target into `buf` (`len` writable bytes); returns its length.
+    fn arborfs_rs_readlink(fs, ino: u64, buf: *mut u8, len: usize) -> isize {
+        let mut t = TryVec::new();
+        if let Err(e) = fs.readlink(ino, &mut t) {
+            return failed(e, "readlink", ino) as isize;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { copy_out(&t, buf, len, false) }
+    }
+
+    /// statfs numbers into `out` (writable).
+    fn arborfs_rs_statfs(fs, out: *mut ArborfsStatfs) -> c_int {
+        let s = fs.statfs();
+        let v = ArborfsStatfs {
+            blocks: s.blocks,
+            bfree: s.blocks_free,
+            bavail: s.blocks_avail,
+            files: s.files,
+            ffree: s.files_free,
+            bsize: s.block_size,
+            namelen: s.name_max,
+        };
+        // SAFETY: `out` is writable.
+        unsafe { put(out, v) };
+        0
+    }
+
+    /// getxattr with the full name ("user.foo", `namelen` bytes) into
+    /// `buf` (`size` writable bytes; size 0 asks for the length).
+    fn arborfs_rs_getxattr(fs, ino: u64, name: *const u8, namelen: usize, buf: *mut u8, size: usize) -> isize {
+        let mut v = TryVec::new();
+        // SAFETY: `name` points to `namelen` bytes.
+        match fs.getxattr(ino, unsafe { bytes(name, namelen) }, &mut v) {
+            // SAFETY: forwarded contract.
+            Ok(()) => unsafe { copy_out(&v, buf, size, true) },
+            Err(e) => failed(e, "getxattr", ino) as isize,
+        }
+    }
+
+    /// listxattr: NUL-terminated names into `buf` (`size` writable bytes;
+    /// size 0 asks for the length).
+    fn arborfs_rs_listxattr(fs, ino: u64, buf: *mut u8, size: usize) -> isize {
+        let mut v = TryVec::new();
+        match fs.listxattr(ino, &mut v) {
+            // SAFETY: forwarded contract.
+            Ok(()) => unsafe { copy_out(&v, buf, size, true) },
+            Err(e) => failed(e, "listxattr", ino) as isize,
+        }
+    }
+
+    /// setxattr with the full name (`namelen` bytes); a NULL `value`
+    /// removes the attribute, else it points to `size` bytes.
+    fn arborfs_rs_setxattr(fs, ino: u64, name: *const u8, namelen: usize, value: *const u8, size: usize, flags: u32) -> c_int {
+        // SAFETY: `name` points to `namelen` bytes.
+        let name = unsafe { bytes(name, namelen) };
+        let r = if value.is_null() {
+            fs.removexattr(ino, name)
+        } else {
+            // SAFETY: `value` points to `size` bytes.
+            fs.setxattr(ino, name, unsafe { bytes(value, size) }, flags).map(|_| ())
+        };
+        status(r, "setxattr", ino)
+    }
+
+    /// Create a regular file, directory, device node, fifo or socket named
+    /// `name` (`len` bytes) in `dir`; attributes into `out` (writable).
+    fn arborfs_rs_create(fs, dir: u64, name: *const u8, len: usize, mode: u32, uid: u32, gid: u32, rdev: u64, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` points to `len` bytes; `out` is writable.
+        unsafe { attr_out(fs.create(dir, bytes(name, len), mode, uid, gid, rdev), out, "create in directory", dir) }
+    }
+
+    /// Create an unnamed regular file (`O_TMPFILE`) with no links, on the
+    /// orphan list; attributes into `out` (writable).
+    fn arborfs_rs_tmpfile(fs, dir: u64, mode: u32, uid: u32, gid: u32, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(fs.create_tmpfile(dir, mode, uid, gid), out, "O_TMPFILE in directory", dir) }
+    }
+
+    /// Create a symbolic link `name` (`len` bytes) to `target` (`tlen`
+    /// bytes); attributes into `out` (writable).
+    fn arborfs_rs_symlink(fs, dir: u64, name: *const u8, len: usize, target: *const u8, tlen: usize, uid: u32, gid: u32, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` and `target` point to their lengths; `out` is writable.
+        unsafe { attr_out(fs.symlink(dir, bytes(name, len), bytes(target, tlen), uid, gid), out, "symlink in directory", dir) }
+    }
+
+    /// Add a hard link to `ino` named `name` (`len` bytes) in `dir`;
+    /// attributes into `out` (writable).
+    fn arborfs_rs_link(fs, ino: u64, dir: u64, name: *const u8, len: usize, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` points to `len` bytes; `out` is writable.
+        unsafe { attr_out(fs.link(ino, dir, bytes(name, len)), out, "link", ino) }
+    }
+
+    /// Remove an entry `name` (`len` bytes; `rmdir` for directories); `out`
+    /// (writable) gets the inode's new attributes (nlink 0: it is deleted
+    /// at eviction).
+    fn arborfs_rs_unlink(fs, dir: u64, name: *const u8, len: usize, rmdir: c_int, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` points to `len` bytes.
+        let name = unsafe { bytes(name, len) };
+        let r = if rmdir != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) };
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "unlink in directory", dir) }
+    }
+
+    /// rename(2) with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT
+    /// (the whiteout belongs to `uid`/`gid`); the names point to their
+    /// lengths in bytes.
+    fn arborfs_rs_rename(fs, olddir: u64, oldname: *const u8, oldlen: usize, newdir: u64, newname: *const u8, newlen: usize, flags: u32, uid: u32, gid: u32) -> c_int {
+        // SAFETY: the names point to their lengths in bytes.
+        let (old, new) = unsafe { (bytes(oldname, oldlen), bytes(newname, newlen)) };
+        status(fs.rename(olddir, old, newdir, new, flags, (uid, gid)).map(|_| ()), "rename in directory", olddir)
+    }
+
+    /// Change attributes (chmod, chown, utimes, truncate, flags,
+    /// write_inode) as `set` (readable) says; attributes into `out` (writable).
+    fn arborfs_rs_setattr(fs, ino: u64, set: *const ArborfsSetattr, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `set` is readable.
+        let s = unsafe { &*set };
+        let pick = |bit: u32| s.valid & bit != 0;
+        let sa = SetAttr {
+            mode: pick(SET_MODE).then_some(s.mode),
+            uid: pick(SET_UID).then_some(s.uid),
+            gid: pick(SET_GID).then_some(s.gid),
+            size: pick(SET_SIZE).then_some(s.size),
+            atime: pick(SET_ATIME).then_some(s.atime),
+            mtime: pick(SET_MTIME).then_some(s.mtime),
+            ctime: pick(SET_CTIME).then_some(s.ctime),
+            flags: pick(SET_FLAGS).then_some(s.flags),
+            projid: pick(SET_PROJID).then_some(s.projid),
+        };
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(fs.setattr(ino, &sa), out, "setattr", ino) }
+    }
+
+    /// Write file data (writeback and O_DIRECT; `buf` points to `len`
+    /// bytes) without touching its times, which the VFS keeps; returns the
+    /// bytes written and puts the bytes the file now occupies (for
+    /// st_blocks) in `alloc_bytes` (writable).
+    fn arborfs_rs_write(fs, ino: u64, off: u64, buf: *const u8, len: usize, alloc_bytes: *mut u64) -> isize {
+        // SAFETY: `buf` points to `len` bytes.
+        let data = unsafe { bytes(buf, len) };
+        match fs.write_back(ino, off, data).and_then(|n| Ok((n, fs.getattr(ino)?))) {
+            Ok((n, a)) => {
+                // SAFETY: `alloc_bytes` is writable.
+                unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
+                n as isize
+            }
+            Err(e) => {
+                if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
+                    pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
+                }
+                errno(e) as isize
+            }
+        }
+    }
+
+    /// fallocate(2); `out` (writable) gets the new attributes.
+    fn arborfs_rs_fallocate(fs, ino: u64, mode: u32, off: u64, len: u64, out: *mut ArborfsAttr) -> c_int {
+        let r = fs.fallocate(ino, mode, off, len).and_then(|()| fs.getattr(ino));
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "fallocate", ino) }
+    }
+
+    /// Up to `max` extents of `ino` that end after `start` and begin before
+    /// `end` into `out` (room for `max`), their number into `n` (writable);
+    /// the last one of the file carries `EXTENT_LAST`.
+    fn arborfs_rs_fiemap(fs, ino: u64, start: u64, end: u64, out: *mut ArborfsExtent, max: usize, n: *mut usize) -> c_int {
+        // SAFETY: `out` has room for `max` entries, which we only write.
+        let out = unsafe { slice_mut(out, max) };
+        let mut count = 0usize;
+        // One past what fits: whether another extent follows decides LAST.
+        let mut more = false;
+        let r = fs.map_extents(ino, start, &mut |m| {
+            if m.start >= end {
+                more = true;
+                return false;
+            }
+            let Some(slot) = out.get_mut(count) else {
+                more = true;
+                return false;
+            };
+            let mut flags = 0;
+            if m.encoded {
+                flags |= EXTENT_ENCODED;
+            }
+            if m.unwritten {
+                flags |= EXTENT_UNWRITTEN;
+            }
+            if m.inline {
+                flags |= EXTENT_INLINE;
+            }
+            *slot = ArborfsExtent {
+                logical: m.start,
+                physical: m.physical.map_or(0, |(_, at)| at),
+                length: m.end.saturating_sub(m.start),
+                flags,
+                pad: 0,
+            };
+            count += 1;
+            true
+        });
+        if !more && count > 0 {
+            if let Some(last) = out.get_mut(count - 1) {
+                last.flags |= EXTENT_LAST;
+            }
+        }
+        // SAFETY: `n` is writable.
+        unsafe { put(n, count) };
+        status(r, "fiemap", ino)
+    }
+
+    /// SEEK_DATA (`hole == 0`) or SEEK_HOLE from `off`; the answer into
+    /// `res` (writable).
+    fn arborfs_rs_seek(fs, ino: u64, off: u64, hole: c_int, res: *mut u64) -> c_int {
+        match fs.seek(ino, off, hole != 0) {
             // SAFETY: `res` is writable.
-            unsafe { *res = p };
-            0
-        }
-        Err(e) => failed(e, "seek", ino),
-    }
-}
-
-/// Make everything committed durable (fsync, syncfs, freeze).
-///
-/// # Safety
-///
-/// `fs` is mounted.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_sync(fs: *mut c_void) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    match fs.sync() {
-        Ok(()) => 0,
-        Err(e) => {
-            pr_err!("journal flush failed: {}\n", e);
-            errno(e)
+            Ok(p) => unsafe { put(res, p); 0 },
+            Err(e) => failed(e, "seek", ino),
         }
     }
-}
 
-/// The last reference to `ino` is gone: delete it if it has no links.
-///
-/// # Safety
-///
-/// `fs` is mounted.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_evict(fs: *mut c_void, ino: u64) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    match fs.evict(ino) {
-        Ok(()) => 0,
-        Err(e) => {
-            // The orphan entry stays: the next mount finishes the deletion.
-            pr_warn!("deleting unlinked inode {} failed ({}); the next mount finishes it\n", ino, e);
-            errno(e)
+    /// Make everything committed durable (fsync, syncfs, freeze).
+    fn arborfs_rs_sync(fs) -> c_int {
+        fs.sync().map_or_else(
+            |e| {
+                pr_err!("journal flush failed: {}\n", e);
+                errno(e)
+            },
+            |()| 0,
+        )
+    }
+
+    /// The last reference to `ino` is gone: delete it if it has no links.
+    fn arborfs_rs_evict(fs, ino: u64) -> c_int {
+        fs.evict(ino).map_or_else(
+            |e| {
+                // The orphan entry stays: the next mount finishes the deletion.
+                pr_warn!("deleting unlinked inode {} failed ({}); the next mount finishes it\n", ino, e);
+                errno(e)
+            },
+            |()| 0,
+        )
+    }
+
+    /// Bytes writers may reserve for dirty data (the engine keeps its
+    /// margin for metadata).
+    fn arborfs_rs_available(fs) -> u64 {
+        fs.reservable_bytes()
+    }
+
+    /// Memory pressure: drop clean cached b-tree nodes down to `target`
+    /// bytes; returns the bytes the cache holds afterwards.
+    fn arborfs_rs_shrink(fs, target: usize) -> usize {
+        let _ = fs.shrink_cache(target);
+        fs.stats().cache_bytes
+    }
+
+    /// The file system's UUID into `out` (room for 16 bytes).
+    fn arborfs_rs_uuid(fs, out: *mut u8) -> c_int {
+        // SAFETY: `out` has room for the 16 bytes of a UUID.
+        unsafe { core::ptr::copy_nonoverlapping(fs.sb.uuid.as_ptr(), out, fs.sb.uuid.len()) };
+        0
+    }
+
+    /// Compress new data with `kind` (0 none, 1 lz4, 2 zstd at `level`, 0:
+    /// the default), as `arborfs_rs_parse_compress` gave them.
+    fn arborfs_rs_set_compression(fs, kind: u8, level: u8) -> c_int {
+        match crate::format::extent::Compression::from_u8(kind) {
+            Ok(c) if level <= crate::fs::options::ZSTD_LEVEL_MAX => {
+                fs.set_compression(c, level);
+                0
+            }
+            _ => -EINVAL,
         }
     }
 }
 
-/// setxattr with the full name; a NULL value removes the attribute.
+/// Copy `data` out: into `buf` (`size` writable bytes), or with
+/// `size_query` and `size` 0 just its length (the xattr convention).
+/// -ERANGE when it does not fit.
 ///
 /// # Safety
 ///
-/// `fs` is mounted; `name` points to `namelen` bytes; `value` to `size`
-/// bytes unless NULL.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_setxattr(
-    fs: *mut c_void,
-    ino: u64,
-    name: *const u8,
-    namelen: usize,
-    value: *const u8,
-    size: usize,
-    flags: u32,
-) -> c_int {
-    // SAFETY: per the contract.
-    let (fs, name) = unsafe { (engine(fs), bytes(name, namelen)) };
-    let r = if value.is_null() {
-        fs.removexattr(ino, name)
-    } else {
-        // SAFETY: `value` points to `size` bytes.
-        fs.setxattr(ino, name, unsafe { bytes(value, size) }, flags).map(|_| ())
-    };
-    match r {
-        Ok(()) => 0,
-        Err(e) => failed(e, "setxattr", ino),
+/// `buf` points to `size` writable bytes (or size is 0).
+unsafe fn copy_out(data: &[u8], buf: *mut u8, size: usize, size_query: bool) -> isize {
+    if size_query && size == 0 {
+        return data.len() as isize;
     }
-}
-
-/// Bytes new data can still take.
-///
-/// # Safety
-///
-/// `fs` is mounted.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_available(fs: *mut c_void) -> u64 {
-    // SAFETY: `fs` is mounted.
-    unsafe { engine(fs) }.available_bytes()
-}
-
-/// Memory pressure: drop clean cached b-tree nodes down to `target` bytes;
-/// returns the bytes the cache holds afterwards.
-///
-/// # Safety
-///
-/// `fs` is mounted.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_shrink(fs: *mut c_void, target: usize) -> usize {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    let _ = fs.shrink_cache(target);
-    fs.stats().cache_bytes
-}
-
-/// The file system's UUID, into `out` (16 bytes).
-///
-/// # Safety
-///
-/// `fs` is mounted; `out` has room for 16 bytes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_uuid(fs: *mut c_void, out: *mut u8) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    // SAFETY: `out` has room for the 16 bytes of a UUID.
-    unsafe { core::ptr::copy_nonoverlapping(fs.sb.uuid.as_ptr(), out, fs.sb.uuid.len()) };
-    0
-}
-
-/// The `compress=` mount option: 0 none, 1 lz4, 2 zstd (at `level`).
-///
-/// # Safety
-///
-/// `fs` is mounted.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_set_compression(fs: *mut c_void, kind: u8, level: u8) -> c_int {
-    // SAFETY: `fs` is mounted.
-    let fs = unsafe { engine(fs) };
-    match crate::format::extent::Compression::from_u8(kind) {
-        Ok(c) => {
-            fs.set_compression(c, level);
-            0
-        }
-        Err(_) => -22,
+    if data.len() > size {
+        return -ERANGE as isize;
     }
+    // SAFETY: `buf` has room for `size >= data.len()` bytes.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len()) };
+    data.len() as isize
 }
 
 /// Write what /sys/fs/arborfs/features shows into `buf`: the release, the
@@ -1060,6 +881,6 @@ pub(crate) unsafe extern "C" fn arborfs_rs_features(buf: *mut u8, len: usize) ->
     );
     match r {
         Ok(()) => out.at as isize,
-        Err(_) => -34,
+        Err(_) => -ERANGE as isize,
     }
 }
