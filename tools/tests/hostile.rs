@@ -470,3 +470,42 @@ fn a_closed_pipe_ends_the_tool_quietly() {
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+#[test]
+fn a_node_pointer_with_a_wrong_generation_is_repointed_not_cut() {
+    let img = build(|fs| {
+        for i in 0..300 {
+            fs.create(ROOT_INO, format!("file-number-{i:04}").as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap();
+        }
+        true
+    });
+    let sb = img.sb().unwrap();
+    let (ns, csum) = (sb.node_size as usize, sb.meta_csum);
+    // Two places a pointer lives: the superblock (the inodes root) and an
+    // interior node (a child of the dirents root).
+    let mut root_gen = img.clone();
+    let mut s = sb.clone();
+    s.roots[BtreeId::Inodes.index()].gen ^= 0x5a5a;
+    root_gen.write_super(&s);
+    let mut child_gen = img.clone();
+    let root = sb.roots[BtreeId::Dirents.index()];
+    let mut n = child_gen.read_node(root.offset, ns, csum).unwrap();
+    assert!(n.level > 0, "300 entries need more than one dirents leaf");
+    let mut p = arborfs_engine::format::node::BtreePtr::decode(&n.entries[0].2).unwrap();
+    p.gen = p.gen.wrapping_add(7);
+    p.encode(&mut n.entries[0].2).unwrap();
+    assert!(child_gen.write_node(root.offset, ns, csum, &n));
+    for img in [root_gen, child_gen] {
+        let d = Dir::new();
+        let path = d.write(&img);
+        let (code, out) = fsck(&path, "-n");
+        assert_eq!(code, 4, "{out}");
+        assert!(out.contains("generation"), "{out}");
+        let out = repair_converges(&path);
+        assert!(out.contains("generation") && !out.contains("unreadable"), "{out}");
+        // Nothing was cut: every file is still there under its name.
+        let o = arborfs(&["restore", &path, &d.path("out").display().to_string()]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(std::fs::read_dir(d.path("out")).unwrap().count(), 300);
+    }
+}

@@ -132,6 +132,13 @@ impl Allocator {
         Ok(())
     }
 
+    /// The generation of the bucket a node pointer names, once the bucket
+    /// table is loaded.
+    pub fn node_bucket_gen(&self, p: &BtreePtr) -> Option<u32> {
+        let (b, _) = self.bucket_of(p.dev, p.offset)?;
+        self.bucket(p.dev, b).filter(|_| self.loaded).map(|bk| bk.gen)
+    }
+
     /// Whether an extent pointer is live: its stored bytes start on a block
     /// boundary and lie in one user bucket that has the pointer's generation.
     pub fn extent_ptr_live(&self, p: &ExtentPtr, e: &Extent) -> bool {

@@ -35,6 +35,17 @@ pub enum NodeEvent<'a> {
         /// Why.
         err: Error,
     },
+    /// The node at `ptr` reads and verifies, but only at the generation its
+    /// bucket has now (`now`): the pointer's generation is wrong, its
+    /// node is not stale (the node's own sequence number matches).
+    WrongGen {
+        /// The pointer as its parent (or the superblock) holds it.
+        ptr: BtreePtr,
+        /// The same pointer with the bucket's generation.
+        now: BtreePtr,
+        /// The start of its range (the key [`Btrees::repoint`] finds it by).
+        min: Pos,
+    },
     /// The walk could not go on at all (too deep): the tree is incomplete.
     Stopped(Error),
 }
@@ -65,10 +76,27 @@ impl Btrees {
                             children_of(&n, min, max)?
                         }
                         Err(Error::NoMem) => return Err(Error::NoMem),
-                        Err(err) => {
-                            f(NodeEvent::Bad { ptr: p, min, err });
-                            continue;
-                        }
+                        Err(err) => match store.bucket_gen(&p).filter(|&g| g != p.gen) {
+                            Some(gen) => {
+                                let now = BtreePtr { gen, ..p };
+                                match self.read_node(store, now, btree, min, max) {
+                                    Ok(n) => {
+                                        f(NodeEvent::WrongGen { ptr: p, now, min });
+                                        f(NodeEvent::Good { level: n.level, keys: n.keys.len() });
+                                        children_of(&n, min, max)?
+                                    }
+                                    Err(Error::NoMem) => return Err(Error::NoMem),
+                                    Err(_) => {
+                                        f(NodeEvent::Bad { ptr: p, min, err });
+                                        continue;
+                                    }
+                                }
+                            }
+                            None => {
+                                f(NodeEvent::Bad { ptr: p, min, err });
+                                continue;
+                            }
+                        },
                     }
                 }
                 ChildRef::Mem(slot) => children_of(self.cache.get(slot)?, min, max)?,
@@ -135,6 +163,41 @@ impl Btrees {
         if depth > 0 {
             self.rebalance(store, btree, &path)?;
         }
+        Ok(true)
+    }
+
+    /// Make `btree` name the node at `old` (whose range starts at `min`) by
+    /// `new` instead: the pointer in its parent, or the root. Returns
+    /// whether the pointer was found.
+    pub fn repoint(
+        &mut self,
+        store: &mut dyn NodeStore,
+        btree: BtreeId,
+        old: BtreePtr,
+        new: BtreePtr,
+        min: Pos,
+    ) -> Result<bool> {
+        let Some(root) = self.root(btree) else { return Ok(false) };
+        if root == ChildRef::Disk(old) {
+            self.set_root(btree, Some(ChildRef::Disk(new)))?;
+            self.changed();
+            return Ok(true);
+        }
+        let path = self.descend_mut_to(store, btree, min, Some(old))?;
+        let Some(d) = path.depth.checked_sub(1) else { return Ok(false) };
+        let parent = *path.slots.get(d).ok_or(Error::Internal("path"))?;
+        let n = self.cache.get_mut(parent)?;
+        let i = n.child_index(min);
+        let Some(k) = n.keys.get(i).copied() else { return Ok(false) };
+        if n.level == 0 || n.value(i).ok().and_then(|v| ChildRef::decode(v).ok()) != Some(ChildRef::Disk(old))
+        {
+            return Ok(false);
+        }
+        let before = n.mem_bytes();
+        n.set(k.pos, k.kind, &ChildRef::Disk(new).encode())?;
+        let after = n.mem_bytes();
+        self.cache.resize(before, after);
+        self.changed();
         Ok(true)
     }
 

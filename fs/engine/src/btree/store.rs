@@ -25,4 +25,9 @@ pub trait NodeStore {
     /// The tree in memory no longer references the node at `p` (it was
     /// copied to be changed); it stays on disk until the next checkpoint.
     fn release(&mut self, p: &BtreePtr) -> Result<()>;
+    /// The generation of the bucket `p` points into, where the store keeps
+    /// generations (fsck compares it with the pointer's).
+    fn bucket_gen(&self, _p: &BtreePtr) -> Option<u32> {
+        None
+    }
 }

@@ -52,4 +52,8 @@ impl<D: BlockDevice> NodeStore for Store<'_, D> {
     fn release(&mut self, p: &BtreePtr) -> Result<()> {
         self.alloc.released.try_push(*p)
     }
+
+    fn bucket_gen(&self, p: &BtreePtr) -> Option<u32> {
+        self.alloc.node_bucket_gen(p)
+    }
 }

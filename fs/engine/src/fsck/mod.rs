@@ -108,6 +108,9 @@ pub enum ProblemKind {
     /// Every b-tree root is unreadable: the superblock is probably wrong,
     /// and no node is cut out.
     RootsUnreadable = 31,
+    /// A node pointer's generation differs from its bucket's, though the
+    /// node it names is there (its sequence number matches).
+    NodeGen = 32,
 }
 
 impl ProblemKind {
@@ -145,6 +148,7 @@ impl ProblemKind {
             ProblemKind::AllocKeyInvalid => "alloc_key_invalid",
             ProblemKind::DirentRoot => "dirent_root",
             ProblemKind::RootsUnreadable => "roots_unreadable",
+            ProblemKind::NodeGen => "node_gen",
         }
     }
 
@@ -240,6 +244,10 @@ impl core::fmt::Display for Problem {
             ProblemKind::AllocKeyInvalid => {
                 write!(f, "device {i} bucket {a}: alloc key for a bucket that cannot have one")?
             }
+            ProblemKind::NodeGen => write!(
+                f,
+                "b-tree {i}: a node pointer has generation {a} where its bucket has {b} (the node is intact)"
+            )?,
         }
         if let Some(e) = self.err {
             write!(f, ": {e}")?;

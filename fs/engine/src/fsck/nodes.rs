@@ -26,6 +26,7 @@ impl<D: BlockDevice> Fs<D> {
         sizes.try_extend_from_slice(&self.alloc.bucket_size)?;
         let nr = BtreeId::ALL.len() as u64;
         let mut bad: TryVec<(BtreeId, BtreePtr, Pos, Error)> = TryVec::new();
+        let mut wrong_gen: TryVec<(BtreeId, BtreePtr, BtreePtr, Pos)> = TryVec::new();
         let (mut trees_with_root, mut roots_bad) = (0u64, 0u64);
         for (i, id) in BtreeId::ALL.into_iter().enumerate() {
             (r.progress)("b-tree nodes", i as u64, nr);
@@ -49,6 +50,11 @@ impl<D: BlockDevice> Fs<D> {
                         pushed = bad.try_push((id, ptr, min, err));
                     }
                 }
+                NodeEvent::WrongGen { ptr, now, min } => {
+                    if pushed.is_ok() {
+                        pushed = wrong_gen.try_push((id, ptr, now, min));
+                    }
+                }
                 NodeEvent::Stopped(e) => {
                     r.walked.lost(id);
                     r.error(ProblemKind::BadNode, i as u64, e);
@@ -59,6 +65,19 @@ impl<D: BlockDevice> Fs<D> {
         let superblock_wrong = trees_with_root > 1 && roots_bad == trees_with_root;
         if superblock_wrong {
             r.unfixable(ProblemKind::RootsUnreadable, 0, roots_bad, 0);
+        }
+        // An intact node behind a pointer with the wrong generation keeps
+        // its place: the pointer takes the bucket's generation.
+        for &(id, ptr, now, min) in wrong_gen.iter() {
+            let mut fixed = false;
+            if r.fixing() {
+                let (trees, mut store) = self.parts();
+                fixed = trees.repoint(&mut store, id, ptr, now, min)?;
+            }
+            if !fixed {
+                r.walked.lost(id);
+            }
+            r.problem(ProblemKind::NodeGen, id as u64, u64::from(ptr.gen), u64::from(now.gen), fixed);
         }
         for &(id, ptr, min, err) in bad.iter() {
             let mut fixed = false;
