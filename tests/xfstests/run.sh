@@ -13,6 +13,7 @@
 # usage: run.sh [--tests "generic/001 generic/013"] [--group quick]
 #               [--section arborfs] [--timeout SECS] [--list FILE]
 #   --list FILE  the tests named in FILE (one per line, # comments)
+#   --all-pass   fail unless every test passed (a notrun fails too: the CI list)
 # Env: XFSTESTS (required), ARBORFS, KO, KERNEL as for tests/qemu (env.sh),
 #      XFSTESTS_DISK_SIZE (default 8G), XFSTESTS_OUT (default tests/out/xfstests),
 #      XFSTESTS_SMP (guest CPUs, default 2; 1 lets two runs share two cores).
@@ -26,13 +27,14 @@ OUT=${XFSTESTS_OUT:-$ROOT/tests/out/xfstests}
 
 die() { echo "xfstests: $*" >&2; exit 2; }
 
-TESTS=() GROUPS_WANTED=() SECTION=arborfs TIMEOUT=900
+TESTS=() GROUPS_WANTED=() SECTION=arborfs TIMEOUT=900 ALL_PASS=0
 while (($#)); do
 	case $1 in
 	--tests) read -r -a t <<<"$2"; TESTS+=("${t[@]}"); shift 2 ;;
 	--list) mapfile -t t < <(sed 's/#.*//' "$2" | awk 'NF {print $1}'); TESTS+=("${t[@]}"); shift 2 ;;
 	--group) read -r -a t <<<"$2"; GROUPS_WANTED+=("${t[@]}"); shift 2 ;;
 	--section) SECTION=$2; shift 2 ;;
+	--all-pass) ALL_PASS=1; shift ;;
 	--timeout) TIMEOUT=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
@@ -154,4 +156,8 @@ if ((fail + ${#hung[@]})); then
 	echo "xfstests: failed: $(awk '$2 == "fail" || $2 == "hung" {printf "%s(%s) ", $1, $2}' "$OUT/summary.txt")"
 fi
 echo "xfstests: results in $OUT (summary.txt, share/results/$SECTION)"
+if ((ALL_PASS && notrun + expunged)); then
+	echo "xfstests: every test of this list must pass; not run: $(awk '$2 != "pass" {printf "%s ", $1}' "$OUT/summary.txt")"
+	exit 1
+fi
 ((fail + ${#hung[@]} + missing == 0))
