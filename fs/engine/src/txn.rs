@@ -57,6 +57,22 @@ struct Update {
     len: u32,
 }
 
+impl<D: BlockDevice> Drop for Txn<'_, D> {
+    fn drop(&mut self) {
+        let size = self.vals.len() + self.updates.len() * core::mem::size_of::<Update>();
+        if size <= SPARE_BYTES {
+            self.updates.clear();
+            self.vals.clear();
+            self.charges.clear();
+            self.fs.txn_spare = TxnBuffers {
+                updates: core::mem::take(&mut self.updates),
+                vals: core::mem::take(&mut self.vals),
+                charges: core::mem::take(&mut self.charges),
+            };
+        }
+    }
+}
+
 /// A transaction over the file system `fs`.
 pub struct Txn<'a, D: BlockDevice> {
     pub(crate) fs: &'a mut Fs<D>,
@@ -68,6 +84,25 @@ pub struct Txn<'a, D: BlockDevice> {
     /// (member, byte offset, delta) for bucket usage.
     charges: TryVec<(u8, u64, i64)>,
 }
+
+/// The buffers of a finished transaction, kept by the file system for the
+/// next one: allocating them afresh is a large part of what a small
+/// operation costs beyond the tree itself.
+pub(crate) struct TxnBuffers {
+    updates: TryVec<Update>,
+    vals: TryVec<u8>,
+    charges: TryVec<(u8, u64, i64)>,
+}
+
+impl TxnBuffers {
+    pub(crate) fn new() -> Self {
+        TxnBuffers { updates: TryVec::new(), vals: TryVec::new(), charges: TryVec::new() }
+    }
+}
+
+/// Buffers of a transaction larger than this go back to the allocator
+/// instead of being kept (memory stays bounded after a large one).
+const SPARE_BYTES: usize = 64 << 10;
 
 /// A cursor of a transaction: the b-tree's keys with the transaction's own
 /// changes laid over them.
@@ -97,14 +132,8 @@ fn update_key(u: &Update) -> (BtreeId, Pos) {
 
 impl<'a, D: BlockDevice> Txn<'a, D> {
     pub(crate) fn new(fs: &'a mut Fs<D>) -> Self {
-        Txn {
-            fs,
-            updates: TryVec::new(),
-            vals: TryVec::new(),
-            inodes: 0,
-            data_bytes: 0,
-            charges: TryVec::new(),
-        }
+        let TxnBuffers { updates, vals, charges } = core::mem::replace(&mut fs.txn_spare, TxnBuffers::new());
+        Txn { fs, updates, vals, inodes: 0, data_bytes: 0, charges }
     }
 
     fn update_value(&self, u: &Update) -> Result<&[u8]> {

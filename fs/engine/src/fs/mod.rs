@@ -130,6 +130,8 @@ pub struct Fs<D: BlockDevice> {
     pub(crate) payload: extent::PayloadCache,
     /// How new data is compressed (the superblock's default or a mount option).
     pub(crate) compression: (Compression, u8),
+    /// Buffers the last transaction left for the next one.
+    pub(crate) txn_spare: crate::txn::TxnBuffers,
 }
 
 /// Read the newest valid superblock copy of one device.
@@ -245,6 +247,7 @@ impl<D: BlockDevice> Fs<D> {
             counters,
             next_ino: FIRST_FREE_INO,
             ino_gaps: false,
+            txn_spare: crate::txn::TxnBuffers::new(),
             read_only: opts.read_only,
             failed: None,
             data_unflushed: false,
