@@ -49,6 +49,30 @@ t_remount() {
 	fsck_clean vdj
 }
 
+# The tools beside the module: `arborfs version` names the loaded module's
+# format, and fsck refuses a mounted device except a read-only check.
+t_tools_on_mounted() {
+	local out code
+	out=$("$ARBORFS" version) || return 1
+	grep -q '^kernel module: .*format' <<<"$out" || { echo "arborfs version: $out"; return 1; }
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	echo kept >/mnt/f || return 1
+	for flag in -n -y -p; do
+		code=0
+		out=$("$ARBORFS" fsck "$flag" /dev/vdj 2>&1) || code=$?
+		((code == 8)) && grep -q "is mounted" <<<"$out" ||
+			{ echo "fsck $flag on a read-write mount: exit $code: $out"; return 1; }
+	done
+	mount -o remount,ro /mnt || return 1
+	"$ARBORFS" fsck -n /dev/vdj >/dev/null || { echo "fsck -n of a read-only mount failed"; return 1; }
+	code=0
+	out=$("$ARBORFS" fsck -y /dev/vdj 2>&1) || code=$?
+	((code == 8)) || { echo "fsck -y on a read-only mount: exit $code: $out"; return 1; }
+	[[ $(cat /mnt/f) == kept ]] || return 1
+	fsck_clean vdj
+}
+
 t_freeze() {
 	mkfs vdj || return 1
 	mount -t arborfs /dev/vdj /mnt || return 1
@@ -253,5 +277,5 @@ t_tool_image_rw() {
 	umount /mnt && fsck_clean vda
 }
 
-RW_TESTS=(posix_ops posix_ops_compressed compress_option remount freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
+RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
 	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery)
