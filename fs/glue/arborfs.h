@@ -166,6 +166,7 @@ int arborfs_rs_evict(void *fs, u64 ino);
 u64 arborfs_rs_available(void *fs); /* what writers may reserve */
 size_t arborfs_rs_shrink(void *fs, size_t target);
 int arborfs_rs_set_compression(void *fs, u8 kind, u8 level);
+int arborfs_rs_set_discard(void *fs, int on);
 int arborfs_rs_parse_compress(const u8 *v, size_t len, u8 *kind, u8 *level, char *msg, size_t msglen);
 int arborfs_rs_uuid(void *fs, u8 *out);
 ssize_t arborfs_rs_features(u8 *buf, size_t len);
@@ -175,6 +176,7 @@ struct arborfs_options {
 	int compress;		/* -1: the format's default; else 0 none, 1 lz4, 2 zstd */
 	u8 compress_level;	/* zstd level (0: the default) */
 	bool norecovery;	/* read-only, journal not replayed */
+	int discard;		/* -1: unset (off at mount, unchanged at remount); 0 nodiscard; 1 discard */
 };
 
 /* The in-core inode: the VFS inode and what the glue keeps beside it. */

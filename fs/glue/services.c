@@ -50,6 +50,8 @@ static int arborfs_bdev_rw(struct block_device *bdev, u8 *buf, size_t len, u64 o
 		bio_put(bio);
 		if (err)
 			return err;
+		/* A preflush belongs to the first request only. */
+		op &= ~REQ_PREFLUSH;
 	}
 	return 0;
 }
@@ -67,6 +69,24 @@ int arborfs_glue_bdev_write(void *bdev, const u8 *buf, size_t len, u64 off)
 int arborfs_glue_bdev_flush(void *bdev)
 {
 	return blkdev_issue_flush(bdev);
+}
+
+/*
+ * A write durable on return, with what completed before it: the first bio
+ * carries the preflush, every bio is FUA (the block layer drops both on a
+ * device without a volatile cache).
+ */
+int arborfs_glue_bdev_write_durable(void *bdev, const u8 *buf, size_t len, u64 off)
+{
+	return arborfs_bdev_rw(bdev, (u8 *)buf, len, off, REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA);
+}
+
+/* Discard whole sectors of [off, off + len); nothing on a device that cannot. */
+int arborfs_glue_bdev_discard(void *bdev, u64 off, u64 len)
+{
+	if (!bdev_max_discard_sectors(bdev) || (off | len) & (SECTOR_SIZE - 1))
+		return 0;
+	return blkdev_issue_discard(bdev, off >> SECTOR_SHIFT, len >> SECTOR_SHIFT, GFP_NOFS);
 }
 
 /* Standard CRC-32C (what the format specifies): crc32c() is the bare update. */

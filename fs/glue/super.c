@@ -179,6 +179,8 @@ static int arborfs_show_options(struct seq_file *m, struct dentry *root)
 	}
 	if (o->norecovery)
 		seq_puts(m, ",norecovery");
+	if (o->discard > 0)
+		seq_puts(m, ",discard");
 	return 0;
 }
 
@@ -202,18 +204,21 @@ static int arborfs_apply_options(struct super_block *sb)
 {
 	struct arborfs_options *o = &ASB(sb)->opts;
 
+	ENGINE_CALL(sb, arborfs_rs_set_discard(FS(sb), o->discard > 0));
 	if (o->compress < 0)
 		return 0;
 	return ENGINE_CALL(sb, arborfs_rs_set_compression(FS(sb), o->compress, o->compress_level));
 }
 
-enum { OPT_COMPRESS, OPT_NORECOVERY };
+enum { OPT_COMPRESS, OPT_NORECOVERY, OPT_DISCARD };
 
 static const struct fs_parameter_spec arborfs_param_spec[] = {
 	fsparam_string("compress", OPT_COMPRESS),
 	/* Read-only, without replaying the journal (xfs's name; ext4's is noload). */
 	fsparam_flag("norecovery", OPT_NORECOVERY),
 	fsparam_flag("noload", OPT_NORECOVERY),
+	/* Discard buckets once a checkpoint has freed them (ext4's and btrfs's name). */
+	fsparam_flag_no("discard", OPT_DISCARD),
 	{}
 };
 
@@ -249,6 +254,9 @@ static int arborfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		return arborfs_parse_compress(fc, param->string, o);
 	case OPT_NORECOVERY:
 		o->norecovery = true;
+		return 0;
+	case OPT_DISCARD:
+		o->discard = !result.negated;
 		return 0;
 	}
 	return -EINVAL;
@@ -355,11 +363,13 @@ static int arborfs_reconfigure(struct fs_context *fc)
 		return err;
 	if (!want_ro && (o->norecovery || ASB(sb)->opts.norecovery))
 		return invalfc(fc, "arborfs: %s: mounted with norecovery: remount read-write is refused", sb->s_id);
-	/* A remount without compress= keeps the current setting. */
+	/* A remount without compress= or [no]discard keeps the current setting. */
 	if (o->compress >= 0) {
 		ASB(sb)->opts.compress = o->compress;
 		ASB(sb)->opts.compress_level = o->compress_level;
 	}
+	if (o->discard >= 0)
+		ASB(sb)->opts.discard = o->discard;
 	if (want_ro == sb_rdonly(sb))
 		return arborfs_apply_options(sb);
 	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
@@ -396,6 +406,7 @@ static int arborfs_init_fs_context(struct fs_context *fc)
 	if (!o)
 		return -ENOMEM;
 	o->compress = -1;
+	o->discard = -1;
 	fc->fs_private = o;
 	fc->ops = &arborfs_context_ops;
 	return 0;

@@ -13,6 +13,8 @@ extern "C" {
     fn arborfs_glue_bdev_read(bdev: *mut c_void, buf: *mut u8, len: usize, off: u64) -> i32;
     fn arborfs_glue_bdev_write(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
     fn arborfs_glue_bdev_flush(bdev: *mut c_void) -> i32;
+    fn arborfs_glue_bdev_write_durable(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_discard(bdev: *mut c_void, off: u64, len: u64) -> i32;
     fn arborfs_glue_crc32c(data: *const u8, len: usize) -> u32;
     fn arborfs_glue_lz4_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
     fn arborfs_glue_zstd_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
@@ -251,6 +253,26 @@ impl super::BlockDevice for KernelDevice {
             Ok(())
         } else {
             Err(Error::Io { dev: self.index, offset: 0 })
+        }
+    }
+
+    fn write_durable(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        // SAFETY: as in `read_at`.
+        let r = unsafe { arborfs_glue_bdev_write_durable(self.bdev, buf.as_ptr(), buf.len(), offset) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::Io { dev: self.index, offset })
+        }
+    }
+
+    fn discard(&mut self, offset: u64, len: u64) -> Result<()> {
+        // SAFETY: `bdev` is open (contract of `new`).
+        let r = unsafe { arborfs_glue_bdev_discard(self.bdev, offset, len) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::Io { dev: self.index, offset })
         }
     }
 }

@@ -823,6 +823,13 @@ entry_points! {
             _ => -EINVAL,
         }
     }
+
+    /// Discard buckets once a checkpoint has freed them (`on` non-zero),
+    /// or stop (the `discard` / `nodiscard` mount options).
+    fn arborfs_rs_set_discard(fs, on: c_int) -> c_int {
+        fs.set_discard(on != 0);
+        0
+    }
 }
 
 /// Copy `data` out: into `buf` (`size` writable bytes), or with

@@ -17,11 +17,11 @@ passed=0 failed=0
 
 # run NAME FUNCTION: one test; its output is kept only when it fails.
 run() {
-	local name=$1 out
+	local name=$1 out start=$SECONDS
 	if out=$("$2" 2>&1); then
-		echo "PASS $name"; passed=$((passed + 1))
+		echo "PASS $name ($((SECONDS - start)) s)"; passed=$((passed + 1))
 	else
-		echo "FAIL $name"; echo "$out" | sed 's/^/    /'; failed=$((failed + 1))
+		echo "FAIL $name ($((SECONDS - start)) s)"; echo "$out" | sed 's/^/    /'; failed=$((failed + 1))
 	fi
 	umount /mnt 2>/dev/null || true
 }

@@ -58,6 +58,12 @@ pub struct Allocator {
     pub released: TryVec<BtreePtr>,
     /// Buckets whose state changed since their alloc key was written.
     dirty: TryVec<(u8, u64)>,
+    /// Collect buckets that a checkpoint made reusable, to be discarded
+    /// (the `discard` mount option).
+    pub discard: bool,
+    /// Buckets to discard: their contents are referenced by nothing
+    /// durable any more ([`Allocator::take_discards`]).
+    discards: TryVec<(u8, u64)>,
 }
 
 /// Key of a bucket's alloc info.
@@ -84,6 +90,8 @@ impl Allocator {
             loaded: false,
             distrusted: 0,
             released: TryVec::new(),
+            discard: false,
+            discards: TryVec::new(),
             dirty: TryVec::new(),
         };
         let mut total = 0u64;

@@ -5,6 +5,7 @@
 use super::Allocator;
 use crate::error::{Error, Result};
 use crate::format::alloc_info::DataType;
+use crate::sys::TryVec;
 
 impl Allocator {
     /// Mark a bucket free (generation bumped); reusable after the next checkpoint.
@@ -53,9 +54,13 @@ impl Allocator {
     /// the node places released before it are dropped (freeing b-tree
     /// buckets left with no live node).
     pub fn after_checkpoint(&mut self) -> Result<()> {
-        for t in self.tables.iter_mut() {
-            for bk in t.iter_mut().filter(|b| b.pending) {
+        for (dev, t) in self.tables.iter_mut().enumerate() {
+            for (b, bk) in t.iter_mut().enumerate().filter(|(_, b)| b.pending) {
                 bk.pending = false;
+                // A hint: without memory for it, the bucket is not discarded.
+                if self.discard && bk.data_type == DataType::Free {
+                    let _ = self.discards.try_push((dev as u8, b as u64));
+                }
             }
         }
         self.pending = 0;
@@ -75,6 +80,22 @@ impl Allocator {
         }
         self.recount_free();
         Ok(())
+    }
+
+    /// The buckets to discard, as (member, byte offset, length): free, and
+    /// free in the durable checkpoint too, so nothing refers to what they
+    /// hold.
+    pub fn take_discards(&mut self) -> TryVec<(u8, u64, u64)> {
+        let mut out = TryVec::new();
+        for &(dev, b) in self.discards.iter() {
+            let size = self.bucket_size.get(usize::from(dev)).copied().unwrap_or(0);
+            let still_free = self.bucket(dev, b).is_some_and(|bk| bk.data_type == DataType::Free && !bk.open);
+            if size > 0 && still_free && out.try_push((dev, b.saturating_mul(size), size)).is_err() {
+                break;
+            }
+        }
+        self.discards.clear();
+        out
     }
 
     /// Free buckets nothing lives in: b-tree buckets left by a crash between

@@ -77,7 +77,22 @@ impl<D: BlockDevice> Fs<D> {
         self.write_super()?;
         self.journal.after_checkpoint();
         self.checkpoints += 1;
-        self.alloc.after_checkpoint()
+        self.alloc.after_checkpoint()?;
+        self.discard_freed();
+        Ok(())
+    }
+
+    /// Discard buckets the checkpoint just made reusable (the `discard`
+    /// mount option). A hint to the device: a failure changes nothing.
+    fn discard_freed(&mut self) {
+        if !self.alloc.discard {
+            return;
+        }
+        for &(dev, offset, len) in self.alloc.take_discards().iter() {
+            if let Some(d) = self.devs.get_mut(usize::from(dev)) {
+                let _ = d.discard(offset, len);
+            }
+        }
     }
 
     /// Write the alloc keys of changed buckets straight into the alloc tree

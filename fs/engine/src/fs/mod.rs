@@ -402,17 +402,38 @@ impl<D: BlockDevice> Fs<D> {
     /// no room in the ring, checkpoint instead: the checkpoint makes the
     /// records durable through the b-trees.
     pub(crate) fn journal_write(&mut self) -> Result<()> {
+        self.write_journal_entry(false)
+    }
+
+    /// [`Fs::journal_write`]; with `durable`, the entry is written so that
+    /// it and the data before it are durable when this returns: the other
+    /// members are flushed, and the journal member gets one preflush + FUA
+    /// write instead of flush, write, flush.
+    fn write_journal_entry(&mut self, durable: bool) -> Result<()> {
         if self.journal.nr_records == 0 {
             return Ok(());
         }
         if self.data_unflushed {
-            self.flush_all()?;
+            if durable {
+                let jdev = usize::from(self.journal.dev);
+                for (i, d) in self.devs.iter_mut().enumerate() {
+                    if i != jdev {
+                        d.flush()?;
+                    }
+                }
+            } else {
+                self.flush_all()?;
+            }
         }
         let dev =
             self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
-        match self.journal.write_entry(dev) {
+        match self.journal.write_entry(dev, durable) {
             Ok(crate::journal::write::Written::NoRoom) => self.checkpoint(),
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // A durable entry's preflush covered the data too.
+                self.data_unflushed = false;
+                Ok(())
+            }
             Err(e) => {
                 self.fail(e);
                 Err(e)
@@ -426,7 +447,7 @@ impl<D: BlockDevice> Fs<D> {
             return Ok(());
         }
         self.check_writable()?;
-        self.journal_write()?;
+        self.write_journal_entry(true)?;
         let dev =
             self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
         self.journal.flush(dev)
@@ -439,6 +460,12 @@ impl<D: BlockDevice> Fs<D> {
         }
         self.data_unflushed = false;
         Ok(())
+    }
+
+    /// Discard buckets once a checkpoint has made them reusable (the
+    /// `discard` mount option), or stop.
+    pub fn set_discard(&mut self, on: bool) {
+        self.alloc.discard = on;
     }
 
     /// Write everything and release the devices. Returns them for reuse.

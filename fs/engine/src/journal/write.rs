@@ -60,7 +60,10 @@ impl Journal {
 
     /// Write the buffered records as one entry on `dev`, the journal member.
     /// The caller makes sure data they refer to was flushed before.
-    pub fn write_entry<D: BlockDevice>(&mut self, dev: &mut D) -> Result<Written> {
+    /// With `durable`, the entry and every write completed before it are
+    /// durable when this returns (one preflush + FUA request where the
+    /// device allows), so no flush is needed after it.
+    pub fn write_entry<D: BlockDevice>(&mut self, dev: &mut D, durable: bool) -> Result<Written> {
         if self.nr_records == 0 {
             self.buf.clear();
             return Ok(Written::Empty);
@@ -76,12 +79,16 @@ impl Journal {
         self.buf.try_resize(padded as usize, 0)?;
         finish_entry(&mut self.buf, len, seq, self.nr_records, self.fs_tag, self.metadata)
             .map_err(|_| Error::Internal("journal entry encode"))?;
-        dev.write_at(self.offset + at, &self.buf)?;
+        if durable {
+            dev.write_durable(self.offset + at, &self.buf)?;
+        } else {
+            dev.write_at(self.offset + at, &self.buf)?;
+        }
         self.seq = seq;
         self.cursor = if at + padded >= self.size { 0 } else { at + padded };
         self.buf.clear();
         self.nr_records = 0;
-        self.unflushed = true;
+        self.unflushed = !durable;
         Ok(Written::Done)
     }
 

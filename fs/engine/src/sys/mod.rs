@@ -48,4 +48,18 @@ pub trait BlockDevice {
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()>;
     /// Make every completed write durable.
     fn flush(&mut self) -> Result<()>;
+    /// Write all of `buf` at `offset` so that it, and every write completed
+    /// before it, is durable when this returns. Block devices do it in one
+    /// request (a preflush and a FUA write); the default is flush, write,
+    /// flush.
+    fn write_durable(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.flush()?;
+        self.write_at(offset, buf)?;
+        self.flush()
+    }
+    /// Tell the device that `len` bytes at `offset` hold nothing anyone will
+    /// read (a hint: devices that cannot discard ignore it).
+    fn discard(&mut self, _offset: u64, _len: u64) -> Result<()> {
+        Ok(())
+    }
 }

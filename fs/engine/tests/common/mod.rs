@@ -89,11 +89,12 @@ pub struct CrashDev {
     pub durable: Vec<u8>,
     pub pending: Vec<(u64, Vec<u8>)>,
     pub flushes: u64,
+    pub discards: u64,
 }
 
 impl CrashDev {
     pub fn new(size: usize) -> Self {
-        CrashDev { live: vec![0; size], durable: vec![0; size], pending: Vec::new(), flushes: 0 }
+        CrashDev { live: vec![0; size], durable: vec![0; size], pending: Vec::new(), flushes: 0, discards: 0 }
     }
 
     /// The image a power cut now could leave.
@@ -139,6 +140,16 @@ impl BlockDevice for CrashDev {
             self.durable[off as usize..off as usize + data.len()].copy_from_slice(&data);
         }
         self.flushes += 1;
+        Ok(())
+    }
+    /// Zeroes the range at once, on the medium too, superseding writes to
+    /// it still in the cache: whatever the engine discards must be dead.
+    fn discard(&mut self, offset: u64, len: u64) -> arborfs_engine::Result<()> {
+        let (s, e) = (offset as usize, (offset + len) as usize);
+        self.live[s..e].fill(0);
+        self.durable[s..e].fill(0);
+        self.pending.retain(|(o, d)| *o as usize + d.len() <= s || *o as usize >= e);
+        self.discards += 1;
         Ok(())
     }
 }
