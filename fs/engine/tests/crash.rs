@@ -137,25 +137,35 @@ fn power_cuts_compressed_small_nodes() {
 }
 
 /// As fstests' generic/455 checks with dm-log-writes: fsx-like operations
-/// on one file (writes, truncates, punch, zero, collapse and insert range),
-/// and at each fsync the device as it stands (every write kept, as a replay
-/// up to the fsync's mark gives it) must hold exactly the file as it was.
+/// (writes, truncates, punch, zero, collapse and insert range) on three
+/// files taking turns, and at each fsync the device as it stands (every
+/// write kept, as a replay up to the fsync's mark gives it) must hold
+/// exactly the fsync'd file as it was, and be fsck clean.
 #[test]
 fn every_fsync_of_fsx_like_operations_replays_exactly() {
     use arborfs_engine::fs::extent::*;
     use arborfs_engine::fs::SetAttr;
-    for seed in 0..6u64 {
+    for seed in 0..4u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut devs = TryVec::new();
         devs.try_push(CrashDev::new(48 << 20)).unwrap();
         let mut fs = Fs::format(devs, &opts()).unwrap();
-        let ino = fs.create(ROOT_INO, b"f", S_IFREG | 0o600, 0, 0, 0).unwrap().ino;
-        let mut model: Vec<u8> = Vec::new();
+        let mut files: Vec<(u64, Vec<u8>)> = (0..3)
+            .map(|i| {
+                (
+                    fs.create(ROOT_INO, format!("f{i}").as_bytes(), S_IFREG | 0o600, 0, 0, 0).unwrap().ino,
+                    Vec::new(),
+                )
+            })
+            .collect();
         const MAX: u64 = 256 << 10;
-        for step in 0..300 {
+        for step in 0..400 {
+            let which = rng.below(3) as usize;
+            let (ino, model) = &mut files[which];
+            let ino = *ino;
             let size = model.len() as u64;
             let blk = |v: u64| v / 4096 * 4096;
-            match rng.below(9) {
+            match rng.below(10) {
                 0..=2 => {
                     let off = rng.below(MAX);
                     let len = 1 + rng.below(64 << 10).min(MAX - off);
@@ -201,6 +211,7 @@ fn every_fsync_of_fsx_like_operations_replays_exactly() {
                     model.resize((off + len) as usize, 0);
                     model.extend_from_slice(&tail);
                 }
+                8 if rng.below(3) == 0 => fs.checkpoint().unwrap(),
                 _ => {
                     fs.fsync(ino).unwrap();
                     let img = fs.devices_mut()[0].live.clone();
@@ -210,8 +221,10 @@ fn every_fsync_of_fsx_like_operations_replays_exactly() {
                         .unwrap_or_else(|e| panic!("seed {seed} step {step}: open: {e}"));
                     let got = read_all(&mut back, ino).unwrap();
                     assert_eq!(got.len(), model.len(), "seed {seed} step {step}: size after replay");
-                    let first = got.iter().zip(&model).position(|(a, b)| a != b);
+                    let first = got.iter().zip(model.iter()).position(|(a, b)| a != b);
                     assert!(first.is_none(), "seed {seed} step {step}: content differs at {first:?}");
+                    let p = fsck_problems(&mut back);
+                    assert!(p.is_empty(), "seed {seed} step {step}: fsck after replay: {p:?}");
                 }
             }
         }
