@@ -502,6 +502,7 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
+    use crate::btree::tests::Rng;
     use crate::fs::FormatOptions;
     use crate::sys::MemDevice;
     use std::collections::BTreeMap;
@@ -543,16 +544,6 @@ mod tests {
             Ok(out)
         })
         .unwrap()
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod update;
 pub mod write;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::error::{Error, Result};
 use crate::format::key::BTREE_ID_NR;

@@ -56,9 +56,10 @@ impl NodeStore for MemStore {
     }
 }
 
-struct Rng(u64);
+/// A xorshift generator for the engine's unit tests.
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
