@@ -165,7 +165,7 @@ fn every_fsync_of_fsx_like_operations_replays_exactly() {
             let ino = *ino;
             let size = model.len() as u64;
             let blk = |v: u64| v / 4096 * 4096;
-            match rng.below(10) {
+            match rng.below(11) {
                 0..=2 => {
                     let off = rng.below(MAX);
                     let len = 1 + rng.below(64 << 10).min(MAX - off);
@@ -211,7 +211,17 @@ fn every_fsync_of_fsx_like_operations_replays_exactly() {
                     model.resize((off + len) as usize, 0);
                     model.extend_from_slice(&tail);
                 }
-                8 if rng.below(3) == 0 => fs.checkpoint().unwrap(),
+                8 if rng.below(2) == 0 => {
+                    // Preallocation, within or past the size, keeping it or not.
+                    let off = rng.below(MAX);
+                    let len = 1 + rng.below(64 << 10).min(MAX - off);
+                    let keep = rng.below(2) == 0;
+                    fs.fallocate(ino, if keep { FALLOC_KEEP_SIZE } else { 0 }, off, len).unwrap();
+                    if !keep && model.len() < (off + len) as usize {
+                        model.resize((off + len) as usize, 0);
+                    }
+                }
+                9 if rng.below(3) == 0 => fs.checkpoint().unwrap(),
                 _ => {
                     fs.fsync(ino).unwrap();
                     let img = fs.devices_mut()[0].live.clone();
