@@ -377,9 +377,7 @@ impl<D: BlockDevice> Txn<'_, D> {
             inode.size = place.size_end;
         }
         if place.stamp {
-            let now = now_ns();
-            inode.mtime = now;
-            inode.ctime = now;
+            stamp_times(&mut inode);
         }
         self.inode_write(ino, &inode)?;
         self.account(0, delta);
@@ -485,10 +483,15 @@ impl<D: BlockDevice> Txn<'_, D> {
         let mut i = self.inode_read(ino)?;
         i.size = if grow_only { i.size.max(size) } else { size };
         if stamp {
-            let now = now_ns();
-            i.mtime = now;
-            i.ctime = now;
+            stamp_times(&mut i);
         }
+        self.inode_write(ino, &i)
+    }
+
+    /// Set the inode's modification and change times to now.
+    fn touch(&mut self, ino: u64) -> Result<()> {
+        let mut i = self.inode_read(ino)?;
+        stamp_times(&mut i);
         self.inode_write(ino, &i)
     }
 
@@ -733,13 +736,7 @@ impl<D: BlockDevice> Fs<D> {
                 self.punch_extents(ino, a, b)?;
             }
         }
-        self.write_txn(|t| {
-            let mut i = t.inode_read(ino)?;
-            let now = now_ns();
-            i.mtime = now;
-            i.ctime = now;
-            t.inode_write(ino, &i)
-        })
+        self.write_txn(|t| t.touch(ino))
     }
 
     /// Reserve space for every hole in `[off, end)` as unwritten extents.
@@ -892,14 +889,8 @@ impl<D: BlockDevice> Fs<D> {
                 break;
             }
         }
-        self.write_txn(|t| {
-            let mut i = t.inode_read(ino)?;
-            i.size = i.size.saturating_sub(len);
-            let now = now_ns();
-            i.mtime = now;
-            i.ctime = now;
-            t.inode_write(ino, &i)
-        })
+        // The moves left the size alone; it is larger than `end`.
+        self.write_txn(|t| t.set_size(ino, inode.size - len, false, true))
     }
 
     /// Open a hole `[off, off + len)` and move the file from `off` up by
@@ -947,19 +938,20 @@ impl<D: BlockDevice> Fs<D> {
                 break;
             }
         }
-        self.write_txn(|t| {
-            let mut i = t.inode_read(ino)?;
-            let now = now_ns();
-            i.mtime = now;
-            i.ctime = now;
-            t.inode_write(ino, &i)
-        })
+        self.write_txn(|t| t.touch(ino))
     }
 
     /// Make a file's data and metadata durable (fsync, fdatasync).
     pub fn fsync(&mut self, _ino: u64) -> Result<()> {
         self.sync()
     }
+}
+
+/// Modification and change time: now.
+fn stamp_times(i: &mut Inode) {
+    let now = now_ns();
+    i.mtime = now;
+    i.ctime = now;
 }
 
 /// The extent `a` followed by `b` make, when they continue each other:
