@@ -245,18 +245,7 @@ impl<D: BlockDevice> Fs<D> {
     /// Write a new root directory (replacing whatever inode is there) and
     /// enter it in `infos`.
     fn make_root(&mut self, infos: &mut TryVec<InoInfo>) -> Result<()> {
-        let now = crate::sys::now_ns();
-        let root = Inode {
-            mode: crate::format::inode::S_IFDIR | 0o755,
-            nlink: 2,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            btime: now,
-            generation: 1,
-            parent: ROOT_INO,
-            ..Default::default()
-        };
+        let root = super::inode::root_dir_inode(0o755, 0, 0);
         let existed = find(infos, ROOT_INO).is_some();
         self.write_txn(|t| {
             t.inode_write(ROOT_INO, &root)?;

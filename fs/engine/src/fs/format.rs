@@ -6,7 +6,6 @@ use crate::alloc::sb_buckets;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
 use crate::format::extent::Compression;
-use crate::format::inode::{Inode, S_IFDIR};
 use crate::format::key::BTREE_ID_NR;
 use crate::format::node::BtreePtr;
 use crate::format::superblock::{Member, MemberState, Superblock, LABEL_BYTES, MAX_MEMBERS, TARGET_BYTES};
@@ -208,20 +207,7 @@ impl<D: BlockDevice> Fs<D> {
         zero.try_resize(block as usize, 0)?;
         let jdev = fs.devs.get_mut(0).ok_or(Error::Invalid)?;
         jdev.write_at(journal_offset, &zero)?;
-        let now = now_ns();
-        let root = Inode {
-            mode: S_IFDIR | (opts.root_mode & 0o7777),
-            uid: opts.root_uid,
-            gid: opts.root_gid,
-            nlink: 2,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            btime: now,
-            generation: 1,
-            parent: ROOT_INO,
-            ..Default::default()
-        };
+        let root = super::inode::root_dir_inode(opts.root_mode, opts.root_uid, opts.root_gid);
         fs.write_txn(|t| {
             t.inode_write(ROOT_INO, &root)?;
             t.account(1, 0);

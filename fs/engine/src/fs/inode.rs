@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::inode::{
     dirent_type, Inode, FLAGS_KNOWN, FLAG_PROJINHERIT, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
-use crate::format::{BtreeId, KeyType, Pos, FIRST_FREE_INO, SNAPSHOT_ROOT, SYMLINK_MAX};
+use crate::format::{BtreeId, KeyType, Pos, FIRST_FREE_INO, ROOT_INO, SNAPSHOT_ROOT, SYMLINK_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
 use crate::txn::Txn;
 
@@ -197,6 +197,25 @@ impl<D: BlockDevice> Txn<'_, D> {
 }
 
 /// Refuse names the format cannot store.
+/// A new, empty root directory with permission bits `perm`, owned by
+/// `uid`:`gid` (mkfs makes one, fsck another when the root is lost).
+pub(crate) fn root_dir_inode(perm: u32, uid: u32, gid: u32) -> Inode {
+    let now = now_ns();
+    Inode {
+        mode: S_IFDIR | (perm & 0o7777),
+        uid,
+        gid,
+        nlink: 2,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        btime: now,
+        generation: 1,
+        parent: ROOT_INO,
+        ..Default::default()
+    }
+}
+
 pub(crate) fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > crate::format::NAME_MAX {
         return Err(Error::NameTooLong);
