@@ -70,34 +70,29 @@ impl Btrees {
             let children = match r {
                 ChildRef::Disk(p) => {
                     f(NodeEvent::Pointer(&p));
-                    match self.read_node(store, p, btree, min, max) {
-                        Ok(n) => {
-                            f(NodeEvent::Good { level: n.level, keys: n.keys.len() });
-                            children_of(&n, min, max)?
-                        }
+                    let n = match self.read_node(store, p, btree, min, max) {
+                        Ok(n) => n,
                         Err(Error::NoMem) => return Err(Error::NoMem),
-                        Err(err) => match store.bucket_gen(&p).filter(|&g| g != p.gen) {
-                            Some(gen) => {
-                                let now = BtreePtr { gen, ..p };
-                                match self.read_node(store, now, btree, min, max) {
-                                    Ok(n) => {
-                                        f(NodeEvent::WrongGen { ptr: p, now, min });
-                                        f(NodeEvent::Good { level: n.level, keys: n.keys.len() });
-                                        children_of(&n, min, max)?
-                                    }
-                                    Err(Error::NoMem) => return Err(Error::NoMem),
-                                    Err(_) => {
-                                        f(NodeEvent::Bad { ptr: p, min, err });
-                                        continue;
-                                    }
+                        Err(err) => {
+                            // Intact at its bucket's generation: only the
+                            // pointer's generation is wrong.
+                            let now =
+                                store.bucket_gen(&p).filter(|&g| g != p.gen).map(|gen| BtreePtr { gen, ..p });
+                            match now.map(|now| (now, self.read_node(store, now, btree, min, max))) {
+                                Some((now, Ok(n))) => {
+                                    f(NodeEvent::WrongGen { ptr: p, now, min });
+                                    n
+                                }
+                                Some((_, Err(Error::NoMem))) => return Err(Error::NoMem),
+                                _ => {
+                                    f(NodeEvent::Bad { ptr: p, min, err });
+                                    continue;
                                 }
                             }
-                            None => {
-                                f(NodeEvent::Bad { ptr: p, min, err });
-                                continue;
-                            }
-                        },
-                    }
+                        }
+                    };
+                    f(NodeEvent::Good { level: n.level, keys: n.keys.len() });
+                    children_of(&n, min, max)?
                 }
                 ChildRef::Mem(slot) => children_of(self.cache.get(slot)?, min, max)?,
             };
