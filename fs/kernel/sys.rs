@@ -221,6 +221,17 @@ impl KernelDevice {
     }
 }
 
+impl KernelDevice {
+    /// A glue call's status (0 or a negative errno) as the engine's result.
+    fn status(&self, r: i32, offset: u64) -> Result<()> {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::Io { dev: self.index, offset })
+        }
+    }
+}
+
 impl super::BlockDevice for KernelDevice {
     fn size(&self) -> u64 {
         self.size
@@ -228,51 +239,29 @@ impl super::BlockDevice for KernelDevice {
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         // SAFETY: `bdev` is open (contract of `new`); `buf` is a live slice.
-        let r = unsafe { arborfs_glue_bdev_read(self.bdev, buf.as_mut_ptr(), buf.len(), offset) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(Error::Io { dev: self.index, offset })
-        }
+        self.status(unsafe { arborfs_glue_bdev_read(self.bdev, buf.as_mut_ptr(), buf.len(), offset) }, offset)
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         // SAFETY: as in `read_at`.
-        let r = unsafe { arborfs_glue_bdev_write(self.bdev, buf.as_ptr(), buf.len(), offset) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(Error::Io { dev: self.index, offset })
-        }
+        self.status(unsafe { arborfs_glue_bdev_write(self.bdev, buf.as_ptr(), buf.len(), offset) }, offset)
     }
 
     fn flush(&mut self) -> Result<()> {
         // SAFETY: `bdev` is open (contract of `new`).
-        let r = unsafe { arborfs_glue_bdev_flush(self.bdev) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(Error::Io { dev: self.index, offset: 0 })
-        }
+        self.status(unsafe { arborfs_glue_bdev_flush(self.bdev) }, 0)
     }
 
     fn write_durable(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-        // SAFETY: as in `read_at`.
-        let r = unsafe { arborfs_glue_bdev_write_durable(self.bdev, buf.as_ptr(), buf.len(), offset) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(Error::Io { dev: self.index, offset })
-        }
+        self.status(
+            // SAFETY: as in `read_at`.
+            unsafe { arborfs_glue_bdev_write_durable(self.bdev, buf.as_ptr(), buf.len(), offset) },
+            offset,
+        )
     }
 
     fn discard(&mut self, offset: u64, len: u64) -> Result<()> {
         // SAFETY: `bdev` is open (contract of `new`).
-        let r = unsafe { arborfs_glue_bdev_discard(self.bdev, offset, len) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(Error::Io { dev: self.index, offset })
-        }
+        self.status(unsafe { arborfs_glue_bdev_discard(self.bdev, offset, len) }, offset)
     }
 }
