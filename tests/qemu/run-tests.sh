@@ -50,7 +50,7 @@ for i in plain zstd lz4 zeros badsb future badnode baddata journal rw small kern
 done
 log=$WORK/console.log
 rc=0
-"$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 1500 --quiet --log "$log" \
+"$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 2700 --quiet --log "$log" \
 	-- env STRESS_SECONDS="${STRESS_SECONDS:-150}" bash "$HERE/guest/run-all.sh" "$WORK" "$ARBORFS" "$@" || rc=$?
 if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:|Oops|Busy inodes after unmount|kmemleak: .* new suspected' "$log"; then
 	echo "qemu-test: the kernel log reports problems:" >&2
