@@ -52,6 +52,11 @@ pub struct Args {
     /// Overwrite an existing file system.
     #[arg(short, long)]
     force: bool,
+    /// Do not discard the devices first (by default every block is
+    /// discarded, or punched out of an image file, so nothing of what was
+    /// there before can be read back as metadata).
+    #[arg(short = 'K', long)]
+    nodiscard: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -275,9 +280,14 @@ fn format(a: &Args) -> ToolResult<()> {
     }
     prepare_devices(a)?;
     let mut devs = open_devices(&a.devices, true)?;
-    if let Some(size) = a.fs_size {
-        for d in devs.iter_mut() {
+    for d in devs.iter_mut() {
+        if let Some(size) = a.fs_size {
             d.limit_size(size);
+        }
+        if !a.nodiscard {
+            use arborfs_engine::sys::BlockDevice;
+            let size = d.size();
+            d.discard(0, size).map_err(|e| ToolError(describe(&e, &a.devices)))?;
         }
     }
     let mut fs = Fs::format(devs, &opts).map_err(|e| match e {

@@ -270,6 +270,27 @@ fn refusals_and_messages() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an arborfs"));
 }
 
+/// Format discards the old contents first (a journal entry or node left
+/// from before must never be read back), unless -K.
+#[test]
+fn format_discards_old_contents_unless_nodiscard() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("img");
+    let img_s = img.to_str().unwrap();
+    let old_bytes = |discard: bool| {
+        std::fs::write(&img, vec![0xa5u8; 64 << 20]).unwrap();
+        let mut args = vec!["format", "-q", "--force", img_s];
+        if !discard {
+            args.push("-K");
+        }
+        ok(&args);
+        ok(&["fsck", "-n", img_s]);
+        std::fs::read(&img).unwrap().chunks(4096).filter(|b| b.iter().all(|&x| x == 0xa5)).count()
+    };
+    assert_eq!(old_bytes(true), 0, "old blocks survived a format");
+    assert!(old_bytes(false) > 8000, "-K discarded anyway");
+}
+
 #[test]
 fn multi_call_names() {
     let t = tempfile::tempdir().unwrap();

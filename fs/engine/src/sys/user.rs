@@ -183,6 +183,7 @@ pub struct FileDevice {
     file: File,
     size: u64,
     dev_index: u8,
+    is_block: bool,
 }
 
 impl FileDevice {
@@ -198,7 +199,7 @@ impl FileDevice {
         }
         let file = opts.open(path)?;
         let size = if is_blk { block_device_size(&file)? } else { meta.len() };
-        Ok(FileDevice { file, size, dev_index: 0 })
+        Ok(FileDevice { file, size, dev_index: 0, is_block: is_blk })
     }
 
     /// Open `path` read-only without `O_EXCL`: reading a superblock of a
@@ -206,8 +207,9 @@ impl FileDevice {
     pub fn open_shared(path: &Path) -> std::io::Result<Self> {
         let meta = std::fs::metadata(path)?;
         let file = File::open(path)?;
-        let size = if meta.file_type().is_block_device() { block_device_size(&file)? } else { meta.len() };
-        Ok(FileDevice { file, size, dev_index: 0 })
+        let is_block = meta.file_type().is_block_device();
+        let size = if is_block { block_device_size(&file)? } else { meta.len() };
+        Ok(FileDevice { file, size, dev_index: 0, is_block })
     }
 
     /// Use only the first `size` bytes (mkfs with a size on a larger device).
@@ -218,7 +220,7 @@ impl FileDevice {
     /// Wrap an open file (tests).
     pub fn from_file(file: File) -> std::io::Result<Self> {
         let size = file.metadata()?.len();
-        Ok(FileDevice { file, size, dev_index: 0 })
+        Ok(FileDevice { file, size, dev_index: 0, is_block: false })
     }
 
     /// Set the member index used in error messages.
@@ -256,6 +258,33 @@ impl BlockDevice for FileDevice {
 
     fn flush(&mut self) -> Result<()> {
         self.file.sync_data().map_err(|_| Error::Io { dev: self.dev_index, offset: 0 })
+    }
+
+    /// BLKDISCARD on a block device, a punched hole in an image file. A
+    /// device or file system that cannot do either is left as it is (a
+    /// discard is a hint), and so is a range past the end.
+    fn discard(&mut self, offset: u64, len: u64) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let Some(len) = offset.checked_add(len).map(|end| end.min(self.size).saturating_sub(offset)) else {
+            return Ok(());
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        if self.is_block {
+            nix::ioctl_write_ptr_bad!(blkdiscard, 0x1277, [u64; 2]);
+            let range = [offset, len];
+            // SAFETY: BLKDISCARD reads two u64s (start, length) from the
+            // pointer, which points at `range`, alive for the call; the fd
+            // is ours and open.
+            let _ = unsafe { blkdiscard(self.file.as_raw_fd(), &range) };
+        } else {
+            use nix::fcntl::{fallocate, FallocateFlags};
+            let (Ok(off), Ok(l)) = (i64::try_from(offset), i64::try_from(len)) else { return Ok(()) };
+            let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            let _ = fallocate(self.file.as_raw_fd(), mode, off, l);
+        }
+        Ok(())
     }
 }
 
