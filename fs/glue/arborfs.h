@@ -167,6 +167,7 @@ u64 arborfs_rs_available(void *fs); /* what writers may reserve */
 size_t arborfs_rs_shrink(void *fs, size_t target);
 int arborfs_rs_set_compression(void *fs, u8 kind, u8 level);
 int arborfs_rs_set_discard(void *fs, int on);
+int arborfs_rs_trim(void *fs, u64 start, u64 len, u64 min_len, u64 *trimmed);
 int arborfs_rs_parse_compress(const u8 *v, size_t len, u8 *kind, u8 *level, char *msg, size_t msglen);
 int arborfs_rs_uuid(void *fs, u8 *out);
 ssize_t arborfs_rs_features(u8 *buf, size_t len);

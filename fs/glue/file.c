@@ -27,6 +27,7 @@
 #include <linux/vmalloc.h>
 #include <linux/writeback.h>
 #include <linux/backing-dev.h>
+#include <linux/blkdev.h>
 
 #include "arborfs.h"
 
@@ -715,6 +716,42 @@ static loff_t arborfs_llseek(struct file *file, loff_t off, int whence)
 	return vfs_setpos(file, res, inode->i_sb->s_maxbytes);
 }
 
+/*
+ * FITRIM (fstrim): discard the free buckets in the range. The engine checks
+ * the range; a minimum below the device's discard granularity is raised to
+ * it, as ext4 does, and the length comes back as the bytes discarded.
+ */
+static long arborfs_fitrim(struct file *file, struct fstrim_range __user *arg)
+{
+	struct super_block *sb = file_inode(file)->i_sb;
+	struct block_device *bdev = sb->s_bdev;
+	struct fstrim_range range;
+	u64 trimmed = 0;
+	int err;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (!bdev_max_discard_sectors(bdev))
+		return -EOPNOTSUPP;
+	if (copy_from_user(&range, arg, sizeof(range)))
+		return -EFAULT;
+	range.minlen = max_t(u64, range.minlen, bdev_discard_granularity(bdev));
+	/* The trim may checkpoint first: a write, so not on a frozen or
+	 * read-only mount. */
+	err = mnt_want_write_file(file);
+	if (err)
+		return err;
+	err = arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_trim(FS(sb), range.start, range.len, range.minlen, &trimmed));
+	mnt_drop_write_file(file);
+	if (err)
+		return err;
+	range.len = trimmed;
+	if (copy_to_user(arg, &range, sizeof(range)))
+		return -EFAULT;
+	return 0;
+}
+
 /* XFS_IOC_GOINGDOWN, as fstests and xfs_io use it. */
 #define ARBORFS_IOC_GOINGDOWN _IOR('X', 125, __u32)
 
@@ -730,6 +767,8 @@ long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (get_user(how, (u32 __user *)arg))
 			return -EFAULT;
 		return arborfs_shutdown(sb, how);
+	case FITRIM:
+		return arborfs_fitrim(file, (struct fstrim_range __user *)arg);
 	default:
 		return -ENOTTY;
 	}

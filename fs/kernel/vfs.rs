@@ -830,6 +830,22 @@ entry_points! {
         fs.set_discard(on != 0);
         0
     }
+
+    /// FITRIM: discard the free buckets in `[start, start + len)` of the
+    /// device, runs of at least `min_len` bytes; the bytes discarded into
+    /// `trimmed` (writable).
+    fn arborfs_rs_trim(fs, start: u64, len: u64, min_len: u64, trimmed: *mut u64) -> c_int {
+        match fs.trim(start, len, min_len) {
+            // SAFETY: `trimmed` is writable.
+            Ok(n) => unsafe { put(trimmed, n); 0 },
+            Err(e) => {
+                if e.is_damage() {
+                    pr_err!("trim failed: {}\n", e);
+                }
+                errno(e)
+            }
+        }
+    }
 }
 
 /// Copy `data` out: into `buf` (`size` writable bytes), or with

@@ -14,6 +14,7 @@
 pub mod buckets;
 pub mod check;
 pub mod reserve;
+pub mod trim;
 pub mod write_point;
 
 use crate::error::{Error, Result};

@@ -95,6 +95,37 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
+    /// Discard every free bucket inside the byte range `[start, start +
+    /// len)` of each member, in runs of at least `min_len` bytes (FITRIM).
+    /// Buckets freed since the last checkpoint are reusable only after the
+    /// next one, so a checkpoint comes first when there are any. Returns
+    /// the bytes discarded; a member that cannot discard counts nothing.
+    /// As ext4 and xfs: a length under a block, or a start or minimum past
+    /// the end of the largest member, is invalid.
+    pub fn trim(&mut self, start: u64, len: u64, min_len: u64) -> Result<u64> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let largest = self.devs.iter().map(|d| d.size()).max().unwrap_or(0);
+        if len < u64::from(self.sb.block_size) || start >= largest || min_len > largest {
+            return Err(Error::Invalid);
+        }
+        self.check_writable()?;
+        if self.alloc.pending > 0 {
+            self.checkpoint()?;
+        }
+        let end = start.saturating_add(len);
+        let mut trimmed = 0u64;
+        for &(dev, offset, len) in self.alloc.trim_ranges(start, end, min_len)?.iter() {
+            if let Some(d) = self.devs.get_mut(usize::from(dev)) {
+                if d.discard(offset, len).is_ok() {
+                    trimmed = trimmed.saturating_add(len);
+                }
+            }
+        }
+        Ok(trimmed)
+    }
+
     /// Write the alloc keys of changed buckets straight into the alloc tree
     /// (not journalled: the checkpoint being written makes them durable).
     fn persist_buckets(&mut self) -> Result<()> {
