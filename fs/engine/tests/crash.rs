@@ -245,7 +245,7 @@ fn every_fsync_of_fsx_like_operations_replays_exactly() {
 /// and only dead buckets (the device zeroes what it is told to discard, on
 /// the medium too): the file kept reads back, before and after a power
 /// cut, and fsck is clean. A range or minimum that no free run meets
-/// discards nothing.
+/// discards nothing; a range ext4 refuses is refused.
 #[test]
 fn trim_discards_freed_buckets_and_nothing_live() {
     let mut devs = TryVec::new();
@@ -261,8 +261,18 @@ fn trim_discards_freed_buckets_and_nothing_live() {
     let b = fs.create(ROOT_INO, b"big", S_IFREG | 0o600, 0, 0, 0).unwrap().ino;
     fs.write(b, 0, &big).unwrap();
     fs.sync().unwrap();
-    assert_eq!(fs.trim(0, u64::MAX, u64::MAX).unwrap(), 0, "a minimum no run meets");
-    assert_eq!(fs.trim(1 << 40, 1 << 20, 0).unwrap(), 0, "a range past the device");
+    assert_eq!(fs.trim(0, u64::MAX, 64 << 20).unwrap(), 0, "a minimum no run meets");
+    assert_eq!(fs.trim(0, 16 << 20, 0).unwrap(), 0, "a range of used buckets");
+    // As ext4: a range under a block, a start or a minimum past the end.
+    for (start, len, min) in
+        [(0, 100, 0), (64 << 20, 1 << 20, 0), (1 << 40, 1 << 20, 0), (0, u64::MAX, u64::MAX)]
+    {
+        assert_eq!(
+            fs.trim(start, len, min),
+            Err(arborfs_engine::Error::Invalid),
+            "trim({start}, {len}, {min})"
+        );
+    }
     let before = fs.trim(0, u64::MAX, 0).unwrap();
     fs.unlink(ROOT_INO, b"big").unwrap();
     fs.evict(b).unwrap();
