@@ -2,9 +2,10 @@
 # crash/run.sh: power-cut test of the kernel module. For each kill delay: boot
 # the guest with the module on one arborfs image, run workload.py (files and a
 # log, each fsync'd and then recorded on the host), kill QEMU (SIGKILL, a power
-# cut) DELAY seconds after the workload started, boot again, mount (journal replay), run verify.py against the
-# records, unmount and run fsck.arborfs -n. The image carries over from one
-# round to the next, so later rounds crash a file system that already crashed.
+# cut) DELAY seconds after the workload started, boot again, mount (journal
+# replay), run verify.py against the records, unmount and run fsck.arborfs -n.
+# The image carries over from one round to the next, so later rounds crash a
+# file system that already crashed.
 # Fails on any lost fsync'd data, unclean fsck, or kernel complaint.
 # usage: crash/run.sh [DELAY...]   (default: 3 10 20)
 # The delay counts from the workload's start, not the boot, so a slow machine

@@ -88,11 +88,22 @@ impl<D: BlockDevice> Fs<D> {
         if !self.alloc.discard {
             return;
         }
-        for &(dev, offset, len) in self.alloc.take_discards().iter() {
+        let ranges = self.alloc.take_discards();
+        self.discard_ranges(&ranges);
+    }
+
+    /// Discard each (member, offset, length); returns the bytes the devices
+    /// took (a member that cannot discard counts nothing).
+    fn discard_ranges(&mut self, ranges: &[(u8, u64, u64)]) -> u64 {
+        let mut done = 0u64;
+        for &(dev, offset, len) in ranges {
             if let Some(d) = self.devs.get_mut(usize::from(dev)) {
-                let _ = d.discard(offset, len);
+                if d.discard(offset, len).is_ok() {
+                    done = done.saturating_add(len);
+                }
             }
         }
+        done
     }
 
     /// Discard every free bucket inside the byte range `[start, start +
@@ -114,16 +125,8 @@ impl<D: BlockDevice> Fs<D> {
         if self.alloc.pending > 0 {
             self.checkpoint()?;
         }
-        let end = start.saturating_add(len);
-        let mut trimmed = 0u64;
-        for &(dev, offset, len) in self.alloc.trim_ranges(start, end, min_len)?.iter() {
-            if let Some(d) = self.devs.get_mut(usize::from(dev)) {
-                if d.discard(offset, len).is_ok() {
-                    trimmed = trimmed.saturating_add(len);
-                }
-            }
-        }
-        Ok(trimmed)
+        let ranges = self.alloc.trim_ranges(start, start.saturating_add(len), min_len)?;
+        Ok(self.discard_ranges(&ranges))
     }
 
     /// Write the alloc keys of changed buckets straight into the alloc tree

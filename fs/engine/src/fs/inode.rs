@@ -196,7 +196,6 @@ impl<D: BlockDevice> Txn<'_, D> {
     }
 }
 
-/// Refuse names the format cannot store.
 /// A new, empty root directory with permission bits `perm`, owned by
 /// `uid`:`gid` (mkfs makes one, fsck another when the root is lost).
 pub(crate) fn root_dir_inode(perm: u32, uid: u32, gid: u32) -> Inode {
@@ -216,6 +215,7 @@ pub(crate) fn root_dir_inode(perm: u32, uid: u32, gid: u32) -> Inode {
     }
 }
 
+/// Refuse names the format cannot store.
 pub(crate) fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > crate::format::NAME_MAX {
         return Err(Error::NameTooLong);
