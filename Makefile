@@ -67,10 +67,10 @@ man-check: tools
 	done
 
 # The image fuzzer (tests/imagefuzz) against the tool built with overflow
-# checks (profile fuzz): a seeded run of MINUTES (default 3) in `make test`;
+# checks (profile fuzz): a seeded run of MINUTES (default 2) in `make test`;
 # `make fuzz-images MINUTES=60 SEED=N` for a long one. Failing cases are kept
 # in $(OUT)/imagefuzz/failures.
-MINUTES ?= 3
+MINUTES ?= 2
 SEED ?= 1
 fuzz-images: deps
 	$(CARGO) build --profile fuzz -p arborfs-tools -p arborfs-imagefuzz

@@ -5,8 +5,8 @@
 # on any failed test or any BUG, WARNING, lockdep report or oops in the log.
 # Arguments: guest test names to run (default: all, see guest/run-all.sh).
 # Env: ARBORFS (tool), KO (module), KERNEL (bzImage); defaults are the builds.
-#      STRESS_SECONDS: how long stress-ng runs (default 150).
-#      FUZZ_IMAGES: how many mutated images t_fuzzed_images mounts (default 100).
+#      STRESS_SECONDS: how long stress-ng runs (default 90).
+#      FUZZ_IMAGES: how many mutated images t_fuzzed_images mounts (default 60).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh
@@ -36,7 +36,7 @@ cp "$WORK/plain.img" "$WORK/baddata.img" && "$HERE/damage.py" "$WORK/baddata.img
 
 # Mutated images (tests/imagefuzz) for t_fuzzed_images: FUZZ_IMAGES of them.
 "$ROOT/target/release/arborfs-imagefuzz" --arborfs "$ARBORFS" --work "$WORK/imagefuzz" \
-	--seed "${FUZZ_SEED:-11}" --cases 100000 --export "$WORK/fuzzed" --export-count "${FUZZ_IMAGES:-100}" \
+	--seed "${FUZZ_SEED:-11}" --cases 100000 --export "$WORK/fuzzed" --export-count "${FUZZ_IMAGES:-60}" \
 	--export-only >/dev/null
 
 # Blank disks for the read-write tests (sparse files).
@@ -51,7 +51,7 @@ done
 log=$WORK/console.log
 rc=0
 "$HERE/run-guest.sh" --kernel "$KERNEL" "${disks[@]}" --module "$KO" --timeout 2700 --quiet --log "$log" \
-	-- env STRESS_SECONDS="${STRESS_SECONDS:-150}" bash "$HERE/guest/run-all.sh" "$WORK" "$ARBORFS" "$@" || rc=$?
+	-- env STRESS_SECONDS="${STRESS_SECONDS:-90}" bash "$HERE/guest/run-all.sh" "$WORK" "$ARBORFS" "$@" || rc=$?
 if grep -qE '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Call Trace:|Oops|Busy inodes after unmount|kmemleak: .* new suspected' "$log"; then
 	echo "qemu-test: the kernel log reports problems:" >&2
 	grep -nE -A20 '(BUG|WARNING|INFO): |possible (circular|recursive) locking|Oops' "$log" | head -60 >&2

@@ -276,7 +276,7 @@ t_fio_verify() {
 	for job in "--rw=write --bs=1M" "--rw=randwrite --bs=4k" "--rw=randrw --bs=16k --direct=1" \
 		"--rw=write --bs=64k --fsync=8"; do
 		# shellcheck disable=SC2086 # the job options split on purpose
-		fio --name=verify --directory=/mnt --size=64M --numjobs=2 --ioengine=psync $job \
+		fio --name=verify --directory=/mnt --size=32M --numjobs=2 --ioengine=psync $job \
 			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting --output-format=terse \
 			>/tmp/fio.out 2>&1 || { echo "fio $job failed"; tail -20 /tmp/fio.out; return 1; }
 		rm -f /mnt/verify.*
@@ -289,7 +289,7 @@ t_stress_ng() {
 	mount -t arborfs /dev/vdj /mnt || return 1
 	mkdir /mnt/stress && cd /mnt/stress || return 1
 	local rc=0
-	stress-ng --temp-path /mnt/stress --timeout "${STRESS_SECONDS:-150}" --metrics-brief \
+	stress-ng --temp-path /mnt/stress --timeout "${STRESS_SECONDS:-90}" --metrics-brief \
 		--dir 2 --dentry 2 --rename 2 --link 2 --symlink 2 --hdd 2 --hdd-bytes 16M \
 		--xattr 2 --fallocate 2 --fallocate-bytes 16M --mmap 1 --mmap-bytes 16M --iomix 2 \
 		--iomix-bytes 16M --filename 1 --chmod 1 --utime 1 --seek 1 --seek-size 16M >/tmp/stress.out 2>&1 || rc=$?
