@@ -16,9 +16,18 @@
 
 #include "services.h"
 
+/*
+ * The clock the VFS stamps inodes with (current_time): the engine's
+ * timestamps must not run ahead of the ones file_update_time and
+ * touch_atime set, or relatime sees atime newer than mtime and never
+ * updates it.
+ */
 s64 arborfs_glue_now_ns(void)
 {
-	return ktime_get_real_ns();
+	struct timespec64 now;
+
+	ktime_get_coarse_real_ts64(&now);
+	return timespec64_to_ns(&now);
 }
 
 /*

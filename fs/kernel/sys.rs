@@ -155,7 +155,7 @@ impl<T> core::ops::DerefMut for TryBox<T> {
     }
 }
 
-/// Nanoseconds since the epoch (wall clock).
+/// Nanoseconds since the epoch: the coarse wall clock the VFS stamps inodes with.
 pub fn now_ns() -> i64 {
     // SAFETY: a plain call without arguments; it reads the kernel's clock.
     unsafe { arborfs_glue_now_ns() }

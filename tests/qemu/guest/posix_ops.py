@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 import sys
+import time
 
 MNT = sys.argv[1]
 PHASE = sys.argv[2]
@@ -302,6 +303,23 @@ def t_attributes():
     check(stat.S_IMODE(os.stat(p("umasked")).st_mode) == 0o600, "umask")
 
 
+def t_relatime():
+    # relatime, the default: the first read after a write moves atime, the
+    # next does not. The engine's clock must be the VFS's, or a new file's
+    # atime lies ahead of its mtime and relatime never updates it.
+    write_file(p("atime"), b"aaa")
+    written = os.stat(p("atime"))
+    check(written.st_atime_ns <= written.st_mtime_ns, f"new file: atime {written.st_atime_ns} "
+                                                      f"after mtime {written.st_mtime_ns}")
+    time.sleep(1.1)
+    read_file(p("atime"))
+    first = os.stat(p("atime"))
+    check(first.st_atime_ns > written.st_atime_ns, "relatime: the first read moves atime")
+    time.sleep(1.1)
+    read_file(p("atime"))
+    check(os.stat(p("atime")).st_atime_ns == first.st_atime_ns, "relatime: the second read keeps atime")
+
+
 def t_permissions():
     os.mkdir(p("perm"), 0o755)
     write_file(p("perm", "ro"), b"secret", 0o600)
@@ -549,8 +567,8 @@ def v_persisted():
 
 
 if PHASE == "write":
-    for t in [t_namespace, t_many_entries, t_rename, t_tmpfile, t_open_unlinked, t_attributes, t_permissions, t_xattrs,
-              t_acl, t_data, t_sparse_and_fallocate, t_flags, t_statfs, t_record_times]:
+    for t in [t_namespace, t_many_entries, t_rename, t_tmpfile, t_open_unlinked, t_attributes, t_relatime,
+              t_permissions, t_xattrs, t_acl, t_data, t_sparse_and_fallocate, t_flags, t_statfs, t_record_times]:
         try:
             t()
         except Exception as e:  # noqa: BLE001 (one broken check must not hide the others)
