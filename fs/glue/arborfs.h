@@ -18,6 +18,7 @@
 #include <linux/sched/mm.h>
 #include <linux/atomic.h>
 #include <linux/shrinker.h>
+#include <linux/sizes.h>
 
 #define ARBORFS_MAGIC 0x41524246 /* "ARBF" */
 #define ARBORFS_ROOT_INO 4096
@@ -178,7 +179,13 @@ struct arborfs_options {
 	u8 compress_level;	/* zstd level (0: the default) */
 	bool norecovery;	/* read-only, journal not replayed */
 	int discard;		/* -1: unset (off at mount, unchanged at remount); 0 nodiscard; 1 discard */
+	s64 readahead;		/* readahead= in bytes; -1: unset (the default at mount, unchanged at remount) */
 };
+
+/* The readahead window of files opened on a mount without readahead=. */
+#define ARBORFS_DEFAULT_READAHEAD SZ_1M
+/* The largest readahead= accepted: each window is one engine read into one buffer. */
+#define ARBORFS_MAX_READAHEAD (64 * SZ_1M)
 
 /* The in-core inode: the VFS inode and what the glue keeps beside it. */
 struct arborfs_inode {

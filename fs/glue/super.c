@@ -12,6 +12,7 @@
 #include <linux/statfs.h>
 #include <linux/slab.h>
 #include <linux/writeback.h>
+#include <linux/backing-dev.h>
 #include <linux/seq_file.h>
 #include <linux/kobject.h>
 #include <linux/sysfs.h>
@@ -181,6 +182,9 @@ static int arborfs_show_options(struct seq_file *m, struct dentry *root)
 		seq_puts(m, ",norecovery");
 	if (o->discard > 0)
 		seq_puts(m, ",discard");
+	/* The window in force: readahead= or the bdi's read_ahead_kb in sysfs. */
+	if (root->d_sb->s_bdi->ra_pages != ARBORFS_DEFAULT_READAHEAD >> PAGE_SHIFT)
+		seq_printf(m, ",readahead=%luk", root->d_sb->s_bdi->ra_pages << (PAGE_SHIFT - 10));
 	return 0;
 }
 
@@ -210,7 +214,7 @@ static int arborfs_apply_options(struct super_block *sb)
 	return ENGINE_CALL(sb, arborfs_rs_set_compression(FS(sb), o->compress, o->compress_level));
 }
 
-enum { OPT_COMPRESS, OPT_NORECOVERY, OPT_DISCARD };
+enum { OPT_COMPRESS, OPT_NORECOVERY, OPT_DISCARD, OPT_READAHEAD };
 
 static const struct fs_parameter_spec arborfs_param_spec[] = {
 	fsparam_string("compress", OPT_COMPRESS),
@@ -219,6 +223,8 @@ static const struct fs_parameter_spec arborfs_param_spec[] = {
 	fsparam_flag("noload", OPT_NORECOVERY),
 	/* Discard buckets once a checkpoint has freed them (ext4's and btrfs's name). */
 	fsparam_flag_no("discard", OPT_DISCARD),
+	/* The readahead window of files opened from now on (bytes, k/m suffixes; 0: none). */
+	fsparam_string("readahead", OPT_READAHEAD),
 	{}
 };
 
@@ -229,9 +235,25 @@ static int arborfs_parse_compress(struct fs_context *fc, const char *v, struct a
 	u8 kind, level;
 
 	if (arborfs_rs_parse_compress(v, strlen(v), &kind, &level, why, sizeof(why)))
-		return invalfc(fc, "arborfs: compress=%s: %s", v, why);
+		return invalfc(fc, "compress=%s: %s", v, why);
 	o->compress = kind;
 	o->compress_level = level;
+	return 0;
+}
+
+/* readahead=SIZE: bytes with an optional k, m or g suffix, whole pages, at most ARBORFS_MAX_READAHEAD. */
+static int arborfs_parse_readahead(struct fs_context *fc, const char *v, struct arborfs_options *o)
+{
+	char *end;
+	unsigned long long n = memparse(v, &end);
+
+	if (end == v || *end)
+		return invalfc(fc, "readahead=%s: not a size (bytes, or with k, m or g)", v);
+	if (n > ARBORFS_MAX_READAHEAD)
+		return invalfc(fc, "readahead=%s: more than %u MiB", v, ARBORFS_MAX_READAHEAD / SZ_1M);
+	if (n & (PAGE_SIZE - 1))
+		return invalfc(fc, "readahead=%s: not a multiple of the page size (%lu)", v, PAGE_SIZE);
+	o->readahead = n;
 	return 0;
 }
 
@@ -246,7 +268,7 @@ static int arborfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		return -ENOPARAM;
 	opt = fs_parse(fc, arborfs_param_spec, param, &result);
 	if (opt == -ENOPARAM)
-		return invalfc(fc, "arborfs: unknown mount option \"%s\"", param->key);
+		return invalfc(fc, "unknown mount option \"%s\"", param->key);
 	if (opt < 0)
 		return opt;
 	switch (opt) {
@@ -258,6 +280,8 @@ static int arborfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 	case OPT_DISCARD:
 		o->discard = !result.negated;
 		return 0;
+	case OPT_READAHEAD:
+		return arborfs_parse_readahead(fc, param->string, o);
 	}
 	return -EINVAL;
 }
@@ -286,6 +310,19 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_flags |= SB_POSIXACL;
 	if (!sb_set_blocksize(sb, 4096))
 		return -EINVAL;
+	/*
+	 * A bdi of the mount's own instead of the block device's, for its
+	 * readahead window (the device's is 128 KiB; arborfs reads a window
+	 * with one engine call, so a larger one means fewer, longer reads).
+	 * generic_shutdown_super puts whichever bdi s_bdi holds.
+	 */
+	bdi_put(sb->s_bdi);
+	sb->s_bdi = &noop_backing_dev_info;
+	err = super_setup_bdi(sb);
+	if (err)
+		return err;
+	sb->s_bdi->ra_pages = (s->opts.readahead < 0 ? ARBORFS_DEFAULT_READAHEAD : s->opts.readahead) >> PAGE_SHIFT;
+	sb->s_bdi->io_pages = sb->s_bdi->ra_pages;
 
 	if (fc->sb_flags & SB_SILENT)
 		flags |= ARBORFS_MOUNT_SILENT;
@@ -293,7 +330,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		flags |= ARBORFS_MOUNT_READ_ONLY;
 	if (s->opts.norecovery) {
 		if (!(fc->sb_flags & SB_RDONLY))
-			return invalfc(fc, "arborfs: norecovery needs a read-only mount (-o ro,norecovery)");
+			return invalfc(fc, "norecovery needs a read-only mount (-o ro,norecovery)");
 		flags |= ARBORFS_MOUNT_NO_REPLAY;
 	}
 	err = ENGINE_CALL(sb, arborfs_rs_mount(sb->s_id, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), flags, &fs, &ro));
@@ -344,7 +381,7 @@ out_unmount:
 static int arborfs_get_tree(struct fs_context *fc)
 {
 	if (fc->source && strchr(fc->source, ':')) {
-		errorf(fc, "arborfs: %s: file systems with several devices cannot be mounted yet", fc->source);
+		errorf(fc, "%s: file systems with several devices cannot be mounted yet", fc->source);
 		return -EINVAL;
 	}
 	return get_tree_bdev(fc, arborfs_fill_super);
@@ -362,14 +399,17 @@ static int arborfs_reconfigure(struct fs_context *fc)
 	if (err)
 		return err;
 	if (!want_ro && (o->norecovery || ASB(sb)->opts.norecovery))
-		return invalfc(fc, "arborfs: %s: mounted with norecovery: remount read-write is refused", sb->s_id);
-	/* A remount without compress= or [no]discard keeps the current setting. */
+		return invalfc(fc, "%s: mounted with norecovery: remount read-write is refused", sb->s_id);
+	/* A remount without compress=, [no]discard or readahead= keeps the current setting. */
 	if (o->compress >= 0) {
 		ASB(sb)->opts.compress = o->compress;
 		ASB(sb)->opts.compress_level = o->compress_level;
 	}
 	if (o->discard >= 0)
 		ASB(sb)->opts.discard = o->discard;
+	/* Files opened from now on take the new window. */
+	if (o->readahead >= 0)
+		WRITE_ONCE(sb->s_bdi->ra_pages, o->readahead >> PAGE_SHIFT);
 	if (want_ro == sb_rdonly(sb))
 		return arborfs_apply_options(sb);
 	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
@@ -379,7 +419,7 @@ static int arborfs_reconfigure(struct fs_context *fc)
 	if (err)
 		return err;
 	if (!want_ro && ro) {
-		errorf(fc, "arborfs: %s: the file system has features this module cannot write", sb->s_id);
+		errorf(fc, "%s: the file system has features this module cannot write", sb->s_id);
 		return -EROFS;
 	}
 	atomic64_set(&ASB(sb)->avail, ENGINE_CALL(sb, arborfs_rs_available(FS(sb))));
@@ -407,6 +447,7 @@ static int arborfs_init_fs_context(struct fs_context *fc)
 		return -ENOMEM;
 	o->compress = -1;
 	o->discard = -1;
+	o->readahead = -1;
 	fc->fs_private = o;
 	fc->ops = &arborfs_context_ops;
 	return 0;

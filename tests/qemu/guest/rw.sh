@@ -122,6 +122,62 @@ t_fstrim() {
 	losetup -d "$dev" && rm -f $img /tmp/keep.bin
 }
 
+# readahead=: the mount's own bdi carries the window (1 MiB by default,
+# against the block device's 128 KiB), /proc/mounts shows a non-default
+# one, remount changes it, and bad sizes are refused. Pages in the page
+# cache (mincore) show how far ahead of a sequential reader arborfs read.
+cached_kib() {
+	python3 -c '
+import ctypes, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+# A private mapping is writable for ctypes and touches no page until used.
+m = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+vec = (ctypes.c_ubyte * ((size + 4095) // 4096))()
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.mincore(ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(m))), ctypes.c_size_t(size), vec):
+    sys.exit("mincore: " + os.strerror(ctypes.get_errno()))
+print(sum(v & 1 for v in vec) * 4)
+' "$1"
+}
+
+t_readahead() {
+	local bdi cached
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	bdi=$(echo /sys/class/bdi/arborfs-*) && [[ -f $bdi/read_ahead_kb ]] || { echo "no arborfs bdi: $bdi"; return 1; }
+	[[ $(cat "$bdi/read_ahead_kb") == 1024 ]] || { echo "default window $(cat "$bdi/read_ahead_kb") KiB"; return 1; }
+	grep -q "^/dev/vdj /mnt arborfs .*readahead" /proc/mounts && { echo "the default window shows in /proc/mounts"; return 1; }
+	head -c 16M /dev/urandom >/tmp/seq.bin && cp /tmp/seq.bin /mnt/seq && head -c 1M /dev/urandom >/mnt/one || return 1
+	umount /mnt && mount -t arborfs /dev/vdj /mnt || return 1
+	dd if=/mnt/seq of=/dev/null bs=4k count=1024 status=none || return 1
+	cached=$(cached_kib /mnt/seq) || return 1
+	# The device's 128 KiB window would be at most 256 KiB ahead.
+	((cached >= 4096 + 512)) || { echo "read 4096 KiB in sequence, $cached KiB cached"; return 1; }
+	# The same read with the device's window stays about two windows (256 KiB) ahead.
+	mount -o remount,readahead=128k /mnt && echo 3 >/proc/sys/vm/drop_caches || return 1
+	dd if=/mnt/seq of=/dev/null bs=4k count=1024 status=none || return 1
+	local small
+	small=$(cached_kib /mnt/seq) || return 1
+	((small <= 4096 + 384)) || { echo "readahead=128k: read 4096 KiB, $small KiB cached"; return 1; }
+	echo "arborfs test: read 4096 KiB in sequence: $cached KiB cached with the 1 MiB window, $small KiB with 128 KiB" >/dev/kmsg
+	mount -o remount,readahead=0 /mnt || return 1
+	grep -q "^/dev/vdj /mnt arborfs .*readahead=0k" /proc/mounts || { echo "readahead=0 missing from /proc/mounts"; return 1; }
+	dd if=/mnt/one of=/dev/null bs=4k count=1 status=none || return 1
+	cached=$(cached_kib /mnt/one) || return 1
+	((cached == 4)) || { echo "readahead=0: one page read, $cached KiB cached"; return 1; }
+	umount /mnt || return 1
+	local bad
+	for bad in readahead=abc readahead=65m readahead=1000 readahead=; do
+		must_fail mount -t arborfs -o $bad /dev/vdj /mnt || { echo "$bad accepted"; return 1; }
+	done
+	mount -t arborfs -o readahead=4m /dev/vdj /mnt || return 1
+	grep -q "^/dev/vdj /mnt arborfs .*readahead=4096k" /proc/mounts || { echo "readahead=4m not in /proc/mounts"; return 1; }
+	cmp /mnt/seq /tmp/seq.bin || { echo "readahead=4m: file differs"; return 1; }
+	rm -f /tmp/seq.bin
+	fsck_clean vdj
+}
+
 t_freeze() {
 	mkfs vdj || return 1
 	mount -t arborfs /dev/vdj /mnt || return 1
@@ -326,5 +382,5 @@ t_tool_image_rw() {
 	umount /mnt && fsck_clean vda
 }
 
-RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
+RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim readahead freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
 	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery)
