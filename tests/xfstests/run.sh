@@ -14,6 +14,8 @@
 #               [--section arborfs] [--timeout SECS] [--list FILE]
 #   --list FILE  the tests named in FILE (one per line, # comments)
 #   --all-pass   fail unless every test passed (a notrun fails too: the CI list)
+#   --print      print the selected tests, one per line, and run nothing
+#                (with tests/xfstests/ledger.sh: what is left to run)
 # Env: XFSTESTS (required), ARBORFS, KO, KERNEL as for tests/qemu (env.sh),
 #      XFSTESTS_DISK_SIZE (default 8G), XFSTESTS_OUT (default tests/out/xfstests),
 #      XFSTESTS_SMP (guest CPUs, default 2; 1 lets two runs share two cores).
@@ -27,7 +29,7 @@ OUT=${XFSTESTS_OUT:-$ROOT/tests/out/xfstests}
 
 die() { echo "xfstests: $*" >&2; exit 2; }
 
-TESTS=() GROUPS_WANTED=() SECTION=arborfs TIMEOUT=900 ALL_PASS=0
+TESTS=() GROUPS_WANTED=() SECTION=arborfs TIMEOUT=900 ALL_PASS=0 PRINT=0
 while (($#)); do
 	case $1 in
 	--tests) read -r -a t <<<"$2"; TESTS+=("${t[@]}"); shift 2 ;;
@@ -35,6 +37,7 @@ while (($#)); do
 	--group) read -r -a t <<<"$2"; GROUPS_WANTED+=("${t[@]}"); shift 2 ;;
 	--section) SECTION=$2; shift 2 ;;
 	--all-pass) ALL_PASS=1; shift ;;
+	--print) PRINT=1; shift ;;
 	--timeout) TIMEOUT=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
@@ -63,6 +66,10 @@ if ((${#GROUPS_WANTED[@]})); then
 fi
 mapfile -t TESTS < <(printf '%s\n' "${TESTS[@]}" | sort -u)
 ((${#TESTS[@]})) || die "no tests selected"
+if ((PRINT)); then
+	printf '%s\n' "${TESTS[@]}"
+	exit 0
+fi
 
 rm -rf "$OUT" && mkdir -p "$OUT/share" "$OUT/bin" "$OUT/disks"
 # The run's config: the section alone, with what it inherits from the
