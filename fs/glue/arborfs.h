@@ -140,6 +140,7 @@ int arborfs_rs_remount(void **fs, void *bdev, u64 size, int read_only, int *ro);
 int arborfs_rs_shutdown(void *fs, int flush_journal);
 int arborfs_rs_getattr(void *fs, u64 ino, struct arborfs_attr *out);
 int arborfs_rs_lookup(void *fs, u64 dir, const u8 *name, size_t len, u64 *ino);
+int arborfs_rs_parent(void *fs, u64 dir, u64 *parent);
 int arborfs_rs_readdir(void *fs, u64 dir, u64 pos, struct arborfs_dirent *out, size_t max, size_t *n);
 ssize_t arborfs_rs_read(void *fs, u64 ino, u64 off, u8 *buf, size_t len);
 ssize_t arborfs_rs_readlink(void *fs, u64 ino, u8 *buf, size_t len);
@@ -282,6 +283,9 @@ int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
 void arborfs_unreserve(struct super_block *sb, u64 bytes);
 long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 int arborfs_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 start, u64 len);
+
+/* export.c */
+extern const struct export_operations arborfs_export_ops;
 
 /* super.c */
 int arborfs_shutdown(struct super_block *sb, u32 how);

@@ -303,6 +303,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_magic = ARBORFS_MAGIC;
 	sb->s_op = &arborfs_sops;
 	sb->s_xattr = arborfs_xattr_handlers;
+	sb->s_export_op = &arborfs_export_ops;
 	sb->s_time_gran = 1;
 	sb->s_time_min = S64_MIN / NSEC_PER_SEC;
 	sb->s_time_max = S64_MAX / NSEC_PER_SEC;

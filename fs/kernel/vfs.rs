@@ -499,6 +499,20 @@ entry_points! {
         unsafe { attr_out(fs.getattr(ino), out, "getattr", ino) }
     }
 
+    /// The parent of directory `dir` (its "..") into `parent` (writable):
+    /// what an NFS file handle of a disconnected directory reconnects by.
+    fn arborfs_rs_parent(fs, dir: u64, parent: *mut u64) -> c_int {
+        match fs.getattr(dir) {
+            Ok(a) if a.inode.is_dir() => {
+                // SAFETY: `parent` is writable.
+                unsafe { put(parent, a.inode.parent) };
+                0
+            }
+            Ok(_) => errno(FsError::NotDir),
+            Err(e) => failed(e, "parent lookup", dir),
+        }
+    }
+
     /// Look `name` (`len` bytes) up in `dir`; the inode number into `ino`
     /// (writable).
     fn arborfs_rs_lookup(fs, dir: u64, name: *const u8, len: usize, ino: *mut u64) -> c_int {

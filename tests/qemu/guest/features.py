@@ -3,11 +3,13 @@
 mounted arborfs: FIEMAP, collapse and insert range, FS_IOC_FSGETXATTR /
 FSSETXATTR (flags and project ids, inheritance), statx (btime, attribute
 bits), st_blocks of freshly written sparse files, FS_IOC_GETFSUUID and
-FS_IOC_GETFSSYSFSPATH.
+FS_IOC_GETFSSYSFSPATH, file handles (name_to_handle_at, open_by_handle_at:
+what NFS export uses).
 
 usage: features.py MNT DEVICE UUID
 """
 import ctypes
+import errno
 import fcntl
 import os
 import struct
@@ -103,8 +105,6 @@ def falloc(fd, mode, off, length):
 
 
 def test_collapse_insert():
-    import errno
-
     p = path("shift")
     data = pattern(40 * BLOCK, 3)
     with open(p, "wb") as f:
@@ -270,8 +270,88 @@ def test_fs_ids():
         os.close(fd)
 
 
+# ---- file handles ----
+AT_FDCWD = -100
+FILEID_INO64_GEN = 0x81
+
+
+def name_to_handle(p):
+    """(handle_type, handle bytes) of path p."""
+    buf = ctypes.create_string_buffer(struct.pack("=Ii", 128, 0), 8 + 128)
+    mount_id = ctypes.c_int()
+    if libc.name_to_handle_at(AT_FDCWD, p.encode(), buf, ctypes.byref(mount_id), 0):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), p)
+    n, htype = struct.unpack_from("=Ii", buf.raw, 0)
+    return htype, buf.raw[8:8 + n]
+
+
+def open_by_handle(htype, data, flags=os.O_RDONLY):
+    """An fd for the handle, or -errno."""
+    buf = ctypes.create_string_buffer(struct.pack("=Ii", len(data), htype) + data)
+    mfd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = libc.open_by_handle_at(mfd, buf, flags)
+        return fd if fd >= 0 else -ctypes.get_errno()
+    finally:
+        os.close(mfd)
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+
+
+def test_file_handles():
+    d = path("fh/a/b")
+    os.makedirs(d)
+    f = os.path.join(d, "file")
+    want = pattern(10000, 5)
+    with open(f, "wb") as out:
+        out.write(want)
+    ftype, fh = name_to_handle(f)
+    dtype, dh = name_to_handle(d)
+    check(ftype == FILEID_INO64_GEN and len(fh) == 12, f"a file handle is ino64+generation: {ftype:#x} {len(fh)}")
+    drop_caches()
+    fd = open_by_handle(ftype, fh)
+    check(fd >= 0, f"open_by_handle_at of a file: {fd}")
+    if fd >= 0:
+        check(os.pread(fd, len(want) + 1, 0) == want, "the file read by handle has its data")
+        os.close(fd)
+    # A directory handle opened with nothing cached: the dentry is joined to
+    # the tree again through the parents' "..", so its path is the real one.
+    drop_caches()
+    fd = open_by_handle(dtype, dh, os.O_RDONLY | os.O_DIRECTORY)
+    check(fd >= 0, f"open_by_handle_at of a directory: {fd}")
+    if fd >= 0:
+        where = os.readlink(f"/proc/self/fd/{fd}")
+        check(where == d, f"a directory opened by handle is reconnected: {where}")
+        os.close(fd)
+    # Forged and stale handles.
+    bad_gen = fh[:8] + bytes(b ^ 0xFF for b in fh[8:12])
+    check(open_by_handle(ftype, bad_gen) == -errno.ESTALE, "a handle with another generation is stale")
+    check(open_by_handle(ftype, struct.pack(">II", 0, 7) + fh[8:12]) == -errno.ESTALE,
+          "a handle naming an internal inode number is stale")
+    check(open_by_handle(ftype, struct.pack(">II", 0x7FFF, 1) + fh[8:12]) == -errno.ESTALE,
+          "a handle naming no inode is stale")
+    check(open_by_handle(1, fh) == -errno.ESTALE, "a handle of another type is stale")
+    check(open_by_handle(ftype, fh[:8]) < 0, "a short handle is refused")
+    keep = os.open(f, os.O_RDONLY)
+    os.unlink(f)
+    check(open_by_handle(ftype, fh) == -errno.ESTALE, "a handle of an unlinked file still open is stale")
+    os.close(keep)
+    drop_caches()
+    check(open_by_handle(ftype, fh) == -errno.ESTALE, "a handle of a deleted file is stale")
+    fd = open_by_handle(dtype, dh, os.O_RDONLY | os.O_DIRECTORY)
+    check(fd >= 0, "the directory handle still opens")
+    if fd >= 0:
+        os.close(fd)
+
+
 compressed = len(sys.argv) > 4 and sys.argv[4] == "compressed"
-for t in (test_fiemap, test_collapse_insert, test_fsxattr, test_statx, test_sparse_blocks, test_fs_ids):
+for t in (test_fiemap, test_collapse_insert, test_fsxattr, test_statx, test_sparse_blocks, test_fs_ids,
+          test_file_handles):
     try:
         if t is test_fiemap:
             t(compressed)
