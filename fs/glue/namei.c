@@ -66,19 +66,20 @@ out:
 }
 
 /*
- * Owner and group of a new inode in `dir`, by inode_init_owner()'s rules: a
- * setgid directory passes its group on, and its setgid bit to new
- * directories.
+ * Owner and group of a new inode in `dir`, by inode_init_owner()'s rules: the
+ * caller's fsuid and fsgid as the mount's idmap maps them (the VFS has
+ * checked that they map), except that a setgid directory passes its group
+ * on, and its setgid bit to new directories.
  */
-static void arborfs_new_owner(struct inode *dir, umode_t *mode, u32 *uid, u32 *gid)
+static void arborfs_new_owner(struct mnt_idmap *idmap, struct inode *dir, umode_t *mode, u32 *uid, u32 *gid)
 {
-	*uid = from_kuid(&init_user_ns, current_fsuid());
+	*uid = from_kuid(&init_user_ns, mapped_fsuid(idmap, i_user_ns(dir)));
 	if (dir->i_mode & S_ISGID) {
 		*gid = from_kgid(&init_user_ns, dir->i_gid);
 		if (S_ISDIR(*mode))
 			*mode |= S_ISGID;
 	} else {
-		*gid = from_kgid(&init_user_ns, current_fsgid());
+		*gid = from_kgid(&init_user_ns, mapped_fsgid(idmap, i_user_ns(dir)));
 	}
 }
 
@@ -88,8 +89,8 @@ static void arborfs_new_owner(struct inode *dir, umode_t *mode, u32 *uid, u32 *g
  * inode_init_owner() does, mode and ACLs as posix_acl_create() decides (it
  * also applies the umask, since the super block has SB_POSIXACL).
  */
-static struct inode *arborfs_make_inode(struct inode *dir, const struct qstr *name, umode_t mode, dev_t rdev,
-					const char *link)
+static struct inode *arborfs_make_inode(struct mnt_idmap *idmap, struct inode *dir, const struct qstr *name,
+					umode_t mode, dev_t rdev, const char *link)
 {
 	struct super_block *sb = dir->i_sb;
 	struct posix_acl *default_acl = NULL, *acl = NULL;
@@ -105,7 +106,7 @@ static struct inode *arborfs_make_inode(struct inode *dir, const struct qstr *na
 		if (err)
 			return ERR_PTR(err);
 	}
-	arborfs_new_owner(dir, &mode, &uid, &gid);
+	arborfs_new_owner(idmap, dir, &mode, &uid, &gid);
 	if (!name)
 		err = ENGINE_CALL(sb, arborfs_rs_tmpfile(FS(sb), dir->i_ino, mode, uid, gid, &a));
 	else if (link)
@@ -133,13 +134,14 @@ out:
 	return inode;
 }
 
-static int arborfs_make(struct inode *dir, struct dentry *dentry, umode_t mode, dev_t rdev, const char *link)
+static int arborfs_make(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode, dev_t rdev,
+			const char *link)
 {
 	struct inode *inode;
 
 	if (dentry->d_name.len > NAME_MAX)
 		return -ENAMETOOLONG;
-	inode = arborfs_make_inode(dir, &dentry->d_name, mode, rdev, link);
+	inode = arborfs_make_inode(idmap, dir, &dentry->d_name, mode, rdev, link);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	arborfs_refresh(dir);
@@ -150,23 +152,23 @@ static int arborfs_make(struct inode *dir, struct dentry *dentry, umode_t mode, 
 static int arborfs_create(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode,
 			  bool excl)
 {
-	return arborfs_make(dir, dentry, mode, 0, NULL);
+	return arborfs_make(idmap, dir, dentry, mode, 0, NULL);
 }
 
 static int arborfs_mkdir(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode)
 {
-	return arborfs_make(dir, dentry, mode | S_IFDIR, 0, NULL);
+	return arborfs_make(idmap, dir, dentry, mode | S_IFDIR, 0, NULL);
 }
 
 static int arborfs_mknod(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, umode_t mode,
 			 dev_t rdev)
 {
-	return arborfs_make(dir, dentry, mode, rdev, NULL);
+	return arborfs_make(idmap, dir, dentry, mode, rdev, NULL);
 }
 
 static int arborfs_symlink(struct mnt_idmap *idmap, struct inode *dir, struct dentry *dentry, const char *target)
 {
-	return arborfs_make(dir, dentry, S_IFLNK | 0777, 0, target);
+	return arborfs_make(idmap, dir, dentry, S_IFLNK | 0777, 0, target);
 }
 
 /*
@@ -175,7 +177,7 @@ static int arborfs_symlink(struct mnt_idmap *idmap, struct inode *dir, struct de
  */
 static int arborfs_tmpfile(struct mnt_idmap *idmap, struct inode *dir, struct file *file, umode_t mode)
 {
-	struct inode *inode = arborfs_make_inode(dir, NULL, mode, 0, NULL);
+	struct inode *inode = arborfs_make_inode(idmap, dir, NULL, mode, 0, NULL);
 
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
@@ -247,7 +249,7 @@ static int arborfs_rename(struct mnt_idmap *idmap, struct inode *old_dir, struct
 		return -EINVAL;
 	if (new_dentry->d_name.len > NAME_MAX)
 		return -ENAMETOOLONG;
-	arborfs_new_owner(old_dir, &whiteout_mode, &uid, &gid);
+	arborfs_new_owner(idmap, old_dir, &whiteout_mode, &uid, &gid);
 	err = arborfs_alive(sb) ?:
 		ENGINE_CALL(sb, arborfs_rs_rename(FS(sb), old_dir->i_ino, old_dentry->d_name.name,
 						  old_dentry->d_name.len, new_dir->i_ino, new_dentry->d_name.name,

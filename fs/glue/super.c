@@ -467,7 +467,8 @@ static struct file_system_type arborfs_fs_type = {
 	.name = "arborfs",
 	.init_fs_context = arborfs_init_fs_context,
 	.kill_sb = arborfs_kill_sb,
-	.fs_flags = FS_REQUIRES_DEV,
+	/* Every inode operation honours the mount's idmap (namei.c, inode.c). */
+	.fs_flags = FS_REQUIRES_DEV | FS_ALLOW_IDMAP,
 };
 
 /* /sys/fs/arborfs/features: what the module reads and writes (arborfs version). */

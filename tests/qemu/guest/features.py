@@ -4,7 +4,7 @@ mounted arborfs: FIEMAP, collapse and insert range, FS_IOC_FSGETXATTR /
 FSSETXATTR (flags and project ids, inheritance), statx (btime, attribute
 bits), st_blocks of freshly written sparse files, FS_IOC_GETFSUUID and
 FS_IOC_GETFSSYSFSPATH, file handles (name_to_handle_at, open_by_handle_at:
-what NFS export uses).
+what NFS export uses), idmapped mounts.
 
 usage: features.py MNT DEVICE UUID
 """
@@ -15,6 +15,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 
 mnt, device, want_uuid = sys.argv[1:4]
 BLOCK = 4096
@@ -349,9 +350,113 @@ def test_file_handles():
         os.close(fd)
 
 
+# ---- idmapped mounts ----
+SYS_open_tree, SYS_move_mount, SYS_mount_setattr = 428, 429, 442
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH, AT_RECURSIVE = 0x1000, 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 4
+MOUNT_ATTR_IDMAP = 0x00100000
+SHIFT = 10000  # on-disk ids 0..999 show as SHIFT.. through the idmapped mount
+
+
+def syscall_ok(r, what):
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+    return r
+
+
+def idmapped_mount(src, dst):
+    """Mount src again at dst, showing on-disk id n as n + SHIFT (n < 1000)."""
+    holder = subprocess.Popen(["unshare", "--user", "sleep", "60"])
+    try:
+        for _ in range(100):  # until unshare has entered the new namespace
+            if os.readlink(f"/proc/{holder.pid}/ns/user") != os.readlink("/proc/self/ns/user"):
+                break
+            time.sleep(0.05)
+        for m in ("uid_map", "gid_map"):
+            with open(f"/proc/{holder.pid}/{m}", "w") as f:
+                f.write(f"0 {SHIFT} 1000\n")
+        userns = os.open(f"/proc/{holder.pid}/ns/user", os.O_RDONLY)
+    finally:
+        holder.kill()
+        holder.wait()
+    try:
+        tree = syscall_ok(libc.syscall(SYS_open_tree, AT_FDCWD, src.encode(), OPEN_TREE_CLONE), "open_tree")
+        attr = struct.pack("=QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns)
+        syscall_ok(libc.syscall(SYS_mount_setattr, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, attr, len(attr)),
+                   "mount_setattr")
+        syscall_ok(libc.syscall(SYS_move_mount, tree, b"", AT_FDCWD, dst.encode(), MOVE_MOUNT_F_EMPTY_PATH),
+                   "move_mount")
+        os.close(tree)
+    finally:
+        os.close(userns)
+
+
+def as_ids(uid, gid, fn, *args):
+    """fn(*args) with fsuid uid and fsgid gid (set back afterwards)."""
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        return fn(*args)
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_idmapped_mount():
+    shared = path("idmap")
+    os.makedirs(shared)
+    os.chmod(shared, 0o2777)  # setgid: new entries take the directory's group (0)
+    plain = path("idmap-plain")
+    os.makedirs(plain)
+    os.chmod(plain, 0o777)
+    owned = os.path.join(shared, "owned")
+    open(owned, "wb").close()
+    os.chown(owned, 7, 8)
+    view = "/run/arborfs-idmapped"
+    os.makedirs(view, exist_ok=True)
+    idmapped_mount(mnt, view)
+    try:
+        st = os.stat(os.path.join(view, "idmap", "owned"))
+        check((st.st_uid, st.st_gid) == (SHIFT + 7, SHIFT + 8),
+              f"an idmapped mount shows the mapped owner: {st.st_uid}:{st.st_gid}")
+        as_ids(SHIFT + 1, SHIFT + 2, lambda: open(os.path.join(view, "idmap", "made"), "wb").close())
+        as_ids(SHIFT + 1, SHIFT + 2, os.mkdir, os.path.join(view, "idmap", "sub"))
+        as_ids(SHIFT + 1, SHIFT + 2, lambda: open(os.path.join(view, "idmap-plain", "made"), "wb").close())
+        os.chown(os.path.join(view, "idmap", "owned"), SHIFT + 3, SHIFT + 4)
+        got = errno_of_call(lambda: open(os.path.join(view, "idmap", "root-made"), "wb").close())
+        check(got == errno.EOVERFLOW, f"creating with an fsuid the idmap does not map is EOVERFLOW: {got}")
+        got = errno_of_call(os.chown, os.path.join(view, "idmap", "owned"), 5, 5)
+        check(got == errno.EOVERFLOW, f"chown to an id the idmap does not map is EOVERFLOW: {got}")
+    finally:
+        subprocess.run(["umount", view], check=False)
+    drop_caches()
+
+    def ids(p):
+        st = os.stat(p)
+        return st.st_uid, st.st_gid
+    check(ids(os.path.join(shared, "made")) == (1, 0),
+          f"a file made through the idmapped mount is stored unshifted, group from the setgid directory: "
+          f"{ids(os.path.join(shared, 'made'))}")
+    check(os.stat(os.path.join(shared, "sub")).st_mode & 0o2000 != 0, "a directory made there inherits the setgid bit")
+    check(ids(os.path.join(plain, "made")) == (1, 2),
+          f"fsuid and fsgid are mapped outside setgid directories: {ids(os.path.join(plain, 'made'))}")
+    check(ids(owned) == (3, 4), f"chown through the idmapped mount stores mapped ids: {ids(owned)}")
+
+
+def errno_of_call(fn, *args):
+    """0, or the errno fn(*args) fails with."""
+    try:
+        fn(*args)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
 compressed = len(sys.argv) > 4 and sys.argv[4] == "compressed"
 for t in (test_fiemap, test_collapse_insert, test_fsxattr, test_statx, test_sparse_blocks, test_fs_ids,
-          test_file_handles):
+          test_file_handles, test_idmapped_mount):
     try:
         if t is test_fiemap:
             t(compressed)
