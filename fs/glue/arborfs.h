@@ -163,6 +163,7 @@ ssize_t arborfs_rs_write(void *fs, u64 ino, u64 off, const u8 *buf, size_t len, 
 int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct arborfs_attr *out);
 int arborfs_rs_seek(void *fs, u64 ino, u64 off, int hole, u64 *res);
 int arborfs_rs_fiemap(void *fs, u64 ino, u64 start, u64 end, struct arborfs_extent *out, size_t max, size_t *n);
+int arborfs_rs_swap_prepare(void *fs, u64 ino, u64 len);
 int arborfs_rs_sync(void *fs);
 int arborfs_rs_evict(void *fs, u64 ino);
 u64 arborfs_rs_available(void *fs); /* what writers may reserve */
@@ -283,6 +284,9 @@ int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
 void arborfs_unreserve(struct super_block *sb, u64 bytes);
 long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 int arborfs_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 start, u64 len);
+
+/* swap.c */
+int arborfs_swap_activate(struct swap_info_struct *sis, struct file *file, sector_t *span);
 
 /* export.c */
 extern const struct export_operations arborfs_export_ops;

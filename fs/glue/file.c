@@ -301,6 +301,13 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 	struct folio *folio = NULL;
 	int err = 0;
 
+	/*
+	 * Copy-on-write would move an active swap file's blocks from under the
+	 * swap code; swapon wrote everything back and nothing can dirty the
+	 * file since (swap.c).
+	 */
+	if (IS_SWAPFILE(inode))
+		return 0;
 	run = kzalloc(sizeof(*run), GFP_NOFS);
 	if (!run)
 		return -ENOMEM;
@@ -368,6 +375,7 @@ const struct address_space_operations arborfs_aops = {
 	.release_folio = arborfs_release_folio,
 	.invalidate_folio = arborfs_invalidate_folio,
 	.migrate_folio = filemap_migrate_folio,
+	.swap_activate = arborfs_swap_activate,
 };
 
 /* ---- mmap ---- */
@@ -379,6 +387,9 @@ static vm_fault_t arborfs_page_mkwrite(struct vm_fault *vmf)
 	struct super_block *sb = inode->i_sb;
 	vm_fault_t ret = VM_FAULT_LOCKED;
 
+	/* An active swap file's blocks are the swap code's (swap.c). */
+	if (IS_SWAPFILE(inode))
+		return VM_FAULT_SIGBUS;
 	sb_start_pagefault(sb);
 	file_update_time(vmf->vma->vm_file);
 	/* fallocate's range changes exclude faults (filemap_invalidate_lock). */

@@ -773,6 +773,12 @@ entry_points! {
         status(r, "fiemap", ino)
     }
 
+    /// Make the first `len` bytes of `ino` swap space (swapon): every byte
+    /// in a plain extent, their checksums dropped, durably.
+    fn arborfs_rs_swap_prepare(fs, ino: u64, len: u64) -> c_int {
+        status(fs.swap_prepare(ino, len), "swapon", ino)
+    }
+
     /// SEEK_DATA (`hole == 0`) or SEEK_HOLE from `off`; the answer into
     /// `res` (writable).
     fn arborfs_rs_seek(fs, ino: u64, off: u64, hole: c_int, res: *mut u64) -> c_int {

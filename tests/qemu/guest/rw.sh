@@ -122,6 +122,62 @@ t_fstrim() {
 	losetup -d "$dev" && rm -f $img /tmp/keep.bin
 }
 
+# Swap files: swapon on an arborfs file (written, or preallocated), pages
+# pushed out with MADV_PAGEOUT and faulted back in through it while files
+# written before and after it keep their data; writes, truncation and
+# fallocate refused while it is active; holes and compressed files refused
+# at swapon; fsck clean afterwards.
+swap_round_trip() {
+	python3 - "$1" <<'PY'
+import mmap, sys
+n = 48 << 20
+m = mmap.mmap(-1, n)
+def mark(i):  # every page distinct, none of them zero
+    return i.to_bytes(8, "little"), (~i & (2**64 - 1)).to_bytes(8, "little")
+for i in range(0, n, 4096):
+    m[i:i + 8], m[i + 4088:i + 4096] = mark(i)
+m.madvise(21)  # MADV_PAGEOUT: reclaim these pages now, into swap
+used = next((int(l.split()[3]) for l in open("/proc/swaps") if l.split()[0] == sys.argv[1]), 0)
+if used < 16 << 10:
+    sys.exit(f"only {used} KiB went to swap")
+bad = sum(1 for i in range(0, n, 4096) if (m[i:i + 8], m[i + 4088:i + 4096]) != mark(i))
+if bad:
+    sys.exit(f"{bad} pages came back from swap wrong")
+print(f"swap: {used} KiB out and back")
+PY
+}
+
+t_swapfile() {
+	mkfs vdj && mount -t arborfs /dev/vdj /mnt || return 1
+	head -c 8M /dev/urandom >/tmp/neighbour.bin && cp /tmp/neighbour.bin /mnt/before || return 1
+	dd if=/dev/zero of=/mnt/swap bs=1M count=64 status=none && chmod 600 /mnt/swap || return 1
+	mkswap /mnt/swap >/dev/null && cp /tmp/neighbour.bin /mnt/after || return 1
+	swapon /mnt/swap || { echo "swapon refused a written file"; return 1; }
+	swap_round_trip /mnt/swap || { swapoff /mnt/swap; return 1; }
+	local refused=1
+	echo x >>/mnt/swap 2>/dev/null && { echo "appended to an active swap file"; refused=0; }
+	truncate -s 4M /mnt/swap 2>/dev/null && { echo "truncated an active swap file"; refused=0; }
+	fallocate -l 128M /mnt/swap 2>/dev/null && { echo "fallocate on an active swap file"; refused=0; }
+	swapoff /mnt/swap && ((refused)) || return 1
+	# Preallocated: unwritten extents are swap space too.
+	fallocate -l 64M /mnt/prealloc && chmod 600 /mnt/prealloc && mkswap /mnt/prealloc >/dev/null || return 1
+	swapon /mnt/prealloc || { echo "swapon refused a preallocated file"; return 1; }
+	swap_round_trip /mnt/prealloc || { swapoff /mnt/prealloc; return 1; }
+	swapoff /mnt/prealloc || return 1
+	# A file with holes (mkswap writes only the header) is refused.
+	truncate -s 64M /mnt/holes && chmod 600 /mnt/holes && mkswap /mnt/holes >/dev/null || return 1
+	swapon /mnt/holes 2>/dev/null && { swapoff /mnt/holes; echo "swapon took a file with holes"; return 1; }
+	echo 3 >/proc/sys/vm/drop_caches
+	cmp /mnt/before /tmp/neighbour.bin && cmp /mnt/after /tmp/neighbour.bin ||
+		{ echo "a neighbour of the swap file changed"; return 1; }
+	fsck_clean vdj || return 1
+	mkfs vdj --compression zstd && mount -t arborfs /dev/vdj /mnt || return 1
+	dd if=/dev/zero of=/mnt/swap bs=1M count=16 status=none && chmod 600 /mnt/swap || return 1
+	mkswap /mnt/swap >/dev/null || return 1
+	swapon /mnt/swap 2>/dev/null && { swapoff /mnt/swap; echo "swapon took a compressed file"; return 1; }
+	fsck_clean vdj && rm -f /tmp/neighbour.bin
+}
+
 # readahead=: the mount's own bdi carries the window (1 MiB by default,
 # against the block device's 128 KiB), /proc/mounts shows a non-default
 # one, remount changes it, and bad sizes are refused. Pages in the page
@@ -382,5 +438,5 @@ t_tool_image_rw() {
 	umount /mnt && fsck_clean vda
 }
 
-RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim readahead freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
+RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile readahead freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
 	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery)

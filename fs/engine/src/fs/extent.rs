@@ -785,6 +785,58 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
+    /// Make the first `len` bytes of `ino` usable as swap space (swapon),
+    /// which the kernel then reads and writes in place, past the file
+    /// system. Every byte must be in an extent that is neither inline nor
+    /// compressed and has one copy, on the first device; anything else is
+    /// `Invalid`. The checksums of those extents are dropped, since swap
+    /// writes make them wrong, and that is durable on return: after a power
+    /// cut nothing finds a stale checksum over swapped-out pages.
+    pub fn swap_prepare(&mut self, ino: u64, len: u64) -> Result<()> {
+        self.check_user_writable()?;
+        if !self.getattr(ino)?.inode.is_reg() {
+            return Err(Error::Invalid);
+        }
+        self.read_txn(|t| {
+            let mut pos = 0;
+            let Some(mut c) = t.extents_after(ino, 0) else { return Err(Error::Invalid) };
+            while pos < len {
+                let fe = t.next_extent(&mut c)?.ok_or(Error::Invalid)?;
+                let plain = matches!(&fe.piece, Piece::Extent(e)
+                    if e.compression == Compression::None && e.ptrs().len() == 1
+                        && e.ptrs().first().is_some_and(|p| p.dev == 0));
+                if fe.start > pos || !plain {
+                    return Err(Error::Invalid);
+                }
+                pos = fe.pos.offset;
+            }
+            Ok(())
+        })?;
+        let mut from = 0;
+        while from < len {
+            from = self.write_txn(|t| {
+                let Some(mut c) = t.extents_after(ino, from) else { return Ok(len) };
+                let mut at = from;
+                for _ in 0..CUT_BATCH {
+                    let Some(fe) = t.next_extent(&mut c)? else { return Ok(len) };
+                    if fe.start >= len {
+                        return Ok(len);
+                    }
+                    at = fe.pos.offset;
+                    if let Piece::Extent(mut e) = fe.piece {
+                        if e.csum_type != ChecksumType::None {
+                            e.csum_type = ChecksumType::None;
+                            e.csum = 0;
+                            t.extent_set(ino, at, &e)?;
+                        }
+                    }
+                }
+                Ok(at)
+            })?;
+        }
+        self.fsync(ino)
+    }
+
     /// lseek(2) SEEK_DATA (`hole == false`) or SEEK_HOLE (`hole == true`).
     pub fn seek(&mut self, ino: u64, off: u64, hole: bool) -> Result<u64> {
         self.read_txn(|t| {
