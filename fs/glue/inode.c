@@ -224,6 +224,17 @@ int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr
 		truncate_setsize(inode, attr->ia_size);
 		s.valid |= ARBORFS_SET_SIZE;
 		s.size = attr->ia_size;
+	} else if (valid & ATTR_SIZE) {
+		/*
+		 * The same size still frees preallocation past it, as on ext4 and
+		 * xfs (generic/092); the engine's size must include the cached
+		 * data first, or it would take this for growing the file.
+		 */
+		err = filemap_write_and_wait(inode->i_mapping);
+		if (err)
+			return err;
+		s.valid |= ARBORFS_SET_SIZE;
+		s.size = attr->ia_size;
 	}
 	setattr_copy(idmap, inode, attr);
 	if (valid & ATTR_MODE) {
