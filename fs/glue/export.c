@@ -37,8 +37,9 @@ static int arborfs_encode_fh(struct inode *inode, u32 *fh, int *max_len, struct 
 	return parent ? FILEID_INO64_GEN_PARENT : FILEID_INO64_GEN;
 }
 
-/* The live inode a handle names, or -ESTALE: never an internal number, a
- * file since deleted, or a new file that took a deleted one's number. */
+/* The inode a handle names, or -ESTALE: never an internal number, a file
+ * since deleted, or a new file that took a deleted one's number. A file
+ * unlinked but still open is there until its last close (generic/467). */
 static struct inode *arborfs_handle_inode(struct super_block *sb, u64 ino, u32 generation)
 {
 	struct inode *inode;
@@ -48,7 +49,7 @@ static struct inode *arborfs_handle_inode(struct super_block *sb, u64 ino, u32 g
 	inode = arborfs_iget(sb, ino);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode) == -ENOENT ? ERR_PTR(-ESTALE) : inode;
-	if (inode->i_generation != generation || !inode->i_nlink) {
+	if (inode->i_generation != generation) {
 		iput(inode);
 		return ERR_PTR(-ESTALE);
 	}

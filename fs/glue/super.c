@@ -339,6 +339,19 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		return err;
 	s->fs = fs;
 	{
+		struct arborfs_statfs st;
+
+		/*
+		 * The VFS's block size is the file system's where the page cache
+		 * allows it (1 and 2 KiB blocks): fallocate's shift alignment and
+		 * st_blksize come from it. Larger blocks keep the page size.
+		 */
+		if (!ENGINE_CALL(sb, arborfs_rs_statfs(FS(sb), &st)) && st.bsize < PAGE_SIZE &&
+		    is_power_of_2(st.bsize) && !sb_set_blocksize(sb, st.bsize))
+			pr_warn("arborfs: %s: the device cannot do %u-byte blocks; the VFS sees %lu\n", sb->s_id,
+				st.bsize, sb->s_blocksize);
+	}
+	{
 		u8 uuid[16];
 
 		ENGINE_CALL(sb, arborfs_rs_uuid(FS(sb), uuid));
