@@ -215,6 +215,12 @@ int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr
 	err = arborfs_alive(inode->i_sb);
 	if (err)
 		return err;
+	/* truncate(2) leaves the times of a size change to the file system (as xfs_setattr_size does). */
+	if ((valid & ATTR_SIZE) && attr->ia_size != i_size_read(inode) && !(valid & (ATTR_CTIME | ATTR_MTIME))) {
+		attr->ia_ctime = attr->ia_mtime = current_time(inode);
+		attr->ia_valid |= ATTR_CTIME | ATTR_MTIME;
+		valid = attr->ia_valid;
+	}
 	if ((valid & ATTR_SIZE) && attr->ia_size != i_size_read(inode)) {
 		inode_dio_wait(inode);
 		/*

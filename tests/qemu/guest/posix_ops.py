@@ -284,6 +284,17 @@ def t_attributes():
     check(read_file(p("trunc")) == pattern(10000, 1)[:5000], "truncate down")
     os.truncate(p("trunc"), 20000)
     check(read_file(p("trunc")) == pattern(10000, 1)[:5000] + bytes(15000), "truncate up reads zeros")
+    # truncate(2) by path passes no time attributes: the file system stamps
+    # mtime and ctime when the size changes (generic/313), not when it stays.
+    os.utime(p("trunc"), ns=(1_000_000_000, 1_000_000_000))
+    old = os.stat(p("trunc"))
+    os.truncate(p("trunc"), 7000)
+    st = os.stat(p("trunc"))
+    check(st.st_mtime_ns > old.st_mtime_ns and st.st_ctime_ns >= old.st_ctime_ns,
+          f"truncate(2) by path moves mtime and ctime: {st.st_mtime_ns} {st.st_ctime_ns}")
+    os.utime(p("trunc"), ns=(1_000_000_000, 1_000_000_000))
+    os.truncate(p("trunc"), 7000)
+    check(os.stat(p("trunc")).st_mtime_ns == 1_000_000_000, "truncate(2) to the same size leaves mtime")
     os.truncate(p("trunc"), 0)
     check(os.stat(p("trunc")).st_size == 0 and read_file(p("trunc")) == b"", "truncate to 0")
     expect_errno(errno.EISDIR, os.truncate, p("d"), 0)
