@@ -282,6 +282,7 @@ extern const struct file_operations arborfs_file_fops;
 extern const struct address_space_operations arborfs_aops;
 int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);
 void arborfs_unreserve(struct super_block *sb, u64 bytes);
+u64 arborfs_new_dirty_bytes(struct inode *inode);
 long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 int arborfs_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 start, u64 len);
 

@@ -37,6 +37,8 @@
 
 /* The folio holds a space reservation. */
 #define ARBORFS_RESERVED ((void *)1UL)
+#define DIRTY_EXTENTS 32
+#define DIRTY_FOLIOS_MAX 4096
 
 /* ---- space reservations ---- */
 
@@ -95,6 +97,78 @@ static void arborfs_release_reservation(struct folio *folio)
 		arborfs_unreserve(inode->i_sb, folio_size(folio));
 		atomic64_sub(folio_size(folio), &AI(inode)->delalloc);
 	}
+}
+
+/* Bytes of [start, end) that no extent of the engine covers. */
+static u64 arborfs_unmapped_bytes(struct inode *inode, struct arborfs_extent *ext, u64 start, u64 end)
+{
+	struct super_block *sb = inode->i_sb;
+	u64 pos = start, covered = 0;
+	size_t i, n;
+
+	while (pos < end) {
+		if (arborfs_alive(sb) ||
+		    ENGINE_CALL(sb, arborfs_rs_fiemap(FS(sb), inode->i_ino, pos, end, ext, DIRTY_EXTENTS, &n)) || !n)
+			break;
+		for (i = 0; i < n; i++) {
+			u64 a = max(ext[i].logical, pos), b = min(ext[i].logical + ext[i].length, end);
+
+			if (b > a)
+				covered += b - a;
+		}
+		pos = ext[n - 1].logical + ext[n - 1].length;
+		if (n < DIRTY_EXTENTS)
+			break;
+	}
+	return end - start - min(covered, end - start);
+}
+
+/*
+ * What writeback will add to a file's allocation: the bytes of its dirty
+ * folios over holes (st_blocks counts them; an overwrite replaces what it
+ * overwrites, so it adds nothing, generic/422). Past DIRTY_FOLIOS_MAX folios,
+ * or without memory, every reserved byte counts.
+ */
+u64 arborfs_new_dirty_bytes(struct inode *inode)
+{
+	s64 reserved = atomic64_read(&AI(inode)->delalloc);
+	struct folio_batch fbatch;
+	struct arborfs_extent *ext;
+	u64 run_start = 0, run_end = 0, new = 0;
+	unsigned int i, seen = 0;
+	pgoff_t index = 0;
+
+	if (reserved <= 0)
+		return 0;
+	ext = kmalloc_array(DIRTY_EXTENTS, sizeof(*ext), GFP_KERNEL);
+	if (!ext)
+		return reserved;
+	folio_batch_init(&fbatch);
+	while (filemap_get_folios_tag(inode->i_mapping, &index, (pgoff_t)-1, PAGECACHE_TAG_DIRTY, &fbatch)) {
+		for (i = 0; i < folio_batch_count(&fbatch); i++) {
+			u64 s = folio_pos(fbatch.folios[i]), e = s + folio_size(fbatch.folios[i]);
+
+			if (++seen > DIRTY_FOLIOS_MAX) {
+				folio_batch_release(&fbatch);
+				kfree(ext);
+				return reserved;
+			}
+			if (s == run_end) {
+				run_end = e;
+				continue;
+			}
+			if (run_end > run_start)
+				new += arborfs_unmapped_bytes(inode, ext, run_start, run_end);
+			run_start = s;
+			run_end = e;
+		}
+		folio_batch_release(&fbatch);
+		cond_resched();
+	}
+	if (run_end > run_start)
+		new += arborfs_unmapped_bytes(inode, ext, run_start, run_end);
+	kfree(ext);
+	return min_t(u64, new, reserved);
 }
 
 /* Make room: write back dirty data of the whole file system, then look again. */

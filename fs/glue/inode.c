@@ -281,8 +281,8 @@ int arborfs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kst
 	u32 fl = READ_ONCE(ai->flags);
 
 	generic_fillattr(idmap, request_mask, inode, stat);
-	/* Dirty data not yet written takes the blocks it reserved, no more. */
-	stat->blocks += DIV_ROUND_UP(max_t(s64, atomic64_read(&ai->delalloc), 0), 512);
+	/* Dirty data not yet written over holes: what writeback will add. */
+	stat->blocks += DIV_ROUND_UP(arborfs_new_dirty_bytes(inode), 512);
 	if (request_mask & STATX_BTIME) {
 		stat->result_mask |= STATX_BTIME;
 		stat->btime = ns_to_ts(ai->btime);
