@@ -9,6 +9,7 @@
  * those mark the inode dirty and write_inode hands them to the engine.
  */
 #include <linux/fs.h>
+#include <linux/overflow.h>
 #include <linux/fileattr.h>
 #include <linux/pagemap.h>
 #include <linux/posix_acl.h>
@@ -23,9 +24,18 @@ static struct timespec64 ns_to_ts(s64 ns)
 	return ns_to_timespec64(ns);
 }
 
+/*
+ * Exact over the whole range s_time_min..s_time_max (timespec64_to_ns
+ * saturates at its bounds, which are the super block's: -9223372036 s would
+ * come back a second early, generic/402).
+ */
 static s64 ts_to_ns(struct timespec64 ts)
 {
-	return timespec64_to_ns(&ts);
+	s64 ns;
+
+	if (check_mul_overflow((s64)ts.tv_sec, (s64)NSEC_PER_SEC, &ns) || check_add_overflow(ns, (s64)ts.tv_nsec, &ns))
+		return ts.tv_sec < 0 ? S64_MIN : S64_MAX;
+	return ns;
 }
 
 /* The FS_*_FL bits the engine stores map to these inode flags. */

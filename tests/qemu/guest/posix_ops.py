@@ -275,6 +275,9 @@ def t_attributes():
     st = os.stat(p("attr"))
     check((st.st_atime_ns, st.st_mtime_ns) == (-1_500_000_000_000_000_001, 4_000_000_000_000_000_000),
           f"times before 1970 and after 2038: {st.st_atime_ns} {st.st_mtime_ns}")
+    # The super block's bounds, whole seconds of a signed 64-bit nanosecond count.
+    write_file(p("edges"), b"")
+    os.utime(p("edges"), ns=(-9_223_372_036 * 10**9, 9_223_372_036 * 10**9))
     before = os.stat(p("attr")).st_ctime_ns
     os.chmod(p("attr"), 0o640)
     check(os.stat(p("attr")).st_ctime_ns >= before, "chmod moves ctime")
@@ -565,6 +568,9 @@ def v_persisted():
     check((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 5678, 0o640), "owner and mode")
     check((st.st_atime_ns, st.st_mtime_ns) == (-1_500_000_000_000_000_001, 4_000_000_000_000_000_000),
           f"nanosecond times: {st.st_atime_ns} {st.st_mtime_ns}")
+    st = os.stat(p("edges"))
+    check((st.st_atime, st.st_mtime) == (-9_223_372_036, 9_223_372_036),
+          f"the first and last second persist exactly (generic/402): {st.st_atime} {st.st_mtime}")
     check(os.stat(p("sgid", "sub")).st_gid == 4242, "inherited group")
     check(os.getxattr(p("xa"), "user.one") == b"replaced" and len(os.listxattr(p("xa"))) == 102, "xattrs")
     check(os.getxattr(p("acl", "inherits"), "system.posix_acl_access")[:4] == struct.pack("<I", 2), "ACL")
