@@ -59,8 +59,15 @@ arborfs) mkfs.arborfs --force -q /dev/vda ;;
 xfs | btrfs) "mkfs.$fstyp" -f -q /dev/vda >/dev/null ;;
 *) "mkfs.$fstyp" -F -q /dev/vda >/dev/null ;;
 esac
-# There is no udev in the guest: device-mapper must not wait for it.
+# There is no udev in the guest: device-mapper must not wait for it, and
+# LVM (generic/081) makes its device nodes itself.
 export DM_DISABLE_UDEV=1
+mkdir -p /run/lvm-etc
+cat >/run/lvm-etc/lvm.conf <<'EOF'
+activation { udev_sync = 0 udev_rules = 0 }
+devices { obtain_device_list_from_udev = 0 }
+EOF
+export LVM_SYSTEM_DIR=/run/lvm-etc
 export HOST_OPTIONS=$config RESULT_BASE=$results TEST_STATUS_LOG=$results/status.log
 cd "$src" || exit 1
 ./check -s "$section" -E "$exclude" "$@"
