@@ -80,6 +80,7 @@ static struct dentry *arborfs_fh_to_parent(struct super_block *sb, struct fid *f
 static struct dentry *arborfs_get_parent(struct dentry *child)
 {
 	struct super_block *sb = child->d_sb;
+	struct inode *dir;
 	u64 parent;
 	int err;
 
@@ -88,7 +89,13 @@ static struct dentry *arborfs_get_parent(struct dentry *child)
 		return ERR_PTR(err);
 	if (parent < ARBORFS_ROOT_INO)
 		return ERR_PTR(-EUCLEAN);
-	return d_obtain_alias(arborfs_iget(sb, parent));
+	dir = arborfs_iget(sb, parent);
+	/* A damaged parent field must not hand the VFS a non-directory to walk up through. */
+	if (!IS_ERR(dir) && !S_ISDIR(dir->i_mode)) {
+		iput(dir);
+		dir = ERR_PTR(-EUCLEAN);
+	}
+	return d_obtain_alias(dir);
 }
 
 const struct export_operations arborfs_export_ops = {
