@@ -23,6 +23,7 @@
 #include <linux/mman.h>
 #include <linux/pagemap.h>
 #include <linux/slab.h>
+#include <linux/splice.h>
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
 #include <linux/writeback.h>
@@ -859,6 +860,17 @@ long arborfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
+/*
+ * copy_file_range(2) between two arborfs mounts too (within one the VFS
+ * splices on its own; without this, across two it is EXDEV). The VFS leaves
+ * the length to us here: at most MAX_RW_COUNT, as for a splice.
+ */
+static ssize_t arborfs_copy_file_range(struct file *in, loff_t pos_in, struct file *out, loff_t pos_out,
+				       size_t len, unsigned int flags)
+{
+	return splice_copy_file_range(in, pos_in, out, pos_out, min_t(size_t, len, MAX_RW_COUNT));
+}
+
 const struct file_operations arborfs_file_fops = {
 	.open = arborfs_open,
 	.llseek = arborfs_llseek,
@@ -870,4 +882,5 @@ const struct file_operations arborfs_file_fops = {
 	.unlocked_ioctl = arborfs_ioctl,
 	.splice_read = filemap_splice_read,
 	.splice_write = iter_file_splice_write,
+	.copy_file_range = arborfs_copy_file_range,
 };
