@@ -65,17 +65,18 @@ table() {
 			} else if ($3 == "fail") failed[$2] = failed[$2] " " $1
 		}
 		END {
+			# Sorted afterwards: by fstyp, its summary first, then reasons by count.
 			for (f in fs) {
-				printf "%s: %d of %d tests have a result: %d passed, %d failed, %d notrun\n",
-					f, seen[f], n, st[f " pass"], st[f " fail"], st[f " notrun"]
-				if (failed[f] != "") printf "  failed:%s\n", failed[f]
-				for (k in reason) {
-					split(k, p, "\t")
-					if (p[1] == f) printf "  %4d notrun: %s\n", reason[k], p[2]
-				}
+				printf "%s\t0\t%s: %d of %d tests have a result: %d passed, %d failed, %d notrun\n",
+					f, f, seen[f], n, st[f " pass"], st[f " fail"], st[f " notrun"]
+				if (failed[f] != "") printf "%s\t1\t  failed:%s\n", f, failed[f]
+			}
+			for (k in reason) {
+				split(k, p, "\t")
+				printf "%s\t2\t  %4d notrun: %s\n", p[1], reason[k], p[2]
 			}
 		}
-	' - "$LEDGER"
+	' - "$LEDGER" | LC_ALL=C sort -t$'\t' -k1,1 -k2,2n -k3,3r | cut -f3-
 }
 
 case ${1:-} in
