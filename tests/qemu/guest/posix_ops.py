@@ -488,13 +488,15 @@ def t_sparse_and_fallocate():
     os.pwrite(fd, b"Q" * (1 << 20), 0)
     os.ftruncate(fd, 1 << 20)
     os.fsync(fd)
+    # (Bounds, not equality: on a compressed mount the data takes less.)
     blocks = os.fstat(fd).st_blocks
-    check(blocks == (1 << 20) // 512, f"truncate to the same size frees preallocation past it ({blocks} blocks)")
+    check(blocks <= (1 << 20) // 512, f"truncate to the same size frees preallocation past it ({blocks} blocks)")
     check(os.pread(fd, 2 << 20, 0) == b"Q" * (1 << 20), "the data before it stays")
     fallocate(fd, FALLOC_FL_KEEP_SIZE, 1 << 20, 4 << 20)
     os.ftruncate(fd, 3 << 20)
     blocks = os.fstat(fd).st_blocks
-    check(blocks == (5 << 20) // 512, f"truncating up keeps preallocation past the new size ({blocks} blocks)")
+    check((4 << 20) // 512 <= blocks <= (5 << 20) // 512,
+          f"truncating up keeps preallocation past the new size ({blocks} blocks)")
     os.close(fd)
     # files larger than 4 GiB (sparse)
     fd = os.open(p("huge"), os.O_RDWR | os.O_CREAT, 0o644)
