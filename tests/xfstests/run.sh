@@ -153,7 +153,8 @@ rdir=$OUT/share/results/$SECTION
 		echo "$t $st${why:+ $why}"
 	done
 } >"$OUT/summary.txt"
-count() { grep -c " $1\( \|$\)" "$OUT/summary.txt" || true; }
+# The status is the second field: a notrun reason may end in "missing".
+count() { awk -v s="$1" '$2 == s' "$OUT/summary.txt" | wc -l; }
 pass=$(count pass) fail=$(count fail) notrun=$(count notrun) expunged=$(count expunge)
 missing=$(count missing)
 extra=''
