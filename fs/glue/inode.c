@@ -225,30 +225,30 @@ int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr
 	err = arborfs_alive(inode->i_sb);
 	if (err)
 		return err;
-	/* truncate(2) leaves the times of a size change to the file system (as xfs_setattr_size does). */
-	if ((valid & ATTR_SIZE) && attr->ia_size != i_size_read(inode) && !(valid & (ATTR_CTIME | ATTR_MTIME))) {
-		attr->ia_ctime = attr->ia_mtime = current_time(inode);
-		attr->ia_valid |= ATTR_CTIME | ATTR_MTIME;
-		valid = attr->ia_valid;
-	}
-	if ((valid & ATTR_SIZE) && attr->ia_size != i_size_read(inode)) {
-		inode_dio_wait(inode);
-		/*
-		 * Page cache first: once i_size is the new size, writeback can no
-		 * longer extend the file past it behind the engine's back.
-		 */
-		truncate_setsize(inode, attr->ia_size);
-		s.valid |= ARBORFS_SET_SIZE;
-		s.size = attr->ia_size;
-	} else if (valid & ATTR_SIZE) {
-		/*
-		 * The same size still frees preallocation past it, as on ext4 and
-		 * xfs (generic/092); the engine's size must include the cached
-		 * data first, or it would take this for growing the file.
-		 */
-		err = filemap_write_and_wait(inode->i_mapping);
-		if (err)
-			return err;
+	if (valid & ATTR_SIZE) {
+		if (attr->ia_size != i_size_read(inode)) {
+			/* truncate(2) leaves the times of a size change to the file system (as xfs_setattr_size does). */
+			if (!(valid & (ATTR_CTIME | ATTR_MTIME))) {
+				attr->ia_ctime = attr->ia_mtime = current_time(inode);
+				attr->ia_valid |= ATTR_CTIME | ATTR_MTIME;
+				valid = attr->ia_valid;
+			}
+			inode_dio_wait(inode);
+			/*
+			 * Page cache first: once i_size is the new size, writeback can
+			 * no longer extend the file past it behind the engine's back.
+			 */
+			truncate_setsize(inode, attr->ia_size);
+		} else {
+			/*
+			 * The same size still frees preallocation past it, as on ext4
+			 * and xfs (generic/092); the engine's size must include the
+			 * cached data first, or it would take this for growing the file.
+			 */
+			err = filemap_write_and_wait(inode->i_mapping);
+			if (err)
+				return err;
+		}
 		s.valid |= ARBORFS_SET_SIZE;
 		s.size = attr->ia_size;
 	}
