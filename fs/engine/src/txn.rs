@@ -83,6 +83,9 @@ pub struct Txn<'a, D: BlockDevice> {
     data_bytes: i64,
     /// (member, byte offset, delta) for bucket usage.
     charges: TryVec<(u8, u64, i64)>,
+    /// May take the node room held back for freeing ([`Fs::with_reserve`]),
+    /// or was given data space (its metadata is part of that).
+    use_reserve: bool,
 }
 
 /// The buffers of a finished transaction, kept by the file system for the
@@ -133,7 +136,8 @@ fn update_key(u: &Update) -> (BtreeId, Pos) {
 impl<'a, D: BlockDevice> Txn<'a, D> {
     pub(crate) fn new(fs: &'a mut Fs<D>) -> Self {
         let TxnBuffers { updates, vals, charges } = core::mem::replace(&mut fs.txn_spare, TxnBuffers::new());
-        Txn { fs, updates, vals, inodes: 0, data_bytes: 0, charges }
+        let use_reserve = fs.use_reserve;
+        Txn { fs, updates, vals, inodes: 0, data_bytes: 0, charges, use_reserve }
     }
 
     fn update_value(&self, u: &Update) -> Result<&[u8]> {
@@ -203,7 +207,11 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
         if self.fs.alloc.wants_checkpoint_for(min) {
             self.fs.checkpoint()?;
         }
-        self.fs.alloc.allocate_data(min, want)
+        let got = self.fs.alloc.allocate_data(min, want)?;
+        // The data allocator keeps its own reserve: the extent keys for the
+        // space it gave must find room, or the data written is lost.
+        self.use_reserve = true;
+        Ok(got)
     }
 
     /// The key at exactly `pos` (as the transaction sees it); its value into `val`.
@@ -437,11 +445,66 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
         if !room {
             return Err(Error::Internal("transaction larger than a journal entry"));
         }
+        self.reserve_nodes()?;
         let bytes = self.journal_bytes();
         self.fs.journal.buf.try_reserve(bytes)?;
         let buckets = self.charges.len().saturating_add(self.fs.alloc.dirty_count());
         self.updates.try_reserve(buckets)?;
         self.vals.try_reserve(buckets.saturating_mul(ALLOC_BYTES))
+    }
+
+    /// Nodes this commit may newly dirty, as an estimate with room to
+    /// spare: per b-tree it changes, the path from the root and a split;
+    /// a further leaf per inode its updates are about (updates are sorted,
+    /// so an inode's keys are neighbours) and per half node of values.
+    /// Bucket keys go to the alloc tree the same way.
+    fn nodes_dirtied(&self) -> u64 {
+        let trees = &self.fs.btrees;
+        let half_node = u64::from(self.fs.sb.node_size / 2).max(1);
+        let mut nodes = 0u64;
+        let mut last: Option<(BtreeId, u64)> = None;
+        let mut bytes = 0u64;
+        for u in self.updates.iter() {
+            match last {
+                Some((b, _)) if b != u.btree => nodes += trees.depth(u.btree) + 1,
+                None => nodes += trees.depth(u.btree) + 1,
+                Some((_, ino)) if ino != u.pos.inode => nodes += 1,
+                Some(_) => {}
+            }
+            last = Some((u.btree, u.pos.inode));
+            bytes = bytes.saturating_add(u64::from(u.len) + UPDATE_HEADER_BYTES as u64);
+        }
+        let buckets = self.charges.len().saturating_add(self.fs.alloc.dirty_count()) as u64;
+        if buckets > 0 {
+            nodes += trees.depth(BtreeId::Alloc) + 1;
+            bytes = bytes.saturating_add(buckets.saturating_mul(ALLOC_BYTES as u64));
+        }
+        nodes.saturating_add(bytes / half_node)
+    }
+
+    /// Make sure the next checkpoint can write every dirty node once this
+    /// commit is applied: checkpoint first when that makes room (dirty
+    /// nodes written, their old places and emptied buckets freed), and
+    /// refuse with ENOSPC when even then it would not fit. Changes that add
+    /// metadata also leave the room held back for deleting and repairing.
+    fn reserve_nodes(&mut self) -> Result<()> {
+        // The checkpoint's own bucket keys dirty a few alloc nodes per round.
+        let slack = self.fs.btrees.depth(BtreeId::Alloc) + 2;
+        let held_back = if self.use_reserve { 0 } else { self.fs.alloc.freeing_slots() };
+        for _ in 0..3 {
+            let need = (self.fs.btrees.dirty_nodes as u64)
+                .saturating_add(self.nodes_dirtied())
+                .saturating_add(slack)
+                .saturating_add(held_back);
+            if need <= self.fs.alloc.node_slots() {
+                return Ok(());
+            }
+            if self.fs.btrees.dirty_nodes == 0 && self.fs.alloc.pending == 0 {
+                break;
+            }
+            self.fs.checkpoint()?;
+        }
+        Err(Error::NoSpace)
     }
 
     fn apply(&mut self) -> Result<()> {

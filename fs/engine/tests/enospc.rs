@@ -100,3 +100,70 @@ fn replay_across_journal_wrap() {
     }
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
 }
+
+/// Files created until the file system refuses; panics on anything but ENOSPC.
+fn create_until_full(fs: &mut Fs<MemDevice>, prefix: &str, limit: usize) -> usize {
+    for i in 0..limit {
+        match fs.create(ROOT_INO, format!("{prefix}{i}").as_bytes(), S_IFREG | 0o644, 0, 0, 0) {
+            Ok(_) => {}
+            Err(Error::NoSpace) => return i,
+            Err(e) => panic!("create {prefix}{i}: {e}"),
+        }
+    }
+    panic!("{limit} empty files fit on a full file system: metadata is not limited");
+}
+
+/// generic/626: with data filling the file system, creating inodes until
+/// the first ENOSPC, then renames that need a whiteout inode, must leave a
+/// file system that still checkpoints (unmount), reopens, passes fsck, and
+/// lets files be deleted to make room again. Metadata taking the room the
+/// checkpoint needs made the unmount fail and the next mount ENOSPC.
+#[test]
+fn metadata_on_a_full_file_system_keeps_room_to_checkpoint() {
+    use arborfs_engine::fs::dirent::RENAME_WHITEOUT;
+    let mut fs = mem_fs(64 << 20);
+    let mut rng = Rng(626);
+    for i in 0..64 {
+        fs.create(ROOT_INO, format!("src{i}").as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap();
+    }
+    let files = fill(&mut fs, "fill", &mut rng);
+    assert!(!files.is_empty());
+    let empty = create_until_full(&mut fs, "empty", 200_000);
+    // The reserve data leaves is also for the metadata of new files.
+    assert!(empty >= 100, "only {empty} empty files fit once data filled the file system");
+    assert!(!fs.is_read_only(), "ENOSPC on create stopped the file system: {:?}", fs.failure());
+    for i in 0..64 {
+        match fs.rename(
+            ROOT_INO,
+            format!("src{i}").as_bytes(),
+            ROOT_INO,
+            format!("dst{i}").as_bytes(),
+            RENAME_WHITEOUT,
+            (0, 0),
+        ) {
+            Ok(_) | Err(Error::NoSpace) => {}
+            Err(e) => panic!("rename src{i}: {e}"),
+        }
+    }
+    assert!(!fs.is_read_only(), "ENOSPC on rename stopped the file system: {:?}", fs.failure());
+    let mut fs = reopen(fs);
+    assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
+    for i in 0..64 {
+        let a = fs.lookup(ROOT_INO, format!("src{i}").as_bytes());
+        let b = fs.lookup(ROOT_INO, format!("dst{i}").as_bytes());
+        assert!(a.is_ok() || b.is_ok(), "src{i} lost");
+    }
+    // Deleting works on the full file system, and gives room back.
+    for i in 0..empty {
+        let a = fs.unlink(ROOT_INO, format!("empty{i}").as_bytes()).unwrap();
+        fs.evict(a.ino).unwrap();
+    }
+    for (name, _, _) in &files {
+        let a = fs.unlink(ROOT_INO, name.as_bytes()).unwrap();
+        fs.evict(a.ino).unwrap();
+    }
+    let again = create_until_full(&mut fs, "again", 400_000);
+    assert!(again >= empty, "only {again} files fit after deleting, {empty} before");
+    let mut fs = reopen(fs);
+    assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
+}

@@ -26,6 +26,9 @@ use crate::sys::TryVec;
 pub use buckets::{gen_ahead, sb_buckets, Bucket};
 pub use write_point::OpenBucket;
 
+/// Node slots the reserve holds at the least.
+const RESERVE_NODES: u64 = 64;
+
 /// Bucket tables of every member and the buckets being filled.
 pub struct Allocator {
     /// Per member: its buckets.
@@ -125,7 +128,10 @@ impl Allocator {
             a.active.try_push(m.state == MemberState::Active)?;
             a.cursor.try_push(0)?;
         }
-        a.reserve = (total / 64).max(4);
+        // At least 64 nodes: half for creating files once data filled the
+        // rest, half for deleting and repairing (see `freeing_slots`).
+        let per_bucket = (a.min_bucket_size() / a.node_size.max(1)).max(1);
+        a.reserve = (total / 64).max(RESERVE_NODES.div_ceil(per_bucket));
         a.recount_free();
         Ok(a)
     }

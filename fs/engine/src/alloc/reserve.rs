@@ -137,6 +137,23 @@ impl Allocator {
         bytes.saturating_add(self.data_room())
     }
 
+    /// Nodes a checkpoint can still write: the room left in the node
+    /// buckets being filled and in every allocatable bucket, the reserve
+    /// included.
+    pub fn node_slots(&self) -> u64 {
+        self.node_room().saturating_add(self.free.saturating_mul(self.nodes_per_bucket()))
+    }
+
+    /// Node slots that changes adding metadata leave free, so that deleting
+    /// and repairing go on working on a full file system: half the reserve.
+    pub fn freeing_slots(&self) -> u64 {
+        (self.reserve / 2).saturating_mul(self.nodes_per_bucket())
+    }
+
+    fn nodes_per_bucket(&self) -> u64 {
+        self.min_bucket_size() / self.node_size.max(1)
+    }
+
     /// Bytes of all buckets that can hold data or nodes (statfs).
     pub fn usable_bytes(&self) -> u64 {
         let mut total = 0u64;

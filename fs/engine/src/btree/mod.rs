@@ -108,6 +108,16 @@ impl Btrees {
         }
     }
 
+    /// Levels of `btree` (0: empty): a change dirties at most this many
+    /// nodes on its path.
+    pub fn depth(&self, btree: BtreeId) -> u64 {
+        match self.root(btree) {
+            None => 0,
+            Some(ChildRef::Disk(p)) => u64::from(p.level) + 1,
+            Some(ChildRef::Mem(slot)) => self.cache.get(slot).map_or(1, |n| u64::from(n.level) + 1),
+        }
+    }
+
     pub(crate) fn root(&self, btree: BtreeId) -> Option<ChildRef> {
         self.roots.get(btree.index()).copied().flatten()
     }

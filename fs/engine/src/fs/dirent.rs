@@ -382,7 +382,8 @@ impl<D: BlockDevice> Fs<D> {
             return Err(Error::NotEmpty);
         }
         check_name(name)?;
-        self.write_txn(|t| t.remove_entry(dir, name, want_dir))
+        // Deleting must work on a file system full of metadata.
+        self.with_reserve(|fs| fs.write_txn(|t| t.remove_entry(dir, name, want_dir)))
     }
 
     /// Rename `oldname` in `olddir` to `newname` in `newdir`, with

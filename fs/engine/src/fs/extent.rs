@@ -624,7 +624,10 @@ impl<D: BlockDevice> Fs<D> {
         let comp = self.compression_for(&inode);
         let mut pos = off;
         while pos < end {
-            pos = self.write_txn(|t| t.write_chunk(ino, pos, off, data, stamp, comp))?;
+            // Writeback of data the writer reserved room for must not fail
+            // for the metadata room that creating files leaves.
+            pos =
+                self.with_reserve(|fs| fs.write_txn(|t| t.write_chunk(ino, pos, off, data, stamp, comp)))?;
         }
         Ok(data.len())
     }
@@ -640,6 +643,10 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Remove all extents in `[start, end)` in bounded transactions.
     pub(crate) fn punch_extents(&mut self, ino: u64, start: u64, end: u64) -> Result<()> {
+        self.with_reserve(|fs| fs.punch_extents_inner(ino, start, end))
+    }
+
+    fn punch_extents_inner(&mut self, ino: u64, start: u64, end: u64) -> Result<()> {
         loop {
             let done = self.write_txn(|t| {
                 let (delta, done) = t.extents_cut(ino, start, end, CUT_BATCH)?;
@@ -926,23 +933,27 @@ impl<D: BlockDevice> Fs<D> {
         self.punch_extents(ino, off, end)?;
         // Upwards: every key moves below its old place, and the punched
         // range leaves room, so no key meets another.
-        let mut from = end;
-        loop {
-            let more = self.write_txn(|t| {
-                let Some(mut c) = t.extents_after(ino, from) else { return Ok(false) };
-                for _ in 0..CUT_BATCH {
-                    let Some(fe) = t.next_extent(&mut c)? else { return Ok(false) };
-                    from = fe.pos.offset;
-                    t.extent_move(ino, &fe, fe.pos.offset - len)?;
+        // Once moving, the file is only whole again at the end: the moves
+        // may use the room held back, as deleting does.
+        self.with_reserve(|fs| {
+            let mut from = end;
+            loop {
+                let more = fs.write_txn(|t| {
+                    let Some(mut c) = t.extents_after(ino, from) else { return Ok(false) };
+                    for _ in 0..CUT_BATCH {
+                        let Some(fe) = t.next_extent(&mut c)? else { return Ok(false) };
+                        from = fe.pos.offset;
+                        t.extent_move(ino, &fe, fe.pos.offset - len)?;
+                    }
+                    Ok(true)
+                })?;
+                if !more {
+                    break;
                 }
-                Ok(true)
-            })?;
-            if !more {
-                break;
             }
-        }
-        // The moves left the size alone; it is larger than `end`.
-        self.write_txn(|t| t.set_size(ino, inode.size - len, false, true))
+            // The moves left the size alone; it is larger than `end`.
+            fs.write_txn(|t| t.set_size(ino, inode.size - len, false, true))
+        })
     }
 
     /// Open a hole `[off, off + len)` and move the file from `off` up by
@@ -966,12 +977,19 @@ impl<D: BlockDevice> Fs<D> {
             Ok(())
         })?;
         // Downwards from the end: every key moves above its old place, onto
-        // room the keys after it left.
+        // room the keys after it left. Once moving, the file is only whole
+        // again at the end: the moves may use the room held back.
         let start = Pos::new(ino, off.saturating_add(1), 0);
         let mut below = Pos::new(ino, u64::MAX, u32::MAX);
+        self.with_reserve(|fs| fs.insert_moves(ino, start, &mut below, len))?;
+        self.write_txn(|t| t.touch(ino))
+    }
+
+    /// The moves of [`Fs::insert_range`], from `below` down to `start`.
+    fn insert_moves(&mut self, ino: u64, start: Pos, below: &mut Pos, len: u64) -> Result<()> {
         loop {
             let more = self.write_txn(|t| {
-                let mut c = t.cursor(BtreeId::Extents, start, below);
+                let mut c = t.cursor(BtreeId::Extents, start, *below);
                 let mut val = TryVec::new();
                 for _ in 0..CUT_BATCH {
                     let Some((pos, _)) = t.prev(&mut c, &mut val)? else { return Ok(false) };
@@ -980,17 +998,16 @@ impl<D: BlockDevice> Fs<D> {
                     let to = pos.offset.checked_add(len).ok_or(Error::TooBig)?;
                     t.extent_move(ino, &fe, to)?;
                     match pos.predecessor() {
-                        Some(p) => below = p,
+                        Some(p) => *below = p,
                         None => return Ok(false),
                     }
                 }
                 Ok(true)
             })?;
             if !more {
-                break;
+                return Ok(());
             }
         }
-        self.write_txn(|t| t.touch(ino))
     }
 
     /// Make a file's data and metadata durable (fsync, fdatasync).

@@ -387,6 +387,10 @@ impl<D: BlockDevice> Fs<D> {
     /// bounded transactions; the orphan key (kept until the end) makes an
     /// interrupted deletion resume at the next open.
     pub(crate) fn inode_delete(&mut self, ino: u64, inode: &Inode) -> Result<()> {
+        self.with_reserve(|fs| fs.inode_delete_inner(ino, inode))
+    }
+
+    fn inode_delete_inner(&mut self, ino: u64, inode: &Inode) -> Result<()> {
         if inode.is_reg() || inode.is_symlink() {
             self.punch_extents(ino, 0, u64::MAX)?;
         }

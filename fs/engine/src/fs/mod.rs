@@ -132,6 +132,9 @@ pub struct Fs<D: BlockDevice> {
     pub(crate) compression: (Compression, u8),
     /// Buffers the last transaction left for the next one.
     pub(crate) txn_spare: crate::txn::TxnBuffers,
+    /// Transactions begun now may use the node room held back for
+    /// operations that free space ([`Fs::with_reserve`]).
+    pub(crate) use_reserve: bool,
 }
 
 /// Read the newest valid superblock copy of one device.
@@ -248,6 +251,7 @@ impl<D: BlockDevice> Fs<D> {
             next_ino: FIRST_FREE_INO,
             ino_gaps: false,
             txn_spare: crate::txn::TxnBuffers::new(),
+            use_reserve: false,
             read_only: opts.read_only,
             failed: None,
             data_unflushed: false,
@@ -388,6 +392,18 @@ impl<D: BlockDevice> Fs<D> {
         let v = f(&mut t)?;
         t.commit()?;
         Ok(v)
+    }
+
+    /// Run `f`, whose transactions may use the node room held back for
+    /// operations that free space or repair (deleting a file, truncating,
+    /// cleaning up orphans, fsck), and for writing data the allocator
+    /// already gave room to: on a file system full of metadata, these go
+    /// on working where creating files gets ENOSPC.
+    pub(crate) fn with_reserve<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let was = core::mem::replace(&mut self.use_reserve, true);
+        let r = f(self);
+        self.use_reserve = was;
+        r
     }
 
     /// Run `f` over a transaction that only reads.

@@ -32,6 +32,10 @@ impl<D: BlockDevice> Fs<D> {
     /// Delete every inode left on the orphan list (unlinked while open when
     /// the system went down). Runs at open, and in fsck.
     pub(crate) fn process_orphans(&mut self) -> Result<u64> {
+        self.with_reserve(|fs| fs.process_orphans_inner())
+    }
+
+    fn process_orphans_inner(&mut self) -> Result<u64> {
         let mut done = 0;
         let limit = self.counters.inodes.saturating_add(1);
         let mut c = Cursor::new(BtreeId::Orphans, Pos::MIN, Pos::MAX, View::LIVE);

@@ -393,6 +393,11 @@ impl<D: BlockDevice> Fs<D> {
     /// [`crate::fs::OpenOptions::check`]. Errors that stop a pass become
     /// problems; an `Err` return means fsck itself could not run.
     pub fn fsck(&mut self, r: &mut Reporter<'_>) -> Result<FsckReport> {
+        // Repairs must work on a full file system.
+        self.with_reserve(|fs| fs.fsck_passes(r))
+    }
+
+    fn fsck_passes(&mut self, r: &mut Reporter<'_>) -> Result<FsckReport> {
         if r.fixing() && self.is_read_only() {
             return Err(Error::ReadOnly);
         }
