@@ -68,8 +68,47 @@ pub struct Args {
     devices: Vec<PathBuf>,
 }
 
-/// Signatures of file systems we refuse to overwrite without --force.
-fn existing_signature(path: &std::path::Path) -> Option<&'static str> {
+/// What `path` holds that we refuse to overwrite without --force: an
+/// arborfs superblock, or whatever blkid(8) recognises (any file system,
+/// swap, RAID or LVM member, partition table); a few built-in signatures
+/// when blkid is not installed.
+fn existing_signature(path: &std::path::Path) -> Option<String> {
+    if let Some(sig) = builtin_signature(path, true) {
+        return Some(format!("an {sig} file system"));
+    }
+    match blkid_signature(path) {
+        Ok(found) => found,
+        Err(()) => builtin_signature(path, false).map(|sig| format!("a signature of {sig}")),
+    }
+}
+
+/// blkid's low-level probe of `path`: `Ok(None)` when it found nothing,
+/// `Err` when it could not run.
+fn blkid_signature(path: &std::path::Path) -> Result<Option<String>, ()> {
+    let out = std::process::Command::new("blkid")
+        .args(["-p", "-o", "export", "--"])
+        .arg(path)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|_| ())?;
+    // Exit status 2: nothing recognised; anything else but 0 is an error.
+    match out.status.code() {
+        Some(0) => {}
+        Some(2) => return Ok(None),
+        _ => return Err(()),
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name).map(str::to_owned)).filter(|v| !v.is_empty())
+    };
+    Ok(field("TYPE=")
+        .map(|t| format!("a signature of {t} (blkid)"))
+        .or_else(|| field("PTTYPE=").map(|t| format!("a {t} partition table (blkid)"))))
+}
+
+/// Signatures this tool knows itself; with `own_only`, just arborfs's
+/// (blkid does not know it).
+fn builtin_signature(path: &std::path::Path, own_only: bool) -> Option<&'static str> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
     let mut probe = |off: u64, len: usize| -> Option<Vec<u8>> {
@@ -82,6 +121,9 @@ fn existing_signature(path: &std::path::Path) -> Option<&'static str> {
         if probe(off, 8).as_deref() == Some(&b"ARBORFS\0"[..]) {
             return Some("arborfs");
         }
+    }
+    if own_only {
+        return None;
     }
     if probe(1080, 2).as_deref() == Some(&[0x53, 0xEF][..]) {
         return Some("ext2/3/4");
@@ -186,7 +228,7 @@ fn prepare_devices(a: &Args) -> ToolResult<()> {
         if !a.force {
             if let Some(sig) = existing_signature(p) {
                 return Err(ToolError(format!(
-                    "{}: holds an {sig} file system; use --force to overwrite it",
+                    "{}: already holds {sig}; use --force to overwrite it",
                     p.display()
                 )));
             }
@@ -271,7 +313,7 @@ fn format(a: &Args) -> ToolResult<()> {
         if !a.force {
             for p in &a.devices {
                 if let Some(sig) = p.exists().then(|| existing_signature(p)).flatten() {
-                    println!("  {}: holds an {sig} file system (formatting needs --force)", p.display());
+                    println!("  {}: already holds {sig} (formatting needs --force)", p.display());
                 }
             }
         }

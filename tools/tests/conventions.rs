@@ -168,7 +168,7 @@ fn mkfs_dry_run_writes_nothing() {
     let o = run(&["format", "-n", "--label", "x", &img]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("would format") && out.contains("holds an arborfs"), "{out}");
+    assert!(out.contains("would format") && out.contains("already holds an arborfs"), "{out}");
     assert!(std::fs::read(&img).unwrap() == before, "--dry-run changed the device");
     // Nothing is created either, sizes take suffixes.
     let new = t.path().join("new");
@@ -191,4 +191,32 @@ fn errors_name_the_program_and_device() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.starts_with("arborfs format: block size 3000"), "{err}");
     assert!(!err.contains("panicked"));
+}
+
+/// generic/740: mkfs without --force refuses whatever mkfs(8) of another
+/// file system left (blkid knows them, not just the few built in), and
+/// --force overwrites it.
+#[test]
+fn mkfs_refuses_other_file_systems_without_force() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("other");
+    let path = img.to_str().unwrap();
+    let makers: [(&str, &[&str]); 3] =
+        [("mkfs.minix", &[]), ("mkfs.cramfs", &["/proc/fs"]), ("mkfs.ext4", &["-q", "-F"])];
+    for (mkfs, pre) in makers {
+        std::fs::write(&img, vec![0u8; 64 << 20]).unwrap();
+        // util-linux and e2fsprogs put them in /usr/sbin, not always on PATH.
+        let prog = Path::new("/usr/sbin").join(mkfs);
+        let o = Command::new(&prog).args(pre).arg(path).output().expect(mkfs);
+        assert!(o.status.success(), "{mkfs}: {}", text(&o));
+        let before = std::fs::read(&img).unwrap();
+        let o = run(&["format", "-q", path]);
+        assert_eq!(o.status.code(), Some(1), "{mkfs}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("use --force"), "{mkfs}: {}", text(&o));
+        assert!(std::fs::read(&img).unwrap() == before, "refusing {mkfs}'s image changed it");
+        // mkfs.cramfs writes an image of its own size.
+        std::fs::OpenOptions::new().write(true).open(&img).unwrap().set_len(64 << 20).unwrap();
+        let o = run(&["format", "-q", "--force", path]);
+        assert!(o.status.success(), "{mkfs} --force: {}", text(&o));
+    }
 }
