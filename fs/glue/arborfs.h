@@ -167,6 +167,7 @@ int arborfs_rs_swap_prepare(void *fs, u64 ino, u64 len);
 int arborfs_rs_sync(void *fs);
 int arborfs_rs_evict(void *fs, u64 ino);
 u64 arborfs_rs_available(void *fs); /* what writers may reserve */
+int arborfs_rs_note_reserved(void *fs, u64 bytes); /* what they hold */
 size_t arborfs_rs_shrink(void *fs, size_t target);
 int arborfs_rs_set_compression(void *fs, u8 kind, u8 level);
 int arborfs_rs_set_discard(void *fs, int on);
@@ -228,6 +229,10 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 		typeof(expr) __r;                               \
 		mutex_lock(&__s->lock);                         \
 		__nofs = memalloc_nofs_save();                  \
+		/* Creating files leaves room for dirty data. */ \
+		if (__s->fs)                                    \
+			arborfs_rs_note_reserved(__s->fs,       \
+				max_t(s64, atomic64_read(&__s->reserved), 0)); \
 		__r = (expr);                                   \
 		memalloc_nofs_restore(__nofs);                  \
 		mutex_unlock(&__s->lock);                       \

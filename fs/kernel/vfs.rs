@@ -812,6 +812,13 @@ entry_points! {
         )
     }
 
+    /// The bytes writers hold reserved for dirty data (see
+    /// `arborfs_reserve`); ENGINE_CALL passes them before every call.
+    fn arborfs_rs_note_reserved(fs, bytes: u64) -> c_int {
+        fs.note_data_promised(bytes);
+        0
+    }
+
     /// Bytes writers may reserve for dirty data (the engine keeps its
     /// margin for metadata).
     fn arborfs_rs_available(fs) -> u64 {

@@ -490,7 +490,13 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
     fn reserve_nodes(&mut self) -> Result<()> {
         // The checkpoint's own bucket keys dirty a few alloc nodes per round.
         let slack = self.fs.btrees.depth(BtreeId::Alloc) + 2;
-        let held_back = if self.use_reserve { 0 } else { self.fs.alloc.freeing_slots() };
+        // Writing promised data back takes nodes too: the margin writers
+        // leave (`Fs::reservable_bytes`) is for them.
+        let promised = match self.fs.data_promised {
+            0 => 0,
+            p => p.saturating_add(crate::fs::options::RESERVE_MARGIN),
+        };
+        let held_back = if self.use_reserve { 0 } else { self.fs.alloc.held_back_slots(promised) };
         for _ in 0..3 {
             let need = (self.fs.btrees.dirty_nodes as u64)
                 .saturating_add(self.nodes_dirtied())

@@ -167,3 +167,32 @@ fn metadata_on_a_full_file_system_keeps_room_to_checkpoint() {
     let mut fs = reopen(fs);
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
 }
+
+/// Dirty data the page cache holds room for (`reservable_bytes`, told
+/// with `note_data_promised`) is still written back after files were
+/// created until ENOSPC: creating files leaves the buckets it needs.
+#[test]
+fn creating_files_leaves_room_for_promised_dirty_data() {
+    let mut fs = mem_fs(64 << 20);
+    let a = fs.create(ROOT_INO, b"dirty", S_IFREG | 0o644, 0, 0, 0).unwrap();
+    let mut promised = fs.reservable_bytes() & !((1 << 20) - 1);
+    assert!(promised >= 32 << 20, "{promised}");
+    fs.note_data_promised(promised);
+    let created = create_until_full(&mut fs, "f", 400_000);
+    assert!(created > 0);
+    let mut rng = Rng(7);
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while promised > 0 {
+        rng.fill(&mut chunk);
+        fs.write_back(a.ino, off, &chunk)
+            .unwrap_or_else(|e| panic!("writeback at {off} after {created} files: {e}"));
+        off += chunk.len() as u64;
+        promised -= chunk.len() as u64;
+        fs.note_data_promised(promised);
+    }
+    assert!(!fs.is_read_only());
+    let mut fs = reopen(fs);
+    assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
+    assert_eq!(fs.getattr(a.ino).unwrap().inode.size, off);
+}

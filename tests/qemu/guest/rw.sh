@@ -352,6 +352,43 @@ t_enospc() {
 	[[ $(stat -c %s /mnt/again) == 8388608 ]]
 }
 
+# Metadata on a full file system (generic/626): empty files after data
+# filled it end in ENOSPC, the unmount still writes its checkpoint, and
+# deleting works. Dirty data in the page cache keeps its room: files
+# created before writeback cannot take it.
+t_enospc_metadata() {
+	mkfs vdk || return 1
+	mount -t arborfs /dev/vdk /mnt || return 1
+	must_fail dd if=/dev/zero of=/mnt/fill bs=1M status=none 2>/dev/null || return 1
+	local i=0
+	while ((i < 100000)) && : 2>/dev/null >"/mnt/e$i"; do i=$((i + 1)); done
+	((i < 100000)) || { echo "100000 empty files fit on a full 64 MiB file system"; return 1; }
+	echo "$i empty files after data filled it"
+	umount /mnt || { echo "unmount of the full file system failed"; dmesg | tail -3; return 1; }
+	fsck_clean vdk || return 1
+	mount -t arborfs /dev/vdk /mnt || return 1
+	rm -f /mnt/e* /mnt/fill && sync || return 1
+	# Nearly all the free space dirty (the engine keeps 4 MiB for
+	# metadata), not written back until the sync below.
+	local mib=$(($(df -k --output=avail /mnt | tail -1) / 1024 - 6))
+	local wb=$(</proc/sys/vm/dirty_writeback_centisecs) ex=$(</proc/sys/vm/dirty_expire_centisecs)
+	echo 0 >/proc/sys/vm/dirty_writeback_centisecs
+	echo 360000 >/proc/sys/vm/dirty_expire_centisecs
+	head -c "${mib}M" /dev/urandom >/tmp/dirty.src
+	cp /tmp/dirty.src /mnt/dirty || return 1
+	i=0
+	while ((i < 100000)) && : 2>/dev/null >"/mnt/g$i"; do i=$((i + 1)); done
+	echo "$wb" >/proc/sys/vm/dirty_writeback_centisecs
+	echo "$ex" >/proc/sys/vm/dirty_expire_centisecs
+	echo "$i empty files with $mib MiB dirty"
+	sync /mnt/dirty || { echo "writeback of reserved dirty data failed"; return 1; }
+	umount /mnt || return 1
+	fsck_clean vdk || return 1
+	mount -t arborfs /dev/vdk /mnt || return 1
+	cmp /tmp/dirty.src /mnt/dirty || return 1
+	umount /mnt
+}
+
 # FIEMAP, collapse/insert range, FSGETXATTR/FSSETXATTR, statx, st_blocks
 # of sparse writes, GETFSUUID/GETFSSYSFSPATH (guest/features.py).
 features() {
@@ -497,5 +534,5 @@ t_tool_image_rw() {
 	umount /mnt && fsck_clean vda
 }
 
-RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc fio_verify stress_ng concurrency
+RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
 	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery)

@@ -144,10 +144,20 @@ impl Allocator {
         self.node_room().saturating_add(self.free.saturating_mul(self.nodes_per_bucket()))
     }
 
-    /// Node slots that changes adding metadata leave free, so that deleting
-    /// and repairing go on working on a full file system: half the reserve.
-    pub fn freeing_slots(&self) -> u64 {
-        (self.reserve / 2).saturating_mul(self.nodes_per_bucket())
+    /// Node slots that changes adding metadata leave free: half the
+    /// reserve, so that deleting and repairing go on working on a full file
+    /// system; and while writers hold `promised` bytes of dirty data that
+    /// the data bucket being filled cannot take, what data leaves (the
+    /// reserve) and the buckets that data will need, so that writing it
+    /// back cannot fail for want of space.
+    pub fn held_back_slots(&self, promised: u64) -> u64 {
+        let mut buckets = self.reserve / 2;
+        let beyond = promised.saturating_sub(self.data_room());
+        if beyond > 0 {
+            let data = beyond.div_ceil(self.min_bucket_size().max(1));
+            buckets = buckets.max(self.reserve.saturating_add(data));
+        }
+        buckets.saturating_mul(self.nodes_per_bucket())
     }
 
     fn nodes_per_bucket(&self) -> u64 {

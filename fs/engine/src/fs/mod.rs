@@ -135,6 +135,9 @@ pub struct Fs<D: BlockDevice> {
     /// Transactions begun now may use the node room held back for
     /// operations that free space ([`Fs::with_reserve`]).
     pub(crate) use_reserve: bool,
+    /// Bytes of dirty data writers were promised room for and have not
+    /// written yet ([`Fs::note_data_promised`]).
+    pub(crate) data_promised: u64,
 }
 
 /// Read the newest valid superblock copy of one device.
@@ -252,6 +255,7 @@ impl<D: BlockDevice> Fs<D> {
             ino_gaps: false,
             txn_spare: crate::txn::TxnBuffers::new(),
             use_reserve: false,
+            data_promised: 0,
             read_only: opts.read_only,
             failed: None,
             data_unflushed: false,
@@ -545,6 +549,13 @@ impl<D: BlockDevice> Fs<D> {
     /// available, less what writing it back needs for metadata.
     pub fn reservable_bytes(&self) -> u64 {
         self.available_bytes().saturating_sub(options::RESERVE_MARGIN)
+    }
+
+    /// Bytes of dirty data that writers hold room for ([`Fs::reservable_bytes`])
+    /// and will write later: creating files leaves the space they need.
+    /// The kernel's page cache tells this before every engine call.
+    pub fn note_data_promised(&mut self, bytes: u64) {
+        self.data_promised = bytes;
     }
 
     /// Give up the devices without writing anything (tests simulate crashes).
