@@ -2,7 +2,7 @@
 # guest.sh: the guest side of `make xfstests` (run by tests/xfstests/run.sh
 # inside the test kernel, root over read-only 9p). Sets up what fstests
 # expects of a machine, then runs its ./check on the given tests.
-# usage: guest.sh FSTESTS CONFIG RESULTS SECTION EXCLUDE BINDIR FSTYP TEST...
+# usage: guest.sh FSTESTS CONFIG RESULTS SECTION EXCLUDE BINDIR FSTYP WATCH TEST...
 #   FSTESTS  the built fstests tree (read-only here)
 #   CONFIG   the local.config to use (HOST_OPTIONS)
 #   RESULTS  where results go (RESULT_BASE, on the read-write share)
@@ -10,9 +10,11 @@
 #   EXCLUDE  a file of tests to leave out (check -E)
 #   BINDIR   holds mkfs.arborfs, fsck.arborfs and arborfs
 #   FSTYP    the section's file system type
+#   WATCH    seconds a test may run before the kernel's stacks (blocked
+#            tasks, every CPU) go to the console, for the host's hang report
 set -u
-src=$1 config=$2 results=$3 section=$4 exclude=$5 bindir=$6 fstyp=$7
-shift 7
+src=$1 config=$2 results=$3 section=$4 exclude=$5 bindir=$6 fstyp=$7 watch=$8
+shift 8
 
 # devtmpfs has no /dev/fd: bash's process substitution and tests need it.
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
@@ -69,5 +71,25 @@ devices { obtain_device_list_from_udev = 0 }
 EOF
 export LVM_SYSTEM_DIR=/run/lvm-etc
 export HOST_OPTIONS=$config RESULT_BASE=$results TEST_STATUS_LOG=$results/status.log
+# A test still running after WATCH seconds is likely hung: its stacks go to
+# the console once, while the guest is still alive to print them.
+watchdog() {
+	local cur='' since=$SECONDS dumped=''
+	while sleep 10; do
+		local now
+		now=$(dmesg 2>/dev/null | sed -n 's/.*run fstests \([^ ]*\) at.*/\1/p' | tail -n1)
+		[[ $now != "$cur" ]] && cur=$now since=$SECONDS
+		if [[ -n $cur && $cur != "$dumped" ]] && ((SECONDS - since > watch)); then
+			dumped=$cur
+			echo "guest: $cur running for $watch s: blocked tasks and CPU stacks follow" >/dev/kmsg
+			dmesg -n 8
+			echo w >/proc/sysrq-trigger
+			echo l >/proc/sysrq-trigger
+			dmesg -n 6
+		fi
+	done
+}
+((watch > 0)) && watchdog &
+
 cd "$src" || exit 1
 ./check -s "$section" -E "$exclude" "$@"

@@ -103,6 +103,7 @@ while ((${#remaining[@]})); do
 		--disk "$OUT/disks/test.img" --disk "$OUT/disks/scratch.img" --disk "$OUT/disks/logwrites.img" \
 		--outdir "$OUT/share" --log "$log" --quiet -- \
 		bash "$HERE/guest.sh" "$FSTESTS" "$CONFIG" "$RESULTS" "$SECTION" "$EXCLUDE" "$OUT/bin" "$fstyp" \
+		"$((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT / 2))" \
 		"${remaining[@]}" >"$OUT/guest-$boot.out" 2>&1 &
 	pid=$!
 	current='' since=$SECONDS stuck=''

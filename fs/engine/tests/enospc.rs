@@ -196,3 +196,40 @@ fn creating_files_leaves_room_for_promised_dirty_data() {
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
     assert_eq!(fs.getattr(a.ino).unwrap().inode.size, off);
 }
+
+/// generic/626 as fstests runs it: fallocate fills the file system
+/// (halving the size on every ENOSPC, as `_fill_fs` does), empty files
+/// take what is left, renames need whiteouts; the unmount must finish.
+#[test]
+fn fallocate_filled_file_system_still_unmounts() {
+    use arborfs_engine::fs::dirent::RENAME_WHITEOUT;
+    let mut fs = mem_fs(256 << 20);
+    for i in 0..256 {
+        fs.create(ROOT_INO, format!("src{i}").as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap();
+    }
+    let mut size = fs.statfs().blocks_free * 4096;
+    let mut n = 0;
+    while size >= 4096 {
+        let a = fs.create(ROOT_INO, format!("fill{n}").as_bytes(), S_IFREG | 0o644, 0, 0, 0);
+        n += 1;
+        let Ok(a) = a else { size /= 2; continue };
+        match fs.fallocate(a.ino, 0, 0, size) {
+            Ok(()) => {}
+            Err(Error::NoSpace) => size /= 2,
+            Err(e) => panic!("fallocate {size}: {e}"),
+        }
+    }
+    let empty = create_until_full(&mut fs, "empty", 200_000);
+    let mut renamed = 0;
+    for i in 0..256 {
+        let (s, d) = (format!("src{i}"), format!("dst{i}"));
+        match fs.rename(ROOT_INO, s.as_bytes(), ROOT_INO, d.as_bytes(), RENAME_WHITEOUT, (0, 0)) {
+            Ok(_) => renamed += 1,
+            Err(Error::NoSpace) => {}
+            Err(e) => panic!("rename {s}: {e}"),
+        }
+    }
+    eprintln!("{n} fill files, {empty} empty files, {renamed} renamed");
+    let mut fs = reopen(fs);
+    assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
+}
