@@ -212,7 +212,10 @@ fn fallocate_filled_file_system_still_unmounts() {
     while size >= 4096 {
         let a = fs.create(ROOT_INO, format!("fill{n}").as_bytes(), S_IFREG | 0o644, 0, 0, 0);
         n += 1;
-        let Ok(a) = a else { size /= 2; continue };
+        let Ok(a) = a else {
+            size /= 2;
+            continue;
+        };
         match fs.fallocate(a.ino, 0, 0, size) {
             Ok(()) => {}
             Err(Error::NoSpace) => size /= 2,
