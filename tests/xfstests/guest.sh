@@ -82,10 +82,12 @@ watchdog() {
 		if [[ -n $cur && $cur != "$dumped" ]] && ((SECONDS - since > watch)); then
 			dumped=$cur
 			echo "guest: $cur running for $watch s: blocked tasks and CPU stacks follow" >/dev/kmsg
+			local level _
+			read -r level _ </proc/sys/kernel/printk
 			dmesg -n 8
 			echo w >/proc/sysrq-trigger
 			echo l >/proc/sysrq-trigger
-			dmesg -n 6
+			dmesg -n "$level"
 		fi
 	done
 }

@@ -113,6 +113,23 @@ fn create_until_full(fs: &mut Fs<MemDevice>, prefix: &str, limit: usize) -> usiz
     panic!("{limit} empty files fit on a full file system: metadata is not limited");
 }
 
+/// Rename `src{i}` to `dst{i}` for `i` below `count`, each leaving a
+/// whiteout; returns how many renames did not fail with ENOSPC. Panics on
+/// any other error.
+fn rename_with_whiteouts(fs: &mut Fs<MemDevice>, count: usize) -> usize {
+    use arborfs_engine::fs::dirent::RENAME_WHITEOUT;
+    let mut renamed = 0;
+    for i in 0..count {
+        let (s, d) = (format!("src{i}"), format!("dst{i}"));
+        match fs.rename(ROOT_INO, s.as_bytes(), ROOT_INO, d.as_bytes(), RENAME_WHITEOUT, (0, 0)) {
+            Ok(_) => renamed += 1,
+            Err(Error::NoSpace) => {}
+            Err(e) => panic!("rename {s}: {e}"),
+        }
+    }
+    renamed
+}
+
 /// generic/626: with data filling the file system, creating inodes until
 /// the first ENOSPC, then renames that need a whiteout inode, must leave a
 /// file system that still checkpoints (unmount), reopens, passes fsck, and
@@ -120,7 +137,6 @@ fn create_until_full(fs: &mut Fs<MemDevice>, prefix: &str, limit: usize) -> usiz
 /// checkpoint needs made the unmount fail and the next mount ENOSPC.
 #[test]
 fn metadata_on_a_full_file_system_keeps_room_to_checkpoint() {
-    use arborfs_engine::fs::dirent::RENAME_WHITEOUT;
     let mut fs = mem_fs(64 << 20);
     let mut rng = Rng(626);
     for i in 0..64 {
@@ -132,19 +148,7 @@ fn metadata_on_a_full_file_system_keeps_room_to_checkpoint() {
     // The reserve data leaves is also for the metadata of new files.
     assert!(empty >= 100, "only {empty} empty files fit once data filled the file system");
     assert!(!fs.is_read_only(), "ENOSPC on create stopped the file system: {:?}", fs.failure());
-    for i in 0..64 {
-        match fs.rename(
-            ROOT_INO,
-            format!("src{i}").as_bytes(),
-            ROOT_INO,
-            format!("dst{i}").as_bytes(),
-            RENAME_WHITEOUT,
-            (0, 0),
-        ) {
-            Ok(_) | Err(Error::NoSpace) => {}
-            Err(e) => panic!("rename src{i}: {e}"),
-        }
-    }
+    rename_with_whiteouts(&mut fs, 64);
     assert!(!fs.is_read_only(), "ENOSPC on rename stopped the file system: {:?}", fs.failure());
     let mut fs = reopen(fs);
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
@@ -202,7 +206,6 @@ fn creating_files_leaves_room_for_promised_dirty_data() {
 /// take what is left, renames need whiteouts; the unmount must finish.
 #[test]
 fn fallocate_filled_file_system_still_unmounts() {
-    use arborfs_engine::fs::dirent::RENAME_WHITEOUT;
     let mut fs = mem_fs(256 << 20);
     for i in 0..256 {
         fs.create(ROOT_INO, format!("src{i}").as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap();
@@ -223,15 +226,7 @@ fn fallocate_filled_file_system_still_unmounts() {
         }
     }
     let empty = create_until_full(&mut fs, "empty", 200_000);
-    let mut renamed = 0;
-    for i in 0..256 {
-        let (s, d) = (format!("src{i}"), format!("dst{i}"));
-        match fs.rename(ROOT_INO, s.as_bytes(), ROOT_INO, d.as_bytes(), RENAME_WHITEOUT, (0, 0)) {
-            Ok(_) => renamed += 1,
-            Err(Error::NoSpace) => {}
-            Err(e) => panic!("rename {s}: {e}"),
-        }
-    }
+    let renamed = rename_with_whiteouts(&mut fs, 256);
     eprintln!("{n} fill files, {empty} empty files, {renamed} renamed");
     let mut fs = reopen(fs);
     assert_eq!(fsck_problems(&mut fs), Vec::<String>::new());
