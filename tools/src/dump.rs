@@ -89,6 +89,9 @@ enum ValueJson {
         compression: &'static str,
         checksum: &'static str,
         csum: u64,
+        /// Bytes per chunk checksum, 0 for one checksum over the payload.
+        chunk_bytes: u32,
+        chunk_csums: Vec<u64>,
         unwritten: bool,
         ptrs: Vec<PtrJson>,
     },
@@ -144,6 +147,8 @@ fn decode(kind: KeyType, v: &[u8]) -> ValueJson {
             compression: e.compression.name(),
             checksum: e.csum_type.name(),
             csum: e.csum,
+            chunk_bytes: if e.is_chunked() { e.chunk_bytes() } else { 0 },
+            chunk_csums: e.chunk_csums().to_vec(),
             unwritten: e.is_unwritten(),
             ptrs: e.ptrs().iter().map(|p| PtrJson { dev: p.dev, gen: p.gen, offset: p.offset }).collect(),
         }),
@@ -177,13 +182,20 @@ fn describe_value(kind: KeyType, v: &[u8]) -> String {
             compression,
             checksum,
             csum,
+            chunk_bytes,
+            chunk_csums,
             unwritten,
             ..
         } => {
             let ptrs = Extent::decode(v).map(|e| format!("{:?}", e.ptrs())).unwrap_or_default();
+            let sums = if chunk_bytes == 0 {
+                format!("csum {csum:#x}")
+            } else {
+                format!("{} chunks of {chunk_bytes}", chunk_csums.len())
+            };
             format!(
                 "len {live_len} payload {payload_len} stored {stored_len} at +{offset_into} {compression} \
-                 {checksum} csum {csum:#x} ptrs {ptrs}{}",
+                 {checksum} {sums} ptrs {ptrs}{}",
                 if unwritten { " unwritten" } else { "" }
             )
         }

@@ -32,6 +32,14 @@ impl ChecksumType {
         }
     }
 
+    /// Bytes a chunk checksum of this type takes in an extent value.
+    pub const fn width(self) -> usize {
+        match self {
+            ChecksumType::Crc32c => 4,
+            ChecksumType::None | ChecksumType::Xxhash64 => 8,
+        }
+    }
+
     /// The name used on the command line and in messages.
     pub const fn name(self) -> &'static str {
         match self {

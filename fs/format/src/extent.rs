@@ -6,6 +6,11 @@
 //! the window `[offset_into, offset_into + live_len)` of that payload. Cutting an
 //! extent (partial overwrite, truncate, hole punch) only narrows the window, so
 //! the payload checksum stays valid.
+//!
+//! An uncompressed checksummed extent may instead carry one checksum per
+//! fixed-size chunk of its payload ([`EXTENT_CHUNKED`]): it can then be as
+//! large as a plain one while a small read verifies only the chunks it
+//! touches.
 
 use super::bytes::{Reader, Writer};
 use super::checksum::ChecksumType;
@@ -17,12 +22,28 @@ pub const MAX_PTRS: usize = 4;
 pub const EXTENT_HEADER_BYTES: usize = 28;
 /// Encoded size of one pointer.
 pub const PTR_BYTES: usize = 16;
-/// Largest payload of a checksummed or compressed extent: reading any part of
-/// such an extent reads and verifies the whole payload, so it is kept small.
+/// Largest payload of a compressed extent, or of a checksummed one with a
+/// single checksum: reading any part of such an extent reads and verifies
+/// the whole payload, so it is kept small.
 pub const MAX_ENCODED_PAYLOAD: u32 = 128 * 1024;
+/// Most chunk checksums one [`EXTENT_CHUNKED`] extent carries.
+pub const MAX_CSUM_CHUNKS: usize = 32;
+/// Largest encoded extent value: every pointer and every chunk checksum at
+/// their widest.
+pub const MAX_EXTENT_BYTES: usize = EXTENT_HEADER_BYTES + PTR_BYTES * MAX_PTRS + 4 + 8 * MAX_CSUM_CHUNKS;
+/// Smallest and largest chunk of a chunk-checksummed extent, as powers of two.
+pub const MIN_CHUNK_SHIFT: u8 = 12;
+/// See [`MIN_CHUNK_SHIFT`].
+pub const MAX_CHUNK_SHIFT: u8 = 20;
 
 /// Extent flag: allocated but never written (reads as zeros; from fallocate).
 pub const EXTENT_UNWRITTEN: u8 = 1;
+/// Extent flag: the payload is checksummed per `1 << chunk_shift` bytes,
+/// the checksums following the pointers; `csum` is 0. Needs
+/// `INCOMPAT_CHUNKED_CSUMS` in the superblock.
+pub const EXTENT_CHUNKED: u8 = 2;
+/// Every extent flag this code knows.
+const EXTENT_FLAGS_KNOWN: u8 = EXTENT_UNWRITTEN | EXTENT_CHUNKED;
 
 /// Compression algorithms. Persistent numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,12 +118,17 @@ pub struct Extent {
     pub stored_len: u32,
     /// Start of the live window within the decoded payload.
     pub offset_into: u32,
-    /// Checksum of the stored bytes.
+    /// Checksum of the stored bytes (0 when [`EXTENT_CHUNKED`]).
     pub csum: u64,
     /// Number of valid entries in `ptrs`.
     pub nr_ptrs: u8,
     /// Copies.
     pub ptrs: [ExtentPtr; MAX_PTRS],
+    /// Log2 of the checksum chunk when [`EXTENT_CHUNKED`], else 0.
+    pub chunk_shift: u8,
+    /// Checksum of payload chunk `i` (the last one may be short): the first
+    /// [`Extent::nr_chunks`] entries are valid.
+    pub chunk_csums: [u64; MAX_CSUM_CHUNKS],
 }
 
 impl Extent {
@@ -130,6 +156,31 @@ impl Extent {
         self.flags & EXTENT_UNWRITTEN != 0
     }
 
+    /// Whether the payload carries one checksum per chunk.
+    pub const fn is_chunked(&self) -> bool {
+        self.flags & EXTENT_CHUNKED != 0
+    }
+
+    /// Bytes per checksum chunk (when chunked).
+    pub const fn chunk_bytes(&self) -> u32 {
+        1u32 << (self.chunk_shift & 31)
+    }
+
+    /// Number of chunk checksums: the payload in chunks, rounded up; 0 when
+    /// not chunked.
+    pub const fn nr_chunks(&self) -> usize {
+        if !self.is_chunked() {
+            return 0;
+        }
+        let chunk = self.chunk_bytes() as u64;
+        (self.payload_len as u64).div_ceil(chunk) as usize
+    }
+
+    /// The valid chunk checksums.
+    pub fn chunk_csums(&self) -> &[u64] {
+        self.chunk_csums.get(..self.nr_chunks()).unwrap_or(&[])
+    }
+
     /// Decode a value.
     pub fn decode(val: &[u8]) -> Result<Self> {
         let mut r = Reader::new(val);
@@ -148,8 +199,10 @@ impl Extent {
             offset_into: r.u32()?,
             csum: r.u64()?,
             ptrs: [ExtentPtr::default(); MAX_PTRS],
+            chunk_shift: 0,
+            chunk_csums: [0; MAX_CSUM_CHUNKS],
         };
-        if flags & !EXTENT_UNWRITTEN != 0 {
+        if flags & !EXTENT_FLAGS_KNOWN != 0 {
             return Err(FormatError::BadField("extent flags"));
         }
         if nr_ptrs == 0 || usize::from(nr_ptrs) > MAX_PTRS {
@@ -160,6 +213,30 @@ impl Extent {
             r.skip(3)?;
             *p = ExtentPtr { dev, gen: r.u32()?, offset: r.u64()? };
         }
+        if e.is_chunked() {
+            e.chunk_shift = r.u8()?;
+            r.skip(3)?;
+            if !(MIN_CHUNK_SHIFT..=MAX_CHUNK_SHIFT).contains(&e.chunk_shift) {
+                return Err(FormatError::BadField("extent chunk size"));
+            }
+            if e.csum_type == ChecksumType::None
+                || e.compression != Compression::None
+                || e.is_unwritten()
+                || e.csum != 0
+            {
+                return Err(FormatError::BadField("chunked extent encoding"));
+            }
+            if e.payload_len == 0 || e.nr_chunks() > MAX_CSUM_CHUNKS {
+                return Err(FormatError::BadField("chunked extent too large"));
+            }
+            let n = e.nr_chunks();
+            for c in e.chunk_csums.iter_mut().take(n) {
+                *c = match e.csum_type.width() {
+                    4 => u64::from(r.u32()?),
+                    _ => r.u64()?,
+                };
+            }
+        }
         let window_end = u64::from(e.offset_into) + u64::from(e.live_len);
         if e.live_len == 0 || window_end > u64::from(e.payload_len) {
             return Err(FormatError::BadField("extent window"));
@@ -167,7 +244,7 @@ impl Extent {
         if e.is_unwritten() && (e.compression != Compression::None || e.csum_type != ChecksumType::None) {
             return Err(FormatError::BadField("unwritten extent with encoding"));
         }
-        if e.csum_type != ChecksumType::None && e.payload_len > MAX_ENCODED_PAYLOAD {
+        if e.csum_type != ChecksumType::None && !e.is_chunked() && e.payload_len > MAX_ENCODED_PAYLOAD {
             return Err(FormatError::BadField("checksummed extent too large"));
         }
         match e.compression {
@@ -186,7 +263,8 @@ impl Extent {
 
     /// Encoded length.
     pub fn encoded_len(&self) -> usize {
-        EXTENT_HEADER_BYTES + PTR_BYTES * usize::from(self.nr_ptrs)
+        let chunks = if self.is_chunked() { 4 + self.nr_chunks() * self.csum_type.width() } else { 0 };
+        EXTENT_HEADER_BYTES + PTR_BYTES * usize::from(self.nr_ptrs) + chunks
     }
 
     /// Encode into `buf`; returns the length.
@@ -209,6 +287,20 @@ impl Extent {
             w.zeros(3)?;
             w.u32(p.gen)?;
             w.u64(p.offset)?;
+        }
+        if self.is_chunked() {
+            if self.nr_chunks() > MAX_CSUM_CHUNKS {
+                return Err(FormatError::BadField("chunked extent too large"));
+            }
+            w.u8(self.chunk_shift)?;
+            w.zeros(3)?;
+            for &c in self.chunk_csums() {
+                match self.csum_type.width() {
+                    // A CRC-32C is 32 bits wide (`checksum.rs`).
+                    4 => w.u32(c as u32)?,
+                    _ => w.u64(c)?,
+                }
+            }
         }
         Ok(w.position())
     }
@@ -244,6 +336,65 @@ mod tests {
         assert_eq!(n, e.encoded_len());
         assert_eq!(Extent::decode(&buf[..n]), Ok(e));
         assert!(Extent::decode(&buf[..n - 1]).is_err());
+    }
+
+    fn chunked() -> Extent {
+        let mut e = Extent {
+            flags: EXTENT_CHUNKED,
+            csum_type: ChecksumType::Crc32c,
+            live_len: 12288,
+            payload_len: 100_000,
+            stored_len: 100_000,
+            offset_into: 4096,
+            nr_ptrs: 1,
+            chunk_shift: 15,
+            ..Default::default()
+        };
+        e.ptrs[0] = ExtentPtr { dev: 0, gen: 1, offset: 1 << 20 };
+        e.chunk_csums[..4].copy_from_slice(&[1, 0xffff_ffff, 3, 4]);
+        e
+    }
+
+    #[test]
+    fn chunked_round_trip() {
+        for csum_type in [ChecksumType::Crc32c, ChecksumType::Xxhash64] {
+            let mut e = chunked();
+            e.csum_type = csum_type;
+            if csum_type == ChecksumType::Xxhash64 {
+                e.chunk_csums[1] = u64::MAX;
+            }
+            assert_eq!(e.nr_chunks(), 4);
+            let mut buf = [0u8; 256];
+            let n = e.encode(&mut buf).unwrap();
+            assert_eq!(n, 28 + 16 + 4 + 4 * csum_type.width());
+            assert_eq!(n, e.encoded_len());
+            assert_eq!(Extent::decode(&buf[..n]), Ok(e));
+            assert!(Extent::decode(&buf[..n - 1]).is_err());
+        }
+    }
+
+    #[test]
+    fn chunked_rejects_bad_encodings() {
+        // (byte offset, new byte, expected error) patched into a good value.
+        let cases: [(usize, u8, FormatError); 6] = [
+            (44, 11, FormatError::BadField("extent chunk size")),
+            (44, 21, FormatError::BadField("extent chunk size")),
+            (2, ChecksumType::None as u8, FormatError::BadField("chunked extent encoding")),
+            (1, Compression::Zstd as u8, FormatError::BadField("chunked extent encoding")),
+            (20, 7, FormatError::BadField("chunked extent encoding")),
+            // In 4 KiB chunks 100000 bytes make 25; payload_len 0x0286a0 makes 41.
+            (10, 2, FormatError::BadField("chunked extent too large")),
+        ];
+        for (at, byte, want) in cases {
+            let mut buf = [0u8; 256];
+            let n = chunked().encode(&mut buf).unwrap();
+            buf[at] = byte;
+            if at == 10 {
+                buf[44] = 12;
+                buf[14] = 2;
+            }
+            assert_eq!(Extent::decode(&buf[..n]), Err(want), "byte {at} = {byte}");
+        }
     }
 
     #[test]

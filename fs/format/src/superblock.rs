@@ -45,8 +45,10 @@ pub const RO_COMPAT_KNOWN: u64 = RO_COMPAT_PROJECT_ID;
 /// Inodes may carry a project id (bytes 84-87 of the inode, which older
 /// writers zero when they re-encode it).
 pub const RO_COMPAT_PROJECT_ID: u64 = 1;
-/// Incompatible features this code knows (none yet).
-pub const INCOMPAT_KNOWN: u64 = 0;
+/// Incompatible features this code knows.
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_CHUNKED_CSUMS;
+/// Data extents may carry one checksum per chunk (`EXTENT_CHUNKED`).
+pub const INCOMPAT_CHUNKED_CSUMS: u64 = 1;
 
 /// Superblock flag: the file system was cleanly unmounted (journal empty).
 pub const SB_FLAG_CLEAN: u64 = 1;

@@ -11,9 +11,11 @@ use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
 use crate::format::extent::{
-    Compression, Extent, ExtentPtr, EXTENT_UNWRITTEN, MAX_ENCODED_PAYLOAD, MAX_PTRS,
+    Compression, Extent, ExtentPtr, EXTENT_CHUNKED, EXTENT_UNWRITTEN, MAX_CSUM_CHUNKS, MAX_ENCODED_PAYLOAD,
+    MAX_PTRS,
 };
 use crate::format::inode::{Inode, FLAG_COMPR};
+use crate::format::superblock::INCOMPAT_CHUNKED_CSUMS;
 use crate::format::{round_up, BtreeId, KeyType, Pos, SNAPSHOT_ROOT};
 use crate::sys::{self, now_ns, BlockDevice, TryVec};
 use crate::txn::{Txn, TxnCursor};
@@ -47,13 +49,19 @@ pub struct Mapping {
     pub inline: bool,
 }
 
-/// Largest uncompressed, unchecksummed extent a write makes.
+/// Largest uncompressed extent a write makes (unchecksummed, or checksummed
+/// per chunk).
 const MAX_PLAIN_EXTENT: u64 = 1 << 20;
+/// Checksum chunk of new extents, as a power of two (at least the block):
+/// what a small read of a checksummed file reads and verifies.
+const CHUNK_SHIFT: u8 = 15;
 /// Extents cut per transaction when deleting or truncating large files.
 const CUT_BATCH: usize = 128;
 
-/// The most recently decoded payload, so that sequential reads of a
-/// checksummed or compressed extent decode it once.
+/// The most recently decoded payload (or verified run of chunks), so that
+/// sequential reads of a checksummed or compressed extent decode it once.
+/// Keyed by device, byte offset of the cached bytes, bucket generation and
+/// the checksum of their first chunk or whole payload.
 pub struct PayloadCache {
     key: Option<(u8, u64, u32, u64)>,
     data: TryVec<u8>,
@@ -78,6 +86,9 @@ pub const fn extent_pos(ino: u64, end: u64) -> Pos {
 }
 
 /// One extent key as read from the b-tree.
+// An extent with its chunk checksums is a few hundred bytes; it lives on
+// the stack for one step of a walk, where boxing it would allocate per key.
+#[allow(clippy::large_enum_variant)]
 enum Piece {
     Extent(Extent),
     Inline(TryVec<u8>),
@@ -214,6 +225,9 @@ impl<D: BlockDevice> Txn<'_, D> {
             dst.copy_from_slice(tmp.get(s..s + dst.len()).ok_or(Error::Internal("plain read"))?);
             return Ok(());
         }
+        if e.is_chunked() {
+            return self.chunks_read(ino, start, e, p, window, dst);
+        }
         let key = (p.dev, p.offset, p.gen, e.csum);
         if self.fs.payload.key != Some(key) {
             self.fs.payload.key = None;
@@ -244,6 +258,69 @@ impl<D: BlockDevice> Txn<'_, D> {
         Ok(())
     }
 
+    /// Copy payload bytes `[window, window + dst.len())` of a chunk-checksummed
+    /// extent into `dst`, reading and verifying only the chunks they touch.
+    fn chunks_read(
+        &mut self,
+        ino: u64,
+        start: u64,
+        e: &Extent,
+        p: &ExtentPtr,
+        window: u64,
+        dst: &mut [u8],
+    ) -> Result<()> {
+        let shift = u32::from(e.chunk_shift);
+        let chunk = u64::from(e.chunk_bytes());
+        let payload = u64::from(e.payload_len);
+        let end = window + dst.len() as u64;
+        if dst.is_empty() || end > payload {
+            return Err(Error::Corrupt("extent window"));
+        }
+        let first = (window >> shift) as usize;
+        let last = ((end - 1) >> shift) as usize;
+        // Device reads start on a block boundary; chunks written here are at
+        // least a block, but a chunk smaller than the block reads its block.
+        let block = self.block();
+        let run_start = ((first as u64) << shift) & !(block - 1);
+        let run_end = (((last + 1) as u64) << shift).min(payload);
+        let first_csum = *e.chunk_csums().get(first).ok_or(Error::Corrupt("extent chunk"))?;
+        let key = (p.dev, p.offset + run_start, p.gen, first_csum);
+        let cached = self.fs.payload.key == Some(key) && self.fs.payload.data.len() as u64 >= end - run_start;
+        if !cached {
+            self.fs.payload.key = None;
+            // Reuse the cache's buffer; it is only put back once verified.
+            let mut data = core::mem::take(&mut self.fs.payload.data);
+            data.clear();
+            data.try_resize(round_up(run_end - run_start, block).ok_or(Error::Invalid)? as usize, 0)?;
+            self.fs.read_data(p.dev, p.offset + run_start, &mut data)?;
+            for (i, want) in e.chunk_csums().iter().enumerate().take(last + 1).skip(first) {
+                let a = ((i as u64) << shift) - run_start;
+                let b = (a + chunk).min(run_end - run_start);
+                let body = data.get(a as usize..b as usize).ok_or(Error::Internal("chunk"))?;
+                if sys::data_checksum(e.csum_type, body) != *want {
+                    return Err(Error::DataChecksum { ino, offset: start });
+                }
+            }
+            data.truncate((run_end - run_start) as usize);
+            self.fs.payload.data = data;
+            // Cached bytes must all be verified: not so when the run starts
+            // in front of its first chunk.
+            if run_start == (first as u64) << shift {
+                self.fs.payload.key = Some(key);
+            }
+        }
+        let s = (window - run_start) as usize;
+        dst.copy_from_slice(
+            self.fs.payload.data.get(s..s + dst.len()).ok_or(Error::Corrupt("extent window"))?,
+        );
+        Ok(())
+    }
+
+    /// Whether new uncompressed checksummed extents carry chunk checksums.
+    fn chunked_csums(&self) -> bool {
+        self.fs.sb.incompat & INCOMPAT_CHUNKED_CSUMS != 0 && self.fs.sb.data_csum != ChecksumType::None
+    }
+
     /// Write one extent's worth of `data` (written at file offset `off`)
     /// starting at the block holding `pos`; returns where the next chunk
     /// starts. Partial first and last blocks are read and merged here, in
@@ -260,7 +337,8 @@ impl<D: BlockDevice> Txn<'_, D> {
         let block = self.block();
         let end = off + data.len() as u64;
         let bucket = self.fs.alloc.min_bucket_size();
-        let encoded = self.fs.sb.data_csum != ChecksumType::None || comp.0 != Compression::None;
+        let encoded = comp.0 != Compression::None
+            || (self.fs.sb.data_csum != ChecksumType::None && !self.chunked_csums());
         let max =
             if encoded { u64::from(MAX_ENCODED_PAYLOAD).min(bucket) } else { MAX_PLAIN_EXTENT.min(bucket) };
         let a = pos & !(block - 1);
@@ -309,7 +387,8 @@ impl<D: BlockDevice> Txn<'_, D> {
             }
         };
         let csum_type = self.fs.sb.data_csum;
-        let whole = comp != Compression::None || csum_type != ChecksumType::None;
+        let chunked = comp == Compression::None && self.chunked_csums();
+        let whole = comp != Compression::None || (csum_type != ChecksumType::None && !chunked);
         let stored_round = round_up(stored.len() as u64, block).ok_or(Error::TooBig)?;
         let (dev, offset, got, gen) = if whole {
             self.allocate_data(stored_round, stored_round)?
@@ -319,7 +398,20 @@ impl<D: BlockDevice> Txn<'_, D> {
         let placed = if whole { buf.len() as u64 } else { got };
         let payload =
             if whole { stored } else { stored.get(..got as usize).ok_or(Error::Internal("alloc"))? };
-        let csum = sys::data_checksum(csum_type, payload);
+        let mut chunk_csums = [0u64; MAX_CSUM_CHUNKS];
+        let (flags, chunk_shift, csum) = if chunked {
+            let shift = CHUNK_SHIFT.max(self.fs.sb.block_size.trailing_zeros() as u8);
+            let pieces = payload.chunks(1usize << shift);
+            if pieces.len() > MAX_CSUM_CHUNKS {
+                return Err(Error::Internal("chunked extent too large"));
+            }
+            for (c, piece) in chunk_csums.iter_mut().zip(pieces) {
+                *c = sys::data_checksum(csum_type, piece);
+            }
+            (EXTENT_CHUNKED, shift, 0)
+        } else {
+            (0, 0, sys::data_checksum(csum_type, payload))
+        };
         if (payload.len() as u64).is_multiple_of(block) {
             self.fs.write_data(dev, offset, payload)?;
         } else {
@@ -332,7 +424,7 @@ impl<D: BlockDevice> Txn<'_, D> {
         ptrs[0] = ExtentPtr { dev, gen, offset };
         let len = u32::try_from(placed).map_err(|_| Error::Internal("extent size"))?;
         let e = Extent {
-            flags: 0,
+            flags,
             compression: comp,
             csum_type,
             live_len: len,
@@ -342,6 +434,8 @@ impl<D: BlockDevice> Txn<'_, D> {
             csum,
             nr_ptrs: 1,
             ptrs,
+            chunk_shift,
+            chunk_csums,
         };
         let new_end = a + placed;
         let place = Placement { size_end: place.size_end.min(new_end), ..place };
@@ -386,8 +480,7 @@ impl<D: BlockDevice> Txn<'_, D> {
 
     /// Store extent `e` ending at file offset `end`.
     pub(crate) fn extent_set(&mut self, ino: u64, end: u64, e: &Extent) -> Result<()> {
-        let mut buf =
-            [0u8; crate::format::extent::EXTENT_HEADER_BYTES + crate::format::extent::PTR_BYTES * MAX_PTRS];
+        let mut buf = [0u8; crate::format::extent::MAX_EXTENT_BYTES];
         let n = e.encode(&mut buf).map_err(|_| Error::Internal("extent encode"))?;
         self.set(BtreeId::Extents, extent_pos(ino, end), KeyType::Extent, buf.get(..n).unwrap_or(&[]))
     }
@@ -775,6 +868,8 @@ impl<D: BlockDevice> Fs<D> {
                     csum: 0,
                     nr_ptrs: 1,
                     ptrs,
+                    chunk_shift: 0,
+                    chunk_csums: [0; MAX_CSUM_CHUNKS],
                 };
                 let place = Placement {
                     size_end: size_end.min(pos + got),
@@ -832,8 +927,14 @@ impl<D: BlockDevice> Fs<D> {
                     at = fe.pos.offset;
                     if let Piece::Extent(mut e) = fe.piece {
                         if e.csum_type != ChecksumType::None {
-                            e.csum_type = ChecksumType::None;
-                            e.csum = 0;
+                            e = Extent {
+                                flags: e.flags & !EXTENT_CHUNKED,
+                                csum_type: ChecksumType::None,
+                                csum: 0,
+                                chunk_shift: 0,
+                                chunk_csums: [0; MAX_CSUM_CHUNKS],
+                                ..e
+                            };
                             t.extent_set(ino, at, &e)?;
                         }
                     }
@@ -1053,6 +1154,8 @@ fn merged(a: &Extent, b: &Extent, bucket: u64) -> Option<Extent> {
     }
     let one_payload = a.ptrs() == b.ptrs()
         && a.csum == b.csum
+        && a.chunk_shift == b.chunk_shift
+        && a.chunk_csums() == b.chunk_csums()
         && a.payload_len == b.payload_len
         && a.stored_len == b.stored_len
         && a.offset_into.checked_add(a.live_len) == Some(b.offset_into);

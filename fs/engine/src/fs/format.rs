@@ -156,7 +156,7 @@ pub fn layout(sizes: &[u64], opts: &FormatOptions) -> Result<TryBox<Superblock>>
         version: FORMAT_VERSION,
         compat: 0,
         ro_compat: crate::format::superblock::RO_COMPAT_PROJECT_ID,
-        incompat: 0,
+        incompat: crate::format::superblock::INCOMPAT_CHUNKED_CSUMS,
         seq: 0,
         uuid: opts.uuid,
         label: opts.label,
