@@ -534,5 +534,55 @@ t_tool_image_rw() {
 	umount /mnt && fsck_clean vda
 }
 
+# The kernel's 1 MiB writeback runs are stored as 1 MiB extents with one
+# checksum per 32 KiB chunk; a damaged chunk fails only the reads that touch
+# it (the readahead window around it falls back to folio-sized reads).
+t_chunk_checksums() {
+	local ino out at from to
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	head -c 8M /dev/urandom >/tmp/chunks.bin && cp /tmp/chunks.bin /mnt/chunks || return 1
+	ino=$(stat -c %i /mnt/chunks) && umount /mnt || return 1
+	# Prints the device offset of file byte 2 MiB + 165000 and the file
+	# range [from, to) of the chunk that holds it.
+	out=$("$ARBORFS" dump --btree extents --json /dev/vdj | python3 -c '
+import json, sys
+ino, want = int(sys.argv[1]), (2 << 20) + 165000
+ext = [k for k in map(json.loads, sys.stdin) if k.get("type") == "extent" and k["inode"] == ino]
+assert sum(k["live_len"] for k in ext) == 8 << 20 and len(ext) <= 16, [(k["offset"], k["live_len"]) for k in ext]
+assert any(k["live_len"] == 1 << 20 for k in ext), "no 1 MiB extent"
+for k in ext:
+    assert k["chunk_bytes"] == 32768 and len(k["chunk_csums"]) == -(-k["payload_len"] // 32768), k
+k = [k for k in ext if k["offset"] - k["live_len"] <= want < k["offset"]][0]
+start = k["offset"] - k["live_len"]
+in_payload = k["offset_into"] + want - start
+first = in_payload // 32768 * 32768 - k["offset_into"] + start
+print(k["ptrs"][0]["offset"] + in_payload, max(first, start), min(first + 32768, k["offset"]))
+' "$ino") || return 1
+	read -r at from to <<<"$out"
+	python3 -c '
+import os, sys
+fd = os.open("/dev/vdj", os.O_RDWR)
+b = os.pread(fd, 1, int(sys.argv[1]))
+os.pwrite(fd, bytes([b[0] ^ 0x55]), int(sys.argv[1]))
+os.fsync(fd)
+' "$at" || return 1
+	echo 3 >/proc/sys/vm/drop_caches
+	mount -t arborfs -o ro /dev/vdj /mnt || return 1
+	# The damaged chunk fails; everything around it reads, through the
+	# readahead windows that include it.
+	must_fail dd if=/mnt/chunks of=/dev/null bs=4k skip=$(((2 * 1048576 + 165000) / 4096)) count=1 status=none ||
+		{ echo "a damaged chunk was read"; return 1; }
+	log_has "read of inode $ino" || return 1
+	dd if=/mnt/chunks of=/tmp/chunks.front bs=4k count=$((from / 4096)) status=none || return 1
+	dd if=/mnt/chunks of=/tmp/chunks.back bs=4k skip=$((to / 4096)) status=none || return 1
+	cmp -n "$from" /tmp/chunks.front /tmp/chunks.bin || return 1
+	tail -c +$((to + 1)) /tmp/chunks.bin | cmp /tmp/chunks.back - || return 1
+	[[ $(stat -c %s /tmp/chunks.front) == "$from" && $(stat -c %s /tmp/chunks.back) == $((8388608 - to)) ]] ||
+		{ echo "short reads around the damage"; return 1; }
+	echo "arborfs test: chunk checksums: damage at file bytes [$from, $to) fails only there" >/dev/kmsg
+	umount /mnt && rm -f /tmp/chunks.bin /tmp/chunks.front /tmp/chunks.back
+}
+
 RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
-	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery)
+	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums)
