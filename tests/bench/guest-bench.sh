@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # guest-bench.sh: run in the QEMU guest by kernel-bench.sh. For each file
 # system in $FILESYSTEMS that this kernel has: make it on /dev/vda, mount it,
-# run fio (sequential 1 MiB write and cold read, random 4 KiB writes with
-# fsync) and fs_mark (small-file creation), and print one line per number:
+# run fio (sequential 1 MiB write and cold read with 1 and 4 jobs, cold random
+# 4 KiB reads, random 4 KiB writes with an fsync every write and every 32),
+# fs_mark (4 KiB files: no fsync; an fsync each with 1 and 4 threads) and an
+# untar and rm -rf of $TREE_TAR with a final sync, and print one line per
+# number (metrics ending in _seconds are times, lower is better):
 #   RESULT <fs> <metric> <value>
 # usage: guest-bench.sh ARBORFS_TOOL
 set -uo pipefail
 ARBORFS=$1
 SIZE=${BENCH_SIZE:-1G}
+# Each of the four jobs writes a quarter, so both runs move the same bytes.
+SIZE4=${BENCH_SIZE4:-256M}
 RUNTIME=${BENCH_RUNTIME:-20}
 FILESYSTEMS=${FILESYSTEMS:-arborfs ext4 xfs btrfs}
 
 mkfs_for() {
 	case $1 in
 	arborfs) "$ARBORFS" format -q --force /dev/vda ;;
+	# Without data checksums: how much of the time is the checksum's.
+	arborfs-nocsum) "$ARBORFS" format -q --force --data-checksum none /dev/vda ;;
 	ext4) mkfs.ext4 -F -q /dev/vda ;;
 	xfs) mkfs.xfs -f -q /dev/vda ;;
 	btrfs) mkfs.btrfs -f -q /dev/vda ;;
@@ -28,19 +35,59 @@ fio_num() {
 	python3 -c "import json,sys; j=json.load(open('/tmp/fio.json'))['jobs'][0]; print(eval('j' + sys.argv[1]))" "$field"
 }
 
+# fs_mark_rate THREADS SYNC: files per second creating 4 KiB files
+# (SYNC 1: an fsync per file); one directory per thread.
+fs_mark_rate() {
+	local dirs=() i
+	for ((i = 0; i < $1; i++)); do dirs+=(-d "/mnt/fsm$i"); mkdir -p "/mnt/fsm$i"; done
+	# fs_mark writes fs_log.txt into the current directory: keep it off the read-only root.
+	(cd /tmp && fs_mark "${dirs[@]}" -n "$FSMARK_FILES" -s 4096 -S "$2" -L 1 2>/dev/null) |
+		awk 'NF == 5 && $2 ~ /^[0-9]+$/ {print $4}' | tail -1
+	rm -rf /mnt/fsm* && sync
+}
+
+# seconds CMD...: wall time of CMD.
+seconds() {
+	local t0 t1
+	t0=$(date +%s.%N)
+	"$@" >/dev/null 2>&1 || { echo "bench: $* failed" >&2; echo 0; return; }
+	t1=$(date +%s.%N)
+	python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$t0" "$t1"
+}
+
+cold() { sync && echo 3 >/proc/sys/vm/drop_caches; }
+FSMARK_FILES=${BENCH_FSMARK_FILES:-2000}
+# The untar source, copied into the guest's memory first so that 9p is not timed.
+TREE=${TREE_TAR:-}
+[[ -n $TREE && -f $TREE ]] && cp "$TREE" /dev/shm/tree.tar
+
 for fs in $FILESYSTEMS; do
-	grep -qw "$fs" /proc/filesystems || { echo "RESULT $fs missing 1"; continue; }
+	grep -qw "${fs%%-*}" /proc/filesystems || { echo "RESULT $fs missing 1"; continue; }
 	mkfs_for "$fs" >/dev/null 2>&1 || { echo "bench: mkfs $fs failed"; continue; }
-	mount -t "$fs" /dev/vda /mnt || { echo "bench: mount $fs failed"; continue; }
+	mount -t "${fs%%-*}" /dev/vda /mnt || { echo "bench: mount $fs failed"; continue; }
 	echo "RESULT $fs seq_write_MiBps $(fio_num "['write']['bw']/1024" --filename=/mnt/seq --rw=write --bs=1M --size="$SIZE" --end_fsync=1)"
-	sync && echo 3 >/proc/sys/vm/drop_caches
+	cold
 	echo "RESULT $fs seq_read_MiBps $(fio_num "['read']['bw']/1024" --filename=/mnt/seq --rw=read --bs=1M --size="$SIZE")"
+	cold
+	echo "RESULT $fs rand_read_cold_4k_iops $(fio_num "['read']['iops']" --filename=/mnt/seq --rw=randread --bs=4k --size="$SIZE" --time_based --runtime="$RUNTIME")"
 	rm -f /mnt/seq && sync
+	# Four jobs on four files, reported together.
+	echo "RESULT $fs seq_write_4jobs_MiBps $(fio_num "['write']['bw']/1024" --directory=/mnt --rw=write --bs=1M --size="$SIZE4" --numjobs=4 --group_reporting --end_fsync=1)"
+	cold
+	echo "RESULT $fs seq_read_4jobs_MiBps $(fio_num "['read']['bw']/1024" --directory=/mnt --rw=read --bs=1M --size="$SIZE4" --numjobs=4 --group_reporting)"
+	rm -f /mnt/bench.* && sync
 	echo "RESULT $fs rand_write_fsync_iops $(fio_num "['write']['iops']" --filename=/mnt/rand --rw=randwrite --bs=4k --size=64M --fsync=1 --time_based --runtime="$RUNTIME")"
 	rm -f /mnt/rand && sync
-	mkdir -p /mnt/fsm
-	# fs_mark writes fs_log.txt into the current directory: keep it off the read-only root.
-	files=$(cd /tmp && fs_mark -d /mnt/fsm -n 5000 -s 4096 -t 1 -S 0 -L 1 2>/dev/null | awk 'NF == 5 && $2 ~ /^[0-9]+$/ {print $4}' | tail -1)
-	echo "RESULT $fs fsmark_create_nosync_files_per_s ${files:-0}"
+	echo "RESULT $fs rand_write_fsync32_iops $(fio_num "['write']['iops']" --filename=/mnt/rand --rw=randwrite --bs=4k --size=64M --fsync=32 --time_based --runtime="$RUNTIME")"
+	rm -f /mnt/rand && sync
+	echo "RESULT $fs fsmark_create_nosync_files_per_s $(fs_mark_rate 1 0)"
+	echo "RESULT $fs fsmark_fsync_files_per_s $(fs_mark_rate 1 1)"
+	echo "RESULT $fs fsmark_fsync_4threads_files_per_s $(fs_mark_rate 4 1)"
+	if [[ -f /dev/shm/tree.tar ]]; then
+		mkdir -p /mnt/untar
+		echo "RESULT $fs untar_sync_seconds $(seconds sh -c 'tar -xf /dev/shm/tree.tar -C /mnt/untar && sync')"
+		cold
+		echo "RESULT $fs rm_rf_sync_seconds $(seconds sh -c 'rm -rf /mnt/untar && sync')"
+	fi
 	umount /mnt
 done

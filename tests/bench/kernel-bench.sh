@@ -3,9 +3,13 @@
 # on the same virtual disk (a fresh sparse 4 GiB image per run, virtio-blk).
 # Builds the benchmark kernel (the test kernel plus btrfs, its own cache dir)
 # and arborfs.ko for it, runs guest-bench.sh, and prints each number with
-# arborfs's ratio to each peer (above 1: arborfs is faster). Not part of CI.
-# Env: BENCH_SIZE (fio sequential size, default 1G), BENCH_RUNTIME (random
-# write seconds, default 20), FILESYSTEMS.
+# arborfs's ratio to each peer (above 1: arborfs is faster), its ratio to the
+# best peer and the target for it. Not part of CI.
+# Env: BENCH_SIZE (fio sequential size, default 1G), BENCH_SIZE4 (per job of
+# four, default 256M), BENCH_RUNTIME (random I/O seconds, default 20),
+# BENCH_FSMARK_FILES (per thread, default 2000), FILESYSTEMS;
+# BENCH_KERNEL=test uses the test kernel and KO (default ./arborfs.ko)
+# instead: no btrfs, no build.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -13,35 +17,41 @@ ARBORFS=${ARBORFS:-$ROOT/target/release/arborfs}
 OUT=$ROOT/tests/out/bench
 mkdir -p "$OUT"
 "$ROOT/tests/kernel/install-deps.sh"
-# The benchmark kernel: tests/kernel/ with this directory's fragment appended,
-# built by the same script into its own cache (~/.cache/arborfs-bench).
-mkdir -p "$OUT/kernel"
-cp "$ROOT"/tests/kernel/*.sh "$OUT/kernel/"
-cat "$ROOT/tests/kernel/config.fragment" "$HERE/config.fragment" >"$OUT/kernel/config.fragment"
-KDIR=$(ARBORFS_CACHE=${ARBORFS_BENCH_CACHE:-$HOME/.cache/arborfs-bench} "$OUT/kernel/build.sh" | tail -n1)
-# The module, built for this kernel in its own output copy of the sources.
-rm -rf "$OUT/module" && mkdir -p "$OUT/module"
-tar -C "$ROOT" --exclude=target -cf - Kbuild fs | tar -C "$OUT/module" -xf -
-make -s -C "$KDIR" M="$OUT/module" LLVM=1 RUSTC=/usr/bin/rustc modules
+if [[ ${BENCH_KERNEL:-bench} == test ]]; then
+	# The test kernel and its module as `make kernel module` built them: no
+	# btrfs, but no 20-minute build either (for before/after comparisons).
+	KDIR=$("$ROOT/tests/kernel/build.sh" | tail -n1)
+	KO=${KO:-$ROOT/arborfs.ko}
+else
+	# The benchmark kernel: tests/kernel/ with this directory's fragment
+	# appended, built by the same script into its own cache
+	# (~/.cache/arborfs-bench).
+	mkdir -p "$OUT/kernel"
+	cp "$ROOT"/tests/kernel/*.sh "$OUT/kernel/"
+	cat "$ROOT/tests/kernel/config.fragment" "$HERE/config.fragment" >"$OUT/kernel/config.fragment"
+	KDIR=$(ARBORFS_CACHE=${ARBORFS_BENCH_CACHE:-$HOME/.cache/arborfs-bench} "$OUT/kernel/build.sh" | tail -n1)
+	# The module, built for this kernel in its own output copy of the sources.
+	rm -rf "$OUT/module" && mkdir -p "$OUT/module"
+	tar -C "$ROOT" --exclude=target -cf - Kbuild fs | tar -C "$OUT/module" -xf -
+	make -s -C "$KDIR" M="$OUT/module" LLVM=1 RUSTC=/usr/bin/rustc modules
+	KO=$OUT/module/arborfs.ko
+fi
+# The untar source: 2500 files of 1 to 40 KiB (about 50 MB) in 50
+# directories, incompressible, the same bytes every run.
+[[ -f $OUT/tree.tar ]] || python3 - "$OUT/tree.tar" <<'PY'
+import io, random, sys, tarfile
+rng = random.Random(2500)
+with tarfile.open(sys.argv[1], "w") as tar:
+    for i in range(2500):
+        data = rng.randbytes(rng.randint(1, 40) * 1024)
+        info = tarfile.TarInfo(f"tree/d{i % 50:02}/f{i:04}")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+PY
 rm -f "$OUT/disk.img" && truncate -s 4G "$OUT/disk.img"
 "$ROOT/tests/qemu/run-guest.sh" --kernel "$KDIR/arch/x86/boot/bzImage" --disk "$OUT/disk.img" \
-	--module "$OUT/module/arborfs.ko" --timeout 3600 --quiet --log "$OUT/console.log" \
-	-- bash "$HERE/guest-bench.sh" "$ARBORFS" | tee "$OUT/results.txt"
-python3 - "$OUT/results.txt" <<'PY'
-import sys
-res = {}
-for line in open(sys.argv[1]):
-    p = line.split()
-    if len(p) == 4 and p[0] == "RESULT":
-        res.setdefault(p[2], {})[p[1]] = float(p[3])
-res.pop("missing", None)
-peers = [f for f in ("ext4", "xfs", "btrfs") if any(f in m for m in res.values())]
-print(f"\n{'metric':34}{'arborfs':>10}" + "".join(f"{f:>10}{'ratio':>7}" for f in peers))
-for metric, by_fs in res.items():
-    a = by_fs.get("arborfs", 0)
-    row = f"{metric:34}{a:>10.1f}"
-    for f in peers:
-        v = by_fs.get(f)
-        row += f"{v:>10.1f}{a / v:>7.2f}" if v else f"{'-':>10}{'-':>7}"
-    print(row)
-PY
+	--module "$KO" --timeout 5400 --quiet --log "$OUT/console.log" \
+	-- env TREE_TAR="$OUT/tree.tar" FILESYSTEMS="${FILESYSTEMS:-arborfs ext4 xfs btrfs}" \
+	BENCH_SIZE="${BENCH_SIZE:-1G}" BENCH_SIZE4="${BENCH_SIZE4:-256M}" BENCH_RUNTIME="${BENCH_RUNTIME:-20}" \
+	BENCH_FSMARK_FILES="${BENCH_FSMARK_FILES:-2000}" bash "$HERE/guest-bench.sh" "$ARBORFS" | tee "$OUT/results.txt"
+python3 "$HERE/table.py" "$OUT/results.txt"
