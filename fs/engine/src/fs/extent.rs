@@ -287,20 +287,14 @@ impl<D: BlockDevice> Txn<'_, D> {
         let block = self.block();
         let run_start = ((first as u64) << shift) & !(block - 1);
         let run_end = (((last + 1) as u64) << shift).min(payload);
-        let whole_chunks = window == (first as u64) << shift
+        // (`run_start == window` puts the window on a chunk boundary.)
+        let whole_chunks = run_start == window
             && (end == payload || end.is_multiple_of(chunk))
-            && run_start == window
             && (dst.len() as u64).is_multiple_of(block);
         if whole_chunks {
             // Whole chunks: read and verified in the caller's buffer.
             self.fs.read_data(p.dev, p.offset + window, dst)?;
-            for (i, piece) in dst.chunks(chunk as usize).enumerate() {
-                let want = e.chunk_csums().get(first + i).ok_or(Error::Corrupt("extent chunk"))?;
-                if sys::data_checksum(e.csum_type, piece) != *want {
-                    return Err(Error::DataChecksum { ino, offset: start });
-                }
-            }
-            return Ok(());
+            return chunks_verify(e, first, dst, ino, start);
         }
         let first_csum = *e.chunk_csums().get(first).ok_or(Error::Corrupt("extent chunk"))?;
         let key = (p.dev, p.offset + run_start, p.gen, first_csum);
@@ -312,15 +306,9 @@ impl<D: BlockDevice> Txn<'_, D> {
             data.clear();
             data.try_resize(round_up(run_end - run_start, block).ok_or(Error::Invalid)? as usize, 0)?;
             self.fs.read_data(p.dev, p.offset + run_start, &mut data)?;
-            for (i, want) in e.chunk_csums().iter().enumerate().take(last + 1).skip(first) {
-                let a = ((i as u64) << shift) - run_start;
-                let b = (a + chunk).min(run_end - run_start);
-                let body = data.get(a as usize..b as usize).ok_or(Error::Internal("chunk"))?;
-                if sys::data_checksum(e.csum_type, body) != *want {
-                    return Err(Error::DataChecksum { ino, offset: start });
-                }
-            }
             data.truncate((run_end - run_start) as usize);
+            let chunks = data.get((((first as u64) << shift) - run_start) as usize..).unwrap_or(&[]);
+            chunks_verify(e, first, chunks, ino, start)?;
             self.fs.payload.data = data;
             // Cached bytes must all be verified: not so when the run starts
             // in front of its first chunk.
@@ -362,9 +350,9 @@ impl<D: BlockDevice> Txn<'_, D> {
             if encoded { u64::from(MAX_ENCODED_PAYLOAD).min(bucket) } else { MAX_PLAIN_EXTENT.min(bucket) };
         let a = pos & !(block - 1);
         let b = round_up(end, block).ok_or(Error::TooBig)?.min(a + max);
+        let place = Placement { size_end: b.min(end), keep_size: false, stamp, compression: comp };
         if a >= off && b <= end {
             // Whole blocks of the caller's data: written from where they are.
-            let place = Placement { size_end: b, keep_size: false, stamp, compression: comp };
             let whole = data.get((a - off) as usize..(b - off) as usize).ok_or(Error::Internal("chunk"))?;
             return self.write_extent(ino, a, whole, place);
         }
@@ -383,7 +371,6 @@ impl<D: BlockDevice> Txn<'_, D> {
         buf.get_mut((cs - a) as usize..(ce - a) as usize).ok_or(Error::Internal("chunk"))?.copy_from_slice(
             data.get((cs - off) as usize..(ce - off) as usize).ok_or(Error::Internal("chunk"))?,
         );
-        let place = Placement { size_end: ce, keep_size: false, stamp, compression: comp };
         self.write_extent(ino, a, &buf, place)
     }
 
@@ -1185,6 +1172,23 @@ fn merged(a: &Extent, b: &Extent, bucket: u64) -> Option<Extent> {
         && a.stored_len == b.stored_len
         && a.offset_into.checked_add(a.live_len) == Some(b.offset_into);
     one_payload.then_some(Extent { live_len: live, ..*a })
+}
+
+/// Check `bytes`, which start at chunk `first` of chunked extent `e` (the
+/// last chunk may be short), against the extent's chunk checksums; the
+/// error names the extent starting at file offset `start` of `ino`.
+fn chunks_verify(e: &Extent, first: usize, bytes: &[u8], ino: u64, start: u64) -> Result<()> {
+    let wants = e.chunk_csums().get(first..).unwrap_or(&[]);
+    let pieces = bytes.chunks(e.chunk_bytes() as usize);
+    if pieces.len() > wants.len() {
+        return Err(Error::Corrupt("extent chunk"));
+    }
+    for (piece, want) in pieces.zip(wants) {
+        if sys::data_checksum(e.csum_type, piece) != *want {
+            return Err(Error::DataChecksum { ino, offset: start });
+        }
+    }
+    Ok(())
 }
 
 fn zero(buf: &mut [u8], from: u64, to: u64) {
