@@ -30,9 +30,14 @@ install_packages() {
 	mapfile -t missing < <(missing_packages)
 	((${#missing[@]})) || return 0
 	[[ $(id -u) == 0 ]] || die "need root to install: ${missing[*]}"
-	# Refresh the lists once if a package has no install candidate yet.
-	if ! apt-cache policy linux-source-6.12 rustc-web 2>/dev/null | grep -q 'Candidate: [0-9]' \
-		|| [[ -z $(ls /var/lib/apt/lists/*Packages* 2>/dev/null) ]]; then
+	# Refresh the lists once if a missing package has no install candidate
+	# yet (each one: stale lists may know rustc-web but not linux-source-6.12).
+	local p stale=
+	[[ -n $(ls /var/lib/apt/lists/*Packages* 2>/dev/null) ]] || stale=1
+	for p in "${missing[@]}"; do
+		apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]' || stale=1
+	done
+	if [[ -n $stale ]]; then
 		apt-get update -qq || die "apt-get update failed"
 	fi
 	# A newer qemu-utils (backport) Breaks Debian 12's qemu-system-common: take

@@ -89,15 +89,15 @@ pub const fn extent_pos(ino: u64, end: u64) -> Pos {
 // An extent with its chunk checksums is a few hundred bytes; it lives on
 // the stack for one step of a walk, where boxing it would allocate per key.
 #[allow(clippy::large_enum_variant)]
-enum Piece {
+pub(super) enum Piece {
     Extent(Extent),
     Inline(TryVec<u8>),
 }
 
-struct FileExtent {
-    pos: Pos,
-    start: u64,
-    piece: Piece,
+pub(super) struct FileExtent {
+    pub(super) pos: Pos,
+    pub(super) start: u64,
+    pub(super) piece: Piece,
 }
 
 /// Where the new extents of a write come from and what they do to the inode.
@@ -112,18 +112,18 @@ struct Placement {
 }
 
 impl<D: BlockDevice> Txn<'_, D> {
-    fn block(&self) -> u64 {
+    pub(super) fn block(&self) -> u64 {
         u64::from(self.fs.sb.block_size)
     }
 
     /// A cursor over the extents of `ino` that end after `off`.
-    fn extents_after(&self, ino: u64, off: u64) -> Option<TxnCursor> {
+    pub(super) fn extents_after(&self, ino: u64, off: u64) -> Option<TxnCursor> {
         let from = off.checked_add(1)?;
         Some(self.cursor(BtreeId::Extents, Pos::new(ino, from, 0), Pos::new(ino, u64::MAX, u32::MAX)))
     }
 
     /// The next extent of cursor `c`.
-    fn next_extent(&mut self, c: &mut TxnCursor) -> Result<Option<FileExtent>> {
+    pub(super) fn next_extent(&mut self, c: &mut TxnCursor) -> Result<Option<FileExtent>> {
         let mut val = TryVec::new();
         let Some((pos, kind)) = self.next(c, &mut val)? else { return Ok(None) };
         let (len, piece) = match kind {
@@ -148,7 +148,7 @@ impl<D: BlockDevice> Txn<'_, D> {
 
     /// Fill `out` with the file's bytes at `off` (holes read as zeros),
     /// ignoring the file size.
-    fn read_range(&mut self, ino: u64, off: u64, out: &mut [u8]) -> Result<()> {
+    pub(super) fn read_range(&mut self, ino: u64, off: u64, out: &mut [u8]) -> Result<()> {
         let end = off + out.len() as u64;
         let mut pos = off;
         let Some(mut c) = self.extents_after(ino, off) else {
@@ -1177,7 +1177,7 @@ fn merged(a: &Extent, b: &Extent, bucket: u64) -> Option<Extent> {
 /// Check `bytes`, which start at chunk `first` of chunked extent `e` (the
 /// last chunk may be short), against the extent's chunk checksums; the
 /// error names the extent starting at file offset `start` of `ino`.
-fn chunks_verify(e: &Extent, first: usize, bytes: &[u8], ino: u64, start: u64) -> Result<()> {
+pub(super) fn chunks_verify(e: &Extent, first: usize, bytes: &[u8], ino: u64, start: u64) -> Result<()> {
     let wants = e.chunk_csums().get(first..).unwrap_or(&[]);
     let pieces = bytes.chunks(e.chunk_bytes() as usize);
     if pieces.len() > wants.len() {

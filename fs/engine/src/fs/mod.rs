@@ -18,6 +18,7 @@ pub mod format;
 pub mod inode;
 pub mod options;
 pub mod orphan;
+pub mod read_plan;
 pub mod replay;
 pub mod store;
 pub mod xattr;
