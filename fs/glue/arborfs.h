@@ -19,6 +19,9 @@
 #include <linux/atomic.h>
 #include <linux/shrinker.h>
 #include <linux/sizes.h>
+#include <linux/timekeeping.h>
+
+#include "services.h"
 
 #define ARBORFS_MAGIC 0x41524246 /* "ARBF" */
 #define ARBORFS_ROOT_INO 4096
@@ -76,6 +79,17 @@ struct arborfs_statfs {
 	u32 bsize, namelen;
 };
 
+/* One span of a read planned by the engine (arborfs_rs_plan_read). */
+struct arborfs_read_span {
+	u64 start, len;		/* file bytes */
+	u64 offset;		/* byte offset on member `dev` (DEVICE) */
+	u32 kind, dev;
+};
+
+#define ARBORFS_SPAN_ZERO 0	/* zeros */
+#define ARBORFS_SPAN_DEVICE 1	/* member blocks, read by the glue */
+#define ARBORFS_SPAN_ENGINE 2	/* read by the engine in arborfs_rs_plan_finish */
+
 /*
  * The layouts fs/kernel/vfs.rs asserts for its #[repr(C)] twins: a change
  * on one side without the other fails the build on that side.
@@ -121,6 +135,10 @@ ARBORFS_LAYOUT(struct arborfs_extent, length, 16);
 ARBORFS_LAYOUT(struct arborfs_extent, flags, 24);
 ARBORFS_LAYOUT(struct arborfs_extent, pad, 28);
 _Static_assert(sizeof(struct arborfs_statfs) == 48, "struct arborfs_statfs");
+_Static_assert(sizeof(struct arborfs_read_span) == 32, "struct arborfs_read_span");
+ARBORFS_LAYOUT(struct arborfs_read_span, offset, 16);
+ARBORFS_LAYOUT(struct arborfs_read_span, kind, 24);
+ARBORFS_LAYOUT(struct arborfs_read_span, dev, 28);
 ARBORFS_LAYOUT(struct arborfs_statfs, blocks, 0);
 ARBORFS_LAYOUT(struct arborfs_statfs, bfree, 8);
 ARBORFS_LAYOUT(struct arborfs_statfs, bavail, 16);
@@ -143,6 +161,12 @@ int arborfs_rs_lookup(void *fs, u64 dir, const u8 *name, size_t len, u64 *ino);
 int arborfs_rs_parent(void *fs, u64 dir, u64 *parent);
 int arborfs_rs_readdir(void *fs, u64 dir, u64 pos, struct arborfs_dirent *out, size_t max, size_t *n);
 ssize_t arborfs_rs_read(void *fs, u64 ino, u64 off, u8 *buf, size_t len);
+/* Reads without the mutex across device I/O: plan (mutex), span/verify/free (no mutex), finish (mutex). */
+ssize_t arborfs_rs_plan_read(void *fs, u64 ino, u64 off, size_t len, void **plan);
+int arborfs_rs_plan_span(const void *plan, size_t i, struct arborfs_read_span *out);
+int arborfs_rs_plan_verify(const void *plan, const u8 *buf, size_t len);
+int arborfs_rs_plan_finish(void *fs, const void *plan, u8 *buf, size_t len);
+void arborfs_rs_plan_free(void *plan);
 ssize_t arborfs_rs_readlink(void *fs, u64 ino, u8 *buf, size_t len);
 int arborfs_rs_statfs(void *fs, struct arborfs_statfs *out);
 ssize_t arborfs_rs_getxattr(void *fs, u64 ino, const u8 *name, size_t namelen, u8 *buf, size_t size);
@@ -214,6 +238,14 @@ struct arborfs_sb_info {
 	atomic_long_t cache_bytes;	/* engine node cache size at the last look */
 	struct shrinker *shrinker;
 	struct arborfs_options opts;
+	struct arborfs_member member;	/* the block device, as the engine's KernelDevice holds it */
+	/* Counters for /proc/self/mountstats (show_stats). */
+	atomic64_t engine_calls;	/* ENGINE_CALLs entered */
+	atomic64_t engine_ns;		/* time they held the mutex */
+	atomic64_t lock_wait_ns;	/* time they waited for it */
+	atomic64_t planned_reads;	/* reads done without the mutex across their device I/O */
+	atomic64_t overlapped_reads;	/* ... while another engine call ran */
+	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the mutex) */
 };
 
 static inline struct arborfs_sb_info *ASB(struct super_block *sb)
@@ -227,7 +259,11 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 		struct arborfs_sb_info *__s = ASB(sb);          \
 		unsigned int __nofs;                            \
 		typeof(expr) __r;                               \
+		u64 __t0 = ktime_get_ns(), __t1;                \
 		mutex_lock(&__s->lock);                         \
+		__t1 = ktime_get_ns();                          \
+		atomic64_inc(&__s->engine_calls);               \
+		atomic64_add(__t1 - __t0, &__s->lock_wait_ns);  \
 		__nofs = memalloc_nofs_save();                  \
 		/* Creating files leaves room for dirty data. */ \
 		if (__s->fs)                                    \
@@ -235,6 +271,7 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 				max_t(s64, atomic64_read(&__s->reserved), 0)); \
 		__r = (expr);                                   \
 		memalloc_nofs_restore(__nofs);                  \
+		atomic64_add(ktime_get_ns() - __t1, &__s->engine_ns); \
 		mutex_unlock(&__s->lock);                       \
 		__r;                                            \
 	})
@@ -283,6 +320,7 @@ extern const struct inode_operations arborfs_dir_iops;
 extern const struct file_operations arborfs_dir_fops;
 
 /* file.c */
+ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len);
 extern const struct file_operations arborfs_file_fops;
 extern const struct address_space_operations arborfs_aops;
 int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);

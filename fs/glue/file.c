@@ -31,6 +31,7 @@
 #include <linux/blkdev.h>
 
 #include "arborfs.h"
+#include "services.h"
 
 #define WB_RUN_BYTES (1024 * 1024)
 #define WB_RUN_FOLIOS (WB_RUN_BYTES / PAGE_SIZE)
@@ -182,12 +183,67 @@ static void arborfs_flush_for_space(struct super_block *sb)
 /* ---- reading ---- */
 
 /*
+ * Read file bytes into buf (a kernel buffer) holding the mount's mutex only
+ * to map the range and to finish: the member blocks are read here, all in
+ * flight together, while other engine calls run. A bucket freed meanwhile,
+ * a damaged chunk or a failed bio falls back to the engine's own read under
+ * the mutex, which tries every replica and reports damage. Returns the
+ * bytes read (short at EOF) or a negative errno.
+ */
+ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
+{
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_sb_info *sbi = ASB(sb);
+	struct arborfs_read_batch batch;
+	struct arborfs_read_span s;
+	struct blk_plug plug;
+	void *plan = NULL;
+	s64 calls;
+	ssize_t n;
+	size_t i;
+	int err = 0;
+
+	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_plan_read(FS(sb), inode->i_ino, pos, len, &plan));
+	if (n <= 0)
+		goto out;
+	calls = atomic64_read(&sbi->engine_calls);
+	arborfs_read_batch_init(&batch);
+	blk_start_plug(&plug);
+	for (i = 0; !err && arborfs_rs_plan_span(plan, i, &s); i++) {
+		u8 *dst = buf + (s.start - pos);
+
+		if (s.kind == ARBORFS_SPAN_ZERO)
+			memset(dst, 0, s.len);
+		else if (s.kind == ARBORFS_SPAN_DEVICE)
+			/* The mount opens one member: its index is 0. */
+			err = s.dev ? -EAGAIN : arborfs_read_batch_add(&batch, &sbi->member, dst, s.len, s.offset);
+	}
+	blk_finish_plug(&plug);
+	err = arborfs_read_batch_wait(&batch, &sbi->member) ?: err;
+	if (atomic64_read(&sbi->engine_calls) != calls)
+		atomic64_inc(&sbi->overlapped_reads);
+	if (!err)
+		err = arborfs_rs_plan_verify(plan, buf, n);
+	if (!err)
+		err = ENGINE_CALL(sb, arborfs_rs_plan_finish(FS(sb), plan, buf, n));
+	if (!err) {
+		atomic64_inc(&sbi->planned_reads);
+	} else {
+		if (err == 1)
+			atomic64_inc(&sbi->replanned_reads);
+		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, len));
+	}
+out:
+	arborfs_rs_plan_free(plan);
+	return n;
+}
+
+/*
  * Fill a locked folio from the engine; bytes past EOF are zero. Does not
  * unlock. Returns 0 or a negative errno (the folio is then not uptodate).
  */
 static int arborfs_fill_folio(struct inode *inode, struct folio *folio)
 {
-	struct super_block *sb = inode->i_sb;
 	size_t len = folio_size(folio);
 	loff_t pos = folio_pos(folio);
 	loff_t size = i_size_read(inode);
@@ -198,8 +254,7 @@ static int arborfs_fill_folio(struct inode *inode, struct folio *folio)
 		return -EOPNOTSUPP;
 	addr = kmap_local_folio(folio, 0);
 	if (pos < size) {
-		n = arborfs_alive(sb) ?:
-			ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, addr, min_t(loff_t, len, size - pos)));
+		n = arborfs_read(inode, pos, addr, min_t(loff_t, len, size - pos));
 	}
 	if (n >= 0)
 		memset(addr + n, 0, len - n);
@@ -218,11 +273,10 @@ static int arborfs_read_folio(struct file *file, struct folio *folio)
 	return err;
 }
 
-/* Read a whole readahead window with one engine call, then spread it over the folios. */
+/* Read a whole readahead window at once, then spread it over the folios. */
 static void arborfs_readahead(struct readahead_control *rac)
 {
 	struct inode *inode = rac->mapping->host;
-	struct super_block *sb = inode->i_sb;
 	loff_t pos = readahead_pos(rac);
 	loff_t size = i_size_read(inode);
 	size_t len = readahead_length(rac);
@@ -235,7 +289,7 @@ static void arborfs_readahead(struct readahead_control *rac)
 		len = min_t(loff_t, len, size - pos);
 		buf = kvmalloc(len, GFP_KERNEL);
 		if (buf) {
-			n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, len));
+			n = arborfs_read(inode, pos, buf, len);
 			while (n >= 0 && (folio = readahead_folio(rac))) {
 				size_t fsz = folio_size(folio);
 				size_t take = done < n ? min_t(size_t, fsz, n - done) : 0;
@@ -506,7 +560,6 @@ static int arborfs_mmap(struct file *file, struct vm_area_struct *vma)
 static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
-	struct super_block *sb = inode->i_sb;
 	loff_t pos = iocb->ki_pos;
 	size_t want = iov_iter_count(to);
 	ssize_t done = 0, n;
@@ -528,7 +581,7 @@ static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 		if (pos >= size)
 			break;
 		chunk = min_t(loff_t, chunk, size - pos);
-		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, chunk));
+		n = arborfs_read(inode, pos, buf, chunk);
 		if (n <= 0) {
 			err = n;
 			break;

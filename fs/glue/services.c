@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Services the Rust platform layer (fs/kernel/sys.rs) calls: the clock,
- * synchronous block I/O with bios, and the kernel's crc32c, lz4 and zstd.
+ * block I/O with bios (synchronous, or batches of reads in flight
+ * together), and the kernel's crc32c, lz4 and zstd.
  */
 #include <linux/blkdev.h>
 #include <linux/bio.h>
@@ -31,31 +32,43 @@ s64 arborfs_glue_now_ns(void)
 }
 
 /*
- * Synchronous block I/O with bios on the device the mount opened. The engine
- * issues only sector-aligned offsets and lengths; buffers come from kmalloc
- * or vmalloc (kvmalloc), so pages are looked up one by one.
+ * Block I/O with bios on the device the mount opened. The engine issues
+ * only sector-aligned offsets and lengths; buffers come from kmalloc or
+ * vmalloc (kvmalloc), so pages are looked up one by one.
  */
-static int arborfs_bdev_rw(struct block_device *bdev, u8 *buf, size_t len, u64 off, blk_opf_t op)
+
+/* The next bio of [*buf, *buf + *len) at byte *off: as many pages as fit; advances all three. */
+static struct bio *arborfs_next_bio(struct block_device *bdev, u8 **buf, size_t *len, u64 *off, blk_opf_t op)
+{
+	unsigned int nr = min_t(size_t, DIV_ROUND_UP(*len + offset_in_page(*buf), PAGE_SIZE), BIO_MAX_VECS);
+	struct bio *bio = bio_alloc(bdev, nr, op, GFP_NOIO);
+
+	bio->bi_iter.bi_sector = *off >> SECTOR_SHIFT;
+	while (*len) {
+		size_t chunk = min_t(size_t, *len, PAGE_SIZE - offset_in_page(*buf));
+		struct page *page = is_vmalloc_addr(*buf) ? vmalloc_to_page(*buf) : virt_to_page(*buf);
+
+		if (bio_add_page(bio, page, chunk, offset_in_page(*buf)) != chunk)
+			break;
+		*buf += chunk;
+		*off += chunk;
+		*len -= chunk;
+	}
+	return bio;
+}
+
+/* Synchronous I/O, one bio at a time. */
+static int arborfs_bdev_rw(struct arborfs_member *m, u8 *buf, size_t len, u64 off, blk_opf_t op)
 {
 	if ((off | len) & (SECTOR_SIZE - 1))
 		return -EINVAL;
 	while (len) {
-		unsigned int nr = min_t(size_t, DIV_ROUND_UP(len + offset_in_page(buf), PAGE_SIZE), BIO_MAX_VECS);
-		struct bio *bio = bio_alloc(bdev, nr, op, GFP_NOIO);
-		int err;
+		struct bio *bio = arborfs_next_bio(m->bdev, &buf, &len, &off, op);
+		u64 start = ktime_get_ns();
+		int err = submit_bio_wait(bio);
 
-		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
-		while (len) {
-			size_t chunk = min_t(size_t, len, PAGE_SIZE - offset_in_page(buf));
-			struct page *page = is_vmalloc_addr(buf) ? vmalloc_to_page(buf) : virt_to_page(buf);
-
-			if (bio_add_page(bio, page, chunk, offset_in_page(buf)) != chunk)
-				break;
-			buf += chunk;
-			off += chunk;
-			len -= chunk;
-		}
-		err = submit_bio_wait(bio);
+		atomic64_add(ktime_get_ns() - start, &m->sync_ns);
+		atomic64_inc(&m->sync_ios);
 		bio_put(bio);
 		if (err)
 			return err;
@@ -65,19 +78,77 @@ static int arborfs_bdev_rw(struct block_device *bdev, u8 *buf, size_t len, u64 o
 	return 0;
 }
 
-int arborfs_glue_bdev_read(void *bdev, u8 *buf, size_t len, u64 off)
+static void arborfs_read_batch_end_io(struct bio *bio)
 {
-	return arborfs_bdev_rw(bdev, buf, len, off, REQ_OP_READ);
+	struct arborfs_read_batch *b = bio->bi_private;
+
+	if (bio->bi_status)
+		WRITE_ONCE(b->err, blk_status_to_errno(bio->bi_status));
+	bio_put(bio);
+	if (atomic_dec_and_test(&b->pending))
+		complete(&b->done);
 }
 
-int arborfs_glue_bdev_write(void *bdev, const u8 *buf, size_t len, u64 off)
+void arborfs_read_batch_init(struct arborfs_read_batch *b)
 {
-	return arborfs_bdev_rw(bdev, (u8 *)buf, len, off, REQ_OP_WRITE);
+	atomic_set(&b->pending, 1);	/* the waiter's own, dropped in _wait */
+	b->start_ns = ktime_get_ns();
+	b->err = 0;
+	init_completion(&b->done);
 }
 
-int arborfs_glue_bdev_flush(void *bdev)
+/*
+ * Submit reads of [off, off + len) into buf; they complete in the
+ * background. -EINVAL for an unaligned request, -EAGAIN for a buffer whose
+ * pages cannot be looked up (a highmem mapping): the caller reads another way.
+ * Every batch is waited for, even after an error here.
+ */
+int arborfs_read_batch_add(struct arborfs_read_batch *b, struct arborfs_member *m, u8 *buf, size_t len, u64 off)
 {
-	return blkdev_issue_flush(bdev);
+	if ((off | len) & (SECTOR_SIZE - 1))
+		return -EINVAL;
+	if (!is_vmalloc_addr(buf) && !virt_addr_valid(buf))
+		return -EAGAIN;
+	while (len) {
+		struct bio *bio = arborfs_next_bio(m->bdev, &buf, &len, &off, REQ_OP_READ);
+
+		bio->bi_private = b;
+		bio->bi_end_io = arborfs_read_batch_end_io;
+		atomic_inc(&b->pending);
+		submit_bio(bio);
+	}
+	return 0;
+}
+
+/* Wait for every read of the batch; 0 or the errno of a failed one. */
+int arborfs_read_batch_wait(struct arborfs_read_batch *b, struct arborfs_member *m)
+{
+	if (!atomic_dec_and_test(&b->pending))
+		wait_for_completion_io(&b->done);
+	atomic64_add(ktime_get_ns() - b->start_ns, &m->batch_ns);
+	atomic64_inc(&m->batch_waits);
+	return READ_ONCE(b->err);
+}
+
+int arborfs_glue_bdev_read(void *dev, u8 *buf, size_t len, u64 off)
+{
+	return arborfs_bdev_rw(dev, buf, len, off, REQ_OP_READ);
+}
+
+int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off)
+{
+	return arborfs_bdev_rw(dev, (u8 *)buf, len, off, REQ_OP_WRITE);
+}
+
+int arborfs_glue_bdev_flush(void *dev)
+{
+	struct arborfs_member *m = dev;
+	u64 start = ktime_get_ns();
+	int err = blkdev_issue_flush(m->bdev);
+
+	atomic64_add(ktime_get_ns() - start, &m->sync_ns);
+	atomic64_inc(&m->sync_ios);
+	return err;
 }
 
 /*
@@ -85,14 +156,16 @@ int arborfs_glue_bdev_flush(void *bdev)
  * carries the preflush, every bio is FUA (the block layer drops both on a
  * device without a volatile cache).
  */
-int arborfs_glue_bdev_write_durable(void *bdev, const u8 *buf, size_t len, u64 off)
+int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 off)
 {
-	return arborfs_bdev_rw(bdev, (u8 *)buf, len, off, REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA);
+	return arborfs_bdev_rw(dev, (u8 *)buf, len, off, REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA);
 }
 
 /* Discard whole sectors of [off, off + len); nothing on a device that cannot. */
-int arborfs_glue_bdev_discard(void *bdev, u64 off, u64 len)
+int arborfs_glue_bdev_discard(void *dev, u64 off, u64 len)
 {
+	struct block_device *bdev = ((struct arborfs_member *)dev)->bdev;
+
 	if (!bdev_max_discard_sectors(bdev) || (off | len) & (SECTOR_SIZE - 1))
 		return 0;
 	return blkdev_issue_discard(bdev, off >> SECTOR_SHIFT, len >> SECTOR_SHIFT, GFP_NOFS);

@@ -4,13 +4,36 @@
 #define ARBORFS_GLUE_H
 
 #include <linux/types.h>
+#include <linux/atomic.h>
+#include <linux/completion.h>
+
+/*
+ * A member device as the Rust side holds it (an opaque pointer): the block
+ * device and the time spent waiting for it, for /proc/self/mountstats.
+ */
+struct arborfs_member {
+	struct block_device *bdev;
+	atomic64_t sync_ios, sync_ns;		/* bios an engine call waited for, one by one */
+	atomic64_t batch_waits, batch_ns;	/* waits for batches of planned reads */
+};
 
 s64 arborfs_glue_now_ns(void);
-int arborfs_glue_bdev_read(void *bdev, u8 *buf, size_t len, u64 off);
-int arborfs_glue_bdev_write(void *bdev, const u8 *buf, size_t len, u64 off);
-int arborfs_glue_bdev_flush(void *bdev);
-int arborfs_glue_bdev_write_durable(void *bdev, const u8 *buf, size_t len, u64 off);
-int arborfs_glue_bdev_discard(void *bdev, u64 off, u64 len);
+int arborfs_glue_bdev_read(void *dev, u8 *buf, size_t len, u64 off);
+int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off);
+int arborfs_glue_bdev_flush(void *dev);
+
+/* Reads submitted together and waited for once (several bios in flight). */
+struct arborfs_read_batch {
+	atomic_t pending;
+	u64 start_ns;
+	int err;
+	struct completion done;
+};
+void arborfs_read_batch_init(struct arborfs_read_batch *b);
+int arborfs_read_batch_add(struct arborfs_read_batch *b, struct arborfs_member *m, u8 *buf, size_t len, u64 off);
+int arborfs_read_batch_wait(struct arborfs_read_batch *b, struct arborfs_member *m);
+int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 off);
+int arborfs_glue_bdev_discard(void *dev, u64 off, u64 len);
 u32 arborfs_glue_crc32c(const u8 *data, size_t len);
 int arborfs_glue_lz4_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen);
 ssize_t arborfs_glue_lz4_compress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen);

@@ -188,10 +188,33 @@ static int arborfs_show_options(struct seq_file *m, struct dentry *root)
 	return 0;
 }
 
+/*
+ * Counters after the mount's line in /proc/self/mountstats (times in µs):
+ * engine calls, the time they held and waited for the mutex, the bios they
+ * waited for one by one (and that time: the part of engine_us spent on the
+ * device), and reads whose device I/O ran without the mutex (how many
+ * overlapped another engine call, how many had to be read again, the time
+ * waited for their batches).
+ */
+static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
+{
+	struct arborfs_sb_info *s = ASB(root->d_sb);
+
+	seq_printf(m, " engine_calls=%lld engine_us=%lld lock_wait_us=%lld", atomic64_read(&s->engine_calls),
+		   atomic64_read(&s->engine_ns) / 1000, atomic64_read(&s->lock_wait_ns) / 1000);
+	seq_printf(m, " sync_ios=%lld sync_io_us=%lld", atomic64_read(&s->member.sync_ios),
+		   atomic64_read(&s->member.sync_ns) / 1000);
+	seq_printf(m, " planned_reads=%lld overlapped_reads=%lld replanned_reads=%lld read_batch_us=%lld",
+		   atomic64_read(&s->planned_reads), atomic64_read(&s->overlapped_reads),
+		   atomic64_read(&s->replanned_reads), atomic64_read(&s->member.batch_ns) / 1000);
+	return 0;
+}
+
 static const struct super_operations arborfs_sops = {
 	.alloc_inode = arborfs_alloc_inode,
 	.free_inode = arborfs_free_inode,
 	.show_options = arborfs_show_options,
+	.show_stats = arborfs_show_stats,
 	.write_inode = arborfs_write_inode,
 	.evict_inode = arborfs_evict_inode,
 	.put_super = arborfs_put_super,
@@ -334,7 +357,8 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 			return invalfc(fc, "norecovery needs a read-only mount (-o ro,norecovery)");
 		flags |= ARBORFS_MOUNT_NO_REPLAY;
 	}
-	err = ENGINE_CALL(sb, arborfs_rs_mount(sb->s_id, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), flags, &fs, &ro));
+	ASB(sb)->member.bdev = sb->s_bdev;
+	err = ENGINE_CALL(sb, arborfs_rs_mount(sb->s_id, &ASB(sb)->member, bdev_nr_bytes(sb->s_bdev), flags, &fs, &ro));
 	if (err)
 		return err;
 	s->fs = fs;
@@ -426,7 +450,7 @@ static int arborfs_reconfigure(struct fs_context *fc)
 		WRITE_ONCE(sb->s_bdi->ra_pages, o->readahead >> PAGE_SHIFT);
 	if (want_ro == sb_rdonly(sb))
 		return arborfs_apply_options(sb);
-	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, sb->s_bdev, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
+	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, &ASB(sb)->member, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
 	if (err)
 		return err;
 	err = arborfs_apply_options(sb);

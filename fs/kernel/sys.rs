@@ -201,8 +201,9 @@ pub fn zstd_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
     }
 }
 
-/// A member block device (`struct block_device *`) the VFS opened for the
-/// mount; I/O goes through bios in the glue.
+/// A member block device the VFS opened for the mount, as the glue's
+/// `struct arborfs_member *` (the device and its I/O counters); I/O goes
+/// through bios in the glue.
 pub struct KernelDevice {
     bdev: *mut c_void,
     size: u64,
@@ -214,8 +215,8 @@ impl KernelDevice {
     ///
     /// # Safety
     ///
-    /// `bdev` must be a block device that stays open for as long as the
-    /// returned value exists.
+    /// `bdev` must be the glue's member of a block device that stays open
+    /// for as long as the returned value exists.
     pub unsafe fn new(bdev: *mut c_void, size: u64, index: u8) -> Self {
         KernelDevice { bdev, size, index }
     }

@@ -23,6 +23,7 @@ use kernel::prelude::*;
 
 use crate::error::errno::{EINVAL, ENOMEM, ERANGE};
 use crate::error::Error as FsError;
+use crate::fs::read_plan::{ReadPlan, SpanSource};
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{KernelDevice, TryVec};
 
@@ -147,6 +148,24 @@ pub(crate) struct ArborfsExtent {
     pad: u32,
 }
 c_layout!(ArborfsExtent, 32, { logical: 0, physical: 8, length: 16, flags: 24, pad: 28 });
+
+/// One span of a planned read: `struct arborfs_read_span`.
+#[repr(C)]
+pub(crate) struct ArborfsReadSpan {
+    start: u64,
+    len: u64,
+    offset: u64,
+    kind: u32,
+    dev: u32,
+}
+c_layout!(ArborfsReadSpan, 32, { start: 0, len: 8, offset: 16, kind: 24, dev: 28 });
+
+/// `arborfs_read_span.kind`: zeros.
+const SPAN_ZERO: u32 = 0;
+/// `arborfs_read_span.kind`: member blocks the glue reads.
+const SPAN_DEVICE: u32 = 1;
+/// `arborfs_read_span.kind`: read by the engine when the plan is finished.
+const SPAN_ENGINE: u32 = 2;
 
 fn c_attr(a: &Attr) -> ArborfsAttr {
     let i = &a.inode;
@@ -283,6 +302,70 @@ macro_rules! entry_points {
     )*};
 }
 
+/// A read plan from [`arborfs_rs_plan_read`]: its span `i` into `out`;
+/// returns 1, or 0 past the last span. Touches only the plan, so the glue
+/// calls it without the mount's mutex.
+///
+/// # Safety
+///
+/// `plan` comes from [`arborfs_rs_plan_read`] and is not yet freed; `out`
+/// is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_plan_span(
+    plan: *const c_void,
+    i: usize,
+    out: *mut ArborfsReadSpan,
+) -> c_int {
+    // SAFETY: a live plan (contract); the caller's own, not shared.
+    let plan = unsafe { &*plan.cast::<ReadPlan>() };
+    let Some(s) = plan.spans.get(i) else { return 0 };
+    let (kind, dev, offset) = match s.source {
+        SpanSource::Zero => (SPAN_ZERO, 0, 0),
+        SpanSource::Device { dev, offset, .. } => (SPAN_DEVICE, u32::from(dev), offset),
+        SpanSource::Engine => (SPAN_ENGINE, 0, 0),
+    };
+    // SAFETY: `out` is writable.
+    unsafe { put(out, ArborfsReadSpan { start: s.start, len: s.len, offset, kind, dev }) };
+    1
+}
+
+/// Verify the chunk checksums of the member blocks the glue read for
+/// `plan` into `buf` (`len` bytes: the plan's, from its start). 0 or a
+/// negative errno; no mutex needed.
+///
+/// # Safety
+///
+/// As [`arborfs_rs_plan_span`]; `buf` points to `len` readable bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_plan_verify(
+    plan: *const c_void,
+    buf: *const u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: a live plan (contract).
+    let plan = unsafe { &*plan.cast::<ReadPlan>() };
+    // SAFETY: `buf` points to `len` readable bytes.
+    let buf = unsafe { bytes(buf, len) };
+    // Damage is reported by the engine's read, which the glue falls back to.
+    match plan.verify(buf) {
+        Ok(()) => 0,
+        Err(e) => errno(e),
+    }
+}
+
+/// Free a plan from [`arborfs_rs_plan_read`] (null is ignored).
+///
+/// # Safety
+///
+/// `plan` is null or a plan not yet freed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_plan_free(plan: *mut c_void) {
+    if !plan.is_null() {
+        // SAFETY: made by `KBox::into_raw` in `arborfs_rs_plan_read`.
+        drop(unsafe { KBox::from_raw(plan.cast::<ReadPlan>()) });
+    }
+}
+
 /// `arborfs_rs_mount` flag: do not log why a mount failed.
 const MOUNT_SILENT: c_int = 1;
 /// `arborfs_rs_mount` flag: open read-only.
@@ -295,8 +378,8 @@ const MOUNT_NO_REPLAY: c_int = 4;
 ///
 /// # Safety
 ///
-/// `id` is a NUL-terminated device name; `bdev` the mount's block device,
-/// open until [`arborfs_rs_unmount`]; `out` and `ro` are writable.
+/// `id` is a NUL-terminated device name; `bdev` the glue's member of the
+/// mount's block device (`struct arborfs_member *`), open until [`arborfs_rs_unmount`]; `out` and `ro` are writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn arborfs_rs_mount(
     id: *const c_char,
@@ -560,6 +643,37 @@ entry_points! {
                 }
                 errno(e) as isize
             }
+        }
+    }
+
+    /// Map up to `len` bytes of `ino` at `off` for a read the glue carries
+    /// out without the mutex: the plan into `*plan` (freed with
+    /// [`arborfs_rs_plan_free`]); returns the bytes planned (short at the
+    /// file size) or a negative errno.
+    fn arborfs_rs_plan_read(fs, ino: u64, off: u64, len: usize, plan: *mut *mut c_void) -> isize {
+        let Ok(mut p) = KBox::new(ReadPlan::new(), GFP_KERNEL) else { return (-ENOMEM) as isize };
+        match fs.plan_read(ino, off, len as u64, &mut p) {
+            Ok(n) => {
+                // SAFETY: `plan` is writable.
+                unsafe { put(plan, KBox::into_raw(p).cast::<c_void>()) };
+                n as isize
+            }
+            Err(e) => failed(e, "read", ino) as isize,
+        }
+    }
+
+    /// Finish a plan whose member blocks the glue read into `buf` (`len`
+    /// bytes, the plan's): 0 with the engine's spans filled in, 1 if a
+    /// bucket read was freed since (read again), or a negative errno.
+    fn arborfs_rs_plan_finish(fs, plan: *const c_void, buf: *mut u8, len: usize) -> c_int {
+        // SAFETY: a live plan from `arborfs_rs_plan_read` (the glue's contract).
+        let p = unsafe { &*plan.cast::<ReadPlan>() };
+        // SAFETY: `buf` points to `len` writable bytes.
+        match fs.finish_read(p, unsafe { slice_mut(buf, len) }) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            // Not logged: the glue reads again with `arborfs_rs_read`, which logs damage.
+            Err(e) => errno(e),
         }
     }
 

@@ -56,6 +56,23 @@ seconds() {
 }
 
 cold() { sync && echo 3 >/proc/sys/vm/drop_caches; }
+
+# Where an arborfs workload's time went: the mount's counters in
+# /proc/self/mountstats (engine calls, time holding and waiting for the
+# engine mutex, device waits inside it, reads done outside it) since the
+# previous call, as "PROFILE fs workload name=delta ...".
+PREV=
+profile() {
+	[[ ${fs%%-*} == arborfs ]] || return 0
+	local now
+	now=$(grep ' on /mnt with fstype arborfs' /proc/self/mountstats | grep -o '[a-z_]*=[0-9]*' | tr '\n' ' ')
+	awk -v name="$1" -v fs="$fs" -v now="$now" -v prev="$PREV" 'BEGIN {
+		split(prev, b, " "); for (i in b) { split(b[i], kv, "="); old[kv[1]] = kv[2] }
+		n = split(now, a, " "); line = "PROFILE " fs " " name
+		for (i = 1; i <= n; i++) { split(a[i], kv, "="); line = line " " kv[1] "=" kv[2] - old[kv[1]] }
+		print line }'
+	PREV=$now
+}
 FSMARK_FILES=${BENCH_FSMARK_FILES:-2000}
 # The untar source, copied into the guest's memory first so that 9p is not timed.
 TREE=${TREE_TAR:-}
@@ -65,29 +82,42 @@ for fs in $FILESYSTEMS; do
 	grep -qw "${fs%%-*}" /proc/filesystems || { echo "RESULT $fs missing 1"; continue; }
 	mkfs_for "$fs" >/dev/null 2>&1 || { echo "bench: mkfs $fs failed"; continue; }
 	mount -t "${fs%%-*}" /dev/vda /mnt || { echo "bench: mount $fs failed"; continue; }
+	PREV=
 	echo "RESULT $fs seq_write_MiBps $(fio_num "['write']['bw']/1024" --filename=/mnt/seq --rw=write --bs=1M --size="$SIZE" --end_fsync=1)"
+	profile seq_write_MiBps
 	cold
 	echo "RESULT $fs seq_read_MiBps $(fio_num "['read']['bw']/1024" --filename=/mnt/seq --rw=read --bs=1M --size="$SIZE")"
+	profile seq_read_MiBps
 	cold
 	echo "RESULT $fs rand_read_cold_4k_iops $(fio_num "['read']['iops']" --filename=/mnt/seq --rw=randread --bs=4k --size="$SIZE" --time_based --runtime="$RUNTIME")"
+	profile rand_read_cold_4k_iops
 	rm -f /mnt/seq && sync
 	# Four jobs on four files, reported together.
 	echo "RESULT $fs seq_write_4jobs_MiBps $(fio_num "['write']['bw']/1024" --directory=/mnt --rw=write --bs=1M --size="$SIZE4" --numjobs=4 --group_reporting --end_fsync=1)"
+	profile seq_write_4jobs_MiBps
 	cold
 	echo "RESULT $fs seq_read_4jobs_MiBps $(fio_num "['read']['bw']/1024" --directory=/mnt --rw=read --bs=1M --size="$SIZE4" --numjobs=4 --group_reporting)"
+	profile seq_read_4jobs_MiBps
 	rm -f /mnt/bench.* && sync
 	echo "RESULT $fs rand_write_fsync_iops $(fio_num "['write']['iops']" --filename=/mnt/rand --rw=randwrite --bs=4k --size=64M --fsync=1 --time_based --runtime="$RUNTIME")"
+	profile rand_write_fsync_iops
 	rm -f /mnt/rand && sync
 	echo "RESULT $fs rand_write_fsync32_iops $(fio_num "['write']['iops']" --filename=/mnt/rand --rw=randwrite --bs=4k --size=64M --fsync=32 --time_based --runtime="$RUNTIME")"
+	profile rand_write_fsync32_iops
 	rm -f /mnt/rand && sync
 	echo "RESULT $fs fsmark_create_nosync_files_per_s $(fs_mark_rate 1 0)"
+	profile fsmark_create_nosync_files_per_s
 	echo "RESULT $fs fsmark_fsync_files_per_s $(fs_mark_rate 1 1)"
+	profile fsmark_fsync_files_per_s
 	echo "RESULT $fs fsmark_fsync_4threads_files_per_s $(fs_mark_rate 4 1)"
+	profile fsmark_fsync_4threads_files_per_s
 	if [[ -f /dev/shm/tree.tar ]]; then
 		mkdir -p /mnt/untar
 		echo "RESULT $fs untar_sync_seconds $(seconds sh -c 'tar -xf /dev/shm/tree.tar -C /mnt/untar && sync')"
+		profile untar_sync_seconds
 		cold
 		echo "RESULT $fs rm_rf_sync_seconds $(seconds sh -c 'rm -rf /mnt/untar && sync')"
+		profile rm_rf_sync_seconds
 	fi
 	umount /mnt
 done
