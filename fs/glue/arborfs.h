@@ -82,7 +82,8 @@ struct arborfs_statfs {
 /* One span of a read planned by the engine (arborfs_rs_plan_read). */
 struct arborfs_read_span {
 	u64 start, len;		/* file bytes */
-	u64 offset;		/* byte offset on member `dev` (DEVICE) */
+	u64 offset;		/* DEVICE: byte offset on member `dev` of the blocks to read, */
+	u64 dev_len, skip;	/* how many, and how far into them the span's bytes start */
 	u32 kind, dev;
 };
 
@@ -135,10 +136,12 @@ ARBORFS_LAYOUT(struct arborfs_extent, length, 16);
 ARBORFS_LAYOUT(struct arborfs_extent, flags, 24);
 ARBORFS_LAYOUT(struct arborfs_extent, pad, 28);
 _Static_assert(sizeof(struct arborfs_statfs) == 48, "struct arborfs_statfs");
-_Static_assert(sizeof(struct arborfs_read_span) == 32, "struct arborfs_read_span");
+_Static_assert(sizeof(struct arborfs_read_span) == 48, "struct arborfs_read_span");
 ARBORFS_LAYOUT(struct arborfs_read_span, offset, 16);
-ARBORFS_LAYOUT(struct arborfs_read_span, kind, 24);
-ARBORFS_LAYOUT(struct arborfs_read_span, dev, 28);
+ARBORFS_LAYOUT(struct arborfs_read_span, dev_len, 24);
+ARBORFS_LAYOUT(struct arborfs_read_span, skip, 32);
+ARBORFS_LAYOUT(struct arborfs_read_span, kind, 40);
+ARBORFS_LAYOUT(struct arborfs_read_span, dev, 44);
 ARBORFS_LAYOUT(struct arborfs_statfs, blocks, 0);
 ARBORFS_LAYOUT(struct arborfs_statfs, bfree, 8);
 ARBORFS_LAYOUT(struct arborfs_statfs, bavail, 16);
@@ -164,9 +167,15 @@ ssize_t arborfs_rs_read(void *fs, u64 ino, u64 off, u8 *buf, size_t len);
 /* Reads without the mutex across device I/O: plan (mutex), span/verify/free (no mutex), finish (mutex). */
 ssize_t arborfs_rs_plan_read(void *fs, u64 ino, u64 off, size_t len, void **plan);
 int arborfs_rs_plan_span(const void *plan, size_t i, struct arborfs_read_span *out);
-int arborfs_rs_plan_verify(const void *plan, const u8 *buf, size_t len);
+int arborfs_rs_plan_verify(const void *plan, size_t i, const u8 *buf, size_t len);
 int arborfs_rs_plan_finish(void *fs, const void *plan, u8 *buf, size_t len);
 void arborfs_rs_plan_free(void *plan);
+/* Writes without the mutex across device I/O: plan (mutex), checksum/free (no mutex), commit or abort (mutex). */
+ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, void **plan, u32 *dev, u64 *offset);
+int arborfs_rs_wplan_checksum(void *plan, const u8 *buf, size_t len);
+int arborfs_rs_write_commit(void *fs, const void *plan, u64 *alloc_bytes);
+int arborfs_rs_write_abort(void *fs, const void *plan);
+void arborfs_rs_wplan_free(void *plan);
 ssize_t arborfs_rs_readlink(void *fs, u64 ino, u8 *buf, size_t len);
 int arborfs_rs_statfs(void *fs, struct arborfs_statfs *out);
 ssize_t arborfs_rs_getxattr(void *fs, u64 ino, const u8 *name, size_t namelen, u8 *buf, size_t size);
@@ -246,6 +255,7 @@ struct arborfs_sb_info {
 	atomic64_t planned_reads;	/* reads done without the mutex across their device I/O */
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
 	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the mutex) */
+	atomic64_t planned_writes;	/* writes of whole blocks done without the mutex across their device I/O */
 };
 
 static inline struct arborfs_sb_info *ASB(struct super_block *sb)
@@ -321,6 +331,7 @@ extern const struct file_operations arborfs_dir_fops;
 
 /* file.c */
 ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len);
+ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t len, u64 *alloc_bytes);
 extern const struct file_operations arborfs_file_fops;
 extern const struct address_space_operations arborfs_aops;
 int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync);

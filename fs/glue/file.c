@@ -185,55 +185,88 @@ static void arborfs_flush_for_space(struct super_block *sb)
 /*
  * Read file bytes into buf (a kernel buffer) holding the mount's mutex only
  * to map the range and to finish: the member blocks are read here, all in
- * flight together, while other engine calls run. A bucket freed meanwhile,
- * a damaged chunk or a failed bio falls back to the engine's own read under
- * the mutex, which tries every replica and reports damage. Returns the
- * bytes read (short at EOF) or a negative errno.
+ * flight together, while other engine calls run; blocks or chunks that
+ * reach past a span are read into a bounce buffer and the span copied out
+ * once verified. A bucket freed meanwhile, a damaged chunk or a failed bio
+ * falls back to the engine's own read under the mutex, which tries every
+ * replica and reports damage. Returns the bytes read (short at EOF) or a
+ * negative errno.
  */
 ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
-	struct arborfs_read_batch batch;
+	struct arborfs_io_batch batch;
 	struct arborfs_read_span s;
 	struct blk_plug plug;
 	void *plan = NULL;
+	u8 **bounce = NULL;
+	size_t i, nr = 0;
 	s64 calls;
 	ssize_t n;
-	size_t i;
 	int err = 0;
 
 	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_plan_read(FS(sb), inode->i_ino, pos, len, &plan));
 	if (n <= 0)
 		goto out;
+	while (arborfs_rs_plan_span(plan, nr, &s))
+		nr++;
+	bounce = kcalloc(nr, sizeof(*bounce), GFP_NOFS);
+	if (!bounce)
+		goto fallback;
 	calls = atomic64_read(&sbi->engine_calls);
-	arborfs_read_batch_init(&batch);
+	arborfs_io_batch_init(&batch);
 	blk_start_plug(&plug);
 	for (i = 0; !err && arborfs_rs_plan_span(plan, i, &s); i++) {
 		u8 *dst = buf + (s.start - pos);
 
-		if (s.kind == ARBORFS_SPAN_ZERO)
+		if (s.kind == ARBORFS_SPAN_ZERO) {
 			memset(dst, 0, s.len);
-		else if (s.kind == ARBORFS_SPAN_DEVICE)
+		} else if (s.kind == ARBORFS_SPAN_DEVICE) {
 			/* The mount opens one member: its index is 0. */
-			err = s.dev ? -EAGAIN : arborfs_read_batch_add(&batch, &sbi->member, dst, s.len, s.offset);
+			if (s.dev) {
+				err = -EAGAIN;
+				break;
+			}
+			if (s.dev_len != s.len || s.skip) {
+				dst = bounce[i] = kvmalloc(s.dev_len, GFP_NOFS);
+				if (!dst) {
+					err = -ENOMEM;
+					break;
+				}
+			}
+			err = arborfs_io_batch_add(&batch, &sbi->member, dst, s.dev_len, s.offset, REQ_OP_READ);
+		}
 	}
 	blk_finish_plug(&plug);
-	err = arborfs_read_batch_wait(&batch, &sbi->member) ?: err;
+	err = arborfs_io_batch_wait(&batch, &sbi->member) ?: err;
 	if (atomic64_read(&sbi->engine_calls) != calls)
 		atomic64_inc(&sbi->overlapped_reads);
-	if (!err)
-		err = arborfs_rs_plan_verify(plan, buf, n);
+	for (i = 0; !err && arborfs_rs_plan_span(plan, i, &s); i++) {
+		u8 *dst = buf + (s.start - pos);
+
+		if (s.kind != ARBORFS_SPAN_DEVICE)
+			continue;
+		err = arborfs_rs_plan_verify(plan, i, bounce[i] ?: dst, s.dev_len);
+		if (!err && bounce[i])
+			memcpy(dst, bounce[i] + s.skip, s.len);
+	}
 	if (!err)
 		err = ENGINE_CALL(sb, arborfs_rs_plan_finish(FS(sb), plan, buf, n));
 	if (!err) {
 		atomic64_inc(&sbi->planned_reads);
-	} else {
-		if (err == 1)
-			atomic64_inc(&sbi->replanned_reads);
-		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, len));
+		goto out;
 	}
+	if (err == 1)
+		atomic64_inc(&sbi->replanned_reads);
+fallback:
+	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, len));
 out:
+	if (bounce) {
+		for (i = 0; i < nr; i++)
+			kvfree(bounce[i]);
+		kfree(bounce);
+	}
 	arborfs_rs_plan_free(plan);
 	return n;
 }
@@ -318,6 +351,61 @@ static void arborfs_readahead(struct readahead_control *rac)
 	}
 }
 
+/*
+ * Write whole blocks of buf at pos holding the mount's mutex only to plan
+ * (allocate) and to commit: the data bios and the chunk checksums run
+ * without it, the checksums while the bios are in flight. What cannot be
+ * planned (compression, one checksum per extent, a partial last block) is
+ * written by the engine under the mutex. The caller keeps the folios under
+ * writeback until this returns, so truncate and fsync wait for the commit.
+ * Returns len or a negative errno; *alloc_bytes gets what the file holds.
+ */
+ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t len, u64 *alloc_bytes)
+{
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_sb_info *sbi = ASB(sb);
+	size_t done = 0;
+	ssize_t n;
+	int err;
+
+	while (done < len) {
+		struct arborfs_io_batch batch;
+		void *plan = NULL;
+		u64 offset;
+		u32 dev;
+
+		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + done,
+									       len - done, &plan, &dev, &offset));
+		if (n <= 0) {
+			if (n < 0)
+				return n;
+			break;	/* the engine writes the rest */
+		}
+		arborfs_io_batch_init(&batch);
+		/* The mount opens one member: its index is 0. */
+		err = dev ? -EIO : arborfs_io_batch_add(&batch, &sbi->member, (u8 *)buf + done, n, offset, REQ_OP_WRITE);
+		if (!err)
+			err = arborfs_rs_wplan_checksum(plan, buf + done, n);
+		err = arborfs_io_batch_wait(&batch, &sbi->member) ?: err;
+		if (err)
+			ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), plan));
+		else
+			err = ENGINE_CALL(sb, arborfs_rs_write_commit(FS(sb), plan, alloc_bytes));
+		arborfs_rs_wplan_free(plan);
+		if (err)
+			return err;
+		atomic64_inc(&sbi->planned_writes);
+		done += n;
+	}
+	if (done < len) {
+		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos + done, buf + done,
+									  len - done, alloc_bytes));
+		if (n < 0)
+			return n;
+	}
+	return len;
+}
+
 /* ---- buffered writes ---- */
 
 static int arborfs_write_begin(struct file *file, struct address_space *mapping, loff_t pos, unsigned int len,
@@ -399,8 +487,7 @@ static int arborfs_wb_flush(struct inode *inode, struct arborfs_wb_run *run)
 
 	if (!run->nr)
 		return 0;
-	n = arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, run->start, run->buf, run->len, &alloc_bytes));
+	n = arborfs_write_back(inode, run->start, run->buf, run->len, &alloc_bytes);
 	err = n < 0 ? n : 0;
 	if (err == -EROFS && arborfs_alive(sb))
 		err = -EIO;
@@ -605,7 +692,6 @@ static ssize_t arborfs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
-	struct super_block *sb = inode->i_sb;
 	ssize_t done = 0, n;
 	u64 alloc_bytes;
 	size_t want;
@@ -639,8 +725,7 @@ static ssize_t arborfs_direct_write(struct kiocb *iocb, struct iov_iter *from)
 			err = -EFAULT;
 			break;
 		}
-		n = arborfs_alive(sb) ?:
-			ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos, buf, chunk, &alloc_bytes));
+		n = arborfs_write_back(inode, pos, buf, chunk, &alloc_bytes);
 		if (n < 0) {
 			err = n;
 			break;

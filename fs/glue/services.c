@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Services the Rust platform layer (fs/kernel/sys.rs) calls: the clock,
- * block I/O with bios (synchronous, or batches of reads in flight
- * together), and the kernel's crc32c, lz4 and zstd.
+ * block I/O with bios (synchronous, or batches in flight together), and the kernel's crc32c, lz4 and zstd.
  */
 #include <linux/blkdev.h>
 #include <linux/bio.h>
@@ -78,9 +77,9 @@ static int arborfs_bdev_rw(struct arborfs_member *m, u8 *buf, size_t len, u64 of
 	return 0;
 }
 
-static void arborfs_read_batch_end_io(struct bio *bio)
+static void arborfs_io_batch_end_io(struct bio *bio)
 {
-	struct arborfs_read_batch *b = bio->bi_private;
+	struct arborfs_io_batch *b = bio->bi_private;
 
 	if (bio->bi_status)
 		WRITE_ONCE(b->err, blk_status_to_errno(bio->bi_status));
@@ -89,7 +88,7 @@ static void arborfs_read_batch_end_io(struct bio *bio)
 		complete(&b->done);
 }
 
-void arborfs_read_batch_init(struct arborfs_read_batch *b)
+void arborfs_io_batch_init(struct arborfs_io_batch *b)
 {
 	atomic_set(&b->pending, 1);	/* the waiter's own, dropped in _wait */
 	b->start_ns = ktime_get_ns();
@@ -98,30 +97,31 @@ void arborfs_read_batch_init(struct arborfs_read_batch *b)
 }
 
 /*
- * Submit reads of [off, off + len) into buf; they complete in the
- * background. -EINVAL for an unaligned request, -EAGAIN for a buffer whose
+ * Submit bios of operation op (a read or write) for [off, off + len) of
+ * buf; they complete in the background. -EINVAL for an unaligned request, -EAGAIN for a buffer whose
  * pages cannot be looked up (a highmem mapping): the caller reads another way.
  * Every batch is waited for, even after an error here.
  */
-int arborfs_read_batch_add(struct arborfs_read_batch *b, struct arborfs_member *m, u8 *buf, size_t len, u64 off)
+int arborfs_io_batch_add(struct arborfs_io_batch *b, struct arborfs_member *m, u8 *buf, size_t len, u64 off,
+			 blk_opf_t op)
 {
 	if ((off | len) & (SECTOR_SIZE - 1))
 		return -EINVAL;
 	if (!is_vmalloc_addr(buf) && !virt_addr_valid(buf))
 		return -EAGAIN;
 	while (len) {
-		struct bio *bio = arborfs_next_bio(m->bdev, &buf, &len, &off, REQ_OP_READ);
+		struct bio *bio = arborfs_next_bio(m->bdev, &buf, &len, &off, op);
 
 		bio->bi_private = b;
-		bio->bi_end_io = arborfs_read_batch_end_io;
+		bio->bi_end_io = arborfs_io_batch_end_io;
 		atomic_inc(&b->pending);
 		submit_bio(bio);
 	}
 	return 0;
 }
 
-/* Wait for every read of the batch; 0 or the errno of a failed one. */
-int arborfs_read_batch_wait(struct arborfs_read_batch *b, struct arborfs_member *m)
+/* Wait for every bio of the batch; 0 or the errno of a failed one. */
+int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m)
 {
 	if (!atomic_dec_and_test(&b->pending))
 		wait_for_completion_io(&b->done);

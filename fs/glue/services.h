@@ -6,6 +6,7 @@
 #include <linux/types.h>
 #include <linux/atomic.h>
 #include <linux/completion.h>
+#include <linux/blk_types.h>
 
 /*
  * A member device as the Rust side holds it (an opaque pointer): the block
@@ -14,7 +15,7 @@
 struct arborfs_member {
 	struct block_device *bdev;
 	atomic64_t sync_ios, sync_ns;		/* bios an engine call waited for, one by one */
-	atomic64_t batch_waits, batch_ns;	/* waits for batches of planned reads */
+	atomic64_t batch_waits, batch_ns;	/* waits for batches of planned reads and writes */
 };
 
 s64 arborfs_glue_now_ns(void);
@@ -22,16 +23,17 @@ int arborfs_glue_bdev_read(void *dev, u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_flush(void *dev);
 
-/* Reads submitted together and waited for once (several bios in flight). */
-struct arborfs_read_batch {
+/* Bios submitted together and waited for once (several in flight). */
+struct arborfs_io_batch {
 	atomic_t pending;
 	u64 start_ns;
 	int err;
 	struct completion done;
 };
-void arborfs_read_batch_init(struct arborfs_read_batch *b);
-int arborfs_read_batch_add(struct arborfs_read_batch *b, struct arborfs_member *m, u8 *buf, size_t len, u64 off);
-int arborfs_read_batch_wait(struct arborfs_read_batch *b, struct arborfs_member *m);
+void arborfs_io_batch_init(struct arborfs_io_batch *b);
+int arborfs_io_batch_add(struct arborfs_io_batch *b, struct arborfs_member *m, u8 *buf, size_t len, u64 off,
+			 blk_opf_t op);
+int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m);
 int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_discard(void *dev, u64 off, u64 len);
 u32 arborfs_glue_crc32c(const u8 *data, size_t len);

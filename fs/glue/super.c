@@ -193,8 +193,8 @@ static int arborfs_show_options(struct seq_file *m, struct dentry *root)
  * engine calls, the time they held and waited for the mutex, the bios they
  * waited for one by one (and that time: the part of engine_us spent on the
  * device), and reads whose device I/O ran without the mutex (how many
- * overlapped another engine call, how many had to be read again, the time
- * waited for their batches).
+ * overlapped another engine call, how many had to be read again), writes
+ * done the same way, and the time waited for the batches of both.
  */
 static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 {
@@ -204,9 +204,10 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->engine_ns) / 1000, atomic64_read(&s->lock_wait_ns) / 1000);
 	seq_printf(m, " sync_ios=%lld sync_io_us=%lld", atomic64_read(&s->member.sync_ios),
 		   atomic64_read(&s->member.sync_ns) / 1000);
-	seq_printf(m, " planned_reads=%lld overlapped_reads=%lld replanned_reads=%lld read_batch_us=%lld",
+	seq_printf(m, " planned_reads=%lld overlapped_reads=%lld replanned_reads=%lld planned_writes=%lld batch_us=%lld",
 		   atomic64_read(&s->planned_reads), atomic64_read(&s->overlapped_reads),
-		   atomic64_read(&s->replanned_reads), atomic64_read(&s->member.batch_ns) / 1000);
+		   atomic64_read(&s->replanned_reads), atomic64_read(&s->planned_writes),
+		   atomic64_read(&s->member.batch_ns) / 1000);
 	return 0;
 }
 

@@ -24,6 +24,7 @@ use kernel::prelude::*;
 use crate::error::errno::{EINVAL, ENOMEM, ERANGE};
 use crate::error::Error as FsError;
 use crate::fs::read_plan::{ReadPlan, SpanSource};
+use crate::fs::write_plan::WritePlan;
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{KernelDevice, TryVec};
 
@@ -155,10 +156,12 @@ pub(crate) struct ArborfsReadSpan {
     start: u64,
     len: u64,
     offset: u64,
+    dev_len: u64,
+    skip: u64,
     kind: u32,
     dev: u32,
 }
-c_layout!(ArborfsReadSpan, 32, { start: 0, len: 8, offset: 16, kind: 24, dev: 28 });
+c_layout!(ArborfsReadSpan, 48, { start: 0, len: 8, offset: 16, dev_len: 24, skip: 32, kind: 40, dev: 44 });
 
 /// `arborfs_read_span.kind`: zeros.
 const SPAN_ZERO: u32 = 0;
@@ -319,19 +322,21 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_span(
     // SAFETY: a live plan (contract); the caller's own, not shared.
     let plan = unsafe { &*plan.cast::<ReadPlan>() };
     let Some(s) = plan.spans.get(i) else { return 0 };
-    let (kind, dev, offset) = match s.source {
-        SpanSource::Zero => (SPAN_ZERO, 0, 0),
-        SpanSource::Device { dev, offset, .. } => (SPAN_DEVICE, u32::from(dev), offset),
-        SpanSource::Engine => (SPAN_ENGINE, 0, 0),
+    let (kind, dev, offset, dev_len, skip) = match s.source {
+        SpanSource::Zero => (SPAN_ZERO, 0, 0, 0, 0),
+        SpanSource::Device { dev, offset, dev_len, skip, .. } => {
+            (SPAN_DEVICE, u32::from(dev), offset, dev_len, skip)
+        }
+        SpanSource::Engine => (SPAN_ENGINE, 0, 0, 0, 0),
     };
     // SAFETY: `out` is writable.
-    unsafe { put(out, ArborfsReadSpan { start: s.start, len: s.len, offset, kind, dev }) };
+    unsafe { put(out, ArborfsReadSpan { start: s.start, len: s.len, offset, dev_len, skip, kind, dev }) };
     1
 }
 
-/// Verify the chunk checksums of the member blocks the glue read for
-/// `plan` into `buf` (`len` bytes: the plan's, from its start). 0 or a
-/// negative errno; no mutex needed.
+/// Verify span `i` of `plan` as the glue read it from the member: the
+/// span's `dev_len` bytes at `buf` (`len` readable). 0 or a negative errno;
+/// no mutex needed.
 ///
 /// # Safety
 ///
@@ -339,6 +344,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_span(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn arborfs_rs_plan_verify(
     plan: *const c_void,
+    i: usize,
     buf: *const u8,
     len: usize,
 ) -> c_int {
@@ -347,7 +353,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_verify(
     // SAFETY: `buf` points to `len` readable bytes.
     let buf = unsafe { bytes(buf, len) };
     // Damage is reported by the engine's read, which the glue falls back to.
-    match plan.verify(buf) {
+    match plan.verify_span(i, buf) {
         Ok(()) => 0,
         Err(e) => errno(e),
     }
@@ -363,6 +369,41 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_free(plan: *mut c_void) {
     if !plan.is_null() {
         // SAFETY: made by `KBox::into_raw` in `arborfs_rs_plan_read`.
         drop(unsafe { KBox::from_raw(plan.cast::<ReadPlan>()) });
+    }
+}
+
+/// Compute the checksums of the `len` bytes at `buf` a write plan's blocks
+/// are written from. 0 or a negative errno; no mutex needed.
+///
+/// # Safety
+///
+/// `plan` comes from [`arborfs_rs_plan_write`] and is not yet freed; `buf`
+/// points to `len` readable bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_wplan_checksum(
+    plan: *mut c_void,
+    buf: *const u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: a live plan (contract); the caller's own, not shared.
+    let plan = unsafe { &mut *plan.cast::<WritePlan>() };
+    // SAFETY: `buf` points to `len` readable bytes.
+    match plan.checksum(unsafe { bytes(buf, len) }) {
+        Ok(()) => 0,
+        Err(e) => errno(e),
+    }
+}
+
+/// Free a plan from [`arborfs_rs_plan_write`] (null is ignored).
+///
+/// # Safety
+///
+/// `plan` is null or a write plan not yet freed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_wplan_free(plan: *mut c_void) {
+    if !plan.is_null() {
+        // SAFETY: made by `KBox::into_raw` in `arborfs_rs_plan_write`.
+        drop(unsafe { KBox::from_raw(plan.cast::<WritePlan>()) });
     }
 }
 
@@ -675,6 +716,70 @@ entry_points! {
             // Not logged: the glue reads again with `arborfs_rs_read`, which logs damage.
             Err(e) => errno(e),
         }
+    }
+
+    /// Room for the whole blocks at the front of a write of `len` bytes at
+    /// `off` of `ino`, which the glue writes without the mutex: the plan
+    /// into `*plan` (freed with [`arborfs_rs_wplan_free`]), the member and
+    /// byte offset to write to into `*dev` and `*offset`. Returns the bytes
+    /// planned, 0 when the engine must write them itself (`*plan` stays
+    /// null), or a negative errno.
+    fn arborfs_rs_plan_write(
+        fs,
+        ino: u64,
+        off: u64,
+        len: usize,
+        plan: *mut *mut c_void,
+        dev: *mut u32,
+        offset: *mut u64,
+    ) -> isize {
+        let Ok(mut p) = KBox::new(WritePlan::new(), GFP_KERNEL) else { return (-ENOMEM) as isize };
+        match fs.plan_write(ino, off, len as u64, &mut p) {
+            Ok(false) => 0,
+            Ok(true) => {
+                let n = p.len as isize;
+                // SAFETY: the three out pointers are writable.
+                unsafe {
+                    put(dev, u32::from(p.dev));
+                    put(offset, p.offset);
+                    put(plan, KBox::into_raw(p).cast::<c_void>());
+                }
+                n
+            }
+            Err(e) => {
+                if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
+                    pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
+                }
+                errno(e) as isize
+            }
+        }
+    }
+
+    /// Commit a write plan whose blocks the glue wrote and checksummed;
+    /// `*alloc_bytes` (writable) gets the bytes the file now holds.
+    fn arborfs_rs_write_commit(fs, plan: *const c_void, alloc_bytes: *mut u64) -> c_int {
+        // SAFETY: a live plan from `arborfs_rs_plan_write` (the glue's contract).
+        let p = unsafe { &*plan.cast::<WritePlan>() };
+        match fs.commit_write(p).and_then(|()| fs.getattr(p.ino)) {
+            Ok(a) => {
+                // SAFETY: `alloc_bytes` is writable.
+                unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
+                0
+            }
+            Err(e) => {
+                if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
+                    pr_err!("write of inode {} at {} failed: {}\n", p.ino, p.start, e);
+                }
+                errno(e)
+            }
+        }
+    }
+
+    /// Give up a write plan whose blocks were not written.
+    fn arborfs_rs_write_abort(fs, plan: *const c_void) -> c_int {
+        // SAFETY: a live plan from `arborfs_rs_plan_write` (the glue's contract).
+        let p = unsafe { &*plan.cast::<WritePlan>() };
+        status(fs.abort_write(p), "write", p.ino)
     }
 
     /// The symlink target into `buf` (`len` writable bytes); returns its length.

@@ -24,6 +24,9 @@ pub struct Bucket {
     pub pending: bool,
     /// Currently being filled.
     pub open: bool,
+    /// Planned writes in flight into it (in memory only): not freed until
+    /// they are committed or given up.
+    pub pins: u32,
     /// Changed since its alloc key was last written.
     pub dirty: bool,
 }

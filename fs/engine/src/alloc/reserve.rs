@@ -11,7 +11,7 @@ impl Allocator {
     /// Mark a bucket free (generation bumped); reusable after the next checkpoint.
     pub fn free_bucket(&mut self, dev: u8, b: u64) -> Result<()> {
         let bk = self.bucket_mut(dev, b)?;
-        if bk.open {
+        if bk.open || bk.pins > 0 {
             return Ok(());
         }
         bk.data_type = DataType::Free;
@@ -21,6 +21,25 @@ impl Allocator {
         bk.pending = true;
         self.pending += 1;
         self.mark_dirty(dev, b)
+    }
+
+    /// Keep a bucket from being freed while a planned write into it is in
+    /// flight (`fs::write_plan`).
+    pub fn pin(&mut self, dev: u8, b: u64) -> Result<()> {
+        let bk = self.bucket_mut(dev, b)?;
+        bk.pins = bk.pins.checked_add(1).ok_or(Error::Internal("bucket pins"))?;
+        Ok(())
+    }
+
+    /// Drop a pin; a user bucket it leaves empty and closed is freed now
+    /// (its freeing was held back, or its planned write never committed).
+    pub fn unpin(&mut self, dev: u8, b: u64) -> Result<()> {
+        let bk = self.bucket_mut(dev, b)?;
+        bk.pins = bk.pins.saturating_sub(1);
+        if bk.pins == 0 && !bk.open && bk.data_type == DataType::User && bk.used == 0 {
+            self.free_bucket(dev, b)?;
+        }
+        Ok(())
     }
 
     /// Whether charging `delta` bytes to the user bucket holding `offset`

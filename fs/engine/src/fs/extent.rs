@@ -51,10 +51,10 @@ pub struct Mapping {
 
 /// Largest uncompressed extent a write makes (unchecksummed, or checksummed
 /// per chunk).
-const MAX_PLAIN_EXTENT: u64 = 1 << 20;
+pub(super) const MAX_PLAIN_EXTENT: u64 = 1 << 20;
 /// Checksum chunk of new extents, as a power of two (at least the block):
 /// what a small read of a checksummed file reads and verifies.
-const CHUNK_SHIFT: u8 = 15;
+pub(super) const CHUNK_SHIFT: u8 = 15;
 /// Extents cut per transaction when deleting or truncating large files.
 const CUT_BATCH: usize = 128;
 
@@ -102,13 +102,13 @@ pub(super) struct FileExtent {
 
 /// Where the new extents of a write come from and what they do to the inode.
 #[derive(Clone, Copy)]
-struct Placement {
+pub(super) struct Placement {
     /// The file grows to at least this unless `keep_size`.
-    size_end: u64,
-    keep_size: bool,
+    pub(super) size_end: u64,
+    pub(super) keep_size: bool,
     /// Set mtime and ctime to now.
-    stamp: bool,
-    compression: (Compression, u8),
+    pub(super) stamp: bool,
+    pub(super) compression: (Compression, u8),
 }
 
 impl<D: BlockDevice> Txn<'_, D> {
@@ -458,7 +458,7 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// Cut every extent in `[start, end)`, insert `new` (covering exactly
     /// that range) if given, and update bucket usage, the inode's size,
     /// allocated bytes and times (as `place` says) and the counters.
-    fn replace_range(
+    pub(super) fn replace_range(
         &mut self,
         ino: u64,
         start: u64,
@@ -664,7 +664,7 @@ impl<D: BlockDevice> Txn<'_, D> {
 }
 
 impl<D: BlockDevice> Fs<D> {
-    fn block(&self) -> u64 {
+    pub(super) fn block(&self) -> u64 {
         u64::from(self.sb.block_size)
     }
 
@@ -739,7 +739,7 @@ impl<D: BlockDevice> Fs<D> {
 
     /// How new data of `inode` is compressed: the mount's choice, or zstd
     /// for a file marked [`FLAG_COMPR`] where the mount compresses nothing.
-    fn compression_for(&self, inode: &Inode) -> (Compression, u8) {
+    pub(super) fn compression_for(&self, inode: &Inode) -> (Compression, u8) {
         match self.compression {
             (Compression::None, _) if inode.flags & FLAG_COMPR != 0 => (Compression::Zstd, 0),
             c => c,

@@ -21,6 +21,7 @@ pub mod orphan;
 pub mod read_plan;
 pub mod replay;
 pub mod store;
+pub mod write_plan;
 pub mod xattr;
 
 use crate::alloc::Allocator;

@@ -2,15 +2,17 @@
 //!
 //! The kernel's page-cache reads map a range here ([`Fs::plan_read`]: no
 //! device I/O unless a b-tree node is not cached), read the member blocks
-//! themselves with the lock released, verify them against the extents'
-//! chunk checksums ([`ReadPlan::verify`], a pure function), and then ask,
+//! themselves with the lock released (whole blocks, and for checksummed
+//! data whole chunks, into a bounce buffer where they reach past the
+//! span), verify them against the extents' chunk checksums
+//! ([`ReadPlan::verify_span`], a pure function), and then ask,
 //! under the lock again, whether every bucket read still has the
 //! generation it had ([`Fs::finish_read`]). Space is only reused after its
 //! bucket is freed, and freeing bumps the generation, so an unchanged
 //! generation means the blocks read are the blocks mapped. What cannot be
-//! read as whole blocks (inline data, compressed or whole-extent
-//! checksummed payloads, partial chunks) is left to the engine, which
-//! reads those spans in `finish_read`.
+//! read as it is stored (inline data, compressed or whole-extent
+//! checksummed payloads) is left to the engine, which reads those spans
+//! in `finish_read`.
 
 use super::extent::{chunks_verify, Piece};
 use super::Fs;
@@ -18,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::alloc_info::DataType;
 use crate::format::checksum::ChecksumType;
 use crate::format::extent::{Compression, Extent};
+use crate::format::round_up;
 use crate::sys::{BlockDevice, TryVec};
 use crate::txn::Txn;
 
@@ -26,21 +29,28 @@ use crate::txn::Txn;
 pub enum SpanSource {
     /// Zeros: a hole or preallocated space.
     Zero,
-    /// Whole blocks of member `dev` at byte `offset`, valid while bucket
-    /// `bucket` keeps generation `gen`.
+    /// Member blocks: `dev_len` bytes (whole blocks) of member `dev` at
+    /// byte `offset`, of which the span's bytes start `skip` bytes in;
+    /// valid while bucket `bucket` keeps generation `gen`. When `dev_len`
+    /// is the span's length and `skip` 0 they can be read in place.
     Device {
         /// Member index.
         dev: u8,
-        /// Byte offset on the member.
+        /// Byte offset on the member of the first byte to read.
         offset: u64,
+        /// Bytes to read.
+        dev_len: u64,
+        /// Bytes read in front of the span's first.
+        skip: u64,
         /// Bucket holding the blocks.
         bucket: u64,
         /// Its generation when mapped.
         gen: u32,
-        /// The chunk-checksummed extent the blocks belong to, with the index
-        /// of the chunk they start at and the file offset the extent starts
-        /// at (for the error); none for unchecksummed data.
-        check: Option<(usize, u64)>,
+        /// For a chunk-checksummed extent: the chunk the bytes read start
+        /// at, how many of them the checksums cover (the rest is block
+        /// padding), and the file offset the extent starts at (for the
+        /// error); none for unchecksummed data.
+        check: Option<(usize, u64, u64)>,
     },
     /// Read by the engine in [`Fs::finish_read`].
     Engine,
@@ -96,21 +106,19 @@ impl ReadPlan {
         self.spans.try_push(ReadSpan { start, len, source, extent })
     }
 
-    /// Check the chunk checksums of the `Device` spans read into `buf`,
-    /// which holds the plan's bytes from its start. Touches nothing but
-    /// the plan and `buf`: callable without the engine lock.
-    pub fn verify(&self, buf: &[u8]) -> Result<()> {
-        for s in self.spans.iter() {
-            let (SpanSource::Device { check: Some((first, extent_start)), .. }, Some(e)) =
-                (&s.source, &s.extent)
-            else {
-                continue;
-            };
-            let from = (s.start - self.start) as usize;
-            let bytes = buf.get(from..from + s.len as usize).ok_or(Error::Internal("read plan buffer"))?;
-            chunks_verify(e, *first, bytes, self.ino, *extent_start)?;
-        }
-        Ok(())
+    /// Check span `i`'s bytes as read from the member (all `dev_len` of
+    /// them) against its extent's chunk checksums; a span without them
+    /// passes. Touches nothing but the plan and `read`: callable without
+    /// the engine lock.
+    pub fn verify_span(&self, i: usize, read: &[u8]) -> Result<()> {
+        let s = self.spans.get(i).ok_or(Error::Internal("read plan span"))?;
+        let (SpanSource::Device { check: Some((first, covered, extent_start)), .. }, Some(e)) =
+            (&s.source, &s.extent)
+        else {
+            return Ok(());
+        };
+        let bytes = read.get(..*covered as usize).ok_or(Error::Internal("read plan buffer"))?;
+        chunks_verify(e, *first, bytes, self.ino, *extent_start)
     }
 }
 
@@ -226,46 +234,37 @@ impl<D: BlockDevice> Txn<'_, D> {
         // Payload offset of `pos`.
         let window = u64::from(e.offset_into) + (pos - start);
         let len = upto - pos;
-        let device =
-            |w: u64, check| SpanSource::Device { dev: p.dev, offset: p.offset + w, bucket, gen, check };
-        if e.compression != Compression::None {
-            return plan.push(pos, len, SpanSource::Engine, None);
-        }
-        if e.csum_type == ChecksumType::None {
-            if window.is_multiple_of(block) && len.is_multiple_of(block) {
-                return plan.push(pos, len, device(window, None), None);
-            }
-            return plan.push(pos, len, SpanSource::Engine, None);
-        }
-        if !e.is_chunked() {
-            return plan.push(pos, len, SpanSource::Engine, None);
-        }
-        // Whole chunks straight from the device, partial ones at either
-        // end by the engine (which reads and verifies the whole chunk).
-        let chunk = u64::from(e.chunk_bytes());
-        let payload = u64::from(e.payload_len);
         let end = window + len;
-        if end > payload || chunk == 0 || !chunk.is_multiple_of(block) {
+        if e.compression != Compression::None || (e.csum_type != ChecksumType::None && !e.is_chunked()) {
             return plan.push(pos, len, SpanSource::Engine, None);
         }
-        let mut whole_from = window.next_multiple_of(chunk);
-        let mut whole_to = if end == payload { end } else { end - end % chunk };
-        // A short last chunk must still end on a block boundary.
-        if !whole_to.is_multiple_of(block) {
-            whole_to -= whole_to % chunk;
+        let payload = u64::from(e.payload_len);
+        if end > payload {
+            return plan.push(pos, len, SpanSource::Engine, None);
         }
-        if whole_from >= whole_to {
-            whole_from = end;
-            whole_to = end;
-        }
-        let at = |w: u64| pos + (w - window);
-        plan.push(pos, whole_from - window, SpanSource::Engine, None)?;
-        plan.push(
-            at(whole_from),
-            whole_to - whole_from,
-            device(whole_from, Some(((whole_from / chunk) as usize, start))),
-            Some(*e),
-        )?;
-        plan.push(at(whole_to), end - whole_to, SpanSource::Engine, None)
+        // The blocks (and for checksummed data the chunks) around the span.
+        let (from, to, check, extent) = if e.csum_type == ChecksumType::None {
+            (window & !(block - 1), end, None, None)
+        } else {
+            let chunk = u64::from(e.chunk_bytes());
+            if chunk == 0 || !chunk.is_multiple_of(block) {
+                return plan.push(pos, len, SpanSource::Engine, None);
+            }
+            let first = window / chunk;
+            let to = ((end - 1) / chunk + 1).saturating_mul(chunk).min(payload);
+            let from = first * chunk;
+            (from, to, Some((first as usize, to - from, start)), Some(*e))
+        };
+        let dev_len = round_up(to, block).ok_or(Error::Invalid)? - from;
+        let source = SpanSource::Device {
+            dev: p.dev,
+            offset: p.offset + from,
+            dev_len,
+            skip: window - from,
+            bucket,
+            gen,
+            check,
+        };
+        plan.push(pos, len, source, extent)
     }
 }

@@ -1,0 +1,138 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+//! Writes planned under the engine lock and carried out by the caller
+//! (`Fs::plan_write`, `WritePlan::checksum`, `Fs::commit_write`,
+//! `Fs::abort_write`), as the kernel's writeback does them: the data must
+//! read back and survive a reopen, a bucket with a write in flight must not
+//! be freed however the rest of it is emptied, and what cannot be planned
+//! is said so.
+mod common;
+
+use arborfs_engine::format::checksum::ChecksumType;
+use arborfs_engine::format::extent::Compression;
+use arborfs_engine::format::inode::S_IFREG;
+use arborfs_engine::format::ROOT_INO;
+use arborfs_engine::fs::write_plan::WritePlan;
+use arborfs_engine::fs::FormatOptions;
+use arborfs_engine::sys::{BlockDevice, MemDevice};
+use arborfs_engine::Fs;
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+fn fs_with(data_csum: ChecksumType, compression: Compression) -> Fs<MemDevice> {
+    let mut o = FormatOptions { data_csum, compression, ..opts() };
+    o.members[0].bucket_size = 2 << 20;
+    mem_fs_with(64 << 20, &o)
+}
+
+/// Write `data` at `off` as the kernel's writeback does: planned pieces
+/// written to the device by the caller, the rest through the engine.
+/// Returns how many bytes went through plans.
+fn write_planned(fs: &mut Fs<MemDevice>, ino: u64, off: u64, data: &[u8]) -> u64 {
+    let mut done = 0u64;
+    let mut planned = 0;
+    while done < data.len() as u64 {
+        let mut plan = WritePlan::new();
+        if !fs.plan_write(ino, off + done, data.len() as u64 - done, &mut plan).unwrap() {
+            break;
+        }
+        assert!(plan.len > 0 && plan.len <= data.len() as u64 - done);
+        let piece = &data[done as usize..(done + plan.len) as usize];
+        fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, piece).unwrap();
+        plan.checksum(piece).unwrap();
+        fs.commit_write(&plan).unwrap();
+        done += plan.len;
+        planned += plan.len;
+    }
+    if done < data.len() as u64 {
+        fs.write_back(ino, off + done, &data[done as usize..]).unwrap();
+    }
+    planned
+}
+
+fn file(fs: &mut Fs<MemDevice>, name: &[u8]) -> u64 {
+    fs.create(ROOT_INO, name, S_IFREG | 0o644, 0, 0, 0).unwrap().ino
+}
+
+#[test]
+fn planned_writes_read_back_and_survive_a_reopen() {
+    for csum in [ChecksumType::None, ChecksumType::Crc32c, ChecksumType::Xxhash64] {
+        let mut fs = fs_with(csum, Compression::None);
+        let ino = file(&mut fs, b"f");
+        let mut want = vec![0u8; 5 * MIB + 3000];
+        Rng(1).fill(&mut want);
+        let planned = write_planned(&mut fs, ino, 0, &want);
+        assert_eq!(planned, (want.len() - want.len() % 4096) as u64, "{csum:?}: whole blocks planned");
+        // Overwrite the middle, unaligned at its end: plans and the engine mixed.
+        let mut patch = vec![0u8; MIB + 777];
+        Rng(2).fill(&mut patch);
+        write_planned(&mut fs, ino, 2 * MIB as u64 + 8192, &patch);
+        want[2 * MIB + 8192..3 * MIB + 8192 + 777].copy_from_slice(&patch);
+        assert_eq!(fs.getattr(ino).unwrap().inode.size, want.len() as u64);
+        assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{csum:?}");
+        // Only the journal holds the extents: they replay with their data.
+        let mut fs = reopen(fs);
+        assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{csum:?} after reopen");
+        assert!(fsck_problems(&mut fs).is_empty(), "{csum:?}: {:?}", fsck_problems(&mut fs));
+    }
+}
+
+#[test]
+fn what_the_engine_must_write_is_not_planned() {
+    let mut fs = fs_with(ChecksumType::Crc32c, Compression::Zstd);
+    let ino = file(&mut fs, b"z");
+    let mut plan = WritePlan::new();
+    assert!(!fs.plan_write(ino, 0, MIB as u64, &mut plan).unwrap(), "compressed");
+    let mut fs = fs_with(ChecksumType::Crc32c, Compression::None);
+    let ino = file(&mut fs, b"p");
+    assert!(!fs.plan_write(ino, 100, MIB as u64, &mut plan).unwrap(), "unaligned start");
+    assert!(!fs.plan_write(ino, 0, 4095, &mut plan).unwrap(), "less than a block");
+    assert!(fs.plan_write(ROOT_INO, 0, MIB as u64, &mut plan).is_err(), "a directory");
+}
+
+#[test]
+fn a_bucket_with_a_write_in_flight_is_not_freed() {
+    let mut fs = fs_with(ChecksumType::Crc32c, Compression::None);
+    let a = file(&mut fs, b"a");
+    let mut plan = WritePlan::new();
+    assert!(fs.plan_write(a, 0, 64 * 1024, &mut plan).unwrap());
+    // Fill the rest of the bucket and beyond with another file, then
+    // delete it: the bucket is empty of extents and closed, but pinned.
+    let b = file(&mut fs, b"b");
+    let mut other = vec![0u8; 5 * MIB];
+    Rng(3).fill(&mut other);
+    fs.write(b, 0, &other).unwrap();
+    fs.unlink(ROOT_INO, b"b").unwrap();
+    fs.evict(b).unwrap();
+    fs.sync().unwrap();
+    // More writes after the checkpoint must not land in the pinned bucket.
+    let c = file(&mut fs, b"c");
+    let mut third = vec![0u8; 8 * MIB];
+    Rng(4).fill(&mut third);
+    fs.write(c, 0, &third).unwrap();
+    let mut mine = vec![0u8; 64 * 1024];
+    Rng(5).fill(&mut mine);
+    fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, &mine).unwrap();
+    plan.checksum(&mine).unwrap();
+    fs.commit_write(&plan).unwrap();
+    let mut fs = reopen(fs);
+    assert_eq!(read_all(&mut fs, a).unwrap(), mine);
+    assert_eq!(read_all(&mut fs, c).unwrap(), third);
+    assert!(fsck_problems(&mut fs).is_empty(), "{:?}", fsck_problems(&mut fs));
+}
+
+#[test]
+fn an_aborted_plan_leaves_the_file_and_image_as_they_were() {
+    let mut fs = fs_with(ChecksumType::Crc32c, Compression::None);
+    let a = file(&mut fs, b"a");
+    fs.write(a, 0, b"kept").unwrap();
+    let mut plan = WritePlan::new();
+    assert!(fs.plan_write(a, 0, MIB as u64, &mut plan).unwrap());
+    fs.abort_write(&plan).unwrap();
+    // A plan never checksummed is refused, and unpins all the same.
+    assert!(fs.plan_write(a, 0, MIB as u64, &mut plan).unwrap());
+    assert!(fs.commit_write(&plan).is_err());
+    let mut fs = reopen(fs);
+    assert_eq!(read_all(&mut fs, a).unwrap(), b"kept");
+    assert!(fsck_problems(&mut fs).is_empty(), "{:?}", fsck_problems(&mut fs));
+}
