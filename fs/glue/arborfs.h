@@ -19,7 +19,7 @@
 #include <linux/atomic.h>
 #include <linux/shrinker.h>
 #include <linux/sizes.h>
-#include <linux/timekeeping.h>
+#include <linux/sched/clock.h>
 
 #include "services.h"
 
@@ -269,9 +269,9 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 		struct arborfs_sb_info *__s = ASB(sb);          \
 		unsigned int __nofs;                            \
 		typeof(expr) __r;                               \
-		u64 __t0 = ktime_get_ns(), __t1;                \
+		u64 __t0 = local_clock(), __t1;                 \
 		mutex_lock(&__s->lock);                         \
-		__t1 = ktime_get_ns();                          \
+		__t1 = local_clock();                           \
 		atomic64_inc(&__s->engine_calls);               \
 		atomic64_add(__t1 - __t0, &__s->lock_wait_ns);  \
 		__nofs = memalloc_nofs_save();                  \
@@ -281,7 +281,7 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 				max_t(s64, atomic64_read(&__s->reserved), 0)); \
 		__r = (expr);                                   \
 		memalloc_nofs_restore(__nofs);                  \
-		atomic64_add(ktime_get_ns() - __t1, &__s->engine_ns); \
+		atomic64_add(local_clock() - __t1, &__s->engine_ns); \
 		mutex_unlock(&__s->lock);                       \
 		__r;                                            \
 	})
@@ -328,6 +328,16 @@ void arborfs_evict_inode(struct inode *inode);
 /* namei.c */
 extern const struct inode_operations arborfs_dir_iops;
 extern const struct file_operations arborfs_dir_fops;
+
+/* A write in flight (file.c): its plans and their bios. */
+#define ARBORFS_WRITE_PIECES 4
+struct arborfs_write {
+	struct arborfs_io_batch batch;
+	void *plans[ARBORFS_WRITE_PIECES];
+	unsigned int nr_plans;
+	size_t planned;		/* bytes from the start the plans cover */
+	int err;
+};
 
 /* file.c */
 ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len);

@@ -35,6 +35,8 @@
 
 #define WB_RUN_BYTES (1024 * 1024)
 #define WB_RUN_FOLIOS (WB_RUN_BYTES / PAGE_SIZE)
+/* Runs of one writeback call in flight at once. */
+#define WB_RUNS 4
 #define DIRECT_CHUNK (1024 * 1024)
 
 /* The folio holds a space reservation. */
@@ -352,58 +354,91 @@ static void arborfs_readahead(struct readahead_control *rac)
 }
 
 /*
- * Write whole blocks of buf at pos holding the mount's mutex only to plan
- * (allocate) and to commit: the data bios and the chunk checksums run
- * without it, the checksums while the bios are in flight. What cannot be
- * planned (compression, one checksum per extent, a partial last block) is
- * written by the engine under the mutex. The caller keeps the folios under
- * writeback until this returns, so truncate and fsync wait for the commit.
- * Returns len or a negative errno; *alloc_bytes gets what the file holds.
+ * Writes of whole blocks hold the mount's mutex only to plan (allocate) and
+ * to commit: the data bios and the chunk checksums run without it, the
+ * checksums while the bios are in flight. What cannot be planned
+ * (compression, one checksum per extent, a partial last block, more pieces
+ * than ARBORFS_WRITE_PIECES) is written by the engine under the mutex when
+ * the write finishes. Callers keep the folios under writeback until then,
+ * so truncate and fsync wait for the commit. Writeback keeps several
+ * writes in flight between their start and finish.
  */
-ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t len, u64 *alloc_bytes)
+static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, size_t len, struct arborfs_write *w)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
-	size_t done = 0;
-	ssize_t n;
-	int err;
+	struct blk_plug plug;
 
-	while (done < len) {
-		struct arborfs_io_batch batch;
+	arborfs_io_batch_init(&w->batch);
+	w->nr_plans = 0;
+	w->planned = 0;
+	w->err = 0;
+	blk_start_plug(&plug);
+	while (w->planned < len && w->nr_plans < ARBORFS_WRITE_PIECES) {
 		void *plan = NULL;
 		u64 offset;
 		u32 dev;
+		ssize_t n = arborfs_alive(sb) ?:
+			ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + w->planned, len - w->planned,
+							      &plan, &dev, &offset));
+		int err;
 
-		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + done,
-									       len - done, &plan, &dev, &offset));
 		if (n <= 0) {
-			if (n < 0)
-				return n;
-			break;	/* the engine writes the rest */
+			w->err = n;	/* 0: the engine writes the rest */
+			break;
 		}
-		arborfs_io_batch_init(&batch);
+		w->plans[w->nr_plans++] = plan;
 		/* The mount opens one member: its index is 0. */
-		err = dev ? -EIO : arborfs_io_batch_add(&batch, &sbi->member, (u8 *)buf + done, n, offset, REQ_OP_WRITE);
+		err = dev ? -EIO : arborfs_io_batch_add(&w->batch, &sbi->member, (u8 *)buf + w->planned, n, offset,
+							  REQ_OP_WRITE);
 		if (!err)
-			err = arborfs_rs_wplan_checksum(plan, buf + done, n);
-		err = arborfs_io_batch_wait(&batch, &sbi->member) ?: err;
-		if (err)
-			ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), plan));
-		else
-			err = ENGINE_CALL(sb, arborfs_rs_write_commit(FS(sb), plan, alloc_bytes));
-		arborfs_rs_wplan_free(plan);
-		if (err)
-			return err;
-		atomic64_inc(&sbi->planned_writes);
-		done += n;
+			err = arborfs_rs_wplan_checksum(plan, buf + w->planned, n);
+		if (err) {
+			w->err = err;
+			break;
+		}
+		w->planned += n;
 	}
-	if (done < len) {
-		n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos + done, buf + done,
-									  len - done, alloc_bytes));
-		if (n < 0)
-			return n;
+	blk_finish_plug(&plug);
+}
+
+/* Wait for a started write, commit its plans (or give them up), write the rest. 0 or a negative errno. */
+static int arborfs_write_finish(struct inode *inode, u64 pos, const u8 *buf, size_t len, struct arborfs_write *w,
+				u64 *alloc_bytes)
+{
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_sb_info *sbi = ASB(sb);
+	int err = arborfs_io_batch_wait(&w->batch, &sbi->member) ?: w->err;
+	unsigned int i;
+	ssize_t n;
+
+	for (i = 0; i < w->nr_plans; i++) {
+		if (err) {
+			ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), w->plans[i]));
+		} else {
+			err = ENGINE_CALL(sb, arborfs_rs_write_commit(FS(sb), w->plans[i], alloc_bytes));
+			if (!err)
+				atomic64_inc(&sbi->planned_writes);
+		}
+		arborfs_rs_wplan_free(w->plans[i]);
 	}
-	return len;
+	w->nr_plans = 0;
+	if (err || w->planned == len)
+		return err;
+	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos + w->planned,
+								  buf + w->planned, len - w->planned, alloc_bytes));
+	return n < 0 ? n : 0;
+}
+
+/* Write buf at pos, waiting for it (O_DIRECT). Returns len or a negative errno. */
+ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t len, u64 *alloc_bytes)
+{
+	struct arborfs_write w;
+	int err;
+
+	arborfs_write_start(inode, pos, buf, len, &w);
+	err = arborfs_write_finish(inode, pos, buf, len, &w, alloc_bytes);
+	return err ?: len;
 }
 
 /* ---- buffered writes ---- */
@@ -465,7 +500,7 @@ out:
 	return copied;
 }
 
-/* A run of contiguous folios under writeback, copied out to `buf`. */
+/* A run of contiguous folios under writeback, copied out to `buf`, and its write. */
 struct arborfs_wb_run {
 	u8 *buf;
 	size_t cap;
@@ -473,22 +508,24 @@ struct arborfs_wb_run {
 	size_t len;
 	u64 reserved;
 	unsigned int nr;
+	bool started;
+	struct arborfs_write w;
 	struct folio *folios[WB_RUN_FOLIOS];
 };
 
-/* Write a run through the engine and end writeback on its folios. */
-static int arborfs_wb_flush(struct inode *inode, struct arborfs_wb_run *run)
+/* Finish a run's write (start it first if need be) and end writeback on its folios. */
+static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
 {
 	struct super_block *sb = inode->i_sb;
 	u64 alloc_bytes = 0;
 	unsigned int i;
-	ssize_t n;
 	int err;
 
 	if (!run->nr)
 		return 0;
-	n = arborfs_write_back(inode, run->start, run->buf, run->len, &alloc_bytes);
-	err = n < 0 ? n : 0;
+	if (!run->started)
+		arborfs_write_start(inode, run->start, run->buf, run->len, &run->w);
+	err = arborfs_write_finish(inode, run->start, run->buf, run->len, &run->w, &alloc_bytes);
 	if (err == -EROFS && arborfs_alive(sb))
 		err = -EIO;
 	if (!err) {
@@ -507,14 +544,33 @@ static int arborfs_wb_flush(struct inode *inode, struct arborfs_wb_run *run)
 	run->nr = 0;
 	run->len = 0;
 	run->reserved = 0;
+	run->started = false;
 	return err;
 }
 
+static void arborfs_wb_free(struct arborfs_wb_run **runs)
+{
+	unsigned int i;
+
+	for (i = 0; i < WB_RUNS; i++) {
+		if (runs[i])
+			kvfree(runs[i]->buf);
+		kfree(runs[i]);
+	}
+}
+
+/*
+ * Up to WB_RUNS runs of at most 1 MiB each: when one is full its write
+ * starts, and the oldest in flight is finished only when its slot is
+ * needed again, so several runs' bios are in flight at once.
+ */
 static int arborfs_writepages(struct address_space *mapping, struct writeback_control *wbc)
 {
 	struct inode *inode = mapping->host;
+	struct arborfs_wb_run *runs[WB_RUNS] = { NULL };
 	struct arborfs_wb_run *run;
 	struct folio *folio = NULL;
+	unsigned int cur = 0, nr_runs, i;
 	int err = 0;
 
 	/*
@@ -524,19 +580,26 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 	 */
 	if (IS_SWAPFILE(inode))
 		return 0;
-	run = kzalloc(sizeof(*run), GFP_NOFS);
-	if (!run)
-		return -ENOMEM;
-	run->cap = WB_RUN_BYTES;
-	run->buf = kvmalloc(run->cap, GFP_NOFS);
-	if (!run->buf) {
-		run->cap = PAGE_SIZE;
-		run->buf = kmalloc(run->cap, GFP_NOFS);
+	/* As many runs as memory allows, at least one (of a page, at worst). */
+	for (nr_runs = 0; nr_runs < WB_RUNS; nr_runs++) {
+		run = kzalloc(sizeof(*run), GFP_NOFS);
+		if (!run)
+			break;
+		runs[nr_runs] = run;
+		run->cap = WB_RUN_BYTES;
+		run->buf = kvmalloc(run->cap, GFP_NOFS);
+		if (!run->buf && !nr_runs) {
+			run->cap = PAGE_SIZE;
+			run->buf = kmalloc(run->cap, GFP_NOFS);
+		}
+		if (!run->buf)
+			break;
 	}
-	if (!run->buf) {
-		kfree(run);
+	if (!nr_runs) {
+		arborfs_wb_free(runs);
 		return -ENOMEM;
 	}
+	run = runs[0];
 	while ((folio = writeback_iter(mapping, wbc, folio, &err))) {
 		loff_t size = i_size_read(inode);
 		loff_t pos = folio_pos(folio);
@@ -549,8 +612,14 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 			continue;
 		}
 		len = min_t(loff_t, len, size - pos);
-		if (run->nr && (pos != run->start + run->len || run->len + len > run->cap))
-			err = arborfs_wb_flush(inode, run);
+		if (run->nr && (pos != run->start + run->len || run->len + len > run->cap)) {
+			arborfs_write_start(inode, run->start, run->buf, run->len, &run->w);
+			run->started = true;
+			cur = (cur + 1) % nr_runs;
+			run = runs[cur];
+			/* The oldest run in flight gives up its slot. */
+			err = arborfs_wb_finish(inode, run) ?: err;
+		}
 		if (!run->nr)
 			run->start = pos;
 		memcpy_from_folio(run->buf + run->len, folio, 0, len);
@@ -563,9 +632,10 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		folio_unlock(folio);
 		run->folios[run->nr++] = folio;
 	}
-	err = arborfs_wb_flush(inode, run) ?: err;
-	kvfree(run->buf);
-	kfree(run);
+	/* The rest in the order they started: the current run last. */
+	for (i = 1; i <= nr_runs; i++)
+		err = arborfs_wb_finish(inode, runs[(cur + i) % nr_runs]) ?: err;
+	arborfs_wb_free(runs);
 	return err;
 }
 

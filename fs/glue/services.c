@@ -13,6 +13,7 @@
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/timekeeping.h>
+#include <linux/sched/clock.h>
 
 #include "services.h"
 
@@ -63,10 +64,10 @@ static int arborfs_bdev_rw(struct arborfs_member *m, u8 *buf, size_t len, u64 of
 		return -EINVAL;
 	while (len) {
 		struct bio *bio = arborfs_next_bio(m->bdev, &buf, &len, &off, op);
-		u64 start = ktime_get_ns();
+		u64 start = local_clock();
 		int err = submit_bio_wait(bio);
 
-		atomic64_add(ktime_get_ns() - start, &m->sync_ns);
+		atomic64_add(local_clock() - start, &m->sync_ns);
 		atomic64_inc(&m->sync_ios);
 		bio_put(bio);
 		if (err)
@@ -91,7 +92,7 @@ static void arborfs_io_batch_end_io(struct bio *bio)
 void arborfs_io_batch_init(struct arborfs_io_batch *b)
 {
 	atomic_set(&b->pending, 1);	/* the waiter's own, dropped in _wait */
-	b->start_ns = ktime_get_ns();
+	b->start_ns = local_clock();
 	b->err = 0;
 	init_completion(&b->done);
 }
@@ -125,7 +126,7 @@ int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m)
 {
 	if (!atomic_dec_and_test(&b->pending))
 		wait_for_completion_io(&b->done);
-	atomic64_add(ktime_get_ns() - b->start_ns, &m->batch_ns);
+	atomic64_add(local_clock() - b->start_ns, &m->batch_ns);
 	atomic64_inc(&m->batch_waits);
 	return READ_ONCE(b->err);
 }
@@ -143,10 +144,10 @@ int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off)
 int arborfs_glue_bdev_flush(void *dev)
 {
 	struct arborfs_member *m = dev;
-	u64 start = ktime_get_ns();
+	u64 start = local_clock();
 	int err = blkdev_issue_flush(m->bdev);
 
-	atomic64_add(ktime_get_ns() - start, &m->sync_ns);
+	atomic64_add(local_clock() - start, &m->sync_ns);
 	atomic64_inc(&m->sync_ios);
 	return err;
 }

@@ -10,7 +10,8 @@
 
 /*
  * A member device as the Rust side holds it (an opaque pointer): the block
- * device and the time spent waiting for it, for /proc/self/mountstats.
+ * device and the time spent waiting for it, for /proc/self/mountstats
+ * (local_clock: cheap where reading the clocksource is not, as in QEMU).
  */
 struct arborfs_member {
 	struct block_device *bdev;
