@@ -54,7 +54,7 @@ pub struct Mapping {
 pub(super) const MAX_PLAIN_EXTENT: u64 = 1 << 20;
 /// Checksum chunk of new extents, as a power of two (at least the block):
 /// what a small read of a checksummed file reads and verifies.
-pub(super) const CHUNK_SHIFT: u8 = 15;
+const CHUNK_SHIFT: u8 = 15;
 /// Extents cut per transaction when deleting or truncating large files.
 const CUT_BATCH: usize = 128;
 
@@ -325,7 +325,17 @@ impl<D: BlockDevice> Txn<'_, D> {
 
     /// Whether new uncompressed checksummed extents carry chunk checksums.
     fn chunked_csums(&self) -> bool {
-        self.fs.sb.incompat & INCOMPAT_CHUNKED_CSUMS != 0 && self.fs.sb.data_csum != ChecksumType::None
+        self.fs.chunked_csums()
+    }
+
+    /// Bytes of `ino` a read of `len` at `off` returns: short at the file
+    /// size, 0 at or past it; directories are refused.
+    pub(super) fn readable_len(&mut self, ino: u64, off: u64, len: u64) -> Result<u64> {
+        let inode = self.inode_read(ino)?;
+        if inode.is_dir() {
+            return Err(Error::IsDir);
+        }
+        Ok(if off >= inode.size { 0 } else { len.min(inode.size - off) })
     }
 
     /// Write one extent's worth of `data` (written at file offset `off`)
@@ -412,14 +422,8 @@ impl<D: BlockDevice> Txn<'_, D> {
             if whole { stored } else { stored.get(..got as usize).ok_or(Error::Internal("alloc"))? };
         let mut chunk_csums = [0u64; MAX_CSUM_CHUNKS];
         let (flags, chunk_shift, csum) = if chunked {
-            let shift = CHUNK_SHIFT.max(self.fs.sb.block_size.trailing_zeros() as u8);
-            let pieces = payload.chunks(1usize << shift);
-            if pieces.len() > MAX_CSUM_CHUNKS {
-                return Err(Error::Internal("chunked extent too large"));
-            }
-            for (c, piece) in chunk_csums.iter_mut().zip(pieces) {
-                *c = sys::data_checksum(csum_type, piece);
-            }
+            let shift = self.fs.chunk_shift();
+            chunk_checksums(csum_type, shift, payload, &mut chunk_csums)?;
             (EXTENT_CHUNKED, shift, 0)
         } else {
             (0, 0, sys::data_checksum(csum_type, payload))
@@ -683,17 +687,23 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
+    /// Whether new uncompressed checksummed extents carry chunk checksums.
+    pub(super) fn chunked_csums(&self) -> bool {
+        self.sb.incompat & INCOMPAT_CHUNKED_CSUMS != 0 && self.sb.data_csum != ChecksumType::None
+    }
+
+    /// Chunk of new chunk-checksummed extents, as a power of two: at least a block.
+    pub(super) fn chunk_shift(&self) -> u8 {
+        CHUNK_SHIFT.max(self.sb.block_size.trailing_zeros() as u8)
+    }
+
     /// Read up to `buf.len()` bytes at `off`; returns the bytes read (short at EOF).
     pub fn read(&mut self, ino: u64, off: u64, buf: &mut [u8]) -> Result<usize> {
         self.read_txn(|t| {
-            let inode = t.inode_read(ino)?;
-            if inode.is_dir() {
-                return Err(Error::IsDir);
-            }
-            if off >= inode.size {
+            let len = t.readable_len(ino, off, buf.len() as u64)? as usize;
+            if len == 0 {
                 return Ok(0);
             }
-            let len = (buf.len() as u64).min(inode.size - off) as usize;
             let out = buf.get_mut(..len).ok_or(Error::Internal("read buffer"))?;
             t.read_range(ino, off, out)?;
             Ok(len)
@@ -1172,6 +1182,25 @@ fn merged(a: &Extent, b: &Extent, bucket: u64) -> Option<Extent> {
         && a.stored_len == b.stored_len
         && a.offset_into.checked_add(a.live_len) == Some(b.offset_into);
     one_payload.then_some(Extent { live_len: live, ..*a })
+}
+
+/// The checksums (`csum_type`) of `payload` per chunk of `1 << shift`
+/// bytes, the last one perhaps short, into `out`.
+pub(super) fn chunk_checksums(
+    csum_type: ChecksumType,
+    shift: u8,
+    payload: &[u8],
+    out: &mut [u64; MAX_CSUM_CHUNKS],
+) -> Result<()> {
+    let chunk = 1usize.checked_shl(u32::from(shift)).ok_or(Error::Internal("chunk size"))?;
+    let pieces = payload.chunks(chunk);
+    if pieces.len() > MAX_CSUM_CHUNKS {
+        return Err(Error::Internal("chunked extent too large"));
+    }
+    for (c, piece) in out.iter_mut().zip(pieces) {
+        *c = sys::data_checksum(csum_type, piece);
+    }
+    Ok(())
 }
 
 /// Check `bytes`, which start at chunk `first` of chunked extent `e` (the

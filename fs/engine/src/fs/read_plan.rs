@@ -137,14 +137,11 @@ impl<D: BlockDevice> Fs<D> {
         plan.start = off;
         plan.len = 0;
         self.read_txn(|t| {
-            let inode = t.inode_read(ino)?;
-            if inode.is_dir() {
-                return Err(Error::IsDir);
-            }
-            if off >= inode.size {
+            let n = t.readable_len(ino, off, len)?;
+            if n == 0 {
                 return Ok(0);
             }
-            let end = off + len.min(inode.size - off);
+            let end = off + n;
             t.plan_range(ino, off, end, plan)?;
             plan.len = end - off;
             Ok(plan.len)

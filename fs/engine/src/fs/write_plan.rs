@@ -13,13 +13,12 @@
 //! checksum per extent, and partial blocks are written by the engine
 //! itself ([`Fs::write_back`]).
 
-use super::extent::{Placement, CHUNK_SHIFT, MAX_PLAIN_EXTENT};
+use super::extent::{chunk_checksums, Placement, MAX_PLAIN_EXTENT};
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
 use crate::format::extent::{Compression, Extent, ExtentPtr, EXTENT_CHUNKED, MAX_CSUM_CHUNKS, MAX_PTRS};
-use crate::format::superblock::INCOMPAT_CHUNKED_CSUMS;
-use crate::sys::{self, BlockDevice};
+use crate::sys::BlockDevice;
 
 /// Room for a write of whole blocks, from [`Fs::plan_write`].
 pub struct WritePlan {
@@ -66,15 +65,7 @@ impl WritePlan {
             return Err(Error::Internal("write plan length"));
         }
         if self.csum_type != ChecksumType::None {
-            let chunk =
-                1usize.checked_shl(u32::from(self.chunk_shift)).ok_or(Error::Internal("chunk size"))?;
-            let pieces = data.chunks(chunk);
-            if pieces.len() > MAX_CSUM_CHUNKS {
-                return Err(Error::Internal("write plan larger than its checksums"));
-            }
-            for (c, piece) in self.chunk_csums.iter_mut().zip(pieces) {
-                *c = sys::data_checksum(self.csum_type, piece);
-            }
+            chunk_checksums(self.csum_type, self.chunk_shift, data, &mut self.chunk_csums)?;
         }
         self.summed = true;
         Ok(())
@@ -104,9 +95,8 @@ impl<D: BlockDevice> Fs<D> {
         }
         off.checked_add(len).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
         let csum_type = self.sb.data_csum;
-        let chunked = self.sb.incompat & INCOMPAT_CHUNKED_CSUMS != 0;
         if self.compression_for(&inode).0 != Compression::None
-            || (csum_type != ChecksumType::None && !chunked)
+            || (csum_type != ChecksumType::None && !self.chunked_csums())
             || !off.is_multiple_of(block)
             || len < block
         {
@@ -134,7 +124,7 @@ impl<D: BlockDevice> Fs<D> {
             bucket,
             gen,
             csum_type,
-            chunk_shift: CHUNK_SHIFT.max(self.sb.block_size.trailing_zeros() as u8),
+            chunk_shift: self.chunk_shift(),
             chunk_csums: [0; MAX_CSUM_CHUNKS],
             summed: false,
         };
