@@ -272,6 +272,15 @@ fn errno(e: FsError) -> c_int {
     -e.errno()
 }
 
+/// The errno for a failed data write of `ino` at `off`, logged unless the
+/// file system is full or read-only (what a writer expects to meet).
+fn write_failed(e: FsError, ino: u64, off: u64) -> c_int {
+    if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
+        pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
+    }
+    errno(e)
+}
+
 /// The errno for a failed operation; damage (bad checksums, bad nodes) is
 /// also logged, naming the operation and inode, since the caller only sees
 /// EUCLEAN or EIO.
@@ -746,12 +755,7 @@ entry_points! {
                 }
                 n
             }
-            Err(e) => {
-                if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
-                    pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
-                }
-                errno(e) as isize
-            }
+            Err(e) => write_failed(e, ino, off) as isize
         }
     }
 
@@ -766,12 +770,7 @@ entry_points! {
                 unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
                 0
             }
-            Err(e) => {
-                if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
-                    pr_err!("write of inode {} at {} failed: {}\n", p.ino, p.start, e);
-                }
-                errno(e)
-            }
+            Err(e) => write_failed(e, p.ino, p.start)
         }
     }
 
@@ -928,12 +927,7 @@ entry_points! {
                 unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
                 n as isize
             }
-            Err(e) => {
-                if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
-                    pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
-                }
-                errno(e) as isize
-            }
+            Err(e) => write_failed(e, ino, off) as isize
         }
     }
 
