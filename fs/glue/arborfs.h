@@ -91,6 +91,16 @@ struct arborfs_read_span {
 #define ARBORFS_SPAN_DEVICE 1	/* member blocks, read by the glue */
 #define ARBORFS_SPAN_ENGINE 2	/* read by the engine in arborfs_rs_plan_finish */
 
+/* A sync's journal write (arborfs_rs_sync_step), issued by the glue without the mutex. */
+struct arborfs_journal_write {
+	const u8 *buf;		/* the entry, in the engine's memory until arborfs_rs_sync_done */
+	u64 len;		/* its length; 0: flush the member */
+	u64 offset;		/* byte offset on member `dev` */
+	u32 dev, pad;
+};
+#define ARBORFS_SYNC_WAIT 1	/* another caller's journal write is in flight */
+#define ARBORFS_SYNC_WRITE 2	/* issue the write given, then arborfs_rs_sync_done */
+
 /*
  * The layouts fs/kernel/vfs.rs asserts for its #[repr(C)] twins: a change
  * on one side without the other fails the build on that side.
@@ -136,6 +146,10 @@ ARBORFS_LAYOUT(struct arborfs_extent, length, 16);
 ARBORFS_LAYOUT(struct arborfs_extent, flags, 24);
 ARBORFS_LAYOUT(struct arborfs_extent, pad, 28);
 _Static_assert(sizeof(struct arborfs_statfs) == 48, "struct arborfs_statfs");
+_Static_assert(sizeof(struct arborfs_journal_write) == 32, "struct arborfs_journal_write");
+ARBORFS_LAYOUT(struct arborfs_journal_write, len, 8);
+ARBORFS_LAYOUT(struct arborfs_journal_write, offset, 16);
+ARBORFS_LAYOUT(struct arborfs_journal_write, dev, 24);
 _Static_assert(sizeof(struct arborfs_read_span) == 48, "struct arborfs_read_span");
 ARBORFS_LAYOUT(struct arborfs_read_span, offset, 16);
 ARBORFS_LAYOUT(struct arborfs_read_span, dev_len, 24);
@@ -197,7 +211,9 @@ int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct a
 int arborfs_rs_seek(void *fs, u64 ino, u64 off, int hole, u64 *res);
 int arborfs_rs_fiemap(void *fs, u64 ino, u64 start, u64 end, struct arborfs_extent *out, size_t max, size_t *n);
 int arborfs_rs_swap_prepare(void *fs, u64 ino, u64 len);
-int arborfs_rs_sync(void *fs);
+/* Group commit: steps under the mutex, the journal write between them without it (super.c: arborfs_sync). */
+int arborfs_rs_sync_step(void *fs, u64 *target, struct arborfs_journal_write *out);
+int arborfs_rs_sync_done(void *fs, int err);
 int arborfs_rs_evict(void *fs, u64 ino);
 u64 arborfs_rs_available(void *fs); /* what writers may reserve */
 int arborfs_rs_note_reserved(void *fs, u64 bytes); /* what they hold */
@@ -256,6 +272,12 @@ struct arborfs_sb_info {
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
 	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the mutex) */
 	atomic64_t planned_writes;	/* writes of whole blocks done without the mutex across their device I/O */
+	/* Group commit (arborfs_sync): the journal write in flight, under the mutex. */
+	bool journal_busy;		/* a sync's journal write is in flight */
+	u64 journal_gen;		/* journal writes finished (waiters wait for it to move) */
+	wait_queue_head_t journal_wait;
+	atomic64_t sync_calls;		/* arborfs_sync calls */
+	atomic64_t sync_waits;		/* ... that waited for another's journal write */
 };
 
 static inline struct arborfs_sb_info *ASB(struct super_block *sb)
@@ -358,5 +380,6 @@ extern const struct export_operations arborfs_export_ops;
 
 /* super.c */
 int arborfs_shutdown(struct super_block *sb, u32 how);
+int arborfs_sync(struct super_block *sb);
 
 #endif

@@ -860,7 +860,7 @@ int arborfs_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 	if (sb_rdonly(sb))
 		return 0;
 	/* Data and inode are in the engine's journal buffer: make them durable. */
-	return arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_sync(FS(sb)));
+	return arborfs_sync(sb);
 }
 
 #define ARBORFS_FALLOC_MODES (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | \

@@ -57,18 +57,19 @@ static struct bio *arborfs_next_bio(struct block_device *bdev, u8 **buf, size_t 
 	return bio;
 }
 
-/* Synchronous I/O, one bio at a time. */
-static int arborfs_bdev_rw(struct arborfs_member *m, u8 *buf, size_t len, u64 off, blk_opf_t op)
+/* Synchronous I/O, one bio at a time, counted in *ios and *ns. */
+static int arborfs_bdev_rw(struct block_device *bdev, u8 *buf, size_t len, u64 off, blk_opf_t op, atomic64_t *ios,
+			   atomic64_t *ns)
 {
 	if ((off | len) & (SECTOR_SIZE - 1))
 		return -EINVAL;
 	while (len) {
-		struct bio *bio = arborfs_next_bio(m->bdev, &buf, &len, &off, op);
+		struct bio *bio = arborfs_next_bio(bdev, &buf, &len, &off, op);
 		u64 start = local_clock();
 		int err = submit_bio_wait(bio);
 
-		atomic64_add(local_clock() - start, &m->sync_ns);
-		atomic64_inc(&m->sync_ios);
+		atomic64_add(local_clock() - start, ns);
+		atomic64_inc(ios);
 		bio_put(bio);
 		if (err)
 			return err;
@@ -133,12 +134,16 @@ int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m)
 
 int arborfs_glue_bdev_read(void *dev, u8 *buf, size_t len, u64 off)
 {
-	return arborfs_bdev_rw(dev, buf, len, off, REQ_OP_READ);
+	struct arborfs_member *m = dev;
+
+	return arborfs_bdev_rw(m->bdev, buf, len, off, REQ_OP_READ, &m->sync_ios, &m->sync_ns);
 }
 
 int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off)
 {
-	return arborfs_bdev_rw(dev, (u8 *)buf, len, off, REQ_OP_WRITE);
+	struct arborfs_member *m = dev;
+
+	return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, REQ_OP_WRITE, &m->sync_ios, &m->sync_ns);
 }
 
 int arborfs_glue_bdev_flush(void *dev)
@@ -157,9 +162,32 @@ int arborfs_glue_bdev_flush(void *dev)
  * carries the preflush, every bio is FUA (the block layer drops both on a
  * device without a volatile cache).
  */
+#define ARBORFS_OP_DURABLE (REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA)
+
 int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 off)
 {
-	return arborfs_bdev_rw(dev, (u8 *)buf, len, off, REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA);
+	struct arborfs_member *m = dev;
+
+	return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, ARBORFS_OP_DURABLE, &m->sync_ios, &m->sync_ns);
+}
+
+/*
+ * A sync's journal write, issued without the engine mutex (group commit):
+ * the entry written durably, or with len 0 a flush. Counted apart from the
+ * I/O engine calls wait for.
+ */
+int arborfs_glue_journal_write(struct arborfs_member *m, const u8 *buf, size_t len, u64 off)
+{
+	u64 start = local_clock();
+	int err;
+
+	if (len)
+		return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, ARBORFS_OP_DURABLE, &m->journal_ios,
+				       &m->journal_ns);
+	err = blkdev_issue_flush(m->bdev);
+	atomic64_add(local_clock() - start, &m->journal_ns);
+	atomic64_inc(&m->journal_ios);
+	return err;
 }
 
 /* Discard whole sectors of [off, off + len); nothing on a device that cannot. */

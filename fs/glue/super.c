@@ -86,15 +86,75 @@ static void arborfs_free_inode(struct inode *inode)
 	kmem_cache_free(arborfs_inode_cachep, AI(inode));
 }
 
+/* Wait until no sync's journal write is in flight (before the engine may be replaced). */
+static void arborfs_wait_journal(struct super_block *sb)
+{
+	struct arborfs_sb_info *s = ASB(sb);
+
+	wait_event(s->journal_wait, !READ_ONCE(s->journal_busy));
+}
+
 static void arborfs_put_super(struct super_block *sb)
 {
 	struct arborfs_sb_info *s = ASB(sb);
 
 	shrinker_free(s->shrinker);
 	s->shrinker = NULL;
+	arborfs_wait_journal(sb);
 	if (s->fs && ENGINE_CALL(sb, arborfs_rs_unmount(s->fs)))
 		pr_err("arborfs: %s: unmounted with errors; run fsck.arborfs\n", sb->s_id);
 	s->fs = NULL;
+}
+
+/* Under the mutex: one step of a sync, and the glue's record of the write in flight. */
+static int arborfs_sync_step_locked(struct arborfs_sb_info *s, u64 *target, struct arborfs_journal_write *w,
+				    u64 *gen)
+{
+	int r = arborfs_rs_sync_step(s->fs, target, w);
+
+	if (r == ARBORFS_SYNC_WRITE)
+		s->journal_busy = true;
+	*gen = s->journal_gen;
+	return r;
+}
+
+static int arborfs_sync_done_locked(struct arborfs_sb_info *s, int err)
+{
+	s->journal_busy = false;
+	s->journal_gen++;
+	return arborfs_rs_sync_done(s->fs, err);
+}
+
+/*
+ * Make everything committed so far durable (fsync, syncfs, freeze) with
+ * group commit: the journal write runs without the engine mutex, and the
+ * callers that arrive meanwhile wait for it, then share the next one (see
+ * fs/engine/src/fs/sync.rs).
+ */
+int arborfs_sync(struct super_block *sb)
+{
+	struct arborfs_sb_info *s = ASB(sb);
+	struct arborfs_journal_write w;
+	u64 target = U64_MAX, gen;
+	int r, err;
+
+	atomic64_inc(&s->sync_calls);
+	for (;;) {
+		r = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_sync_step_locked(s, &target, &w, &gen));
+		if (r <= 0)
+			return r;
+		if (r == ARBORFS_SYNC_WAIT) {
+			atomic64_inc(&s->sync_waits);
+			wait_event(s->journal_wait, READ_ONCE(s->journal_gen) != gen);
+			continue;
+		}
+		/* One member per mount: its journal is on it. */
+		err = w.dev ? -EIO : arborfs_glue_journal_write(&s->member, w.buf, w.len, w.offset);
+		r = ENGINE_CALL(sb, arborfs_sync_done_locked(s, err));
+		wake_up_all(&s->journal_wait);
+		if (r)
+			return r;
+	}
 }
 
 static int arborfs_sync_fs(struct super_block *sb, int wait)
@@ -102,7 +162,7 @@ static int arborfs_sync_fs(struct super_block *sb, int wait)
 	if (!wait || sb_rdonly(sb))
 		return 0;
 	arborfs_note_cache(sb);
-	return arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_sync(FS(sb)));
+	return arborfs_sync(sb);
 }
 
 /* The VFS has written all dirty data by now; the engine writes nothing on its own. */
@@ -154,7 +214,8 @@ int arborfs_shutdown(struct super_block *sb, u32 how)
 		sync_filesystem(sb);
 		up_read(&sb->s_umount);
 	}
-	err = ENGINE_CALL(sb, arborfs_rs_shutdown(FS(sb), how != GOINGDOWN_NOLOGFLUSH));
+	err = how != GOINGDOWN_NOLOGFLUSH ? arborfs_sync(sb) : 0;
+	err = ENGINE_CALL(sb, arborfs_rs_shutdown(FS(sb), 0)) ?: err;
 	WRITE_ONCE(s->shut_down, true);
 	pr_warn("arborfs: %s: shut down (%s); writes fail from now on\n", sb->s_id,
 		how == GOINGDOWN_DEFAULT ? "data and journal flushed" :
@@ -204,6 +265,9 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->engine_ns) / 1000, atomic64_read(&s->lock_wait_ns) / 1000);
 	seq_printf(m, " sync_ios=%lld sync_io_us=%lld", atomic64_read(&s->member.sync_ios),
 		   atomic64_read(&s->member.sync_ns) / 1000);
+	seq_printf(m, " syncs=%lld sync_waits=%lld journal_writes=%lld journal_us=%lld", atomic64_read(&s->sync_calls),
+		   atomic64_read(&s->sync_waits), atomic64_read(&s->member.journal_ios),
+		   atomic64_read(&s->member.journal_ns) / 1000);
 	seq_printf(m, " planned_reads=%lld overlapped_reads=%lld replanned_reads=%lld planned_writes=%lld batch_us=%lld",
 		   atomic64_read(&s->planned_reads), atomic64_read(&s->overlapped_reads),
 		   atomic64_read(&s->replanned_reads), atomic64_read(&s->planned_writes),
@@ -322,6 +386,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	if (!s)
 		return -ENOMEM;
 	mutex_init(&s->lock);
+	init_waitqueue_head(&s->journal_wait);
 	s->opts = *(struct arborfs_options *)fc->fs_private;
 	sb->s_fs_info = s;
 	sb->s_magic = ARBORFS_MAGIC;
@@ -451,6 +516,7 @@ static int arborfs_reconfigure(struct fs_context *fc)
 		WRITE_ONCE(sb->s_bdi->ra_pages, o->readahead >> PAGE_SHIFT);
 	if (want_ro == sb_rdonly(sb))
 		return arborfs_apply_options(sb);
+	arborfs_wait_journal(sb);
 	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, &ASB(sb)->member, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
 	if (err)
 		return err;

@@ -24,6 +24,7 @@ use kernel::prelude::*;
 use crate::error::errno::{EINVAL, ENOMEM, ERANGE};
 use crate::error::Error as FsError;
 use crate::fs::read_plan::{ReadPlan, SpanSource};
+use crate::fs::sync::SyncStep;
 use crate::fs::write_plan::WritePlan;
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{KernelDevice, TryVec};
@@ -162,6 +163,22 @@ pub(crate) struct ArborfsReadSpan {
     dev: u32,
 }
 c_layout!(ArborfsReadSpan, 48, { start: 0, len: 8, offset: 16, dev_len: 24, skip: 32, kind: 40, dev: 44 });
+
+/// A journal write the glue issues for a sync: `struct arborfs_journal_write`.
+#[repr(C)]
+pub(crate) struct ArborfsJournalWrite {
+    buf: *const u8,
+    len: u64,
+    offset: u64,
+    dev: u32,
+    pad: u32,
+}
+c_layout!(ArborfsJournalWrite, 32, { buf: 0, len: 8, offset: 16, dev: 24, pad: 28 });
+
+/// `arborfs_rs_sync_step`: wait for the journal write in flight.
+const SYNC_WAIT: c_int = 1;
+/// `arborfs_rs_sync_step`: issue the journal write given.
+const SYNC_WRITE: c_int = 2;
 
 /// `arborfs_read_span.kind`: zeros.
 const SPAN_ZERO: u32 = 0;
@@ -534,6 +551,11 @@ pub(crate) unsafe extern "C" fn arborfs_rs_remount(
     }
     if !cur.is_read_only() {
         return 0;
+    }
+    // The glue is writing from the old engine's memory (it waits for that
+    // first; this is for a sync that started since).
+    if cur.sync_in_flight() {
+        return -(bindings::EBUSY as c_int);
     }
     // SAFETY: `bdev` is the mount's open device.
     let new = match unsafe { open(bdev, size, false, false) } {
@@ -1002,11 +1024,42 @@ entry_points! {
         }
     }
 
-    /// Make everything committed durable (fsync, syncfs, freeze).
-    fn arborfs_rs_sync(fs) -> c_int {
-        fs.sync().map_or_else(
+    /// A sync's next step (group commit: `crate::fs::sync`). `*target` is
+    /// `u64::MAX` on the first step, which sets it. Returns 0 when the
+    /// target is durable, SYNC_WAIT when another caller's journal write is
+    /// in flight, SYNC_WRITE when `out` holds a write for the glue to issue
+    /// without the mutex and report with [`arborfs_rs_sync_done`]; or a
+    /// negative errno.
+    fn arborfs_rs_sync_step(fs, target: *mut u64, out: *mut ArborfsJournalWrite) -> c_int {
+        // SAFETY: `target` is readable and writable.
+        let t = unsafe { &mut *target };
+        if *t == u64::MAX {
+            *t = fs.sync_target();
+        }
+        match fs.sync_step(*t) {
+            Ok(SyncStep::Durable) => 0,
+            Ok(SyncStep::Wait) => SYNC_WAIT,
+            Ok(SyncStep::Write { dev, offset }) => {
+                let bytes = fs.sync_write_bytes();
+                let w = ArborfsJournalWrite { buf: bytes.as_ptr(), len: bytes.len() as u64, offset, dev: u32::from(dev), pad: 0 };
+                // SAFETY: `out` is writable.
+                unsafe { out.write(w) };
+                SYNC_WRITE
+            }
+            Err(e) => {
+                pr_err!("journal write failed: {}\n", e);
+                errno(e)
+            }
+        }
+    }
+
+    /// The journal write of a SYNC_WRITE step finished with `err` (0 or a
+    /// negative errno); a failure stops the file system.
+    fn arborfs_rs_sync_done(fs, err: c_int) -> c_int {
+        let res = if err == 0 { Ok(()) } else { Err(FsError::Io { dev: 0, offset: 0 }) };
+        fs.sync_done(res).map_or_else(
             |e| {
-                pr_err!("journal flush failed: {}\n", e);
+                pr_err!("journal write failed ({}); the file system stops\n", err);
                 errno(e)
             },
             |()| 0,

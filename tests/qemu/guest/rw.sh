@@ -556,6 +556,45 @@ for i in range(150):
 	umount /mnt && rm -f /tmp/reads.* && fsck_clean vdj
 }
 
+# Group commit: four processes creating files with an fsync each share
+# journal writes (a sync arriving while one is in flight waits for it, then
+# the waiters share the next), and every fsync'd file is there after a
+# remount.
+t_group_commit() {
+	local stats syncs waits writes i
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	for i in 0 1 2 3; do
+		python3 -c '
+import os, sys
+d = sys.argv[1]
+os.mkdir(d)
+for i in range(60):
+    fd = os.open(f"{d}/{i}", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, f"{d}/{i}\n".encode() * 50)
+    os.fsync(fd)
+    os.close(fd)
+' /mnt/w$i &
+	done
+	wait
+	stats=$(grep ' on /mnt with fstype arborfs' /proc/self/mountstats) || { echo "no mountstats line"; return 1; }
+	echo "arborfs test: group commit:$stats" >/dev/kmsg
+	syncs=$(sed -n 's/.* syncs=\([0-9]*\).*/\1/p' <<<"$stats")
+	waits=$(sed -n 's/.* sync_waits=\([0-9]*\).*/\1/p' <<<"$stats")
+	writes=$(sed -n 's/.* journal_writes=\([0-9]*\).*/\1/p' <<<"$stats")
+	((syncs >= 240)) || { echo "fewer syncs than fsyncs: $stats"; return 1; }
+	((waits > 0)) || { echo "no sync waited for another's journal write: $stats"; return 1; }
+	((writes < syncs)) || { echo "no journal write was shared: $stats"; return 1; }
+	umount /mnt && mount -t arborfs /dev/vdj /mnt || return 1
+	for i in 0 1 2 3; do
+		for f in 0 17 59; do
+			[[ $(head -1 /mnt/w$i/$f) == "/mnt/w$i/$f" ]] || { echo "w$i/$f lost"; return 1; }
+		done
+		[[ $(ls /mnt/w$i | wc -l) == 60 ]] || { echo "w$i: files lost"; return 1; }
+	done
+	umount /mnt && fsck_clean vdj
+}
+
 # A tree written through the kernel, read back on the host by `arborfs restore` (run-tests.sh).
 t_kernel_writes_tree() {
 	mkfs vdl || return 1
@@ -627,4 +666,4 @@ os.fsync(fd)
 }
 
 RW_TESTS=(posix_ops posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
-	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads)
+	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads group_commit)

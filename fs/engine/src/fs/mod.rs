@@ -21,6 +21,7 @@ pub mod orphan;
 pub mod read_plan;
 pub mod replay;
 pub mod store;
+pub mod sync;
 pub mod write_plan;
 pub mod xattr;
 
@@ -424,55 +425,22 @@ impl<D: BlockDevice> Fs<D> {
     /// no room in the ring, checkpoint instead: the checkpoint makes the
     /// records durable through the b-trees.
     pub(crate) fn journal_write(&mut self) -> Result<()> {
-        self.write_journal_entry(false)
-    }
-
-    /// [`Fs::journal_write`]; with `durable`, the entry is written so that
-    /// it and the data before it are durable when this returns: the other
-    /// members are flushed, and the journal member gets one preflush + FUA
-    /// write instead of flush, write, flush.
-    fn write_journal_entry(&mut self, durable: bool) -> Result<()> {
         if self.journal.nr_records == 0 {
             return Ok(());
         }
         if self.data_unflushed {
-            if durable {
-                let jdev = usize::from(self.journal.dev);
-                for (i, d) in self.devs.iter_mut().enumerate() {
-                    if i != jdev {
-                        d.flush()?;
-                    }
-                }
-            } else {
-                self.flush_all()?;
-            }
+            self.flush_all()?;
         }
         let dev =
             self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
-        match self.journal.write_entry(dev, durable) {
+        match self.journal.write_entry(dev) {
             Ok(crate::journal::write::Written::NoRoom) => self.checkpoint(),
-            Ok(_) => {
-                // A durable entry's preflush covered the data too.
-                self.data_unflushed = false;
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => {
                 self.fail(e);
                 Err(e)
             }
         }
-    }
-
-    /// Make every committed transaction durable (fsync, sync(2), syncfs(2)).
-    pub fn sync(&mut self) -> Result<()> {
-        if self.read_only {
-            return Ok(());
-        }
-        self.check_writable()?;
-        self.write_journal_entry(true)?;
-        let dev =
-            self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
-        self.journal.flush(dev)
     }
 
     /// Flush every member.

@@ -17,6 +17,19 @@ use crate::format::superblock::Superblock;
 use crate::sys::TryVec;
 pub use read::{JournalStop, Replay};
 
+/// A durable journal write in flight: the entry at ring offset `at`, `len`
+/// bytes (0: a flush of the journal member only), which makes the first
+/// `covers` records appended durable when it completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flight {
+    /// Ring offset of the entry.
+    pub at: u64,
+    /// Its padded length; 0 for a flush.
+    pub len: u64,
+    /// The value of [`Journal::appended`] it makes durable.
+    pub covers: u64,
+}
+
 /// Journal state.
 pub struct Journal {
     /// Member holding the ring.
@@ -39,8 +52,20 @@ pub struct Journal {
     pub nr_records: u32,
     /// Largest entry.
     pub max_entry: usize,
-    /// Entries written since the last flush of the journal member.
-    pub unflushed: bool,
+    /// Records appended so far (a running count; a failed commit's
+    /// records are taken back): what a sync waits for is a value of it.
+    pub appended: u64,
+    /// How many of them are in entries written to the ring (or in a
+    /// checkpoint).
+    pub written: u64,
+    /// How many of them are durable.
+    pub durable: u64,
+    /// The durable journal write in flight ([`Journal::start_durable`]),
+    /// while the engine lock is not held across it.
+    pub in_flight: Option<Flight>,
+    /// The entry of the write in flight; `buf` and it trade places as
+    /// each durable write starts, so their room is kept.
+    pub flight: TryVec<u8>,
     /// Tag of this file system's entries.
     pub fs_tag: u32,
     /// Why replay stopped before the end of the journal, if it did.
@@ -70,12 +95,21 @@ impl Journal {
             buf: TryVec::new(),
             nr_records: 0,
             max_entry,
-            unflushed: false,
+            appended: 0,
+            written: 0,
+            durable: 0,
+            in_flight: None,
+            flight: TryVec::new(),
             fs_tag: crate::format::journal::fs_tag(&sb.uuid),
             stop: None,
             skip_unrecorded: false,
             metadata: sb.meta_csum,
         }
+    }
+
+    /// Whether entries were written that are not durable yet.
+    pub fn unflushed(&self) -> bool {
+        self.written > self.durable
     }
 
     /// Bytes of the ring holding entries not yet covered by a checkpoint.

@@ -6,12 +6,14 @@ use super::Journal;
 
 impl Journal {
     /// A checkpoint recorded everything buffered and written so far: the
-    /// ring is empty from here.
+    /// ring is empty from here, except for a durable write still in flight,
+    /// whose room [`Journal::slot`] keeps until it completes.
     pub fn after_checkpoint(&mut self) {
         self.start = self.cursor;
         self.buf.clear();
         self.nr_records = 0;
-        self.unflushed = false;
+        self.written = self.appended;
+        self.durable = self.appended;
         self.skip_unrecorded = false;
     }
 
