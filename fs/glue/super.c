@@ -113,15 +113,15 @@ static int arborfs_sync_step_locked(struct arborfs_sb_info *s, u64 *target, stru
 	int r = arborfs_rs_sync_step(s->fs, target, w);
 
 	if (r == ARBORFS_SYNC_WRITE)
-		s->journal_busy = true;
+		WRITE_ONCE(s->journal_busy, true);
 	*gen = s->journal_gen;
 	return r;
 }
 
 static int arborfs_sync_done_locked(struct arborfs_sb_info *s, int err)
 {
-	s->journal_busy = false;
-	s->journal_gen++;
+	WRITE_ONCE(s->journal_busy, false);
+	WRITE_ONCE(s->journal_gen, s->journal_gen + 1);
 	return arborfs_rs_sync_done(s->fs, err);
 }
 

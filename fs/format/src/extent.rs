@@ -146,6 +146,15 @@ impl Extent {
         }
     }
 
+    /// A new extent with one copy at `ptr`, covering `len` bytes of the file
+    /// from the start of its payload: uncompressed, without checksums, no
+    /// flags. Writers set what differs with struct update syntax.
+    pub fn one_copy(ptr: ExtentPtr, len: u32) -> Self {
+        let mut ptrs = [ExtentPtr::default(); MAX_PTRS];
+        ptrs[0] = ptr;
+        Extent { live_len: len, payload_len: len, stored_len: len, nr_ptrs: 1, ptrs, ..Extent::default() }
+    }
+
     /// The valid pointers.
     pub fn ptrs(&self) -> &[ExtentPtr] {
         self.ptrs.get(..usize::from(self.nr_ptrs)).unwrap_or(&[])

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
 use crate::format::extent::{
     Compression, Extent, ExtentPtr, EXTENT_CHUNKED, EXTENT_UNWRITTEN, MAX_CSUM_CHUNKS, MAX_ENCODED_PAYLOAD,
-    MAX_PTRS,
 };
 use crate::format::inode::{Inode, FLAG_COMPR};
 use crate::format::superblock::INCOMPAT_CHUNKED_CSUMS;
@@ -436,22 +435,16 @@ impl<D: BlockDevice> Txn<'_, D> {
             padded.get_mut(..payload.len()).ok_or(Error::Internal("pad"))?.copy_from_slice(payload);
             self.fs.write_data(dev, offset, &padded)?;
         }
-        let mut ptrs = [ExtentPtr::default(); MAX_PTRS];
-        ptrs[0] = ExtentPtr { dev, gen, offset };
         let len = u32::try_from(placed).map_err(|_| Error::Internal("extent size"))?;
         let e = Extent {
             flags,
             compression: comp,
             csum_type,
-            live_len: len,
-            payload_len: len,
             stored_len: u32::try_from(payload.len()).map_err(|_| Error::Internal("extent size"))?,
-            offset_into: 0,
             csum,
-            nr_ptrs: 1,
-            ptrs,
             chunk_shift,
             chunk_csums,
+            ..Extent::one_copy(ExtentPtr { dev, gen, offset }, len)
         };
         let new_end = a + placed;
         let place = Placement { size_end: place.size_end.min(new_end), ..place };
@@ -876,22 +869,10 @@ impl<D: BlockDevice> Fs<D> {
                 let want = (hole_end - pos).min(MAX_PLAIN_EXTENT);
                 let size_end = if keep { 0 } else { (pos + want).min(end) };
                 let (dev, offset, got, gen) = t.allocate_data(block, want)?;
-                let mut ptrs = [ExtentPtr::default(); MAX_PTRS];
-                ptrs[0] = ExtentPtr { dev, gen, offset };
                 let len = u32::try_from(got).map_err(|_| Error::Internal("extent size"))?;
                 let e = Extent {
                     flags: EXTENT_UNWRITTEN,
-                    compression: Compression::None,
-                    csum_type: ChecksumType::None,
-                    live_len: len,
-                    payload_len: len,
-                    stored_len: len,
-                    offset_into: 0,
-                    csum: 0,
-                    nr_ptrs: 1,
-                    ptrs,
-                    chunk_shift: 0,
-                    chunk_csums: [0; MAX_CSUM_CHUNKS],
+                    ..Extent::one_copy(ExtentPtr { dev, gen, offset }, len)
                 };
                 let place = Placement {
                     size_end: size_end.min(pos + got),

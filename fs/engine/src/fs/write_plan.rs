@@ -17,7 +17,7 @@ use super::extent::{chunk_checksums, Placement, MAX_PLAIN_EXTENT};
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
-use crate::format::extent::{Compression, Extent, ExtentPtr, EXTENT_CHUNKED, MAX_CSUM_CHUNKS, MAX_PTRS};
+use crate::format::extent::{Compression, Extent, ExtentPtr, EXTENT_CHUNKED, MAX_CSUM_CHUNKS};
 use crate::sys::BlockDevice;
 
 /// Room for a write of whole blocks, from [`Fs::plan_write`].
@@ -154,22 +154,13 @@ impl<D: BlockDevice> Fs<D> {
         // Written outside the engine: the next journal entry flushes it.
         self.data_unflushed = true;
         let len = u32::try_from(plan.len).map_err(|_| Error::Internal("extent size"))?;
-        let mut ptrs = [ExtentPtr::default(); MAX_PTRS];
-        ptrs[0] = ExtentPtr { dev: plan.dev, gen: plan.gen, offset: plan.offset };
         let summed = plan.csum_type != ChecksumType::None;
         let e = Extent {
             flags: if summed { EXTENT_CHUNKED } else { 0 },
-            compression: Compression::None,
             csum_type: plan.csum_type,
-            live_len: len,
-            payload_len: len,
-            stored_len: len,
-            offset_into: 0,
-            csum: 0,
-            nr_ptrs: 1,
-            ptrs,
             chunk_shift: if summed { plan.chunk_shift } else { 0 },
             chunk_csums: plan.chunk_csums,
+            ..Extent::one_copy(ExtentPtr { dev: plan.dev, gen: plan.gen, offset: plan.offset }, len)
         };
         let end = plan.start.checked_add(plan.len).ok_or(Error::TooBig)?;
         let place =
