@@ -9,7 +9,7 @@ import os
 import sys
 
 # A file with UNLINK but no GONE may be present (intact) or absent.
-files, gone, logs, maybe_gone = {}, set(), {}, set()
+files, gone, logs, maybe_gone, ranges = {}, set(), {}, set(), {}
 with open(sys.argv[1]) as f:
     for line in f:
         parts = line.split()
@@ -26,6 +26,9 @@ with open(sys.argv[1]) as f:
             files.pop(parts[1], None)
         elif parts[0] == "LOG":
             logs[parts[1]] = (int(parts[2]), parts[3])
+        elif parts[0] == "RANGE":
+            # The latest write of a block is the one that must be there.
+            ranges[(parts[1], int(parts[2]))] = (int(parts[3]), parts[4])
 
 bad = 0
 for path, (sha, size) in files.items():
@@ -55,6 +58,14 @@ for path, (length, sha) in logs.items():
     if len(data) < length or hashlib.sha256(data[:length]).hexdigest() != sha:
         print(f"log {path}: {len(data)} bytes, the first {length} fsync'd bytes differ")
         bad += 1
-print(f"crash check: {len(files)} files, {len(gone)} deletions, {len(logs)} logs: "
+for (path, offset), (length, sha) in ranges.items():
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    if hashlib.sha256(data).hexdigest() != sha:
+        print(f"{path}: the fsync'd {length} bytes at {offset} differ")
+        bad += 1
+print(f"crash check: {len(files)} files, {len(gone)} deletions, {len(logs)} logs, "
+      f"{len(ranges)} blocks: "
       f"{'ok' if not bad else f'{bad} problems'}")
 sys.exit(1 if bad else 0)
