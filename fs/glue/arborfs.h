@@ -82,14 +82,15 @@ struct arborfs_statfs {
 /* One span of a read planned by the engine (arborfs_rs_plan_read). */
 struct arborfs_read_span {
 	u64 start, len;		/* file bytes */
-	u64 offset;		/* DEVICE: byte offset on member `dev` of the blocks to read, */
-	u64 dev_len, skip;	/* how many, and how far into them the span's bytes start */
+	u64 offset;		/* DEVICE, ENCODED: byte offset on member `dev` of the blocks to read, */
+	u64 dev_len, skip;	/* how many, and how far into them (ENCODED: into the decoded payload) the span's bytes start */
 	u32 kind, dev;
 };
 
 #define ARBORFS_SPAN_ZERO 0	/* zeros */
 #define ARBORFS_SPAN_DEVICE 1	/* member blocks, read by the glue */
 #define ARBORFS_SPAN_ENGINE 2	/* read by the engine in arborfs_rs_plan_finish */
+#define ARBORFS_SPAN_ENCODED 3	/* an extent stored whole, read by the glue, decoded by arborfs_rs_plan_decode */
 
 /* A sync's journal write (arborfs_rs_sync_step), issued by the glue without the mutex. */
 struct arborfs_journal_write {
@@ -182,11 +183,18 @@ ssize_t arborfs_rs_read(void *fs, u64 ino, u64 off, u8 *buf, size_t len);
 ssize_t arborfs_rs_plan_read(void *fs, u64 ino, u64 off, size_t len, void **plan);
 int arborfs_rs_plan_span(const void *plan, size_t i, struct arborfs_read_span *out);
 int arborfs_rs_plan_verify(const void *plan, size_t i, const u8 *buf, size_t len);
+int arborfs_rs_plan_decode(const void *plan, size_t i, const u8 *raw, size_t raw_len, u8 *out, size_t out_len);
 int arborfs_rs_plan_finish(void *fs, const void *plan, u8 *buf, size_t len);
 void arborfs_rs_plan_free(void *plan);
-/* Writes without the mutex across device I/O: plan (mutex), checksum/free (no mutex), commit or abort (mutex). */
-ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, void **plan, u32 *dev, u64 *offset);
-int arborfs_rs_wplan_checksum(void *plan, const u8 *buf, size_t len);
+/*
+ * Writes without the mutex across device I/O and compression: plan (mutex;
+ * a plan not *placed is encoded, then placed), encode/free (no mutex),
+ * place (mutex), commit or abort (mutex).
+ */
+ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, void **plan, u32 *dev, u64 *offset,
+			      int *placed);
+int arborfs_rs_wplan_encode(void *plan, const u8 *buf, size_t len, const u8 **out, size_t *out_len);
+int arborfs_rs_write_place(void *fs, void *plan, u32 *dev, u64 *offset);
 int arborfs_rs_write_commit(void *fs, const void *plan, u64 *alloc_bytes);
 int arborfs_rs_write_abort(void *fs, const void *plan);
 void arborfs_rs_wplan_free(void *plan);
@@ -271,7 +279,11 @@ struct arborfs_sb_info {
 	atomic64_t planned_reads;	/* reads done without the mutex across their device I/O */
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
 	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the mutex) */
+	atomic64_t decoded_reads;	/* extents stored whole checked and decoded without it */
 	atomic64_t planned_writes;	/* writes of whole blocks done without the mutex across their device I/O */
+	atomic64_t encoded_writes;	/* ... compressed (or checksummed whole) without it too */
+	atomic64_t overlapped_encodes;	/* ... while another engine call ran */
+	atomic64_t encode_ns;		/* time spent encoding them */
 	/* Group commit (arborfs_sync): the journal write in flight, under the mutex. */
 	bool journal_busy;		/* a sync's journal write is in flight */
 	u64 journal_gen;		/* journal writes finished (waiters wait for it to move) */
@@ -351,8 +363,11 @@ void arborfs_evict_inode(struct inode *inode);
 extern const struct inode_operations arborfs_dir_iops;
 extern const struct file_operations arborfs_dir_fops;
 
-/* A write in flight (file.c): its plans and their bios. */
-#define ARBORFS_WRITE_PIECES 4
+/*
+ * A write in flight (file.c): its plans and their bios. A 1 MiB writeback
+ * run is one plain plan, or eight encoded (compressed) ones of 128 KiB.
+ */
+#define ARBORFS_WRITE_PIECES 8
 struct arborfs_write {
 	struct arborfs_io_batch batch;
 	void *plans[ARBORFS_WRITE_PIECES];

@@ -189,7 +189,9 @@ static void arborfs_flush_for_space(struct super_block *sb)
  * to map the range and to finish: the member blocks are read here, all in
  * flight together, while other engine calls run; blocks or chunks that
  * reach past a span are read into a bounce buffer and the span copied out
- * once verified. A bucket freed meanwhile, a damaged chunk or a failed bio
+ * once verified. Extents stored whole (compressed) are read whole into a
+ * bounce buffer and checked and decoded from there, also without the
+ * mutex. A bucket freed meanwhile, a damaged chunk or a failed bio
  * falls back to the engine's own read under the mutex, which tries every
  * replica and reports damage. Returns the bytes read (short at EOF) or a
  * negative errno.
@@ -224,13 +226,13 @@ ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
 
 		if (s.kind == ARBORFS_SPAN_ZERO) {
 			memset(dst, 0, s.len);
-		} else if (s.kind == ARBORFS_SPAN_DEVICE) {
+		} else if (s.kind == ARBORFS_SPAN_DEVICE || s.kind == ARBORFS_SPAN_ENCODED) {
 			/* The mount opens one member: its index is 0. */
 			if (s.dev) {
 				err = -EAGAIN;
 				break;
 			}
-			if (s.dev_len != s.len || s.skip) {
+			if (s.kind == ARBORFS_SPAN_ENCODED || s.dev_len != s.len || s.skip) {
 				dst = bounce[i] = kvmalloc(s.dev_len, GFP_NOFS);
 				if (!dst) {
 					err = -ENOMEM;
@@ -247,6 +249,16 @@ ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
 	for (i = 0; !err && arborfs_rs_plan_span(plan, i, &s); i++) {
 		u8 *dst = buf + (s.start - pos);
 
+		if (s.kind == ARBORFS_SPAN_ENCODED) {
+			/* Decompression allocates: keep reclaim out of the file system. */
+			unsigned int nofs = memalloc_nofs_save();
+
+			err = arborfs_rs_plan_decode(plan, i, bounce[i], s.dev_len, dst, s.len);
+			memalloc_nofs_restore(nofs);
+			if (!err)
+				atomic64_inc(&sbi->decoded_reads);
+			continue;
+		}
 		if (s.kind != ARBORFS_SPAN_DEVICE)
 			continue;
 		err = arborfs_rs_plan_verify(plan, i, bounce[i] ?: dst, s.dev_len);
@@ -355,51 +367,85 @@ static void arborfs_readahead(struct readahead_control *rac)
 
 /*
  * Writes of whole blocks hold the mount's mutex only to plan (allocate) and
- * to commit: the data bios and the chunk checksums run without it, the
- * checksums while the bios are in flight. What cannot be planned
- * (compression, one checksum per extent, a partial last block, more pieces
- * than ARBORFS_WRITE_PIECES) is written by the engine under the mutex when
- * the write finishes. Callers keep the folios under writeback until then,
- * so truncate and fsync wait for the commit. Writeback keeps several
- * writes in flight between their start and finish.
+ * to commit: the data bios, compression and checksums run without it. A
+ * plain plan is placed at once and its checksums are computed while its
+ * bios are in flight; an encoded plan (compressed, or one checksum per
+ * extent) is compressed first, then placed at its stored size, and its
+ * bios go while the next piece compresses. What cannot be planned (a
+ * partial last block, more pieces than ARBORFS_WRITE_PIECES) is written by
+ * the engine under the mutex when the write finishes. Callers keep the
+ * folios under writeback until then, so truncate and fsync wait for the
+ * commit. Writeback keeps several writes in flight between their start
+ * and finish.
  */
+/* Submit a piece's bios, plugged so they merge, and unplugged before the CPU work that follows. */
+static int arborfs_write_submit(struct arborfs_write *w, struct arborfs_member *m, u32 dev, const u8 *data,
+				size_t len, u64 offset)
+{
+	struct blk_plug plug;
+	int err;
+
+	/* The mount opens one member: its index is 0. */
+	if (dev)
+		return -EIO;
+	blk_start_plug(&plug);
+	err = arborfs_io_batch_add(&w->batch, m, (u8 *)data, len, offset, REQ_OP_WRITE);
+	blk_finish_plug(&plug);
+	return err;
+}
+
 static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, size_t len, struct arborfs_write *w)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
-	struct blk_plug plug;
 
 	arborfs_io_batch_init(&w->batch);
 	w->nr_plans = 0;
 	w->planned = 0;
 	w->err = 0;
-	blk_start_plug(&plug);
 	while (w->planned < len && w->nr_plans < ARBORFS_WRITE_PIECES) {
+		const u8 *data = buf + w->planned, *out;
 		void *plan = NULL;
+		u64 start_ns, calls;
+		unsigned int nofs;
+		size_t out_len;
+		int placed = 0;
 		u64 offset;
 		u32 dev;
 		ssize_t n = arborfs_alive(sb) ?:
 			ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + w->planned, len - w->planned,
-							      &plan, &dev, &offset));
-		int err;
+							      &plan, &dev, &offset, &placed));
+		int err = 0;
 
 		if (n <= 0) {
 			w->err = n;	/* 0: the engine writes the rest */
 			break;
 		}
 		w->plans[w->nr_plans++] = plan;
-		/* The mount opens one member: its index is 0. */
-		err = dev ? -EIO : arborfs_io_batch_add(&w->batch, &sbi->member, (u8 *)buf + w->planned, n, offset,
-							  REQ_OP_WRITE);
+		if (placed)
+			err = arborfs_write_submit(w, &sbi->member, dev, data, n, offset);
+		calls = atomic64_read(&sbi->engine_calls);
+		start_ns = local_clock();
+		/* Compression allocates: keep reclaim out of the file system, as ENGINE_CALL does. */
+		nofs = memalloc_nofs_save();
 		if (!err)
-			err = arborfs_rs_wplan_checksum(plan, buf + w->planned, n);
+			err = arborfs_rs_wplan_encode(plan, data, n, &out, &out_len);
+		memalloc_nofs_restore(nofs);
+		if (!err && !placed) {
+			atomic64_add(local_clock() - start_ns, &sbi->encode_ns);
+			atomic64_inc(&sbi->encoded_writes);
+			if (atomic64_read(&sbi->engine_calls) != calls)
+				atomic64_inc(&sbi->overlapped_encodes);
+			err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write_place(FS(sb), plan, &dev, &offset));
+			if (!err)
+				err = arborfs_write_submit(w, &sbi->member, dev, out, out_len, offset);
+		}
 		if (err) {
 			w->err = err;
 			break;
 		}
 		w->planned += n;
 	}
-	blk_finish_plug(&plug);
 }
 
 /* Wait for a started write, commit its plans (or give them up), write the rest. 0 or a negative errno. */

@@ -272,6 +272,9 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->planned_reads), atomic64_read(&s->overlapped_reads),
 		   atomic64_read(&s->replanned_reads), atomic64_read(&s->planned_writes),
 		   atomic64_read(&s->member.batch_ns) / 1000);
+	seq_printf(m, " encoded_writes=%lld overlapped_encodes=%lld encode_us=%lld decoded_reads=%lld",
+		   atomic64_read(&s->encoded_writes), atomic64_read(&s->overlapped_encodes),
+		   atomic64_read(&s->encode_ns) / 1000, atomic64_read(&s->decoded_reads));
 	return 0;
 }
 

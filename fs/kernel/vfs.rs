@@ -186,6 +186,9 @@ const SPAN_ZERO: u32 = 0;
 const SPAN_DEVICE: u32 = 1;
 /// `arborfs_read_span.kind`: read by the engine when the plan is finished.
 const SPAN_ENGINE: u32 = 2;
+/// `arborfs_read_span.kind`: an extent stored whole, read whole by the glue
+/// and decoded with [`arborfs_rs_plan_decode`].
+const SPAN_ENCODED: u32 = 3;
 
 fn c_attr(a: &Attr) -> ArborfsAttr {
     let i = &a.inode;
@@ -353,6 +356,9 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_span(
         SpanSource::Device { dev, offset, dev_len, skip, .. } => {
             (SPAN_DEVICE, u32::from(dev), offset, dev_len, skip)
         }
+        SpanSource::Encoded { dev, offset, dev_len, window, .. } => {
+            (SPAN_ENCODED, u32::from(dev), offset, dev_len, window)
+        }
         SpanSource::Engine => (SPAN_ENGINE, 0, 0, 0, 0),
     };
     // SAFETY: `out` is writable.
@@ -385,6 +391,36 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_verify(
     }
 }
 
+/// Check and decode encoded span `i` of `plan` from its stored bytes as
+/// the glue read them (`raw_len` bytes at `raw`, the span's `dev_len`) into
+/// `out` (`out_len` writable bytes, the span's length). 0 or a negative
+/// errno; no mutex needed.
+///
+/// # Safety
+///
+/// As [`arborfs_rs_plan_span`]; `raw` points to `raw_len` readable bytes
+/// and `out` to `out_len` writable ones, not overlapping.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_plan_decode(
+    plan: *const c_void,
+    i: usize,
+    raw: *const u8,
+    raw_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> c_int {
+    // SAFETY: a live plan (contract).
+    let plan = unsafe { &*plan.cast::<ReadPlan>() };
+    // SAFETY: `raw` points to `raw_len` readable bytes, `out` to `out_len`
+    // writable ones, and they do not overlap (contract).
+    let (raw, out) = unsafe { (bytes(raw, raw_len), slice_mut(out, out_len)) };
+    // Damage is reported by the engine's read, which the glue falls back to.
+    match plan.decode_span(i, raw, out) {
+        Ok(()) => 0,
+        Err(e) => errno(e),
+    }
+}
+
 /// Free a plan from [`arborfs_rs_plan_read`] (null is ignored).
 ///
 /// # Safety
@@ -398,24 +434,38 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_free(plan: *mut c_void) {
     }
 }
 
-/// Compute the checksums of the `len` bytes at `buf` a write plan's blocks
-/// are written from. 0 or a negative errno; no mutex needed.
+/// Encode the `len` bytes at `buf` a write plan covers (compression for
+/// an encoded plan, and checksums); `*out` and `*out_len` (writable) get
+/// the bytes to write at the plan's room: the plan's own compressed
+/// payload (valid until the plan is freed) or `buf` itself. 0 or a
+/// negative errno; no mutex needed.
 ///
 /// # Safety
 ///
 /// `plan` comes from [`arborfs_rs_plan_write`] and is not yet freed; `buf`
-/// points to `len` readable bytes.
+/// points to `len` readable bytes that outlive the plan's use of them.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_wplan_checksum(
+pub(crate) unsafe extern "C" fn arborfs_rs_wplan_encode(
     plan: *mut c_void,
     buf: *const u8,
     len: usize,
+    out: *mut *const u8,
+    out_len: *mut usize,
 ) -> c_int {
     // SAFETY: a live plan (contract); the caller's own, not shared.
     let plan = unsafe { &mut *plan.cast::<WritePlan>() };
     // SAFETY: `buf` points to `len` readable bytes.
-    match plan.checksum(unsafe { bytes(buf, len) }) {
-        Ok(()) => 0,
+    let data = unsafe { bytes(buf, len) };
+    match plan.encode(data) {
+        Ok(()) => {
+            let stored = plan.stored(data);
+            // SAFETY: both out pointers are writable.
+            unsafe {
+                put(out, stored.as_ptr());
+                put(out_len, stored.len());
+            }
+            0
+        }
         Err(e) => errno(e),
     }
 }
@@ -763,21 +813,42 @@ entry_points! {
         plan: *mut *mut c_void,
         dev: *mut u32,
         offset: *mut u64,
+        placed: *mut c_int,
     ) -> isize {
         let Ok(mut p) = KBox::new(WritePlan::new(), GFP_KERNEL) else { return (-ENOMEM) as isize };
         match fs.plan_write(ino, off, len as u64, &mut p) {
             Ok(false) => 0,
             Ok(true) => {
                 let n = p.len as isize;
-                // SAFETY: the three out pointers are writable.
+                // SAFETY: the four out pointers are writable.
                 unsafe {
                     put(dev, u32::from(p.dev));
                     put(offset, p.offset);
+                    put(placed, c_int::from(p.is_placed()));
                     put(plan, KBox::into_raw(p).cast::<c_void>());
                 }
                 n
             }
             Err(e) => write_failed(e, ino, off) as isize
+        }
+    }
+
+    /// Place an encoded write plan (after [`arborfs_rs_wplan_encode`]):
+    /// the member and byte offset to write its stored bytes to into `*dev`
+    /// and `*offset` (writable).
+    fn arborfs_rs_write_place(fs, plan: *mut c_void, dev: *mut u32, offset: *mut u64) -> c_int {
+        // SAFETY: a live plan from `arborfs_rs_plan_write` (the glue's contract).
+        let p = unsafe { &mut *plan.cast::<WritePlan>() };
+        match fs.place_write(p) {
+            Ok(()) => {
+                // SAFETY: both out pointers are writable.
+                unsafe {
+                    put(dev, u32::from(p.dev));
+                    put(offset, p.offset);
+                }
+                0
+            }
+            Err(e) => write_failed(e, p.ino, p.start)
         }
     }
 

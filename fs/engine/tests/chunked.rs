@@ -4,31 +4,16 @@
 //! before the feature keeping one checksum per extent.
 mod common;
 
-use arborfs_engine::btree::cursor::{Cursor, View};
 use arborfs_engine::format::checksum::ChecksumType;
-use arborfs_engine::format::extent::Extent;
 use arborfs_engine::format::inode::S_IFREG;
 use arborfs_engine::format::superblock::INCOMPAT_CHUNKED_CSUMS;
-use arborfs_engine::format::{BtreeId, KeyType, Pos, ROOT_INO};
+use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::fs::FormatOptions;
 use arborfs_engine::sys::{MemDevice, TryVec};
 use arborfs_engine::{Error, Fs, OpenOptions};
 use common::*;
 
 const MIB: usize = 1 << 20;
-
-/// The extents of `ino` with their start offsets.
-fn extents(fs: &mut Fs<MemDevice>, ino: u64) -> Vec<(u64, Extent)> {
-    let mut c =
-        Cursor::new(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), View::LIVE);
-    let mut out = Vec::new();
-    while let Some((pos, kind)) = fs.next_key(&mut c).unwrap() {
-        assert_eq!(kind, KeyType::Extent);
-        let e = Extent::decode(c.value()).unwrap();
-        out.push((pos.offset - u64::from(e.live_len), e));
-    }
-    out
-}
 
 /// A file of `len` random bytes written in one call.
 fn file_with(fs: &mut Fs<MemDevice>, name: &[u8], len: usize, seed: u64) -> (u64, Vec<u8>) {

@@ -1,14 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! Reads planned under the engine lock and carried out by the caller
-//! (`Fs::plan_read`, `ReadPlan::verify_span`, `Fs::finish_read`), as the
-//! kernel's page-cache reads do them: the bytes must be the engine's own
-//! read's, damaged chunks must be caught, and a bucket freed between the
-//! plan and its finish must send the caller back.
+//! (`Fs::plan_read`, `ReadPlan::verify_span`, `ReadPlan::decode_span`,
+//! `Fs::finish_read`), as the kernel's page-cache reads do them: the bytes
+//! must be the engine's own read's, damaged chunks and payloads must be
+//! caught, and a bucket freed between the plan and its finish must send
+//! the caller back.
 mod common;
 
 use arborfs_engine::format::checksum::ChecksumType;
 use arborfs_engine::format::extent::Compression;
 use arborfs_engine::format::inode::S_IFREG;
+use arborfs_engine::format::superblock::INCOMPAT_CHUNKED_CSUMS;
 use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::fs::read_plan::{ReadPlan, SpanSource};
 use arborfs_engine::fs::FormatOptions;
@@ -34,6 +36,12 @@ fn planned_read(fs: &mut Fs<MemDevice>, plan: &ReadPlan) -> Result<Option<Vec<u8
                 plan.verify_span(i, &read)?;
                 dst.copy_from_slice(&read[skip as usize..skip as usize + dst.len()]);
             }
+            SpanSource::Encoded { dev, offset, dev_len, .. } => {
+                assert!(dev_len.is_multiple_of(4096) && offset.is_multiple_of(4096), "whole blocks");
+                let mut read = vec![0u8; dev_len as usize];
+                fs.devices_mut()[usize::from(dev)].read_at(offset, &mut read)?;
+                plan.decode_span(i, &read, dst)?;
+            }
             SpanSource::Engine => {}
         }
     }
@@ -46,7 +54,11 @@ fn read_via_plan(fs: &mut Fs<MemDevice>, ino: u64, off: u64, len: u64) -> (Vec<u
     assert_eq!(n, plan.len);
     let covered: u64 = plan.spans.iter().map(|s| s.len).sum();
     assert_eq!(covered, n, "spans cover the plan");
-    let device = plan.spans.iter().filter(|s| matches!(s.source, SpanSource::Device { .. })).count();
+    let device = plan
+        .spans
+        .iter()
+        .filter(|s| matches!(s.source, SpanSource::Device { .. } | SpanSource::Encoded { .. }))
+        .count();
     (planned_read(fs, &plan).unwrap().expect("nothing changed: the plan is current"), device)
 }
 
@@ -107,18 +119,64 @@ fn planned_reads_return_what_the_engine_reads() {
     }
 }
 
+/// A megabyte of text that compresses well.
+fn text(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b"arborfs compresses this line\n"[i % 29]).collect()
+}
+
 #[test]
-fn compressed_data_is_left_to_the_engine() {
+fn compressed_and_whole_checksummed_data_is_decoded_from_the_plan() {
+    for (csum, compression, chunked) in [
+        (ChecksumType::Crc32c, Compression::Zstd, true),
+        (ChecksumType::None, Compression::Lz4, true),
+        (ChecksumType::Xxhash64, Compression::None, false),
+    ] {
+        let mut fs = mem_fs_with(64 << 20, &big_buckets(csum, compression));
+        if !chunked {
+            fs.sb.incompat &= !INCOMPAT_CHUNKED_CSUMS;
+            fs = reopen(fs);
+        }
+        let ino = fs.create(ROOT_INO, b"text", S_IFREG | 0o644, 0, 0, 0).unwrap().ino;
+        let want = text(MIB + 5000);
+        fs.write(ino, 0, &want).unwrap();
+        let mut fs = reopen(fs);
+        let mut plan = ReadPlan::new();
+        fs.plan_read(ino, 0, want.len() as u64, &mut plan).unwrap();
+        assert!(
+            plan.spans.iter().all(|s| matches!(s.source, SpanSource::Encoded { .. })),
+            "{csum:?} {compression:?}: every span decoded by the caller"
+        );
+        let (got, _) = read_via_plan(&mut fs, ino, 0, want.len() as u64);
+        assert_eq!(got, want, "{csum:?} {compression:?}");
+        let mut rng = Rng(5);
+        for _ in 0..100 {
+            let off = rng.below(want.len() as u64);
+            let len = 1 + rng.below(200_000);
+            let to = (off + len).min(want.len() as u64) as usize;
+            assert_eq!(read_via_plan(&mut fs, ino, off, len).0, &want[off as usize..to], "{off}+{len}");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_compressed_extent_fails_the_planned_read() {
     let mut fs = mem_fs_with(64 << 20, &big_buckets(ChecksumType::Crc32c, Compression::Zstd));
     let ino = fs.create(ROOT_INO, b"text", S_IFREG | 0o644, 0, 0, 0).unwrap().ino;
-    let want: Vec<u8> = (0..MIB).map(|i| b"arborfs compresses this line\n"[i % 29]).collect();
-    fs.write(ino, 0, &want).unwrap();
+    fs.write(ino, 0, &text(MIB)).unwrap();
     let mut fs = reopen(fs);
-    let (got, device) = read_via_plan(&mut fs, ino, 0, MIB as u64);
-    assert_eq!(got, want);
-    assert_eq!(device, 0, "compressed payloads are decoded by the engine");
-    let (got, _) = read_via_plan(&mut fs, ino, 5000, 70_000);
-    assert_eq!(got, &want[5000..75_000]);
+    let mut plan = ReadPlan::new();
+    fs.plan_read(ino, 200_000, 4096, &mut plan).unwrap();
+    let Some(SpanSource::Encoded { dev, offset, extent_start, .. }) = plan.spans.first().map(|s| s.source)
+    else {
+        panic!("the span is an encoded extent");
+    };
+    fs.devices_mut()[usize::from(dev)].data[offset as usize + 10] ^= 0x40;
+    match planned_read(&mut fs, &plan) {
+        Err(Error::DataChecksum { ino: i, offset }) => assert_eq!((i, offset), (ino, extent_start)),
+        other => panic!("damaged payload read as {:?}", other.map(|o| o.map(|v| v.len()))),
+    }
+    // The engine's own read, which the kernel falls back to, fails the same way.
+    assert!(fs.read(ino, 200_000, &mut [0u8; 4096]).is_err());
 }
 
 #[test]

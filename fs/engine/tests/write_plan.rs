@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! Writes planned under the engine lock and carried out by the caller
-//! (`Fs::plan_write`, `WritePlan::checksum`, `Fs::commit_write`,
-//! `Fs::abort_write`), as the kernel's writeback does them: the data must
-//! read back and survive a reopen, a bucket with a write in flight must not
+//! (`Fs::plan_write`, `WritePlan::encode`, `Fs::place_write`,
+//! `Fs::commit_write`, `Fs::abort_write`), as the kernel's writeback does
+//! them: the data must read back and survive a reopen, compressed plans
+//! must store compressed extents, a bucket with a write in flight must not
 //! be freed however the rest of it is emptied, and what cannot be planned
 //! is said so.
 mod common;
@@ -10,6 +11,7 @@ mod common;
 use arborfs_engine::format::checksum::ChecksumType;
 use arborfs_engine::format::extent::Compression;
 use arborfs_engine::format::inode::S_IFREG;
+use arborfs_engine::format::superblock::INCOMPAT_CHUNKED_CSUMS;
 use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::fs::write_plan::WritePlan;
 use arborfs_engine::fs::FormatOptions;
@@ -38,8 +40,16 @@ fn write_planned(fs: &mut Fs<MemDevice>, ino: u64, off: u64, data: &[u8]) -> u64
         }
         assert!(plan.len > 0 && plan.len <= data.len() as u64 - done);
         let piece = &data[done as usize..(done + plan.len) as usize];
-        fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, piece).unwrap();
-        plan.checksum(piece).unwrap();
+        if plan.is_placed() {
+            // Plain: written from the caller's buffer, checksummed meanwhile.
+            fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, piece).unwrap();
+            plan.encode(piece).unwrap();
+        } else {
+            // Encoded: compressed first, placed at the size it came to.
+            plan.encode(piece).unwrap();
+            fs.place_write(&mut plan).unwrap();
+            fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, plan.stored(piece)).unwrap();
+        }
         fs.commit_write(&plan).unwrap();
         done += plan.len;
         planned += plan.len;
@@ -77,14 +87,100 @@ fn planned_writes_read_back_and_survive_a_reopen() {
     }
 }
 
+/// Half compressible text, half random bytes, in 64 KiB stretches: some
+/// encoded plans compress and some fall back to storing as they are.
+fn mixed(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    let mut rng = Rng(seed);
+    for (i, piece) in data.chunks_mut(64 * 1024).enumerate() {
+        if i % 2 == 0 {
+            rng.fill(piece);
+        } else {
+            for (j, b) in piece.iter_mut().enumerate() {
+                *b = b"arborfs compresses this line well\n"[j % 34];
+            }
+        }
+    }
+    data
+}
+
 #[test]
-fn what_the_engine_must_write_is_not_planned() {
+fn compressed_plans_store_compressed_extents_that_read_back() {
+    for comp in [Compression::Lz4, Compression::Zstd] {
+        for csum in [ChecksumType::None, ChecksumType::Crc32c, ChecksumType::Xxhash64] {
+            let mut fs = fs_with(csum, comp);
+            let ino = file(&mut fs, b"z");
+            let mut want = mixed(3 * MIB + 5000, 7);
+            let planned = write_planned(&mut fs, ino, 0, &want);
+            assert_eq!(planned, (want.len() - want.len() % 4096) as u64, "{comp:?}/{csum:?}");
+            // A compressible overwrite across extents, unaligned at its end.
+            let patch = mixed(300 * 1024 + 11, 8);
+            write_planned(&mut fs, ino, 128 * 1024, &patch[64 * 1024..]);
+            want[128 * 1024..128 * 1024 + patch.len() - 64 * 1024].copy_from_slice(&patch[64 * 1024..]);
+            let ext = extents(&mut fs, ino);
+            assert!(ext.iter().all(|(_, e)| e.payload_len <= 128 * 1024), "{comp:?}/{csum:?}: {ext:?}");
+            assert!(ext.iter().any(|(_, e)| e.compression == comp), "{comp:?}/{csum:?}: some compressed");
+            assert!(
+                ext.iter().any(|(_, e)| e.compression == Compression::None),
+                "{comp:?}/{csum:?}: random data stored as it is"
+            );
+            let alloc = fs.getattr(ino).unwrap().inode.alloc_bytes;
+            assert!(alloc < want.len() as u64 * 3 / 4, "{comp:?}/{csum:?}: {alloc} allocated");
+            assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{comp:?}/{csum:?}");
+            let mut fs = reopen(fs);
+            assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{comp:?}/{csum:?} after reopen");
+            assert!(fsck_problems(&mut fs).is_empty(), "{comp:?}/{csum:?}: {:?}", fsck_problems(&mut fs));
+        }
+    }
+}
+
+#[test]
+fn images_with_one_checksum_per_extent_plan_encoded_writes() {
+    let mut fs = fs_with(ChecksumType::Crc32c, Compression::None);
+    fs.sb.incompat &= !INCOMPAT_CHUNKED_CSUMS;
+    let mut fs = reopen(fs);
+    let ino = file(&mut fs, b"old");
+    let mut want = vec![0u8; MIB];
+    Rng(9).fill(&mut want);
+    let mut plan = WritePlan::new();
+    assert!(fs.plan_write(ino, 0, MIB as u64, &mut plan).unwrap());
+    assert!(!plan.is_placed() && plan.len == 128 * 1024, "one checksum covers at most 128 KiB");
+    assert_eq!(write_planned(&mut fs, ino, 0, &want), MIB as u64);
+    let mut fs = reopen(fs);
+    for (_, e) in extents(&mut fs, ino) {
+        assert!(!e.is_chunked() && e.payload_len == 128 * 1024 && e.csum != 0, "{e:?}");
+    }
+    assert_eq!(read_all(&mut fs, ino).unwrap(), want);
+    assert!(fsck_problems(&mut fs).is_empty(), "{:?}", fsck_problems(&mut fs));
+}
+
+#[test]
+fn encoded_plans_are_placed_once_and_only_after_encoding() {
     let mut fs = fs_with(ChecksumType::Crc32c, Compression::Zstd);
     let ino = file(&mut fs, b"z");
+    fs.write(ino, 0, b"kept").unwrap();
+    let data = mixed(128 * 1024, 10);
     let mut plan = WritePlan::new();
-    assert!(!fs.plan_write(ino, 0, MIB as u64, &mut plan).unwrap(), "compressed");
+    assert!(fs.plan_write(ino, 0, MIB as u64, &mut plan).unwrap());
+    assert!(!plan.is_placed());
+    assert!(fs.place_write(&mut plan).is_err(), "placed before encoding");
+    assert!(fs.commit_write(&plan).is_err(), "committed before placing");
+    fs.abort_write(&plan).unwrap();
+    plan.encode(&data).unwrap();
+    fs.place_write(&mut plan).unwrap();
+    assert!(fs.place_write(&mut plan).is_err(), "placed twice");
+    // Given up after placing: the room is unpinned and nothing changes.
+    fs.abort_write(&plan).unwrap();
+    let mut fs = reopen(fs);
+    assert_eq!(read_all(&mut fs, ino).unwrap(), b"kept");
+    assert!(fsck_problems(&mut fs).is_empty(), "{:?}", fsck_problems(&mut fs));
+}
+
+#[test]
+fn what_the_engine_must_write_is_not_planned() {
     let mut fs = fs_with(ChecksumType::Crc32c, Compression::None);
     let ino = file(&mut fs, b"p");
+    let mut plan = WritePlan::new();
     assert!(!fs.plan_write(ino, 100, MIB as u64, &mut plan).unwrap(), "unaligned start");
     assert!(!fs.plan_write(ino, 0, 4095, &mut plan).unwrap(), "less than a block");
     assert!(fs.plan_write(ROOT_INO, 0, MIB as u64, &mut plan).is_err(), "a directory");
@@ -113,7 +209,7 @@ fn a_bucket_with_a_write_in_flight_is_not_freed() {
     let mut mine = vec![0u8; 64 * 1024];
     Rng(5).fill(&mut mine);
     fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, &mine).unwrap();
-    plan.checksum(&mine).unwrap();
+    plan.encode(&mine).unwrap();
     fs.commit_write(&plan).unwrap();
     let mut fs = reopen(fs);
     assert_eq!(read_all(&mut fs, a).unwrap(), mine);
@@ -129,7 +225,7 @@ fn an_aborted_plan_leaves_the_file_and_image_as_they_were() {
     let mut plan = WritePlan::new();
     assert!(fs.plan_write(a, 0, MIB as u64, &mut plan).unwrap());
     fs.abort_write(&plan).unwrap();
-    // A plan never checksummed is refused, and unpins all the same.
+    // A plan never encoded is refused, and unpins all the same.
     assert!(fs.plan_write(a, 0, MIB as u64, &mut plan).unwrap());
     assert!(fs.commit_write(&plan).is_err());
     let mut fs = reopen(fs);

@@ -238,20 +238,7 @@ impl<D: BlockDevice> Txn<'_, D> {
             let mut raw = TryVec::new();
             raw.try_resize(stored, 0)?;
             self.fs.read_data(p.dev, p.offset, &mut raw)?;
-            let body = raw.get(..e.stored_len as usize).ok_or(Error::Internal("payload"))?;
-            if sys::data_checksum(e.csum_type, body) != e.csum {
-                return Err(Error::DataChecksum { ino, offset: start });
-            }
-            let data = &mut self.fs.payload.data;
-            data.clear();
-            data.try_resize(e.payload_len as usize, 0)?;
-            match e.compression {
-                Compression::None => {
-                    data.copy_from_slice(raw.get(..e.payload_len as usize).ok_or(Error::Internal("payload"))?)
-                }
-                Compression::Lz4 => sys::lz4_decompress(body, data)?,
-                Compression::Zstd => sys::zstd_decompress(body, data)?,
-            }
+            decode_payload(e, &raw, &mut self.fs.payload.data, ino, start)?;
             self.fs.payload.key = Some(key);
         }
         let s = window as usize;
@@ -389,23 +376,11 @@ impl<D: BlockDevice> Txn<'_, D> {
     fn write_extent(&mut self, ino: u64, a: u64, buf: &[u8], place: Placement) -> Result<u64> {
         let block = self.block();
         let mut compressed = TryVec::new();
-        let (comp, stored): (Compression, &[u8]) = match place.compression.0 {
-            Compression::None => (Compression::None, buf),
-            c => {
-                compressed.try_resize(buf.len(), 0)?;
-                let level = super::options::zstd_level(place.compression.1);
-                let n = match c {
-                    Compression::Lz4 => sys::lz4_compress(buf, &mut compressed),
-                    Compression::Zstd => sys::zstd_compress(buf, &mut compressed, level),
-                    Compression::None => None,
-                };
-                match n {
-                    Some(n) if round_up(n as u64, block).unwrap_or(u64::MAX) < buf.len() as u64 => {
-                        (c, compressed.get(..n).ok_or(Error::Internal("compress"))?)
-                    }
-                    _ => (Compression::None, buf),
-                }
-            }
+        let (comp, n) = encode_payload(place.compression, block, buf, &mut compressed)?;
+        let stored = if comp == Compression::None {
+            buf
+        } else {
+            compressed.get(..n).ok_or(Error::Internal("compress"))?
         };
         let csum_type = self.fs.sb.data_csum;
         let chunked = comp == Compression::None && self.chunked_csums();
@@ -419,14 +394,7 @@ impl<D: BlockDevice> Txn<'_, D> {
         let placed = if whole { buf.len() as u64 } else { got };
         let payload =
             if whole { stored } else { stored.get(..got as usize).ok_or(Error::Internal("alloc"))? };
-        let mut chunk_csums = [0u64; MAX_CSUM_CHUNKS];
-        let (flags, chunk_shift, csum) = if chunked {
-            let shift = self.fs.chunk_shift();
-            chunk_checksums(csum_type, shift, payload, &mut chunk_csums)?;
-            (EXTENT_CHUNKED, shift, 0)
-        } else {
-            (0, 0, sys::data_checksum(csum_type, payload))
-        };
+        let sums = PayloadSums::of(csum_type, chunked.then(|| self.fs.chunk_shift()), payload)?;
         if (payload.len() as u64).is_multiple_of(block) {
             self.fs.write_data(dev, offset, payload)?;
         } else {
@@ -436,16 +404,12 @@ impl<D: BlockDevice> Txn<'_, D> {
             self.fs.write_data(dev, offset, &padded)?;
         }
         let len = u32::try_from(placed).map_err(|_| Error::Internal("extent size"))?;
-        let e = Extent {
-            flags,
+        let e = sums.apply(Extent {
             compression: comp,
             csum_type,
             stored_len: u32::try_from(payload.len()).map_err(|_| Error::Internal("extent size"))?,
-            csum,
-            chunk_shift,
-            chunk_csums,
             ..Extent::one_copy(ExtentPtr { dev, gen, offset }, len)
-        };
+        });
         let new_end = a + placed;
         let place = Placement { size_end: place.size_end.min(new_end), ..place };
         self.replace_range(ino, a, new_end, Some(e), place)?;
@@ -1165,9 +1129,109 @@ fn merged(a: &Extent, b: &Extent, bucket: u64) -> Option<Extent> {
     one_payload.then_some(Extent { live_len: live, ..*a })
 }
 
+/// Compress `buf` as `comp` asks into `out`: the compression used and the
+/// stored length. `Compression::None` (asked for, failed, or saving less
+/// than a block) means `buf` is stored as it is and `out` is not used.
+/// Touches no engine state: the kernel calls it without the engine lock.
+pub(super) fn encode_payload(
+    comp: (Compression, u8),
+    block: u64,
+    buf: &[u8],
+    out: &mut TryVec<u8>,
+) -> Result<(Compression, usize)> {
+    let n = match comp.0 {
+        Compression::None => None,
+        c => {
+            out.try_resize(buf.len(), 0)?;
+            match c {
+                Compression::Lz4 => sys::lz4_compress(buf, out),
+                Compression::Zstd => sys::zstd_compress(buf, out, super::options::zstd_level(comp.1)),
+                Compression::None => None,
+            }
+        }
+    };
+    match n {
+        Some(n) if n <= out.len() && round_up(n as u64, block).unwrap_or(u64::MAX) < buf.len() as u64 => {
+            Ok((comp.0, n))
+        }
+        _ => Ok((Compression::None, buf.len())),
+    }
+}
+
+/// The checksums of a new extent's stored bytes: one per chunk (an
+/// uncompressed extent on an image with chunk checksums), or one over
+/// them all.
+#[derive(Clone, Copy)]
+pub(super) struct PayloadSums {
+    flags: u8,
+    chunk_shift: u8,
+    csum: u64,
+    chunk_csums: [u64; MAX_CSUM_CHUNKS],
+}
+
+impl PayloadSums {
+    pub(super) const fn new() -> Self {
+        PayloadSums { flags: 0, chunk_shift: 0, csum: 0, chunk_csums: [0; MAX_CSUM_CHUNKS] }
+    }
+
+    /// The `csum_type` checksums of `stored`: per chunk of `1 << shift`
+    /// bytes when `chunk_shift` is given, else one over all of it.
+    pub(super) fn of(csum_type: ChecksumType, chunk_shift: Option<u8>, stored: &[u8]) -> Result<Self> {
+        let mut s = Self::new();
+        match chunk_shift {
+            Some(shift) => {
+                chunk_checksums(csum_type, shift, stored, &mut s.chunk_csums)?;
+                s.flags = EXTENT_CHUNKED;
+                s.chunk_shift = shift;
+            }
+            None => s.csum = sys::data_checksum(csum_type, stored),
+        }
+        Ok(s)
+    }
+
+    /// `e` carrying these checksums.
+    pub(super) fn apply(&self, e: Extent) -> Extent {
+        Extent {
+            flags: e.flags | self.flags,
+            chunk_shift: self.chunk_shift,
+            csum: self.csum,
+            chunk_csums: self.chunk_csums,
+            ..e
+        }
+    }
+}
+
+/// Check and decode the stored bytes `raw` (whole blocks, as read) of an
+/// extent stored whole (compressed, or one checksum over it) into `data`,
+/// its whole payload. The error names the extent starting at file offset
+/// `start` of `ino`. Touches no engine state: the kernel calls it without
+/// the engine lock.
+pub(super) fn decode_payload(
+    e: &Extent,
+    raw: &[u8],
+    data: &mut TryVec<u8>,
+    ino: u64,
+    start: u64,
+) -> Result<()> {
+    let body = raw.get(..e.stored_len as usize).ok_or(Error::Corrupt("extent stored length"))?;
+    if sys::data_checksum(e.csum_type, body) != e.csum {
+        return Err(Error::DataChecksum { ino, offset: start });
+    }
+    data.clear();
+    data.try_resize(e.payload_len as usize, 0)?;
+    match e.compression {
+        Compression::None => {
+            data.copy_from_slice(raw.get(..e.payload_len as usize).ok_or(Error::Corrupt("extent payload"))?)
+        }
+        Compression::Lz4 => sys::lz4_decompress(body, data)?,
+        Compression::Zstd => sys::zstd_decompress(body, data)?,
+    }
+    Ok(())
+}
+
 /// The checksums (`csum_type`) of `payload` per chunk of `1 << shift`
 /// bytes, the last one perhaps short, into `out`.
-pub(super) fn chunk_checksums(
+fn chunk_checksums(
     csum_type: ChecksumType,
     shift: u8,
     payload: &[u8],

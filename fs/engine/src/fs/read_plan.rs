@@ -9,17 +9,19 @@
 //! under the lock again, whether every bucket read still has the
 //! generation it had ([`Fs::finish_read`]). Space is only reused after its
 //! bucket is freed, and freeing bumps the generation, so an unchanged
-//! generation means the blocks read are the blocks mapped. What cannot be
-//! read as it is stored (inline data, compressed or whole-extent
-//! checksummed payloads) is left to the engine, which reads those spans
-//! in `finish_read`.
+//! generation means the blocks read are the blocks mapped. Extents stored
+//! whole (compressed, or one checksum over the payload) are read whole by
+//! the caller too and checked and decoded with the plan alone
+//! ([`ReadPlan::decode_span`]). What cannot be read from the device (inline
+//! data, stale pointers) is left to the engine, which reads those spans in
+//! `finish_read`.
 
-use super::extent::{chunks_verify, Piece};
+use super::extent::{chunks_verify, decode_payload, Piece};
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::alloc_info::DataType;
 use crate::format::checksum::ChecksumType;
-use crate::format::extent::{Compression, Extent};
+use crate::format::extent::{Compression, Extent, MAX_ENCODED_PAYLOAD};
 use crate::format::round_up;
 use crate::sys::{BlockDevice, TryVec};
 use crate::txn::Txn;
@@ -52,6 +54,28 @@ pub enum SpanSource {
         /// error); none for unchecksummed data.
         check: Option<(usize, u64, u64)>,
     },
+    /// An extent stored whole: its `dev_len` stored bytes (whole blocks) of
+    /// member `dev` at byte `offset`, valid while bucket `bucket` keeps
+    /// generation `gen`, to be checked and decoded with
+    /// [`ReadPlan::decode_span`]; the span's bytes start `window` bytes
+    /// into the decoded payload of the extent starting at file offset
+    /// `extent_start`.
+    Encoded {
+        /// Member index.
+        dev: u8,
+        /// Byte offset on the member of the stored bytes.
+        offset: u64,
+        /// Bytes to read.
+        dev_len: u64,
+        /// Offset of the span's first byte in the decoded payload.
+        window: u64,
+        /// Bucket holding the blocks.
+        bucket: u64,
+        /// Its generation when mapped.
+        gen: u32,
+        /// File offset the extent starts at (for the error).
+        extent_start: u64,
+    },
     /// Read by the engine in [`Fs::finish_read`].
     Engine,
 }
@@ -65,7 +89,7 @@ pub struct ReadSpan {
     pub len: u64,
     /// Where they come from.
     pub source: SpanSource,
-    /// The extent, for `Device` spans with a check.
+    /// The extent, for `Device` spans with a check and `Encoded` spans.
     extent: Option<Extent>,
 }
 
@@ -120,6 +144,25 @@ impl ReadPlan {
         let bytes = read.get(..*covered as usize).ok_or(Error::Internal("read plan buffer"))?;
         chunks_verify(e, *first, bytes, self.ino, *extent_start)
     }
+
+    /// Check and decode `Encoded` span `i` from its stored bytes as read
+    /// (all `dev_len` of them) into `out`, the span's bytes. Touches
+    /// nothing but the plan, `raw` and `out`: callable without the engine
+    /// lock.
+    pub fn decode_span(&self, i: usize, raw: &[u8], out: &mut [u8]) -> Result<()> {
+        let s = self.spans.get(i).ok_or(Error::Internal("read plan span"))?;
+        let (SpanSource::Encoded { window, extent_start, .. }, Some(e)) = (&s.source, &s.extent) else {
+            return Err(Error::Internal("read plan span is not encoded"));
+        };
+        if out.len() as u64 != s.len {
+            return Err(Error::Internal("read plan buffer"));
+        }
+        let mut data = TryVec::new();
+        decode_payload(e, raw, &mut data, self.ino, *extent_start)?;
+        let from = *window as usize;
+        out.copy_from_slice(data.get(from..from + out.len()).ok_or(Error::Corrupt("extent window"))?);
+        Ok(())
+    }
 }
 
 impl Default for ReadPlan {
@@ -148,13 +191,15 @@ impl<D: BlockDevice> Fs<D> {
         })
     }
 
-    /// Finish a plan whose `Device` spans the caller read into `buf` (the
+    /// Finish a plan whose `Device` and `Encoded` spans the caller read into `buf` (the
     /// plan's bytes from its start): false if a bucket read has changed
     /// since (the caller reads again), else the `Engine` spans are read
     /// into `buf` and true returned.
     pub fn finish_read(&mut self, plan: &ReadPlan, buf: &mut [u8]) -> Result<bool> {
         for s in plan.spans.iter() {
-            if let SpanSource::Device { dev, bucket, gen, .. } = s.source {
+            if let SpanSource::Device { dev, bucket, gen, .. }
+            | SpanSource::Encoded { dev, bucket, gen, .. } = s.source
+            {
                 let same = self
                     .alloc
                     .bucket(dev, bucket)
@@ -232,12 +277,27 @@ impl<D: BlockDevice> Txn<'_, D> {
         let window = u64::from(e.offset_into) + (pos - start);
         let len = upto - pos;
         let end = window + len;
-        if e.compression != Compression::None || (e.csum_type != ChecksumType::None && !e.is_chunked()) {
-            return plan.push(pos, len, SpanSource::Engine, None);
-        }
         let payload = u64::from(e.payload_len);
         if end > payload {
             return plan.push(pos, len, SpanSource::Engine, None);
+        }
+        if e.compression != Compression::None || (e.csum_type != ChecksumType::None && !e.is_chunked()) {
+            // Stored whole: read whole, checked and decoded by the caller.
+            if e.stored_len == 0 || e.stored_len > MAX_ENCODED_PAYLOAD || e.payload_len > MAX_ENCODED_PAYLOAD
+            {
+                return plan.push(pos, len, SpanSource::Engine, None);
+            }
+            let dev_len = round_up(u64::from(e.stored_len), block).ok_or(Error::Invalid)?;
+            let source = SpanSource::Encoded {
+                dev: p.dev,
+                offset: p.offset,
+                dev_len,
+                window,
+                bucket,
+                gen,
+                extent_start: start,
+            };
+            return plan.push(pos, len, source, Some(*e));
         }
         // The blocks (and for checksummed data the chunks) around the span.
         let (from, to, check, extent) = if e.csum_type == ChecksumType::None {

@@ -1,24 +1,33 @@
 //! Writes planned under the engine lock and carried out without it.
 //!
 //! The kernel's writeback asks for room for the whole blocks of a run
-//! ([`Fs::plan_write`]: an allocation, no device I/O unless a checkpoint is
-//! due), writes them and computes their chunk checksums
-//! ([`WritePlan::checksum`], a pure function) with the lock released, and
-//! then commits the extent under the lock again ([`Fs::commit_write`]) or
-//! gives the room up ([`Fs::abort_write`]). The bucket written stays
-//! pinned in between: it is not freed, so not reused, whatever else is
-//! written, cut or deleted meanwhile. The commit marks data unflushed, so
-//! the journal entry that makes the extent durable flushes the blocks
-//! first, as for the engine's own writes. Compressed data, images with one
-//! checksum per extent, and partial blocks are written by the engine
-//! itself ([`Fs::write_back`]).
+//! ([`Fs::plan_write`]), encodes them ([`WritePlan::encode`]: compression
+//! and checksums, a pure function) and writes them with the lock released,
+//! and then commits the extent under the lock again
+//! ([`Fs::commit_write`]) or gives the room up ([`Fs::abort_write`]).
+//!
+//! A plain plan (uncompressed, no checksum or one per chunk) is placed at
+//! once: its blocks are written from the caller's buffer while their
+//! checksums are computed. An encoded plan (compressed, or one checksum
+//! per extent) covers at most one encoded extent's payload and is placed
+//! only once encoded ([`Fs::place_write`]), since the room it takes is the
+//! compressed size: compression runs without the lock, so compressing
+//! writers do not serialise the mount.
+//!
+//! The bucket written stays pinned from placing to commit or abort: it is
+//! not freed, so not reused, whatever else is written, cut or deleted
+//! meanwhile. The commit marks data unflushed, so the journal entry that
+//! makes the extent durable flushes the blocks first, as for the engine's
+//! own writes. Partial blocks are written by the engine itself
+//! ([`Fs::write_back`]).
 
-use super::extent::{chunk_checksums, Placement, MAX_PLAIN_EXTENT};
+use super::extent::{encode_payload, PayloadSums, Placement, MAX_PLAIN_EXTENT};
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
-use crate::format::extent::{Compression, Extent, ExtentPtr, EXTENT_CHUNKED, MAX_CSUM_CHUNKS};
-use crate::sys::BlockDevice;
+use crate::format::extent::{Compression, Extent, ExtentPtr, MAX_ENCODED_PAYLOAD};
+use crate::format::round_up;
+use crate::sys::{BlockDevice, TryVec};
 
 /// Room for a write of whole blocks, from [`Fs::plan_write`].
 pub struct WritePlan {
@@ -26,18 +35,30 @@ pub struct WritePlan {
     pub ino: u64,
     /// File offset of the first block.
     pub start: u64,
-    /// Bytes placed: whole blocks, perhaps fewer than asked for.
+    /// Bytes of the file covered: whole blocks, perhaps fewer than asked for.
     pub len: u64,
-    /// Member to write them to.
+    /// Member to write to (once placed).
     pub dev: u8,
-    /// Byte offset on the member.
+    /// Byte offset on the member (once placed).
     pub offset: u64,
     bucket: u64,
     gen: u32,
+    block: u64,
     csum_type: ChecksumType,
-    chunk_shift: u8,
-    chunk_csums: [u64; MAX_CSUM_CHUNKS],
+    /// Chunk checksums of this shift for uncompressed data.
+    chunk_shift: Option<u8>,
+    /// Compression asked for (an encoded plan).
+    compression: (Compression, u8),
+    /// Placed only once encoded: the room taken is the stored size.
+    encoded: bool,
+    placed: bool,
     summed: bool,
+    /// What `encode` made of the data.
+    used: Compression,
+    stored_len: u64,
+    sums: PayloadSums,
+    /// The compressed bytes, padded to whole blocks (empty otherwise).
+    payload: TryVec<u8>,
 }
 
 impl WritePlan {
@@ -51,24 +72,61 @@ impl WritePlan {
             offset: 0,
             bucket: 0,
             gen: 0,
+            block: 0,
             csum_type: ChecksumType::None,
-            chunk_shift: 0,
-            chunk_csums: [0; MAX_CSUM_CHUNKS],
+            chunk_shift: None,
+            compression: (Compression::None, 0),
+            encoded: false,
+            placed: false,
             summed: false,
+            used: Compression::None,
+            stored_len: 0,
+            sums: PayloadSums::new(),
+            payload: TryVec::new(),
         }
     }
 
-    /// Compute the checksums of `data`, the plan's `len` bytes as written.
-    /// Touches nothing but the plan: callable without the engine lock.
-    pub fn checksum(&mut self, data: &[u8]) -> Result<()> {
+    /// Whether the plan has its room on a member (`dev`, `offset`).
+    /// A plan not placed is encoded first, then placed with
+    /// [`Fs::place_write`].
+    pub fn is_placed(&self) -> bool {
+        self.placed
+    }
+
+    /// Encode `data`, the plan's `len` bytes: compress them if the plan
+    /// asks for it and it saves at least a block, and compute their
+    /// checksums. Touches nothing but the plan: callable without the
+    /// engine lock (the kernel calls it while a plain plan's bios are in
+    /// flight, and before placing an encoded one).
+    pub fn encode(&mut self, data: &[u8]) -> Result<()> {
         if data.len() as u64 != self.len {
             return Err(Error::Internal("write plan length"));
         }
-        if self.csum_type != ChecksumType::None {
-            chunk_checksums(self.csum_type, self.chunk_shift, data, &mut self.chunk_csums)?;
-        }
+        let (used, n) = encode_payload(self.compression, self.block, data, &mut self.payload)?;
+        let sums = if used == Compression::None {
+            self.payload.clear();
+            PayloadSums::of(self.csum_type, self.chunk_shift, data)?
+        } else {
+            let padded = round_up(n as u64, self.block).ok_or(Error::Internal("write plan payload"))?;
+            self.payload.truncate(n);
+            self.payload.try_resize(padded as usize, 0)?;
+            PayloadSums::of(self.csum_type, None, self.payload.get(..n).ok_or(Error::Internal("payload"))?)?
+        };
+        self.used = used;
+        self.stored_len = n as u64;
+        self.sums = sums;
         self.summed = true;
         Ok(())
+    }
+
+    /// The bytes to write at the plan's room once encoded: the compressed
+    /// payload padded to blocks, or `data` (the plan's bytes) as they are.
+    pub fn stored<'a>(&'a self, data: &'a [u8]) -> &'a [u8] {
+        if self.used == Compression::None {
+            data
+        } else {
+            &self.payload
+        }
     }
 }
 
@@ -79,10 +137,11 @@ impl Default for WritePlan {
 }
 
 impl<D: BlockDevice> Fs<D> {
-    /// Room for the whole blocks at the front of a writeback of `len`
-    /// bytes at `off` of `ino` into `plan`. False (and nothing allocated)
-    /// when the engine must write these bytes itself: compression, one
-    /// checksum per extent, an unaligned `off` or less than a block.
+    /// Plan the whole blocks at the front of a writeback of `len` bytes at
+    /// `off` of `ino` into `plan`. A plain plan is placed (allocated) here;
+    /// an encoded one is placed by [`Fs::place_write`] once encoded. False
+    /// (and nothing allocated) when the engine must write these bytes
+    /// itself: an unaligned `off` or less than a block.
     pub fn plan_write(&mut self, ino: u64, off: u64, len: u64, plan: &mut WritePlan) -> Result<bool> {
         self.check_user_writable()?;
         let block = self.block();
@@ -94,55 +153,83 @@ impl<D: BlockDevice> Fs<D> {
             return Err(Error::Invalid);
         }
         off.checked_add(len).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
-        let csum_type = self.sb.data_csum;
-        if self.compression_for(&inode).0 != Compression::None
-            || (csum_type != ChecksumType::None && !self.chunked_csums())
-            || !off.is_multiple_of(block)
-            || len < block
-        {
+        if !off.is_multiple_of(block) || len < block {
             return Ok(false);
         }
+        let csum_type = self.sb.data_csum;
+        let chunked = self.chunked_csums();
+        let compression = self.compression_for(&inode);
+        // As `Txn::write_chunk`: what is stored whole is at most one
+        // encoded payload.
+        let encoded = compression.0 != Compression::None || (csum_type != ChecksumType::None && !chunked);
         let whole = len - len.checked_rem(block).ok_or(Error::Corrupt("block size 0"))?;
-        let want = whole.min(MAX_PLAIN_EXTENT).min(self.alloc.min_bucket_size());
+        let max = if encoded { u64::from(MAX_ENCODED_PAYLOAD) } else { MAX_PLAIN_EXTENT };
+        *plan = WritePlan {
+            ino,
+            start: off,
+            len: whole.min(max).min(self.alloc.min_bucket_size()),
+            block,
+            csum_type,
+            chunk_shift: chunked.then(|| self.chunk_shift()),
+            compression,
+            encoded,
+            ..WritePlan::new()
+        };
+        if !encoded {
+            plan.len = self.place(plan, block, plan.len)?;
+        }
+        Ok(true)
+    }
+
+    /// Place an encoded plan: room for its stored bytes, in one piece.
+    pub fn place_write(&mut self, plan: &mut WritePlan) -> Result<()> {
+        if !plan.encoded || plan.placed || !plan.summed {
+            return Err(Error::Internal("write plan placed twice or before encoding"));
+        }
+        let room = round_up(plan.stored_len, plan.block).ok_or(Error::Internal("write plan size"))?;
+        self.place(plan, room, room).map(|_| ())
+    }
+
+    /// Allocate at least `min` and up to `want` bytes for `plan` and pin
+    /// their bucket; returns the bytes given.
+    fn place(&mut self, plan: &mut WritePlan, min: u64, want: u64) -> Result<u64> {
         // As `Txn::allocate_data`: data the writer reserved room for may
         // use the reserve, and a checkpoint first frees what awaits one.
         let (dev, offset, got, gen) = self.with_reserve(|fs| {
-            if fs.alloc.wants_checkpoint_for(block) {
+            if fs.alloc.wants_checkpoint_for(min) {
                 fs.checkpoint()?;
             }
-            fs.alloc.allocate_data(block, want)
+            fs.alloc.allocate_data(min, want)
         })?;
         let (bucket, _) =
             self.alloc.bucket_of(dev, offset).ok_or(Error::Internal("allocation outside the buckets"))?;
         self.alloc.pin(dev, bucket)?;
-        *plan = WritePlan {
-            ino,
-            start: off,
-            len: got,
-            dev,
-            offset,
-            bucket,
-            gen,
-            csum_type,
-            chunk_shift: self.chunk_shift(),
-            chunk_csums: [0; MAX_CSUM_CHUNKS],
-            summed: false,
-        };
-        Ok(true)
+        plan.dev = dev;
+        plan.offset = offset;
+        plan.bucket = bucket;
+        plan.gen = gen;
+        plan.placed = true;
+        Ok(got)
     }
 
-    /// Commit a planned write whose blocks the caller wrote and
-    /// checksummed: its extent replaces what the range held, and the file
-    /// grows to its end. The bucket is unpinned whatever happens.
+    /// Commit a placed plan whose stored bytes the caller wrote: its
+    /// extent replaces what the range held, and the file grows to its end.
+    /// The bucket is unpinned whatever happens.
     pub fn commit_write(&mut self, plan: &WritePlan) -> Result<()> {
+        if !plan.placed {
+            return Err(Error::Internal("write plan committed before placing"));
+        }
         let r = self.commit_planned(plan);
         self.alloc.unpin(plan.dev, plan.bucket)?;
         r
     }
 
-    /// Give up a planned write (its blocks were not written): the room
+    /// Give up a plan (its bytes were not written, or not all): the room
     /// stays unused and the bucket is unpinned.
     pub fn abort_write(&mut self, plan: &WritePlan) -> Result<()> {
+        if !plan.placed {
+            return Ok(());
+        }
         self.alloc.unpin(plan.dev, plan.bucket)
     }
 
@@ -154,17 +241,15 @@ impl<D: BlockDevice> Fs<D> {
         // Written outside the engine: the next journal entry flushes it.
         self.data_unflushed = true;
         let len = u32::try_from(plan.len).map_err(|_| Error::Internal("extent size"))?;
-        let summed = plan.csum_type != ChecksumType::None;
-        let e = Extent {
-            flags: if summed { EXTENT_CHUNKED } else { 0 },
+        let e = plan.sums.apply(Extent {
+            compression: plan.used,
             csum_type: plan.csum_type,
-            chunk_shift: if summed { plan.chunk_shift } else { 0 },
-            chunk_csums: plan.chunk_csums,
+            stored_len: u32::try_from(plan.stored_len).map_err(|_| Error::Internal("extent size"))?,
             ..Extent::one_copy(ExtentPtr { dev: plan.dev, gen: plan.gen, offset: plan.offset }, len)
-        };
+        });
         let end = plan.start.checked_add(plan.len).ok_or(Error::TooBig)?;
         let place =
-            Placement { size_end: end, keep_size: false, stamp: false, compression: (Compression::None, 0) };
+            Placement { size_end: end, keep_size: false, stamp: false, compression: plan.compression };
         self.with_reserve(|fs| fs.write_txn(|t| t.replace_range(plan.ino, plan.start, end, Some(e), place)))
     }
 }

@@ -2,7 +2,10 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
+use arborfs_engine::btree::cursor::{Cursor, View};
+use arborfs_engine::format::extent::Extent;
 use arborfs_engine::format::superblock::make_label;
+use arborfs_engine::format::{BtreeId, KeyType, Pos};
 use arborfs_engine::fs::FormatOptions;
 use arborfs_engine::sys::{BlockDevice, MemDevice, TryVec};
 use arborfs_engine::{Fs, OpenOptions, Result};
@@ -152,4 +155,17 @@ impl BlockDevice for CrashDev {
         self.discards += 1;
         Ok(())
     }
+}
+
+/// The extents of `ino` with their start offsets.
+pub fn extents(fs: &mut Fs<MemDevice>, ino: u64) -> Vec<(u64, Extent)> {
+    let mut c =
+        Cursor::new(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), View::LIVE);
+    let mut out = Vec::new();
+    while let Some((pos, kind)) = fs.next_key(&mut c).unwrap() {
+        assert_eq!(kind, KeyType::Extent);
+        let e = Extent::decode(c.value()).unwrap();
+        out.push((pos.offset - u64::from(e.live_len), e));
+    }
+    out
 }
