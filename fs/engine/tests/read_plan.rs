@@ -201,20 +201,35 @@ fn a_damaged_chunk_fails_the_planned_read() {
 
 #[test]
 fn a_bucket_freed_after_planning_sends_the_reader_back() {
-    for csum in [ChecksumType::None, ChecksumType::Crc32c] {
-        let mut fs = mem_fs_with(64 << 20, &big_buckets(csum, Compression::None));
+    for (csum, compression) in [
+        (ChecksumType::None, Compression::None),
+        (ChecksumType::Crc32c, Compression::None),
+        (ChecksumType::Crc32c, Compression::Zstd),
+    ] {
+        let mut fs = mem_fs_with(64 << 20, &big_buckets(csum, compression));
         let ino = fs.create(ROOT_INO, b"f", S_IFREG | 0o644, 0, 0, 0).unwrap().ino;
-        let mut old = vec![0u8; 6 * MIB];
-        Rng(11).fill(&mut old);
-        fs.write(ino, 0, &old).unwrap();
+        // Random bytes, or for zstd text (compressed extents, Encoded spans).
+        let data = |seed| {
+            let mut d = if compression == Compression::None { vec![0u8; 6 * MIB] } else { text(6 * MIB) };
+            if compression == Compression::None {
+                Rng(seed).fill(&mut d);
+            } else {
+                d[..8].copy_from_slice(&seed.to_le_bytes());
+            }
+            d
+        };
+        fs.write(ino, 0, &data(11)).unwrap();
         let mut fs = reopen(fs);
         let mut plan = ReadPlan::new();
         fs.plan_read(ino, 0, 2 * MIB as u64, &mut plan).unwrap();
         // Overwriting the file frees its buckets (generations bumped).
-        let mut new = vec![0u8; 6 * MIB];
-        Rng(12).fill(&mut new);
+        let new = data(12);
         fs.write(ino, 0, &new).unwrap();
-        assert!(planned_read(&mut fs, &plan).unwrap().is_none(), "{csum:?}: stale plan finished");
+        fs.sync().unwrap();
+        assert!(
+            planned_read(&mut fs, &plan).unwrap().is_none(),
+            "{csum:?} {compression:?}: stale plan finished"
+        );
         // A fresh plan reads the new data.
         assert_eq!(read_via_plan(&mut fs, ino, 0, 2 * MIB as u64).0, &new[..2 * MIB]);
     }
