@@ -339,11 +339,7 @@ impl<D: BlockDevice> Txn<'_, D> {
     ) -> Result<u64> {
         let block = self.block();
         let end = off + data.len() as u64;
-        let bucket = self.fs.alloc.min_bucket_size();
-        let encoded = comp.0 != Compression::None
-            || (self.fs.sb.data_csum != ChecksumType::None && !self.chunked_csums());
-        let max =
-            if encoded { u64::from(MAX_ENCODED_PAYLOAD).min(bucket) } else { MAX_PLAIN_EXTENT.min(bucket) };
+        let (_, max) = self.fs.new_extent_shape(comp);
         let a = pos & !(block - 1);
         let b = round_up(end, block).ok_or(Error::TooBig)?.min(a + max);
         let place = Placement { size_end: b.min(end), keep_size: false, stamp, compression: comp };
@@ -384,7 +380,8 @@ impl<D: BlockDevice> Txn<'_, D> {
         };
         let csum_type = self.fs.sb.data_csum;
         let chunked = comp == Compression::None && self.chunked_csums();
-        let whole = comp != Compression::None || (csum_type != ChecksumType::None && !chunked);
+        // Whether stored whole, for the compression actually used.
+        let (whole, _) = self.fs.new_extent_shape((comp, 0));
         let stored_round = round_up(stored.len() as u64, block).ok_or(Error::TooBig)?;
         let (dev, offset, got, gen) = if whole {
             self.allocate_data(stored_round, stored_round)?
@@ -647,6 +644,16 @@ impl<D: BlockDevice> Fs<D> {
     /// Whether new uncompressed checksummed extents carry chunk checksums.
     pub(super) fn chunked_csums(&self) -> bool {
         self.sb.incompat & INCOMPAT_CHUNKED_CSUMS != 0 && self.sb.data_csum != ChecksumType::None
+    }
+
+    /// How new data compressed as `comp` is stored: whether whole
+    /// (compressed, or one checksum over the payload: at most one encoded
+    /// payload), and the largest extent a write makes.
+    pub(super) fn new_extent_shape(&self, comp: (Compression, u8)) -> (bool, u64) {
+        let whole =
+            comp.0 != Compression::None || (self.sb.data_csum != ChecksumType::None && !self.chunked_csums());
+        let max = if whole { u64::from(MAX_ENCODED_PAYLOAD) } else { MAX_PLAIN_EXTENT };
+        (whole, max.min(self.alloc.min_bucket_size()))
     }
 
     /// Chunk of new chunk-checksummed extents, as a power of two: at least a block.

@@ -21,11 +21,11 @@
 //! own writes. Partial blocks are written by the engine itself
 //! ([`Fs::write_back`]).
 
-use super::extent::{encode_payload, PayloadSums, Placement, MAX_PLAIN_EXTENT};
+use super::extent::{encode_payload, PayloadSums, Placement};
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
-use crate::format::extent::{Compression, Extent, ExtentPtr, MAX_ENCODED_PAYLOAD};
+use crate::format::extent::{Compression, Extent, ExtentPtr};
 use crate::format::round_up;
 use crate::sys::{BlockDevice, TryVec};
 
@@ -156,21 +156,16 @@ impl<D: BlockDevice> Fs<D> {
         if !off.is_multiple_of(block) || len < block {
             return Ok(false);
         }
-        let csum_type = self.sb.data_csum;
-        let chunked = self.chunked_csums();
         let compression = self.compression_for(&inode);
-        // As `Txn::write_chunk`: what is stored whole is at most one
-        // encoded payload.
-        let encoded = compression.0 != Compression::None || (csum_type != ChecksumType::None && !chunked);
+        let (encoded, max) = self.new_extent_shape(compression);
         let whole = len - len.checked_rem(block).ok_or(Error::Corrupt("block size 0"))?;
-        let max = if encoded { u64::from(MAX_ENCODED_PAYLOAD) } else { MAX_PLAIN_EXTENT };
         *plan = WritePlan {
             ino,
             start: off,
-            len: whole.min(max).min(self.alloc.min_bucket_size()),
+            len: whole.min(max),
             block,
-            csum_type,
-            chunk_shift: chunked.then(|| self.chunk_shift()),
+            csum_type: self.sb.data_csum,
+            chunk_shift: self.chunked_csums().then(|| self.chunk_shift()),
             compression,
             encoded,
             ..WritePlan::new()
