@@ -191,8 +191,8 @@ void arborfs_rs_plan_free(void *plan);
  * a plan not *placed is encoded, then placed), encode/free (no mutex),
  * place (mutex), commit or abort (mutex).
  */
-ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, void **plan, u32 *dev, u64 *offset,
-			      int *placed);
+ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, u64 data_end, void **plan, u32 *dev,
+			      u64 *offset, int *placed);
 int arborfs_rs_wplan_encode(void *plan, const u8 *buf, size_t len, const u8 **out, size_t *out_len);
 int arborfs_rs_write_place(void *fs, void *plan, u32 *dev, u64 *offset);
 int arborfs_rs_write_commit(void *fs, const void *plan, u64 *alloc_bytes);
@@ -281,6 +281,7 @@ struct arborfs_sb_info {
 	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the mutex) */
 	atomic64_t decoded_reads;	/* extents stored whole checked and decoded without it */
 	atomic64_t planned_writes;	/* writes of whole blocks done without the mutex across their device I/O */
+	atomic64_t unplanned_writes;	/* writes (or their tails) the engine did under the mutex, device I/O included */
 	atomic64_t encoded_writes;	/* ... compressed (or checksummed whole) without it too */
 	atomic64_t overlapped_encodes;	/* ... while another engine call ran */
 	atomic64_t encode_ns;		/* time spent encoding them */

@@ -394,7 +394,13 @@ static int arborfs_write_submit(struct arborfs_write *w, struct arborfs_member *
 	return err;
 }
 
-static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, size_t len, struct arborfs_write *w)
+/*
+ * Start writing the `len` bytes of `buf` at `pos`. `buf` holds `padded` >=
+ * `len` bytes, zeros past `len`: where `len` ends in a partial last block of
+ * the file, the block is planned whole (the file still ends at pos + len).
+ */
+static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, size_t len, size_t padded,
+				struct arborfs_write *w)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
@@ -413,8 +419,9 @@ static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, siz
 		u64 offset;
 		u32 dev;
 		ssize_t n = arborfs_alive(sb) ?:
-			ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + w->planned, len - w->planned,
-							      &plan, &dev, &offset, &placed));
+			ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + w->planned,
+							      padded - w->planned, pos + len, &plan, &dev, &offset,
+							      &placed));
 		int err = 0;
 
 		if (n <= 0) {
@@ -469,8 +476,10 @@ static int arborfs_write_finish(struct inode *inode, u64 pos, const u8 *buf, siz
 		arborfs_rs_wplan_free(w->plans[i]);
 	}
 	w->nr_plans = 0;
-	if (err || w->planned == len)
+	/* Planned past len: the padding of the last block. The engine never writes padding. */
+	if (err || w->planned >= len)
 		return err;
+	atomic64_inc(&sbi->unplanned_writes);
 	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos + w->planned,
 								  buf + w->planned, len - w->planned, alloc_bytes));
 	return n < 0 ? n : 0;
@@ -482,7 +491,7 @@ ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t l
 	struct arborfs_write w;
 	int err;
 
-	arborfs_write_start(inode, pos, buf, len, &w);
+	arborfs_write_start(inode, pos, buf, len, len, &w);
 	err = arborfs_write_finish(inode, pos, buf, len, &w, alloc_bytes);
 	return err ?: len;
 }
@@ -552,6 +561,8 @@ struct arborfs_wb_run {
 	size_t cap;
 	u64 start;
 	size_t len;
+	/* Bytes of buf to plan from: len, and zeros to the end of a folio cut at EOF. */
+	size_t padded;
 	u64 reserved;
 	unsigned int nr;
 	bool started;
@@ -570,7 +581,7 @@ static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
 	if (!run->nr)
 		return 0;
 	if (!run->started)
-		arborfs_write_start(inode, run->start, run->buf, run->len, &run->w);
+		arborfs_write_start(inode, run->start, run->buf, run->len, run->padded, &run->w);
 	err = arborfs_write_finish(inode, run->start, run->buf, run->len, &run->w, &alloc_bytes);
 	if (err == -EROFS && arborfs_alive(sb))
 		err = -EIO;
@@ -589,6 +600,7 @@ static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
 	arborfs_unreserve(sb, run->reserved);
 	run->nr = 0;
 	run->len = 0;
+	run->padded = 0;
 	run->reserved = 0;
 	run->started = false;
 	return err;
@@ -658,8 +670,8 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 			continue;
 		}
 		len = min_t(loff_t, len, size - pos);
-		if (run->nr && (pos != run->start + run->len || run->len + len > run->cap)) {
-			arborfs_write_start(inode, run->start, run->buf, run->len, &run->w);
+		if (run->nr && (pos != run->start + run->len || run->len + folio_size(folio) > run->cap)) {
+			arborfs_write_start(inode, run->start, run->buf, run->len, run->padded, &run->w);
 			run->started = true;
 			cur = (cur + 1) % nr_runs;
 			run = runs[cur];
@@ -668,8 +680,17 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		}
 		if (!run->nr)
 			run->start = pos;
-		memcpy_from_folio(run->buf + run->len, folio, 0, len);
+		/*
+		 * The folio's bytes past EOF are not the file's, but mmap may
+		 * have stored there: zero them (as iomap does at each writeback),
+		 * so a size extended later reads zeros, and the file's last block
+		 * is written whole, zeros padding it, without the mutex.
+		 */
+		if (len < folio_size(folio))
+			folio_zero_segment(folio, len, folio_size(folio));
+		memcpy_from_folio(run->buf + run->len, folio, 0, folio_size(folio));
 		run->len += len;
+		run->padded = run->len + folio_size(folio) - len;
 		if (folio_test_private(folio)) {
 			folio_detach_private(folio);
 			run->reserved += folio_size(folio);

@@ -800,7 +800,9 @@ entry_points! {
     }
 
     /// Room for the whole blocks at the front of a write of `len` bytes at
-    /// `off` of `ino`, which the glue writes without the mutex: the plan
+    /// `off` of `ino`, whose data ends at `data_end` (the bytes past it are
+    /// zeros the glue padded the file's last block with), which the glue
+    /// writes without the mutex: the plan
     /// into `*plan` (freed with [`arborfs_rs_wplan_free`]), the member and
     /// byte offset to write to into `*dev` and `*offset`. Returns the bytes
     /// planned, 0 when the engine must write them itself (`*plan` stays
@@ -810,13 +812,14 @@ entry_points! {
         ino: u64,
         off: u64,
         len: usize,
+        data_end: u64,
         plan: *mut *mut c_void,
         dev: *mut u32,
         offset: *mut u64,
         placed: *mut c_int,
     ) -> isize {
         let Ok(mut p) = KBox::new(WritePlan::new(), GFP_KERNEL) else { return (-ENOMEM) as isize };
-        match fs.plan_write(ino, off, len as u64, &mut p) {
+        match fs.plan_write(ino, off, len as u64, data_end, &mut p) {
             Ok(false) => 0,
             Ok(true) => {
                 let n = p.len as isize;

@@ -27,10 +27,23 @@ mkfs_for() {
 	esac
 }
 
+# With BENCH_PERF=1 and a kernel with perf events (the bench kernel), each
+# arborfs workload runs under `perf record -a` (cpu-clock samples, every
+# CPU) and profile() prints where the CPUs were as "PERF fs workload".
+PERF=
+[[ ${BENCH_PERF:-0} == 1 && -e /proc/sys/kernel/perf_event_paranoid ]] && command -v perf >/dev/null && PERF=1
+sampled() {
+	if [[ -n $PERF && ${fs%%-*} == arborfs ]]; then
+		perf record -q -a -g -e cpu-clock -o /tmp/perf.data -- "$@"
+	else
+		"$@"
+	fi
+}
+
 # fio_num JSON_FIELD ARGS...: one fio job, print the field of its first job.
 fio_num() {
 	local field=$1; shift
-	fio --output-format=json --name=bench --ioengine=psync "$@" >/tmp/fio.json 2>/tmp/fio.err || {
+	sampled fio --output-format=json --name=bench --ioengine=psync "$@" >/tmp/fio.json 2>/tmp/fio.err || {
 		cat /tmp/fio.err >&2; echo 0; return; }
 	python3 -c "import json,sys; j=json.load(open('/tmp/fio.json'))['jobs'][0]; print(eval('j' + sys.argv[1]))" "$field"
 }
@@ -50,7 +63,7 @@ fs_mark_rate() {
 seconds() {
 	local t0 t1
 	t0=$(date +%s.%N)
-	"$@" >/dev/null 2>&1 || { echo "bench: $* failed" >&2; echo 0; return; }
+	sampled "$@" >/dev/null 2>&1 || { echo "bench: $* failed" >&2; echo 0; return; }
 	t1=$(date +%s.%N)
 	python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$t0" "$t1"
 }
@@ -72,6 +85,12 @@ profile() {
 		for (i = 1; i <= n; i++) { split(a[i], kv, "="); line = line " " kv[1] "=" kv[2] - old[kv[1]] }
 		print line }'
 	PREV=$now
+	if [[ -n $PERF && -f /tmp/perf.data ]]; then
+		# Self time by symbol (idle and the guest's own perf left in), then callers of the top ones.
+		perf report -i /tmp/perf.data --stdio --no-children --sort sym --percent-limit 1.5 -g none 2>/dev/null |
+			grep -v '^#' | grep -v '^$' | head -25 | sed "s/^/PERF $fs $1 /"
+		rm -f /tmp/perf.data
+	fi
 }
 FSMARK_FILES=${BENCH_FSMARK_FILES:-2000}
 # The untar source, copied into the guest's memory first so that 9p is not timed.

@@ -7,7 +7,8 @@
 # best peer and the target for it. Not part of CI.
 # Env: BENCH_SIZE (fio sequential size, default 1G), BENCH_SIZE4 (per job of
 # four, default 256M), BENCH_RUNTIME (random I/O seconds, default 20),
-# BENCH_FSMARK_FILES (per thread, default 2000), FILESYSTEMS;
+# BENCH_FSMARK_FILES (per thread, default 2000), FILESYSTEMS; BENCH_PERF=1
+# prints a perf profile of each arborfs workload (bench kernel only);
 # BENCH_KERNEL=test uses the test kernel and KO (default ./arborfs.ko)
 # instead: no btrfs, no build.
 set -euo pipefail
@@ -55,5 +56,5 @@ rm -f "$OUT/disk.img" && dd if=/dev/zero of="$OUT/disk.img" bs=16M count=256 con
 	--module "$KO" --timeout 5400 --quiet --log "$OUT/console.log" \
 	-- env TREE_TAR="$OUT/tree.tar" FILESYSTEMS="${FILESYSTEMS:-arborfs ext4 xfs btrfs}" \
 	BENCH_SIZE="${BENCH_SIZE:-1G}" BENCH_SIZE4="${BENCH_SIZE4:-256M}" BENCH_RUNTIME="${BENCH_RUNTIME:-20}" \
-	BENCH_FSMARK_FILES="${BENCH_FSMARK_FILES:-2000}" bash "$HERE/guest-bench.sh" "$ARBORFS" | tee "$OUT/results.txt"
+	BENCH_FSMARK_FILES="${BENCH_FSMARK_FILES:-2000}" BENCH_PERF="${BENCH_PERF:-0}" bash "$HERE/guest-bench.sh" "$ARBORFS" | tee "$OUT/results.txt"
 python3 "$HERE/table.py" "$OUT/results.txt"

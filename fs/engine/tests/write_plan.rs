@@ -14,7 +14,7 @@ use arborfs_engine::format::inode::S_IFREG;
 use arborfs_engine::format::superblock::INCOMPAT_CHUNKED_CSUMS;
 use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::fs::write_plan::WritePlan;
-use arborfs_engine::fs::FormatOptions;
+use arborfs_engine::fs::{FormatOptions, SetAttr};
 use arborfs_engine::sys::{BlockDevice, MemDevice};
 use arborfs_engine::Fs;
 use common::*;
@@ -31,15 +31,25 @@ fn fs_with(data_csum: ChecksumType, compression: Compression) -> Fs<MemDevice> {
 /// written to the device by the caller, the rest through the engine.
 /// Returns how many bytes went through plans.
 fn write_planned(fs: &mut Fs<MemDevice>, ino: u64, off: u64, data: &[u8]) -> u64 {
+    write_planned_padded(fs, ino, off, data, 0)
+}
+
+/// As [`write_planned`], with `pad` zeros after `data` as the kernel pads a
+/// folio cut at the end of the file: the plans may cover them, but the
+/// file ends with `data`.
+fn write_planned_padded(fs: &mut Fs<MemDevice>, ino: u64, off: u64, data: &[u8], pad: usize) -> u64 {
+    let mut buf = data.to_vec();
+    buf.resize(data.len() + pad, 0);
+    let data_end = off + data.len() as u64;
     let mut done = 0u64;
     let mut planned = 0;
     while done < data.len() as u64 {
         let mut plan = WritePlan::new();
-        if !fs.plan_write(ino, off + done, data.len() as u64 - done, &mut plan).unwrap() {
+        if !fs.plan_write(ino, off + done, buf.len() as u64 - done, data_end, &mut plan).unwrap() {
             break;
         }
-        assert!(plan.len > 0 && plan.len <= data.len() as u64 - done);
-        let piece = &data[done as usize..(done + plan.len) as usize];
+        assert!(plan.len > 0 && plan.len <= buf.len() as u64 - done);
+        let piece = &buf[done as usize..(done + plan.len) as usize];
         if plan.is_placed() {
             // Plain: written from the caller's buffer, checksummed meanwhile.
             fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, piece).unwrap();
@@ -55,6 +65,7 @@ fn write_planned(fs: &mut Fs<MemDevice>, ino: u64, off: u64, data: &[u8]) -> u64
         planned += plan.len;
     }
     if done < data.len() as u64 {
+        // The engine writes only the caller's data, never the padding.
         fs.write_back(ino, off + done, &data[done as usize..]).unwrap();
     }
     planned
@@ -143,7 +154,7 @@ fn images_with_one_checksum_per_extent_plan_encoded_writes() {
     let mut want = vec![0u8; MIB];
     Rng(9).fill(&mut want);
     let mut plan = WritePlan::new();
-    assert!(fs.plan_write(ino, 0, MIB as u64, &mut plan).unwrap());
+    assert!(fs.plan_write(ino, 0, MIB as u64, MIB as u64, &mut plan).unwrap());
     assert!(!plan.is_placed() && plan.len == 128 * 1024, "one checksum covers at most 128 KiB");
     assert_eq!(write_planned(&mut fs, ino, 0, &want), MIB as u64);
     let mut fs = reopen(fs);
@@ -161,7 +172,7 @@ fn encoded_plans_are_placed_once_and_only_after_encoding() {
     fs.write(ino, 0, b"kept").unwrap();
     let data = mixed(128 * 1024, 10);
     let mut plan = WritePlan::new();
-    assert!(fs.plan_write(ino, 0, MIB as u64, &mut plan).unwrap());
+    assert!(fs.plan_write(ino, 0, MIB as u64, MIB as u64, &mut plan).unwrap());
     assert!(!plan.is_placed());
     assert!(fs.place_write(&mut plan).is_err(), "placed before encoding");
     assert!(fs.commit_write(&plan).is_err(), "committed before placing");
@@ -177,13 +188,57 @@ fn encoded_plans_are_placed_once_and_only_after_encoding() {
 }
 
 #[test]
+fn a_last_block_padded_with_zeros_is_planned_whole_and_the_file_ends_at_the_data() {
+    for (block, comp) in [(4096, Compression::None), (4096, Compression::Zstd), (1024, Compression::None)] {
+        let mut o =
+            FormatOptions { data_csum: ChecksumType::Crc32c, compression: comp, block_size: block, ..opts() };
+        o.members[0].bucket_size = 2 << 20;
+        let mut fs = mem_fs_with(64 << 20, &o);
+        let what = format!("{block}-byte blocks, {comp:?}");
+        let b = u64::from(block);
+        // Small files, each one partial block or a few blocks and a bit,
+        // padded to a 4 KiB folio as the kernel does.
+        for (i, len) in [1usize, 3000, 4095, 4097, 9000, 130 * 1024 + 5].into_iter().enumerate() {
+            let ino = file(&mut fs, format!("f{i}").as_bytes());
+            let data = mixed(len, i as u64);
+            let pad = len.next_multiple_of(4096) - len;
+            let planned = write_planned_padded(&mut fs, ino, 0, &data, pad);
+            assert_eq!(
+                planned,
+                (len as u64).next_multiple_of(b),
+                "{what}, {len} bytes: blocks to the data's end"
+            );
+            assert_eq!(fs.getattr(ino).unwrap().inode.size, len as u64, "{what}");
+            assert_eq!(read_all(&mut fs, ino).unwrap(), data, "{what}");
+            // Growing the file shows zeros past the old end, not padding.
+            fs.setattr(ino, &SetAttr { size: Some(len as u64 + 5000), ..Default::default() }).unwrap();
+            let mut want = data.clone();
+            want.resize(len + 5000, 0);
+            assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{what}");
+        }
+        // A padded write in front of what the file already holds past it
+        // (the engine's size ran ahead): the size is not cut back.
+        let ino = file(&mut fs, b"ahead");
+        fs.write(ino, 0, &vec![7u8; 20_000]).unwrap();
+        let data = mixed(5000, 99);
+        write_planned_padded(&mut fs, ino, 0, &data, 3192);
+        assert_eq!(fs.getattr(ino).unwrap().inode.size, 20_000, "{what}");
+        let mut fs = reopen(fs);
+        assert!(fsck_problems(&mut fs).is_empty(), "{what}: {:?}", fsck_problems(&mut fs));
+    }
+}
+
+#[test]
 fn what_the_engine_must_write_is_not_planned() {
     let mut fs = fs_with(ChecksumType::Crc32c, Compression::None);
     let ino = file(&mut fs, b"p");
     let mut plan = WritePlan::new();
-    assert!(!fs.plan_write(ino, 100, MIB as u64, &mut plan).unwrap(), "unaligned start");
-    assert!(!fs.plan_write(ino, 0, 4095, &mut plan).unwrap(), "less than a block");
-    assert!(fs.plan_write(ROOT_INO, 0, MIB as u64, &mut plan).is_err(), "a directory");
+    let m = MIB as u64;
+    assert!(!fs.plan_write(ino, 100, m, m + 100, &mut plan).unwrap(), "unaligned start");
+    assert!(!fs.plan_write(ino, 0, 4095, 4095, &mut plan).unwrap(), "less than a block");
+    assert!(!fs.plan_write(ino, 0, 4096, 0, &mut plan).unwrap(), "no data");
+    assert!(!fs.plan_write(ino, 8192, 4096, 4096, &mut plan).unwrap(), "all padding");
+    assert!(fs.plan_write(ROOT_INO, 0, m, m, &mut plan).is_err(), "a directory");
 }
 
 #[test]
@@ -191,7 +246,7 @@ fn a_bucket_with_a_write_in_flight_is_not_freed() {
     let mut fs = fs_with(ChecksumType::Crc32c, Compression::None);
     let a = file(&mut fs, b"a");
     let mut plan = WritePlan::new();
-    assert!(fs.plan_write(a, 0, 64 * 1024, &mut plan).unwrap());
+    assert!(fs.plan_write(a, 0, 64 * 1024, 64 * 1024, &mut plan).unwrap());
     // Fill the rest of the bucket and beyond with another file, then
     // delete it: the bucket is empty of extents and closed, but pinned.
     let b = file(&mut fs, b"b");
@@ -223,10 +278,10 @@ fn an_aborted_plan_leaves_the_file_and_image_as_they_were() {
     let a = file(&mut fs, b"a");
     fs.write(a, 0, b"kept").unwrap();
     let mut plan = WritePlan::new();
-    assert!(fs.plan_write(a, 0, MIB as u64, &mut plan).unwrap());
+    assert!(fs.plan_write(a, 0, MIB as u64, MIB as u64, &mut plan).unwrap());
     fs.abort_write(&plan).unwrap();
     // A plan never encoded is refused, and unpins all the same.
-    assert!(fs.plan_write(a, 0, MIB as u64, &mut plan).unwrap());
+    assert!(fs.plan_write(a, 0, MIB as u64, MIB as u64, &mut plan).unwrap());
     assert!(fs.commit_write(&plan).is_err());
     let mut fs = reopen(fs);
     assert_eq!(read_all(&mut fs, a).unwrap(), b"kept");

@@ -18,8 +18,9 @@
 //! not freed, so not reused, whatever else is written, cut or deleted
 //! meanwhile. The commit marks data unflushed, so the journal entry that
 //! makes the extent durable flushes the blocks first, as for the engine's
-//! own writes. Partial blocks are written by the engine itself
-//! ([`Fs::write_back`]).
+//! own writes. A partial last block at the end of the file is planned
+//! whole when the caller pads it with zeros (`data_end`); other partial
+//! blocks are written by the engine itself ([`Fs::write_back`]).
 
 use super::extent::{encode_payload, PayloadSums, Placement};
 use super::Fs;
@@ -37,6 +38,9 @@ pub struct WritePlan {
     pub start: u64,
     /// Bytes of the file covered: whole blocks, perhaps fewer than asked for.
     pub len: u64,
+    /// Where the caller's data ends: the file grows no further (the bytes
+    /// of the last block past it are zero padding).
+    data_end: u64,
     /// Member to write to (once placed).
     pub dev: u8,
     /// Byte offset on the member (once placed).
@@ -68,6 +72,7 @@ impl WritePlan {
             ino: 0,
             start: 0,
             len: 0,
+            data_end: 0,
             dev: 0,
             offset: 0,
             bucket: 0,
@@ -138,11 +143,23 @@ impl Default for WritePlan {
 
 impl<D: BlockDevice> Fs<D> {
     /// Plan the whole blocks at the front of a writeback of `len` bytes at
-    /// `off` of `ino` into `plan`. A plain plan is placed (allocated) here;
-    /// an encoded one is placed by [`Fs::place_write`] once encoded. False
-    /// (and nothing allocated) when the engine must write these bytes
-    /// itself: an unaligned `off` or less than a block.
-    pub fn plan_write(&mut self, ino: u64, off: u64, len: u64, plan: &mut WritePlan) -> Result<bool> {
+    /// `off` of `ino` into `plan`. The file's data ends at `data_end`: the
+    /// caller zeroed the bytes of the range past it, so a partial last
+    /// block of the file is planned whole, and the file grows only to
+    /// `data_end`. Blocks wholly past `data_end` are not planned.
+    ///
+    /// A plain plan is placed (allocated) here; an encoded one is placed
+    /// by [`Fs::place_write`] once encoded. False (and nothing allocated)
+    /// when the engine must write these bytes itself: an unaligned `off`,
+    /// or no whole block to plan.
+    pub fn plan_write(
+        &mut self,
+        ino: u64,
+        off: u64,
+        len: u64,
+        data_end: u64,
+        plan: &mut WritePlan,
+    ) -> Result<bool> {
         self.check_user_writable()?;
         let block = self.block();
         let inode = self.getattr(ino)?.inode;
@@ -152,17 +169,24 @@ impl<D: BlockDevice> Fs<D> {
         if !inode.is_reg() {
             return Err(Error::Invalid);
         }
-        off.checked_add(len).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
-        if !off.is_multiple_of(block) || len < block {
+        let end = off.checked_add(len).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
+        let data_end = data_end.min(end);
+        if !off.is_multiple_of(block) || data_end <= off {
+            return Ok(false);
+        }
+        // The whole blocks of the range, up to the one holding `data_end`.
+        let data_blocks = round_up(data_end - off, block).ok_or(Error::TooBig)?;
+        let whole = (len - len.checked_rem(block).ok_or(Error::Corrupt("block size 0"))?).min(data_blocks);
+        if whole == 0 {
             return Ok(false);
         }
         let compression = self.compression_for(&inode);
         let (encoded, max) = self.new_extent_shape(compression);
-        let whole = len - len.checked_rem(block).ok_or(Error::Corrupt("block size 0"))?;
         *plan = WritePlan {
             ino,
             start: off,
             len: whole.min(max),
+            data_end,
             block,
             csum_type: self.sb.data_csum,
             chunk_shift: self.chunked_csums().then(|| self.chunk_shift()),
@@ -243,8 +267,12 @@ impl<D: BlockDevice> Fs<D> {
             ..Extent::one_copy(ExtentPtr { dev: plan.dev, gen: plan.gen, offset: plan.offset }, len)
         });
         let end = plan.start.checked_add(plan.len).ok_or(Error::TooBig)?;
-        let place =
-            Placement { size_end: end, keep_size: false, stamp: false, compression: plan.compression };
+        let place = Placement {
+            size_end: end.min(plan.data_end),
+            keep_size: false,
+            stamp: false,
+            compression: plan.compression,
+        };
         self.with_reserve(|fs| fs.write_txn(|t| t.replace_range(plan.ino, plan.start, end, Some(e), place)))
     }
 }
