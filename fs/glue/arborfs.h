@@ -378,6 +378,7 @@ struct arborfs_write {
 };
 
 /* file.c */
+void arborfs_set_large_folios(struct inode *inode);
 ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len);
 ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t len, u64 *alloc_bytes);
 extern const struct file_operations arborfs_file_fops;

@@ -5,9 +5,10 @@
  * the file ioctls.
  *
  * Buffered writes land in the page cache. Writeback gathers runs of
- * contiguous dirty folios (up to WB_RUN_BYTES), copies them out, ends the
- * folio lock and hands each run to the engine as one copy-on-write write,
- * so large writes make large extents.
+ * contiguous dirty folios (up to WB_RUN_BYTES), maps each run as one buffer
+ * (no copy: writes are stable, so the folios do not change under
+ * writeback), ends the folio lock and hands each run to the engine as one
+ * copy-on-write write, so large writes make large extents.
  *
  * Space: a folio reserves its bytes when it first becomes dirty (marked by
  * folio->private) and gives them back once the engine has written it, or
@@ -35,6 +36,8 @@
 
 #define WB_RUN_BYTES (1024 * 1024)
 #define WB_RUN_FOLIOS (WB_RUN_BYTES / PAGE_SIZE)
+/* The largest folio: one fills a writeback run. */
+#define WB_MAX_FOLIO_ORDER ilog2(WB_RUN_BYTES / PAGE_SIZE)
 /* Runs of one writeback call in flight at once. */
 #define WB_RUNS 4
 #define DIRECT_CHUNK (1024 * 1024)
@@ -182,6 +185,19 @@ static void arborfs_flush_for_space(struct super_block *sb)
 	arborfs_update_avail(sb);
 }
 
+/*
+ * Let a regular file's page cache use folios of up to WB_MAX_FOLIO_ORDER: a
+ * 1 MiB read or write is then a handful of folios, not 256 pages, each with
+ * its own locking, LRU and mapping work. Every path here takes a folio's
+ * size from folio_size() and maps it whole with kmap_local_folio(), which
+ * only highmem kernels cannot do; they keep small folios.
+ */
+void arborfs_set_large_folios(struct inode *inode)
+{
+	if (!IS_ENABLED(CONFIG_HIGHMEM))
+		mapping_set_folio_order_range(inode->i_mapping, 0, WB_MAX_FOLIO_ORDER);
+}
+
 /* ---- reading ---- */
 
 /*
@@ -297,8 +313,6 @@ static int arborfs_fill_folio(struct inode *inode, struct folio *folio)
 	ssize_t n = 0;
 	u8 *addr;
 
-	if (folio_test_large(folio))
-		return -EOPNOTSUPP;
 	addr = kmap_local_folio(folio, 0);
 	if (pos < size) {
 		n = arborfs_read(inode, pos, addr, min_t(loff_t, len, size - pos));
@@ -320,45 +334,81 @@ static int arborfs_read_folio(struct file *file, struct folio *folio)
 	return err;
 }
 
-/* Read a whole readahead window at once, then spread it over the folios. */
+/*
+ * Map folios (in file order, `nr_pages` pages in all) as one buffer: a
+ * single folio already is one (large folios exist only without highmem),
+ * several are mapped together with vmap, in a NOFS scope since page tables
+ * may be allocated. NULL when memory is short. Undone by arborfs_unmap_folios.
+ */
+static u8 *arborfs_map_folios(struct folio **folios, unsigned int nr, struct page **pages, unsigned int nr_pages)
+{
+	unsigned int i, j, n = 0, nofs;
+	u8 *buf;
+
+	if (nr == 1 && !IS_ENABLED(CONFIG_HIGHMEM))
+		return folio_address(folios[0]);
+	for (i = 0; i < nr; i++)
+		for (j = 0; j < folio_nr_pages(folios[i]); j++) {
+			if (n == nr_pages)
+				return NULL;
+			pages[n++] = folio_page(folios[i], j);
+		}
+	nofs = memalloc_nofs_save();
+	buf = vmap(pages, n, VM_MAP, PAGE_KERNEL);
+	memalloc_nofs_restore(nofs);
+	return buf;
+}
+
+static void arborfs_unmap_folios(u8 *buf, unsigned int nr)
+{
+	if (nr > 1 || IS_ENABLED(CONFIG_HIGHMEM))
+		vunmap(buf);
+}
+
+/* Read a whole readahead window at once, straight into its folios mapped as one buffer. */
 static void arborfs_readahead(struct readahead_control *rac)
 {
 	struct inode *inode = rac->mapping->host;
 	loff_t pos = readahead_pos(rac);
 	loff_t size = i_size_read(inode);
 	size_t len = readahead_length(rac);
+	unsigned int nr_pages = readahead_count(rac), nr = 0, i;
+	struct folio **folios = NULL;
+	struct page **pages = NULL;
 	struct folio *folio;
 	ssize_t n = -EIO;
-	size_t done = 0;
 	u8 *buf;
 
 	if (pos < size && len > PAGE_SIZE) {
-		len = min_t(loff_t, len, size - pos);
-		buf = kvmalloc(len, GFP_KERNEL);
+		folios = kmalloc_array(nr_pages, sizeof(*folios), GFP_KERNEL | __GFP_NOWARN);
+		pages = kmalloc_array(nr_pages, sizeof(*pages), GFP_KERNEL | __GFP_NOWARN);
+	}
+	if (folios && pages) {
+		/* Locked, so they stay in the page cache without the references readahead_folio drops. */
+		len = 0;
+		while (nr < nr_pages && (folio = readahead_folio(rac))) {
+			folios[nr++] = folio;
+			len += folio_size(folio);
+		}
+		buf = arborfs_map_folios(folios, nr, pages, nr_pages);
 		if (buf) {
-			n = arborfs_read(inode, pos, buf, len);
-			while (n >= 0 && (folio = readahead_folio(rac))) {
-				size_t fsz = folio_size(folio);
-				size_t take = done < n ? min_t(size_t, fsz, n - done) : 0;
-				u8 *addr;
-
-				if (folio_test_large(folio)) {
-					folio_unlock(folio);
-					continue;
-				}
-				addr = kmap_local_folio(folio, 0);
-				if (take)
-					memcpy(addr, buf + done, take);
-				memset(addr + take, 0, fsz - take);
-				kunmap_local(addr);
-				folio_mark_uptodate(folio);
-				folio_unlock(folio);
-				done += fsz;
-			}
-			kvfree(buf);
+			n = arborfs_read(inode, pos, buf, min_t(loff_t, len, size - pos));
+			if (n >= 0)
+				memset(buf + n, 0, len - n);
+			arborfs_unmap_folios(buf, nr);
+		}
+		for (i = 0; i < nr; i++) {
+			/* The window failed (damage, memory): each folio on its own, so the good ones read. */
+			if (n >= 0)
+				folio_mark_uptodate(folios[i]);
+			else
+				arborfs_fill_folio(inode, folios[i]);
+			folio_unlock(folios[i]);
 		}
 	}
-	/* Whatever is left (small windows, errors) is read folio by folio. */
+	kfree(folios);
+	kfree(pages);
+	/* Whatever is left (a one-page window, no memory) is read folio by folio. */
 	while ((folio = readahead_folio(rac))) {
 		arborfs_fill_folio(inode, folio);
 		folio_unlock(folio);
@@ -503,7 +553,7 @@ static int arborfs_write_begin(struct file *file, struct address_space *mapping,
 {
 	struct inode *inode = mapping->host;
 	struct super_block *sb = inode->i_sb;
-	bool flushed = false;
+	bool flushed = false, dropped = false;
 	struct folio *folio;
 	int err;
 
@@ -511,9 +561,29 @@ static int arborfs_write_begin(struct file *file, struct address_space *mapping,
 	if (err)
 		return err;
 again:
-	folio = __filemap_get_folio(mapping, pos >> PAGE_SHIFT, FGP_WRITEBEGIN, mapping_gfp_mask(mapping));
+	/* A folio as large as the write, where the mapping allows it. */
+	folio = __filemap_get_folio(mapping, pos >> PAGE_SHIFT, FGP_WRITEBEGIN | fgf_set_order(len),
+				    mapping_gfp_mask(mapping));
 	if (IS_ERR(folio))
 		return PTR_ERR(folio);
+	/*
+	 * Dirtiness is tracked per folio: a clean large folio (readahead's)
+	 * that the write covers in part would be written back whole, 1 MiB for
+	 * a 4 KiB write. Drop it from the cache, once, and write into a folio
+	 * the size of the write instead (iomap tracks dirty blocks inside a
+	 * folio; this glue does not). A dirty one is written whole anyway.
+	 */
+	if (folio_test_large(folio) && !folio_test_dirty(folio) && !dropped &&
+	    (offset_in_folio(folio, pos) || len < folio_size(folio))) {
+		pgoff_t first = folio->index, last = folio_next_index(folio) - 1;
+
+		folio_unlock(folio);
+		folio_put(folio);
+		dropped = true;
+		/* Busy (mapped and dirtied meanwhile): the large folio is used after all. */
+		invalidate_inode_pages2_range(mapping, first, last);
+		goto again;
+	}
 	err = arborfs_reserve_folio(folio);
 	if (err == -ENOSPC && !flushed) {
 		folio_unlock(folio);
@@ -555,10 +625,10 @@ out:
 	return copied;
 }
 
-/* A run of contiguous folios under writeback, copied out to `buf`, and its write. */
+/* A run of contiguous folios under writeback, and its write. */
 struct arborfs_wb_run {
+	/* The folios' bytes as one buffer while the write runs (NULL: not mapped). */
 	u8 *buf;
-	size_t cap;
 	u64 start;
 	size_t len;
 	/* Bytes of buf to plan from: len, and zeros to the end of a folio cut at EOF. */
@@ -568,7 +638,43 @@ struct arborfs_wb_run {
 	bool started;
 	struct arborfs_write w;
 	struct folio *folios[WB_RUN_FOLIOS];
+	struct page *pages[WB_RUN_FOLIOS];
 };
+
+/* Map a run's folios as one buffer for its write. 0 or -ENOMEM. */
+static int arborfs_wb_map(struct arborfs_wb_run *run)
+{
+	run->buf = arborfs_map_folios(run->folios, run->nr, run->pages, WB_RUN_FOLIOS);
+	return run->buf ? 0 : -ENOMEM;
+}
+
+/* Start a run's write; a run that could not be mapped is written folio by folio when it finishes. */
+static void arborfs_wb_start(struct inode *inode, struct arborfs_wb_run *run)
+{
+	run->started = true;
+	if (!arborfs_wb_map(run))
+		arborfs_write_start(inode, run->start, run->buf, run->len, run->padded, &run->w);
+}
+
+/* Without a mapping of the run (vmalloc space or memory short): each folio on its own, waited for. */
+static int arborfs_wb_write_folios(struct inode *inode, struct arborfs_wb_run *run, u64 *alloc_bytes)
+{
+	size_t done = 0;
+	unsigned int i;
+
+	for (i = 0; i < run->nr && done < run->len; i++) {
+		struct folio *folio = run->folios[i];
+		size_t len = min_t(size_t, folio_size(folio), run->len - done);
+		u8 *addr = kmap_local_folio(folio, 0);
+		ssize_t n = arborfs_write_back(inode, run->start + done, addr, len, alloc_bytes);
+
+		kunmap_local(addr);
+		if (n < 0)
+			return n;
+		done += len;
+	}
+	return 0;
+}
 
 /* Finish a run's write (start it first if need be) and end writeback on its folios. */
 static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
@@ -581,8 +687,14 @@ static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
 	if (!run->nr)
 		return 0;
 	if (!run->started)
-		arborfs_write_start(inode, run->start, run->buf, run->len, run->padded, &run->w);
-	err = arborfs_write_finish(inode, run->start, run->buf, run->len, &run->w, &alloc_bytes);
+		arborfs_wb_start(inode, run);
+	if (run->buf)
+		err = arborfs_write_finish(inode, run->start, run->buf, run->len, &run->w, &alloc_bytes);
+	else
+		err = arborfs_wb_write_folios(inode, run, &alloc_bytes);
+	if (run->buf)
+		arborfs_unmap_folios(run->buf, run->nr);
+	run->buf = NULL;
 	if (err == -EROFS && arborfs_alive(sb))
 		err = -EIO;
 	if (!err) {
@@ -610,11 +722,8 @@ static void arborfs_wb_free(struct arborfs_wb_run **runs)
 {
 	unsigned int i;
 
-	for (i = 0; i < WB_RUNS; i++) {
-		if (runs[i])
-			kvfree(runs[i]->buf);
+	for (i = 0; i < WB_RUNS; i++)
 		kfree(runs[i]);
-	}
 }
 
 /*
@@ -638,25 +747,14 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 	 */
 	if (IS_SWAPFILE(inode))
 		return 0;
-	/* As many runs as memory allows, at least one (of a page, at worst). */
+	/* As many runs as memory allows, at least one. */
 	for (nr_runs = 0; nr_runs < WB_RUNS; nr_runs++) {
-		run = kzalloc(sizeof(*run), GFP_NOFS);
-		if (!run)
-			break;
-		runs[nr_runs] = run;
-		run->cap = WB_RUN_BYTES;
-		run->buf = kvmalloc(run->cap, GFP_NOFS);
-		if (!run->buf && !nr_runs) {
-			run->cap = PAGE_SIZE;
-			run->buf = kmalloc(run->cap, GFP_NOFS);
-		}
-		if (!run->buf)
+		runs[nr_runs] = kzalloc(sizeof(*run), GFP_NOFS);
+		if (!runs[nr_runs])
 			break;
 	}
-	if (!nr_runs) {
-		arborfs_wb_free(runs);
+	if (!nr_runs)
 		return -ENOMEM;
-	}
 	run = runs[0];
 	while ((folio = writeback_iter(mapping, wbc, folio, &err))) {
 		loff_t size = i_size_read(inode);
@@ -670,9 +768,9 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 			continue;
 		}
 		len = min_t(loff_t, len, size - pos);
-		if (run->nr && (pos != run->start + run->len || run->len + folio_size(folio) > run->cap)) {
-			arborfs_write_start(inode, run->start, run->buf, run->len, run->padded, &run->w);
-			run->started = true;
+		/* A folio is at most WB_RUN_BYTES (arborfs_set_large_folios): it fits an empty run. */
+		if (run->nr && (pos != run->start + run->len || run->len + folio_size(folio) > WB_RUN_BYTES)) {
+			arborfs_wb_start(inode, run);
 			cur = (cur + 1) % nr_runs;
 			run = runs[cur];
 			/* The oldest run in flight gives up its slot. */
@@ -688,7 +786,6 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		 */
 		if (len < folio_size(folio))
 			folio_zero_segment(folio, len, folio_size(folio));
-		memcpy_from_folio(run->buf + run->len, folio, 0, folio_size(folio));
 		run->len += len;
 		run->padded = run->len + folio_size(folio) - len;
 		if (folio_test_private(folio)) {
@@ -708,6 +805,13 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 
 static bool arborfs_release_folio(struct folio *folio, gfp_t gfp)
 {
+	/*
+	 * A dirty folio keeps its reservation: splitting a large folio (a
+	 * truncate or punch inside it) asks to release it, and the pieces would
+	 * be written without room reserved. Refusing only keeps it whole.
+	 */
+	if (folio_test_dirty(folio))
+		return false;
 	arborfs_release_reservation(folio);
 	return true;
 }

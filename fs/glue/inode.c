@@ -88,6 +88,7 @@ static int arborfs_setup_inode(struct inode *inode, const struct arborfs_attr *a
 		inode->i_op = &arborfs_file_iops;
 		inode->i_fop = &arborfs_file_fops;
 		inode->i_mapping->a_ops = &arborfs_aops;
+		arborfs_set_large_folios(inode);
 		break;
 	case S_IFLNK:
 		inode->i_link = kmemdup_nul(link, a->size, GFP_KERNEL);

@@ -402,6 +402,11 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_time_max = S64_MAX / NSEC_PER_SEC;
 	sb->s_maxbytes = MAX_LFS_FILESIZE;
 	sb->s_flags |= SB_POSIXACL;
+	/*
+	 * Writeback writes and checksums the folios in place (no copy): a folio
+	 * must not change while it is under writeback, so writers wait for it.
+	 */
+	sb->s_iflags |= SB_I_STABLE_WRITES;
 	if (!sb_set_blocksize(sb, 4096))
 		return -EINVAL;
 	/*

@@ -556,6 +556,22 @@ for i in range(150):
 	umount /mnt && rm -f /tmp/reads.* && fsck_clean vdj
 }
 
+# Large folios: small writes into cached large folios, rewrites racing
+# their writeback (stable writes), unaligned I/O across folios (folios.py).
+t_large_folios() {
+	local i
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	python3 "$GUEST/folios.py" /mnt || return 1
+	for i in 1 2 3 4 5 6 7 8; do
+		python3 "$GUEST/folios.py" /mnt race || return 1
+		umount /mnt && mount -t arborfs /dev/vdj /mnt || return 1
+		cat /mnt/stable >/dev/null || { echo "stable: a committed extent does not match its checksum"; return 1; }
+	done
+	! dmesg | grep -q "arborfs.*checksum" || { echo "checksum errors logged"; dmesg | grep arborfs | tail; return 1; }
+	fsck_clean vdj
+}
+
 # Files that end in a partial block (most files) are written back whole,
 # their last block padded with zeros, without the engine writing anything
 # under its mutex; bytes stored past EOF through mmap are zeroed, so a size
@@ -813,5 +829,5 @@ os.fsync(fd)
 	umount /mnt && rm -f /tmp/chunks.bin /tmp/chunks.front /tmp/chunks.back
 }
 
-RW_TESTS=(posix_ops partial_tails posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
+RW_TESTS=(posix_ops partial_tails large_folios posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
 	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads group_commit compressed_writeback)
