@@ -29,7 +29,11 @@ else
 	# (~/.cache/arborfs-bench).
 	mkdir -p "$OUT/kernel"
 	cp "$ROOT"/tests/kernel/*.sh "$OUT/kernel/"
-	cat "$ROOT/tests/kernel/config.fragment" "$HERE/config.fragment" >"$OUT/kernel/config.fragment"
+	# This directory's fragment overrides the test kernel's: its options are
+	# dropped from the test fragment first (build.sh checks every line).
+	sed -nE 's/^(# )?(CONFIG_[A-Za-z0-9_]+)[= ].*/\2/p' "$HERE/config.fragment" >"$OUT/kernel/overridden"
+	{ grep -vwFf "$OUT/kernel/overridden" "$ROOT/tests/kernel/config.fragment"; cat "$HERE/config.fragment"; } \
+		>"$OUT/kernel/config.fragment"
 	KDIR=$(ARBORFS_CACHE=${ARBORFS_BENCH_CACHE:-$HOME/.cache/arborfs-bench} "$OUT/kernel/build.sh" | tail -n1)
 	# The module, built for this kernel in its own output copy of the sources.
 	rm -rf "$OUT/module" && mkdir -p "$OUT/module"
