@@ -54,7 +54,7 @@ fs_mark_rate() {
 	local dirs=() i
 	for ((i = 0; i < $1; i++)); do dirs+=(-d "/mnt/fsm$i"); mkdir -p "/mnt/fsm$i"; done
 	# fs_mark writes fs_log.txt into the current directory: keep it off the read-only root.
-	(cd /tmp && fs_mark "${dirs[@]}" -n "$FSMARK_FILES" -s 4096 -S "$2" -L 1 2>/dev/null) |
+	(cd /tmp && sampled fs_mark "${dirs[@]}" -n "$FSMARK_FILES" -s 4096 -S "$2" -L 1 2>/dev/null) |
 		awk 'NF == 5 && $2 ~ /^[0-9]+$/ {print $4}' | tail -1
 	rm -rf /mnt/fsm* && sync
 }
