@@ -72,11 +72,14 @@ def work(mnt, records, prefix, worker, shared):
             path = os.path.join(shared, "blocks")
             block = rng.randbytes(4096)
             offset = worker * SHARED_SLOT + rng.randrange(SHARED_SLOT // 4096) * 4096
+            sha = hashlib.sha256(block).hexdigest()
+            # Before the write: a cut before its RANGE may leave either block there.
+            note(f"WRITING {path} {offset} {len(block)} {sha}")
             fd = os.open(path, os.O_WRONLY)
             os.pwrite(fd, block, offset)
             os.fsync(fd)
             os.close(fd)
-            note(f"RANGE {path} {offset} {len(block)} {hashlib.sha256(block).hexdigest()}")
+            note(f"RANGE {path} {offset} {len(block)} {sha}")
 
         if seq % 5 == 0:
             back = seq - 3
