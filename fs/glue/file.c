@@ -422,8 +422,9 @@ static void arborfs_readahead(struct readahead_control *rac)
  * bios are in flight; an encoded plan (compressed, or one checksum per
  * extent) is compressed first, then placed at its stored size, and its
  * bios go while the next piece compresses. What cannot be planned (a
- * partial last block, more pieces than ARBORFS_WRITE_PIECES) is written by
- * the engine under the mutex when the write finishes. Callers keep the
+ * partial block not padded to its end, more pieces than
+ * ARBORFS_WRITE_PIECES) is written by the engine under the mutex when the
+ * write finishes. Callers keep the
  * folios under writeback until then, so truncate and fsync wait for the
  * commit. Writeback keeps several writes in flight between their start
  * and finish.
@@ -631,8 +632,6 @@ struct arborfs_wb_run {
 	u8 *buf;
 	u64 start;
 	size_t len;
-	/* Bytes of buf to plan from: len, and zeros to the end of a folio cut at EOF. */
-	size_t padded;
 	u64 reserved;
 	unsigned int nr;
 	bool started;
@@ -641,19 +640,21 @@ struct arborfs_wb_run {
 	struct page *pages[WB_RUN_FOLIOS];
 };
 
-/* Map a run's folios as one buffer for its write. 0 or -ENOMEM. */
-static int arborfs_wb_map(struct arborfs_wb_run *run)
-{
-	run->buf = arborfs_map_folios(run->folios, run->nr, run->pages, WB_RUN_FOLIOS);
-	return run->buf ? 0 : -ENOMEM;
-}
-
-/* Start a run's write; a run that could not be mapped is written folio by folio when it finishes. */
+/*
+ * Start a run's write from its folios mapped as one buffer. The buffer runs
+ * to the end of the last folio, zeroed past EOF (writepages), so a partial
+ * last block is planned whole. A run that could not be mapped is written
+ * folio by folio when it finishes.
+ */
 static void arborfs_wb_start(struct inode *inode, struct arborfs_wb_run *run)
 {
+	struct folio *last = run->folios[run->nr - 1];
+
 	run->started = true;
-	if (!arborfs_wb_map(run))
-		arborfs_write_start(inode, run->start, run->buf, run->len, run->padded, &run->w);
+	run->buf = arborfs_map_folios(run->folios, run->nr, run->pages, WB_RUN_FOLIOS);
+	if (run->buf)
+		arborfs_write_start(inode, run->start, run->buf, run->len,
+				    folio_pos(last) + folio_size(last) - run->start, &run->w);
 }
 
 /* Without a mapping of the run (vmalloc space or memory short): each folio on its own, waited for. */
@@ -688,13 +689,13 @@ static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
 		return 0;
 	if (!run->started)
 		arborfs_wb_start(inode, run);
-	if (run->buf)
+	if (run->buf) {
 		err = arborfs_write_finish(inode, run->start, run->buf, run->len, &run->w, &alloc_bytes);
-	else
-		err = arborfs_wb_write_folios(inode, run, &alloc_bytes);
-	if (run->buf)
 		arborfs_unmap_folios(run->buf, run->nr);
-	run->buf = NULL;
+		run->buf = NULL;
+	} else {
+		err = arborfs_wb_write_folios(inode, run, &alloc_bytes);
+	}
 	if (err == -EROFS && arborfs_alive(sb))
 		err = -EIO;
 	if (!err) {
@@ -712,7 +713,6 @@ static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
 	arborfs_unreserve(sb, run->reserved);
 	run->nr = 0;
 	run->len = 0;
-	run->padded = 0;
 	run->reserved = 0;
 	run->started = false;
 	return err;
@@ -787,7 +787,6 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		if (len < folio_size(folio))
 			folio_zero_segment(folio, len, folio_size(folio));
 		run->len += len;
-		run->padded = run->len + folio_size(folio) - len;
 		if (folio_test_private(folio)) {
 			folio_detach_private(folio);
 			run->reserved += folio_size(folio);
