@@ -21,6 +21,8 @@ mkfs_for() {
 	arborfs) "$ARBORFS" format -q --force /dev/vda ;;
 	# Without data checksums: how much of the time is the checksum's.
 	arborfs-nocsum) "$ARBORFS" format -q --force --data-checksum none /dev/vda ;;
+	arborfs-crc32c) "$ARBORFS" format -q --force --data-checksum crc32c /dev/vda ;;
+	arborfs-xxhash) "$ARBORFS" format -q --force --data-checksum xxhash64 /dev/vda ;;
 	ext4) mkfs.ext4 -F -q /dev/vda ;;
 	xfs) mkfs.xfs -f -q /dev/vda ;;
 	btrfs) mkfs.btrfs -f -q /dev/vda ;;

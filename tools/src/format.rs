@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value = "crc32c")]
     metadata_checksum: String,
     /// Checksum for file data: none, crc32c, xxhash64.
-    #[arg(long, default_value = "crc32c")]
+    #[arg(long, default_value = "xxhash64")]
     data_checksum: String,
     /// Compression for new data: none, lz4, zstd, or zstd:LEVEL (1-19).
     #[arg(long, default_value = "none")]

@@ -162,20 +162,14 @@ const P3: u64 = 0x1656_67B1_9E37_79F9;
 const P4: u64 = 0x85EB_CA77_C2B2_AE63;
 const P5: u64 = 0x27D4_EB2F_1656_67C5;
 
+// Loads through fixed-size arrays: one machine load each, where
+// `copy_from_slice` can stay an out-of-line call (it did in the kernel).
 fn read_u64(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    if let Some(s) = b.get(..8) {
-        w.copy_from_slice(s);
-    }
-    u64::from_le_bytes(w)
+    b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w))
 }
 
 fn read_u32(b: &[u8]) -> u32 {
-    let mut w = [0u8; 4];
-    if let Some(s) = b.get(..4) {
-        w.copy_from_slice(s);
-    }
-    u32::from_le_bytes(w)
+    b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w))
 }
 
 fn round(acc: u64, input: u64) -> u64 {
@@ -207,10 +201,13 @@ impl Xxh64 {
         }
     }
 
-    fn stripe(&mut self, s: &[u8]) {
-        for (i, v) in self.v.iter_mut().enumerate() {
-            *v = round(*v, read_u64(s.get(i * 8..).unwrap_or(&[])));
-        }
+    #[inline]
+    fn stripe(&mut self, s: &[u8; 32]) {
+        let [v0, v1, v2, v3] = &mut self.v;
+        *v0 = round(*v0, read_u64(s));
+        *v1 = round(*v1, read_u64(s.get(8..).unwrap_or(&[])));
+        *v2 = round(*v2, read_u64(s.get(16..).unwrap_or(&[])));
+        *v3 = round(*v3, read_u64(s.get(24..).unwrap_or(&[])));
     }
 
     /// Feed bytes.
@@ -233,7 +230,9 @@ impl Xxh64 {
         }
         let mut chunks = data.chunks_exact(32);
         for c in &mut chunks {
-            self.stripe(c);
+            if let Some(c) = c.first_chunk::<32>() {
+                self.stripe(c);
+            }
         }
         let rem = chunks.remainder();
         if let Some(dst) = self.buf.get_mut(..rem.len()) {

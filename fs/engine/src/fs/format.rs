@@ -74,7 +74,7 @@ impl Default for FormatOptions {
             block_size: 4096,
             node_size: 0,
             meta_csum: ChecksumType::Crc32c,
-            data_csum: ChecksumType::Crc32c,
+            data_csum: ChecksumType::Xxhash64,
             compression: Compression::None,
             compression_level: 0,
             foreground_target: [0; TARGET_BYTES],
