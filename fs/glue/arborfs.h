@@ -289,6 +289,9 @@ struct arborfs_sb_info {
 	bool journal_busy;		/* a sync's journal write is in flight */
 	u64 journal_gen;		/* journal writes finished (waiters wait for it to move) */
 	wait_queue_head_t journal_wait;
+	/* Writeback runs queued and not yet written (file.c). */
+	atomic_t wb_runs;
+	wait_queue_head_t wb_wait;
 	atomic64_t sync_calls;		/* arborfs_sync calls */
 	atomic64_t sync_waits;		/* ... that waited for another's journal write */
 };
@@ -378,6 +381,9 @@ struct arborfs_write {
 };
 
 /* file.c */
+int arborfs_file_init(void);
+void arborfs_file_exit(void);
+void arborfs_wb_wait_idle(struct super_block *sb);
 void arborfs_set_large_folios(struct inode *inode);
 ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len);
 ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t len, u64 *alloc_bytes);

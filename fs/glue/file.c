@@ -5,10 +5,11 @@
  * the file ioctls.
  *
  * Buffered writes land in the page cache. Writeback gathers runs of
- * contiguous dirty folios (up to WB_RUN_BYTES), maps each run as one buffer
- * (no copy: writes are stable, so the folios do not change under
- * writeback), ends the folio lock and hands each run to the engine as one
- * copy-on-write write, so large writes make large extents.
+ * contiguous dirty folios (up to WB_RUN_BYTES), ends the folio lock and
+ * queues each run on arborfs_io_wq, which maps it as one buffer (no copy:
+ * writes are stable, so the folios do not change under writeback) and
+ * hands it to the engine as one copy-on-write write, so large writes make
+ * large extents.
  *
  * Space: a folio reserves its bytes when it first becomes dirty (marked by
  * folio->private) and gives them back once the engine has written it, or
@@ -22,6 +23,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/mempool.h>
 #include <linux/pagemap.h>
 #include <linux/slab.h>
 #include <linux/splice.h>
@@ -38,8 +40,9 @@
 #define WB_RUN_FOLIOS (WB_RUN_BYTES / PAGE_SIZE)
 /* The largest folio: one fills a writeback run. */
 #define WB_MAX_FOLIO_ORDER ilog2(WB_RUN_BYTES / PAGE_SIZE)
-/* Runs of one writeback call in flight at once. */
-#define WB_RUNS 4
+/* Runs of a mount in flight at once (16 MiB), and runs kept for when memory is short. */
+#define WB_RUNS_IN_FLIGHT 16
+#define WB_RUNS_RESERVED 4
 #define DIRECT_CHUNK (1024 * 1024)
 
 /* The folio holds a space reservation. */
@@ -182,6 +185,8 @@ u64 arborfs_new_dirty_bytes(struct inode *inode)
 static void arborfs_flush_for_space(struct super_block *sb)
 {
 	try_to_writeback_inodes_sb(sb, WB_REASON_FS_FREE_SPACE);
+	/* The runs queued give their reservations back when written. */
+	arborfs_wb_wait_idle(sb);
 	arborfs_update_avail(sb);
 }
 
@@ -201,43 +206,60 @@ void arborfs_set_large_folios(struct inode *inode)
 /* ---- reading ---- */
 
 /*
- * Read file bytes into buf (a kernel buffer) holding the mount's mutex only
- * to map the range and to finish: the member blocks are read here, all in
- * flight together, while other engine calls run; blocks or chunks that
- * reach past a span are read into a bounce buffer and the span copied out
- * once verified. Extents stored whole (compressed) are read whole into a
- * bounce buffer and checked and decoded from there, also without the
- * mutex. A bucket freed meanwhile, a damaged chunk or a failed bio
- * falls back to the engine's own read under the mutex, which tries every
- * replica and reports damage. Returns the bytes read (short at EOF) or a
- * negative errno.
+ * Reads of file bytes into a kernel buffer hold the mount's mutex only to
+ * map the range and to finish: the member blocks are read with the mutex
+ * released, all in flight together, while other engine calls run; blocks
+ * or chunks that reach past a span are read into a bounce buffer and the
+ * span copied out once verified. Extents stored whole (compressed) are
+ * read whole into a bounce buffer and checked and decoded from there, also
+ * without the mutex. A bucket freed meanwhile, a damaged chunk or a failed
+ * bio falls back to the engine's own read under the mutex, which tries
+ * every replica and reports damage.
+ *
+ * A read is started (planned, its bios submitted) and ended (verified,
+ * decoded, finished) apart, so readahead can return between the two.
  */
-ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
+struct arborfs_read_op {
+	struct inode *inode;
+	loff_t pos;
+	u8 *buf;
+	size_t len;
+	ssize_t n;		/* bytes planned (short at EOF); <= 0: nothing submitted, the result */
+	int err;		/* the start failed part way: the end falls back */
+	void *plan;
+	u8 **bounce;		/* per span: its bounce buffer, or NULL */
+	size_t nr;		/* spans */
+	s64 calls;		/* engine calls entered when the bios went */
+	struct arborfs_io_batch batch;
+};
+
+/* Plan the read of [pos, pos + len) into buf and submit its bios in r->batch, whose submitter reference is kept. */
+static void arborfs_read_start(struct arborfs_read_op *r, struct inode *inode, loff_t pos, u8 *buf, size_t len)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
-	struct arborfs_io_batch batch;
 	struct arborfs_read_span s;
 	struct blk_plug plug;
-	void *plan = NULL;
-	u8 **bounce = NULL;
-	size_t i, nr = 0;
-	s64 calls;
-	ssize_t n;
-	int err = 0;
+	size_t i;
 
-	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_plan_read(FS(sb), inode->i_ino, pos, len, &plan));
-	if (n <= 0)
-		goto out;
-	while (arborfs_rs_plan_span(plan, nr, &s))
-		nr++;
-	bounce = kcalloc(nr, sizeof(*bounce), GFP_NOFS);
-	if (!bounce)
-		goto fallback;
-	calls = atomic64_read(&sbi->engine_calls);
-	arborfs_io_batch_init(&batch);
+	*r = (struct arborfs_read_op){ .inode = inode, .pos = pos, .buf = buf, .len = len };
+	arborfs_io_batch_init(&r->batch);
+	r->n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_plan_read(FS(sb), inode->i_ino, pos, len, &r->plan));
+	if (r->n <= 0) {
+		arborfs_rs_plan_free(r->plan);
+		r->plan = NULL;
+		return;
+	}
+	while (arborfs_rs_plan_span(r->plan, r->nr, &s))
+		r->nr++;
+	r->bounce = kcalloc(r->nr, sizeof(*r->bounce), GFP_NOFS);
+	if (!r->bounce) {
+		r->err = -ENOMEM;
+		return;
+	}
+	r->calls = atomic64_read(&sbi->engine_calls);
 	blk_start_plug(&plug);
-	for (i = 0; !err && arborfs_rs_plan_span(plan, i, &s); i++) {
+	for (i = 0; !r->err && arborfs_rs_plan_span(r->plan, i, &s); i++) {
 		u8 *dst = buf + (s.start - pos);
 
 		if (s.kind == ARBORFS_SPAN_ZERO) {
@@ -245,31 +267,48 @@ ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
 		} else if (s.kind == ARBORFS_SPAN_DEVICE || s.kind == ARBORFS_SPAN_ENCODED) {
 			/* The mount opens one member: its index is 0. */
 			if (s.dev) {
-				err = -EAGAIN;
+				r->err = -EAGAIN;
 				break;
 			}
 			if (s.kind == ARBORFS_SPAN_ENCODED || s.dev_len != s.len || s.skip) {
-				dst = bounce[i] = kvmalloc(s.dev_len, GFP_NOFS);
+				dst = r->bounce[i] = kvmalloc(s.dev_len, GFP_NOFS);
 				if (!dst) {
-					err = -ENOMEM;
+					r->err = -ENOMEM;
 					break;
 				}
 			}
-			err = arborfs_io_batch_add(&batch, &sbi->member, dst, s.dev_len, s.offset, REQ_OP_READ);
+			r->err = arborfs_io_batch_add(&r->batch, &sbi->member, dst, s.dev_len, s.offset, REQ_OP_READ);
 		}
 	}
 	blk_finish_plug(&plug);
-	err = arborfs_io_batch_wait(&batch, &sbi->member) ?: err;
-	if (atomic64_read(&sbi->engine_calls) != calls)
+}
+
+/*
+ * End a started read whose bios have all ended (io_err: the batch's
+ * result): verify, decode and finish it, or read again under the mutex.
+ * Returns the bytes read (short at EOF) or a negative errno.
+ */
+static ssize_t arborfs_read_end(struct arborfs_read_op *r, int io_err)
+{
+	struct super_block *sb = r->inode->i_sb;
+	struct arborfs_sb_info *sbi = ASB(sb);
+	struct arborfs_read_span s;
+	ssize_t n = r->n;
+	int err = r->err ?: io_err;
+	size_t i;
+
+	if (n <= 0)
+		return n;
+	if (atomic64_read(&sbi->engine_calls) != r->calls)
 		atomic64_inc(&sbi->overlapped_reads);
-	for (i = 0; !err && arborfs_rs_plan_span(plan, i, &s); i++) {
-		u8 *dst = buf + (s.start - pos);
+	for (i = 0; !err && arborfs_rs_plan_span(r->plan, i, &s); i++) {
+		u8 *dst = r->buf + (s.start - r->pos);
 
 		if (s.kind == ARBORFS_SPAN_ENCODED) {
 			/* Decompression allocates: keep reclaim out of the file system. */
 			unsigned int nofs = memalloc_nofs_save();
 
-			err = arborfs_rs_plan_decode(plan, i, bounce[i], s.dev_len, dst, s.len);
+			err = arborfs_rs_plan_decode(r->plan, i, r->bounce[i], s.dev_len, dst, s.len);
 			memalloc_nofs_restore(nofs);
 			if (!err)
 				atomic64_inc(&sbi->decoded_reads);
@@ -277,28 +316,38 @@ ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
 		}
 		if (s.kind != ARBORFS_SPAN_DEVICE)
 			continue;
-		err = arborfs_rs_plan_verify(plan, i, bounce[i] ?: dst, s.dev_len);
-		if (!err && bounce[i])
-			memcpy(dst, bounce[i] + s.skip, s.len);
+		err = arborfs_rs_plan_verify(r->plan, i, r->bounce[i] ?: dst, s.dev_len);
+		if (!err && r->bounce[i])
+			memcpy(dst, r->bounce[i] + s.skip, s.len);
 	}
 	if (!err)
-		err = ENGINE_CALL(sb, arborfs_rs_plan_finish(FS(sb), plan, buf, n));
+		err = ENGINE_CALL(sb, arborfs_rs_plan_finish(FS(sb), r->plan, r->buf, n));
 	if (!err) {
 		atomic64_inc(&sbi->planned_reads);
-		goto out;
+	} else {
+		if (err == 1)
+			atomic64_inc(&sbi->replanned_reads);
+		n = arborfs_alive(sb) ?:
+			    ENGINE_CALL(sb, arborfs_rs_read(FS(sb), r->inode->i_ino, r->pos, r->buf, r->len));
 	}
-	if (err == 1)
-		atomic64_inc(&sbi->replanned_reads);
-fallback:
-	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_read(FS(sb), inode->i_ino, pos, buf, len));
-out:
-	if (bounce) {
-		for (i = 0; i < nr; i++)
-			kvfree(bounce[i]);
-		kfree(bounce);
+	if (r->bounce) {
+		for (i = 0; i < r->nr; i++)
+			kvfree(r->bounce[i]);
+		kfree(r->bounce);
 	}
-	arborfs_rs_plan_free(plan);
+	arborfs_rs_plan_free(r->plan);
 	return n;
+}
+
+/* Read file bytes into buf (a kernel buffer) and wait: the bytes read (short at EOF) or a negative errno. */
+ssize_t arborfs_read(struct inode *inode, loff_t pos, u8 *buf, size_t len)
+{
+	struct arborfs_read_op r;
+
+	arborfs_read_start(&r, inode, pos, buf, len);
+	if (r.n <= 0)
+		return r.n;
+	return arborfs_read_end(&r, arborfs_io_batch_wait(&r.batch, &ASB(inode->i_sb)->member));
 }
 
 /*
@@ -365,49 +414,102 @@ static void arborfs_unmap_folios(u8 *buf, unsigned int nr)
 		vunmap(buf);
 }
 
-/* Read a whole readahead window at once, straight into its folios mapped as one buffer. */
+/*
+ * A readahead window in flight: its folios, locked (so they stay in the
+ * page cache and readers wait for them), mapped as one buffer.
+ */
+struct arborfs_readahead {
+	struct arborfs_read_op op;
+	struct work_struct work;
+	u8 *buf;
+	size_t len;		/* the folios' bytes */
+	struct page **pages;
+	unsigned int nr;
+	struct folio *folios[];
+};
+
+/* Complete the folios of a window read with result n, and free it. */
+static void arborfs_readahead_end(struct arborfs_readahead *ra, ssize_t n)
+{
+	unsigned int i;
+
+	if (n >= 0)
+		memset(ra->buf + n, 0, ra->len - n);
+	arborfs_unmap_folios(ra->buf, ra->nr);
+	for (i = 0; i < ra->nr; i++) {
+		/* The window failed (damage, memory): each folio on its own, so the good ones read. */
+		if (n >= 0)
+			folio_mark_uptodate(ra->folios[i]);
+		else
+			arborfs_fill_folio(ra->op.inode, ra->folios[i]);
+		folio_unlock(ra->folios[i]);
+	}
+	kfree(ra->pages);
+	kfree(ra);
+}
+
+/* On arborfs_io_wq once the window's bios have ended. */
+static void arborfs_readahead_work(struct work_struct *work)
+{
+	struct arborfs_readahead *ra = container_of(work, struct arborfs_readahead, work);
+	int io_err = arborfs_io_batch_end(&ra->op.batch, &ASB(ra->op.inode->i_sb)->member);
+
+	arborfs_readahead_end(ra, arborfs_read_end(&ra->op, io_err));
+}
+
+/*
+ * Read a whole readahead window at once, straight into its folios mapped
+ * as one buffer, and return once its bios are submitted: the reader copies
+ * out earlier folios meanwhile, and the checksums are verified and the
+ * folios completed on arborfs_io_wq (on the other CPU if it is free).
+ */
 static void arborfs_readahead(struct readahead_control *rac)
 {
 	struct inode *inode = rac->mapping->host;
 	loff_t pos = readahead_pos(rac);
 	loff_t size = i_size_read(inode);
-	size_t len = readahead_length(rac);
-	unsigned int nr_pages = readahead_count(rac), nr = 0, i;
-	struct folio **folios = NULL;
-	struct page **pages = NULL;
+	unsigned int nr_pages = readahead_count(rac), i;
+	struct arborfs_readahead *ra = NULL;
 	struct folio *folio;
-	ssize_t n = -EIO;
-	u8 *buf;
 
-	if (pos < size && len > PAGE_SIZE) {
-		folios = kmalloc_array(nr_pages, sizeof(*folios), GFP_KERNEL | __GFP_NOWARN);
-		pages = kmalloc_array(nr_pages, sizeof(*pages), GFP_KERNEL | __GFP_NOWARN);
+	if (pos < size && readahead_length(rac) > PAGE_SIZE) {
+		ra = kmalloc(struct_size(ra, folios, nr_pages), GFP_KERNEL | __GFP_NOWARN);
+		if (ra) {
+			ra->pages = kmalloc_array(nr_pages, sizeof(*ra->pages), GFP_KERNEL | __GFP_NOWARN);
+			if (!ra->pages) {
+				kfree(ra);
+				ra = NULL;
+			}
+		}
 	}
-	if (folios && pages) {
+	if (ra) {
 		/* Locked, so they stay in the page cache without the references readahead_folio drops. */
-		len = 0;
-		while (nr < nr_pages && (folio = readahead_folio(rac))) {
-			folios[nr++] = folio;
-			len += folio_size(folio);
+		ra->nr = 0;
+		ra->len = 0;
+		while (ra->nr < nr_pages && (folio = readahead_folio(rac))) {
+			ra->folios[ra->nr++] = folio;
+			ra->len += folio_size(folio);
 		}
-		buf = arborfs_map_folios(folios, nr, pages, nr_pages);
-		if (buf) {
-			n = arborfs_read(inode, pos, buf, min_t(loff_t, len, size - pos));
-			if (n >= 0)
-				memset(buf + n, 0, len - n);
-			arborfs_unmap_folios(buf, nr);
-		}
-		for (i = 0; i < nr; i++) {
-			/* The window failed (damage, memory): each folio on its own, so the good ones read. */
-			if (n >= 0)
-				folio_mark_uptodate(folios[i]);
-			else
-				arborfs_fill_folio(inode, folios[i]);
-			folio_unlock(folios[i]);
+		ra->buf = arborfs_map_folios(ra->folios, ra->nr, ra->pages, nr_pages);
+		if (!ra->buf) {
+			/* No memory for the mapping: each folio on its own. */
+			for (i = 0; i < ra->nr; i++) {
+				arborfs_fill_folio(inode, ra->folios[i]);
+				folio_unlock(ra->folios[i]);
+			}
+			kfree(ra->pages);
+			kfree(ra);
+		} else {
+			arborfs_read_start(&ra->op, inode, pos, ra->buf, min_t(loff_t, ra->len, size - pos));
+			if (ra->op.n <= 0) {
+				arborfs_readahead_end(ra, ra->op.n);
+			} else {
+				INIT_WORK(&ra->work, arborfs_readahead_work);
+				ra->op.batch.then = &ra->work;
+				arborfs_io_batch_submitted(&ra->op.batch);
+			}
 		}
 	}
-	kfree(folios);
-	kfree(pages);
 	/* Whatever is left (a one-page window, no memory) is read folio by folio. */
 	while ((folio = readahead_folio(rac))) {
 		arborfs_fill_folio(inode, folio);
@@ -626,35 +728,65 @@ out:
 	return copied;
 }
 
-/* A run of contiguous folios under writeback, and its write. */
+/*
+ * A run of contiguous folios under writeback, and its write. writepages
+ * gathers runs and hands each to arborfs_io_wq, which plans, writes,
+ * checksums and commits it and ends writeback on its folios: writepages
+ * returns once its runs are queued, the flusher goes on gathering while
+ * earlier runs are in flight, and the CPU work of several runs (checksums,
+ * compression) spreads over the CPUs. Waiters (fsync, sync, truncate,
+ * unmount) wait for the folios' writeback as they would for any bio.
+ */
 struct arborfs_wb_run {
-	/* The folios' bytes as one buffer while the write runs (NULL: not mapped). */
-	u8 *buf;
+	struct work_struct work;
+	struct inode *inode;
 	u64 start;
 	size_t len;
 	u64 reserved;
 	unsigned int nr;
-	bool started;
 	struct arborfs_write w;
 	struct folio *folios[WB_RUN_FOLIOS];
 	struct page *pages[WB_RUN_FOLIOS];
 };
 
-/*
- * Start a run's write from its folios mapped as one buffer. The buffer runs
- * to the end of the last folio, zeroed past EOF (writepages), so a partial
- * last block is planned whole. A run that could not be mapped is written
- * folio by folio when it finishes.
- */
-static void arborfs_wb_start(struct inode *inode, struct arborfs_wb_run *run)
-{
-	struct folio *last = run->folios[run->nr - 1];
+/* Runs come from a mempool: writeback must progress when memory is short. */
+static struct kmem_cache *arborfs_wb_run_cachep;
+static mempool_t *arborfs_wb_run_pool;
 
-	run->started = true;
-	run->buf = arborfs_map_folios(run->folios, run->nr, run->pages, WB_RUN_FOLIOS);
-	if (run->buf)
-		arborfs_write_start(inode, run->start, run->buf, run->len,
-				    folio_pos(last) + folio_size(last) - run->start, &run->w);
+int arborfs_file_init(void)
+{
+	arborfs_wb_run_cachep = KMEM_CACHE(arborfs_wb_run, 0);
+	if (!arborfs_wb_run_cachep)
+		return -ENOMEM;
+	arborfs_wb_run_pool = mempool_create_slab_pool(WB_RUNS_RESERVED, arborfs_wb_run_cachep);
+	if (!arborfs_wb_run_pool) {
+		kmem_cache_destroy(arborfs_wb_run_cachep);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void arborfs_file_exit(void)
+{
+	mempool_destroy(arborfs_wb_run_pool);
+	kmem_cache_destroy(arborfs_wb_run_cachep);
+}
+
+/* A new run from pos, once the mount has fewer than WB_RUNS_IN_FLIGHT. */
+static struct arborfs_wb_run *arborfs_wb_get(struct inode *inode, u64 pos)
+{
+	struct arborfs_sb_info *sbi = ASB(inode->i_sb);
+	struct arborfs_wb_run *run;
+
+	wait_event(sbi->wb_wait, atomic_add_unless(&sbi->wb_runs, 1, WB_RUNS_IN_FLIGHT));
+	/* Sleeps for a run another write gives back rather than fail. */
+	run = mempool_alloc(arborfs_wb_run_pool, GFP_NOFS);
+	run->inode = inode;
+	run->start = pos;
+	run->len = 0;
+	run->reserved = 0;
+	run->nr = 0;
+	return run;
 }
 
 /* Without a mapping of the run (vmalloc space or memory short): each folio on its own, waited for. */
@@ -677,22 +809,30 @@ static int arborfs_wb_write_folios(struct inode *inode, struct arborfs_wb_run *r
 	return 0;
 }
 
-/* Finish a run's write (start it first if need be) and end writeback on its folios. */
-static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
+/*
+ * Write a run from its folios mapped as one buffer, commit it, and end
+ * writeback on its folios; then give the run back. The buffer runs to the
+ * end of the last folio, zeroed past EOF (writepages), so a partial last
+ * block is planned whole. Once the last folio ends writeback the inode may
+ * be evicted: nothing of it is touched after that.
+ */
+static int arborfs_wb_write(struct arborfs_wb_run *run)
 {
+	struct inode *inode = run->inode;
 	struct super_block *sb = inode->i_sb;
+	struct arborfs_sb_info *sbi = ASB(sb);
+	struct folio *last = run->folios[run->nr - 1];
+	unsigned int i, nofs = memalloc_nofs_save();
 	u64 alloc_bytes = 0;
-	unsigned int i;
 	int err;
+	u8 *buf;
 
-	if (!run->nr)
-		return 0;
-	if (!run->started)
-		arborfs_wb_start(inode, run);
-	if (run->buf) {
-		err = arborfs_write_finish(inode, run->start, run->buf, run->len, &run->w, &alloc_bytes);
-		arborfs_unmap_folios(run->buf, run->nr);
-		run->buf = NULL;
+	buf = arborfs_map_folios(run->folios, run->nr, run->pages, WB_RUN_FOLIOS);
+	if (buf) {
+		arborfs_write_start(inode, run->start, buf, run->len, folio_pos(last) + folio_size(last) - run->start,
+				    &run->w);
+		err = arborfs_write_finish(inode, run->start, buf, run->len, &run->w, &alloc_bytes);
+		arborfs_unmap_folios(buf, run->nr);
 	} else {
 		err = arborfs_wb_write_folios(inode, run, &alloc_bytes);
 	}
@@ -701,43 +841,53 @@ static int arborfs_wb_finish(struct inode *inode, struct arborfs_wb_run *run)
 	if (!err) {
 		arborfs_set_blocks(inode, alloc_bytes);
 		/* Keep the cached free space conservative until the next look. */
-		atomic64_sub(run->len, &ASB(sb)->avail);
-	}
-	for (i = 0; i < run->nr; i++) {
-		if (err)
-			mapping_set_error(inode->i_mapping, err);
-		folio_end_writeback(run->folios[i]);
+		atomic64_sub(run->len, &sbi->avail);
 	}
 	/* Written (or failed): st_blocks now counts what the engine holds. */
 	atomic64_sub(run->reserved, &AI(inode)->delalloc);
 	arborfs_unreserve(sb, run->reserved);
-	run->nr = 0;
-	run->len = 0;
-	run->reserved = 0;
-	run->started = false;
+	if (err)
+		mapping_set_error(inode->i_mapping, err);
+	for (i = 0; i < run->nr; i++)
+		folio_end_writeback(run->folios[i]);
+	memalloc_nofs_restore(nofs);
+	mempool_free(run, arborfs_wb_run_pool);
+	/* The super block outlives this: unmount flushes arborfs_io_wq. */
+	atomic_dec(&sbi->wb_runs);
+	wake_up_all(&sbi->wb_wait);
 	return err;
 }
 
-static void arborfs_wb_free(struct arborfs_wb_run **runs)
+static void arborfs_wb_work(struct work_struct *work)
 {
-	unsigned int i;
+	arborfs_wb_write(container_of(work, struct arborfs_wb_run, work));
+}
 
-	for (i = 0; i < WB_RUNS; i++)
-		kfree(runs[i]);
+static void arborfs_wb_queue(struct arborfs_wb_run *run)
+{
+	INIT_WORK(&run->work, arborfs_wb_work);
+	queue_work(arborfs_io_wq, &run->work);
+}
+
+/* Wait until every run of the mount in flight is written (its space reservations given back). */
+void arborfs_wb_wait_idle(struct super_block *sb)
+{
+	struct arborfs_sb_info *sbi = ASB(sb);
+
+	wait_event(sbi->wb_wait, !atomic_read(&sbi->wb_runs));
 }
 
 /*
- * Up to WB_RUNS runs of at most 1 MiB each: when one is full its write
- * starts, and the oldest in flight is finished only when its slot is
- * needed again, so several runs' bios are in flight at once.
+ * Gather dirty folios into runs of at most 1 MiB and queue each as it
+ * fills. A data-integrity writeback (fsync, sync) writes its last run
+ * itself: it waits for it anyway, and is spared a switch to a worker
+ * (an fsync of a small file is one run).
  */
 static int arborfs_writepages(struct address_space *mapping, struct writeback_control *wbc)
 {
 	struct inode *inode = mapping->host;
-	struct arborfs_wb_run *runs[WB_RUNS] = { NULL };
-	struct arborfs_wb_run *run;
+	struct arborfs_wb_run *run = NULL;
 	struct folio *folio = NULL;
-	unsigned int cur = 0, nr_runs, i;
 	int err = 0;
 
 	/*
@@ -747,15 +897,6 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 	 */
 	if (IS_SWAPFILE(inode))
 		return 0;
-	/* As many runs as memory allows, at least one. */
-	for (nr_runs = 0; nr_runs < WB_RUNS; nr_runs++) {
-		runs[nr_runs] = kzalloc(sizeof(*run), GFP_NOFS);
-		if (!runs[nr_runs])
-			break;
-	}
-	if (!nr_runs)
-		return -ENOMEM;
-	run = runs[0];
 	while ((folio = writeback_iter(mapping, wbc, folio, &err))) {
 		loff_t size = i_size_read(inode);
 		loff_t pos = folio_pos(folio);
@@ -769,15 +910,12 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		}
 		len = min_t(loff_t, len, size - pos);
 		/* A folio is at most WB_RUN_BYTES (arborfs_set_large_folios): it fits an empty run. */
-		if (run->nr && (pos != run->start + run->len || run->len + folio_size(folio) > WB_RUN_BYTES)) {
-			arborfs_wb_start(inode, run);
-			cur = (cur + 1) % nr_runs;
-			run = runs[cur];
-			/* The oldest run in flight gives up its slot. */
-			err = arborfs_wb_finish(inode, run) ?: err;
+		if (run && (pos != run->start + run->len || run->len + folio_size(folio) > WB_RUN_BYTES)) {
+			arborfs_wb_queue(run);
+			run = NULL;
 		}
-		if (!run->nr)
-			run->start = pos;
+		if (!run)
+			run = arborfs_wb_get(inode, pos);
 		/*
 		 * The folio's bytes past EOF are not the file's, but mmap may
 		 * have stored there: zero them (as iomap does at each writeback),
@@ -795,10 +933,12 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		folio_unlock(folio);
 		run->folios[run->nr++] = folio;
 	}
-	/* The rest in the order they started: the current run last. */
-	for (i = 1; i <= nr_runs; i++)
-		err = arborfs_wb_finish(inode, runs[(cur + i) % nr_runs]) ?: err;
-	arborfs_wb_free(runs);
+	if (run) {
+		if (wbc->sync_mode == WB_SYNC_ALL)
+			err = arborfs_wb_write(run) ?: err;
+		else
+			arborfs_wb_queue(run);
+	}
 	return err;
 }
 

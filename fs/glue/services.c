@@ -13,6 +13,7 @@
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/timekeeping.h>
+#include <linux/workqueue.h>
 #include <linux/sched/clock.h>
 
 #include "services.h"
@@ -86,15 +87,39 @@ static void arborfs_io_batch_end_io(struct bio *bio)
 	if (bio->bi_status)
 		WRITE_ONCE(b->err, blk_status_to_errno(bio->bi_status));
 	bio_put(bio);
-	if (atomic_dec_and_test(&b->pending))
-		complete(&b->done);
+	if (atomic_dec_and_test(&b->pending)) {
+		if (b->then)
+			queue_work(arborfs_io_wq, b->then);
+		else
+			complete(&b->done);
+	}
+}
+
+/*
+ * Where batches with a `then` finish: verifying checksums and completing
+ * folios must not run in a bio's end_io (interrupt context), and unbound
+ * workers put that work on whichever CPU is free. It may have to run for
+ * reclaim to progress (locked page-cache folios wait for it): a rescuer.
+ */
+struct workqueue_struct *arborfs_io_wq;
+
+int arborfs_io_init(void)
+{
+	arborfs_io_wq = alloc_workqueue("arborfs_io", WQ_UNBOUND | WQ_HIGHPRI | WQ_MEM_RECLAIM, 0);
+	return arborfs_io_wq ? 0 : -ENOMEM;
+}
+
+void arborfs_io_exit(void)
+{
+	destroy_workqueue(arborfs_io_wq);
 }
 
 void arborfs_io_batch_init(struct arborfs_io_batch *b)
 {
-	atomic_set(&b->pending, 1);	/* the waiter's own, dropped in _wait */
+	atomic_set(&b->pending, 1);	/* the submitter's own, dropped in _wait or _submitted */
 	b->start_ns = local_clock();
 	b->err = 0;
+	b->then = NULL;
 	init_completion(&b->done);
 }
 
@@ -127,6 +152,22 @@ int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m)
 {
 	if (!atomic_dec_and_test(&b->pending))
 		wait_for_completion_io(&b->done);
+	return arborfs_io_batch_end(b, m);
+}
+
+/*
+ * The submitter is done adding bios to a batch with `then` set: the work is
+ * queued when the last bio ends, at once if none is left in flight.
+ */
+void arborfs_io_batch_submitted(struct arborfs_io_batch *b)
+{
+	if (atomic_dec_and_test(&b->pending))
+		queue_work(arborfs_io_wq, b->then);
+}
+
+/* A batch whose bios have all ended: counts its time; 0 or the errno of a failed bio. */
+int arborfs_io_batch_end(struct arborfs_io_batch *b, struct arborfs_member *m)
+{
 	atomic64_add(local_clock() - b->start_ns, &m->batch_ns);
 	atomic64_inc(&m->batch_waits);
 	return READ_ONCE(b->err);

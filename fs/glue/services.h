@@ -7,6 +7,7 @@
 #include <linux/atomic.h>
 #include <linux/completion.h>
 #include <linux/blk_types.h>
+#include <linux/workqueue.h>
 
 /*
  * A member device as the Rust side holds it (an opaque pointer): the block
@@ -25,17 +26,27 @@ int arborfs_glue_bdev_read(void *dev, u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_flush(void *dev);
 
-/* Bios submitted together and waited for once (several in flight). */
+/*
+ * Bios submitted together (several in flight) and either waited for once
+ * or, with `then` set, finished by a work item queued on arborfs_io_wq
+ * when the last of them ends.
+ */
 struct arborfs_io_batch {
 	atomic_t pending;
 	u64 start_ns;
 	int err;
 	struct completion done;
+	struct work_struct *then;
 };
+extern struct workqueue_struct *arborfs_io_wq;
+int arborfs_io_init(void);
+void arborfs_io_exit(void);
 void arborfs_io_batch_init(struct arborfs_io_batch *b);
 int arborfs_io_batch_add(struct arborfs_io_batch *b, struct arborfs_member *m, u8 *buf, size_t len, u64 off,
 			 blk_opf_t op);
 int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m);
+void arborfs_io_batch_submitted(struct arborfs_io_batch *b);
+int arborfs_io_batch_end(struct arborfs_io_batch *b, struct arborfs_member *m);
 int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 off);
 int arborfs_glue_journal_write(struct arborfs_member *m, const u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_discard(void *dev, u64 off, u64 len);

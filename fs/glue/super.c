@@ -101,6 +101,8 @@ static void arborfs_put_super(struct super_block *sb)
 	shrinker_free(s->shrinker);
 	s->shrinker = NULL;
 	arborfs_wait_journal(sb);
+	/* Readahead and writeback finishing in the background may still be in the engine. */
+	flush_workqueue(arborfs_io_wq);
 	if (s->fs && ENGINE_CALL(sb, arborfs_rs_unmount(s->fs)))
 		pr_err("arborfs: %s: unmounted with errors; run fsck.arborfs\n", sb->s_id);
 	s->fs = NULL;
@@ -391,6 +393,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		return -ENOMEM;
 	mutex_init(&s->lock);
 	init_waitqueue_head(&s->journal_wait);
+	init_waitqueue_head(&s->wb_wait);
 	s->opts = *(struct arborfs_options *)fc->fs_private;
 	sb->s_fs_info = s;
 	sb->s_magic = ARBORFS_MAGIC;
@@ -526,6 +529,8 @@ static int arborfs_reconfigure(struct fs_context *fc)
 	if (want_ro == sb_rdonly(sb))
 		return arborfs_apply_options(sb);
 	arborfs_wait_journal(sb);
+	/* Readahead planned by the engine being replaced finishes with it. */
+	flush_workqueue(arborfs_io_wq);
 	err = ENGINE_CALL(sb, arborfs_rs_remount(&ASB(sb)->fs, &ASB(sb)->member, bdev_nr_bytes(sb->s_bdev), want_ro, &ro));
 	if (err)
 		return err;
@@ -613,20 +618,33 @@ int arborfs_glue_register(void)
 	arborfs_inode_cachep = kmem_cache_create("arborfs_inode", sizeof(struct arborfs_inode), 0,
 						 SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT, arborfs_inode_init_once);
 	if (!arborfs_inode_cachep) {
-		kobject_put(arborfs_kobj);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out_kobj;
 	}
+	err = arborfs_io_init();
+	if (err)
+		goto out_cache;
+	err = arborfs_file_init();
+	if (err)
+		goto out_io;
 	err = register_filesystem(&arborfs_fs_type);
-	if (err) {
-		kmem_cache_destroy(arborfs_inode_cachep);
-		kobject_put(arborfs_kobj);
-	}
+	if (!err)
+		return 0;
+	arborfs_file_exit();
+out_io:
+	arborfs_io_exit();
+out_cache:
+	kmem_cache_destroy(arborfs_inode_cachep);
+out_kobj:
+	kobject_put(arborfs_kobj);
 	return err;
 }
 
 void arborfs_glue_unregister(void)
 {
 	unregister_filesystem(&arborfs_fs_type);
+	arborfs_io_exit();
+	arborfs_file_exit();
 	/* Inodes freed through RCU must be gone before their cache. */
 	rcu_barrier();
 	kmem_cache_destroy(arborfs_inode_cachep);
