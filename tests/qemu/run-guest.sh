@@ -5,7 +5,7 @@
 #
 # usage: run-guest.sh [--kernel BZIMAGE] [--disk IMG]... [--module KO]...
 #                     [--timeout SEC] [--log FILE] [--outdir DIR] [--quiet]
-#                     [--mem SIZE] [--smp N] [--append ARGS] [-- CMD...]
+#                     [--mem SIZE] [--smp N] [--prealloc] [--append ARGS] [-- CMD...]
 #   --kernel   bzImage (default: the one tests/kernel/build.sh builds)
 #   --disk     raw image, virtio-blk: first is /dev/vda, then /dev/vdb, ...
 #   --module   .ko loaded with insmod before CMD (in the order given)
@@ -15,6 +15,10 @@
 #              guest): CMD can leave result files there (default: a temp dir, removed)
 #   --interactive  run CMD with the serial console as its terminal (a shell
 #              started by CMD stays usable); default: CMD's stdin is /dev/null
+#   --prealloc allocate all guest RAM on the host before booting (QEMU
+#              -mem-prealloc); without it the first touch of each guest page
+#              costs a host page fault, so whatever first fills the page
+#              cache runs slower (benchmarks)
 #   --quiet    do not echo the console while it runs; afterwards print only
 #              what CMD printed (kernel messages interleaved may show up)
 #   CMD        one argument is run as a bash script line, several as an argv;
@@ -26,7 +30,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 INIT=$HERE/guest-init.sh
-KERNEL= LOG= OUTDIR= TIMEOUT= QUIET=0 INTERACTIVE=0 MEM=2G SMP=2 APPEND=
+KERNEL= LOG= OUTDIR= TIMEOUT= QUIET=0 INTERACTIVE=0 MEM=2G SMP=2 PREALLOC=0 APPEND=
 DISKS=() MODULES=() CMD=()
 
 die() { echo "run-guest.sh: $*" >&2; exit 2; }
@@ -44,6 +48,7 @@ parse_args() {
 		--interactive) INTERACTIVE=1; shift ;;
 		--mem) MEM=$2; shift 2 ;;
 		--smp) SMP=$2; shift 2 ;;
+		--prealloc) PREALLOC=1; shift ;;
 		--append) APPEND=$2; shift 2 ;;
 		--) shift; CMD=("$@"); break ;;
 		-h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -102,6 +107,7 @@ run_qemu() {
 		-serial chardev:con -mon chardev=con,mode=readline
 		-nic none
 	)
+	((PREALLOC)) && args+=(-mem-prealloc)
 	local d
 	for d in "${DISKS[@]}"; do
 		args+=(-drive "file=${d//,/,,},format=raw,if=virtio,cache=unsafe")
