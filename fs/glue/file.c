@@ -421,9 +421,9 @@ static void arborfs_unmap_folios(u8 *buf, unsigned int nr)
 struct arborfs_readahead {
 	struct arborfs_read_op op;
 	struct work_struct work;
-	u8 *buf;
+	u8 *buf;		/* NULL: the folios could not be mapped */
 	size_t len;		/* the folios' bytes */
-	struct page **pages;
+	struct page **pages;	/* room for arborfs_map_folios, after folios[] */
 	unsigned int nr;
 	struct folio *folios[];
 };
@@ -435,7 +435,8 @@ static void arborfs_readahead_end(struct arborfs_readahead *ra, ssize_t n)
 
 	if (n >= 0)
 		memset(ra->buf + n, 0, ra->len - n);
-	arborfs_unmap_folios(ra->buf, ra->nr);
+	if (ra->buf)
+		arborfs_unmap_folios(ra->buf, ra->nr);
 	for (i = 0; i < ra->nr; i++) {
 		/* The window failed (damage, memory): each folio on its own, so the good ones read. */
 		if (n >= 0)
@@ -444,7 +445,6 @@ static void arborfs_readahead_end(struct arborfs_readahead *ra, ssize_t n)
 			arborfs_fill_folio(ra->op.inode, ra->folios[i]);
 		folio_unlock(ra->folios[i]);
 	}
-	kfree(ra->pages);
 	kfree(ra);
 }
 
@@ -468,21 +468,17 @@ static void arborfs_readahead(struct readahead_control *rac)
 	struct inode *inode = rac->mapping->host;
 	loff_t pos = readahead_pos(rac);
 	loff_t size = i_size_read(inode);
-	unsigned int nr_pages = readahead_count(rac), i;
+	unsigned int nr_pages = readahead_count(rac);
 	struct arborfs_readahead *ra = NULL;
 	struct folio *folio;
 
-	if (pos < size && readahead_length(rac) > PAGE_SIZE) {
-		ra = kmalloc(struct_size(ra, folios, nr_pages), GFP_KERNEL | __GFP_NOWARN);
-		if (ra) {
-			ra->pages = kmalloc_array(nr_pages, sizeof(*ra->pages), GFP_KERNEL | __GFP_NOWARN);
-			if (!ra->pages) {
-				kfree(ra);
-				ra = NULL;
-			}
-		}
-	}
+	if (pos < size && readahead_length(rac) > PAGE_SIZE)
+		ra = kmalloc(size_add(struct_size(ra, folios, nr_pages), array_size(nr_pages, sizeof(*ra->pages))),
+			     GFP_KERNEL | __GFP_NOWARN);
 	if (ra) {
+		ra->pages = (struct page **)&ra->folios[nr_pages];
+		/* arborfs_read_start fills the rest of op; the fallback needs the inode before it. */
+		ra->op.inode = inode;
 		/* Locked, so they stay in the page cache without the references readahead_folio drops. */
 		ra->nr = 0;
 		ra->len = 0;
@@ -493,12 +489,7 @@ static void arborfs_readahead(struct readahead_control *rac)
 		ra->buf = arborfs_map_folios(ra->folios, ra->nr, ra->pages, nr_pages);
 		if (!ra->buf) {
 			/* No memory for the mapping: each folio on its own. */
-			for (i = 0; i < ra->nr; i++) {
-				arborfs_fill_folio(inode, ra->folios[i]);
-				folio_unlock(ra->folios[i]);
-			}
-			kfree(ra->pages);
-			kfree(ra);
+			arborfs_readahead_end(ra, -ENOMEM);
 		} else {
 			arborfs_read_start(&ra->op, inode, pos, ra->buf, min_t(loff_t, ra->len, size - pos));
 			if (ra->op.n <= 0) {
@@ -528,8 +519,7 @@ static void arborfs_readahead(struct readahead_control *rac)
  * ARBORFS_WRITE_PIECES) is written by the engine under the mutex when the
  * write finishes. Callers keep the
  * folios under writeback until then, so truncate and fsync wait for the
- * commit. Writeback keeps several writes in flight between their start
- * and finish.
+ * commit. Writeback runs several writes at once, one per worker.
  */
 /* Submit a piece's bios, plugged so they merge, and unplugged before the CPU work that follows. */
 static int arborfs_write_submit(struct arborfs_write *w, struct arborfs_member *m, u32 dev, const u8 *data,
@@ -744,7 +734,6 @@ struct arborfs_wb_run {
 	size_t len;
 	u64 reserved;
 	unsigned int nr;
-	struct arborfs_write w;
 	struct folio *folios[WB_RUN_FOLIOS];
 	struct page *pages[WB_RUN_FOLIOS];
 };
@@ -822,16 +811,17 @@ static int arborfs_wb_write(struct arborfs_wb_run *run)
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
 	struct folio *last = run->folios[run->nr - 1];
-	unsigned int i, nofs = memalloc_nofs_save();
+	struct arborfs_write w;
 	u64 alloc_bytes = 0;
+	unsigned int i;
 	int err;
 	u8 *buf;
 
 	buf = arborfs_map_folios(run->folios, run->nr, run->pages, WB_RUN_FOLIOS);
 	if (buf) {
 		arborfs_write_start(inode, run->start, buf, run->len, folio_pos(last) + folio_size(last) - run->start,
-				    &run->w);
-		err = arborfs_write_finish(inode, run->start, buf, run->len, &run->w, &alloc_bytes);
+				    &w);
+		err = arborfs_write_finish(inode, run->start, buf, run->len, &w, &alloc_bytes);
 		arborfs_unmap_folios(buf, run->nr);
 	} else {
 		err = arborfs_wb_write_folios(inode, run, &alloc_bytes);
@@ -850,7 +840,6 @@ static int arborfs_wb_write(struct arborfs_wb_run *run)
 		mapping_set_error(inode->i_mapping, err);
 	for (i = 0; i < run->nr; i++)
 		folio_end_writeback(run->folios[i]);
-	memalloc_nofs_restore(nofs);
 	mempool_free(run, arborfs_wb_run_pool);
 	/* The super block outlives this: unmount flushes arborfs_io_wq. */
 	atomic_dec(&sbi->wb_runs);
