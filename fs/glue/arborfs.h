@@ -189,14 +189,14 @@ void arborfs_rs_plan_free(void *plan);
 /*
  * Writes without the mutex across device I/O and compression: plan (mutex;
  * a plan not *placed is encoded, then placed), encode/free (no mutex),
- * place (mutex), commit or abort (mutex).
+ * place (mutex), commit or abort (mutex; several plans of one file at once).
  */
 ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, u64 data_end, void **plan, u32 *dev,
 			      u64 *offset, int *placed);
 int arborfs_rs_wplan_encode(void *plan, const u8 *buf, size_t len, const u8 **out, size_t *out_len);
 int arborfs_rs_write_place(void *fs, void *plan, u32 *dev, u64 *offset);
-int arborfs_rs_write_commit(void *fs, const void *plan, u64 *alloc_bytes);
-int arborfs_rs_write_abort(void *fs, const void *plan);
+int arborfs_rs_write_commit(void *fs, u64 ino, void *const *plans, size_t n, u64 *alloc_bytes);
+int arborfs_rs_write_abort(void *fs, u64 ino, void *const *plans, size_t n);
 void arborfs_rs_wplan_free(void *plan);
 ssize_t arborfs_rs_readlink(void *fs, u64 ino, u8 *buf, size_t len);
 int arborfs_rs_statfs(void *fs, struct arborfs_statfs *out);
@@ -371,13 +371,17 @@ extern const struct file_operations arborfs_dir_fops;
  * A write in flight (file.c): its plans and their bios. A 1 MiB writeback
  * run is one plain plan, or eight encoded (compressed) ones of 128 KiB.
  */
-#define ARBORFS_WRITE_PIECES 8
+/*
+ * Plans of one write in flight: a writeback run of up to 32 ranges, each
+ * in one or more plans (a compressed piece is at most 128 KiB, so a 1 MiB
+ * range is eight).
+ */
+#define ARBORFS_WRITE_PLANS 48
 struct arborfs_write {
 	struct arborfs_io_batch batch;
-	void *plans[ARBORFS_WRITE_PIECES];
+	void *plans[ARBORFS_WRITE_PLANS];
 	unsigned int nr_plans;
-	size_t planned;		/* bytes from the start the plans cover */
-	int err;
+	int err;		/* the first error planning or submitting */
 };
 
 /* file.c */

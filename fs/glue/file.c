@@ -4,12 +4,13 @@
  * writepages, mmap), O_DIRECT, fsync, fallocate, SEEK_DATA/SEEK_HOLE and
  * the file ioctls.
  *
- * Buffered writes land in the page cache. Writeback gathers runs of
- * contiguous dirty folios (up to WB_RUN_BYTES), ends the folio lock and
- * queues each run on arborfs_io_wq, which maps it as one buffer (no copy:
- * writes are stable, so the folios do not change under writeback) and
- * hands it to the engine as one copy-on-write write, so large writes make
- * large extents.
+ * Buffered writes land in the page cache. Writeback gathers runs of dirty
+ * folios (up to WB_RUN_BYTES, in up to WB_RUN_SEGS contiguous ranges), ends
+ * the folio lock and queues each run on arborfs_io_wq, which maps each range
+ * as one buffer (no copy: writes are stable, so the folios do not change
+ * under writeback) and hands the run to the engine as copy-on-write writes
+ * committed together, so large writes make large extents and scattered
+ * small ones one transaction.
  *
  * Space: a folio reserves its bytes when it first becomes dirty (marked by
  * folio->private) and gives them back once the engine has written it, or
@@ -514,10 +515,12 @@ static void arborfs_readahead(struct readahead_control *rac)
  * plain plan is placed at once and its checksums are computed while its
  * bios are in flight; an encoded plan (compressed, or one checksum per
  * extent) is compressed first, then placed at its stored size, and its
- * bios go while the next piece compresses. What cannot be planned (a
- * partial block not padded to its end, more pieces than
- * ARBORFS_WRITE_PIECES) is written by the engine under the mutex when the
- * write finishes. Callers keep the
+ * bios go while the next piece compresses. One write may gather the plans
+ * of several ranges of a file (a writeback run of scattered folios), which
+ * are committed together in one engine call, as one transaction where the
+ * journal allows. What cannot be planned (a partial block not padded to
+ * its end, more pieces than ARBORFS_WRITE_PLANS) is written by the engine
+ * under the mutex after the commit (arborfs_write_rest). Callers keep the
  * folios under writeback until then, so truncate and fsync wait for the
  * commit. Writeback runs several writes at once, one per worker.
  */
@@ -537,23 +540,29 @@ static int arborfs_write_submit(struct arborfs_write *w, struct arborfs_member *
 	return err;
 }
 
+static void arborfs_write_init(struct arborfs_write *w)
+{
+	arborfs_io_batch_init(&w->batch);
+	w->nr_plans = 0;
+	w->err = 0;
+}
+
 /*
- * Start writing the `len` bytes of `buf` at `pos`. `buf` holds `padded` >=
- * `len` bytes, zeros past `len`: where `len` ends in a partial last block of
- * the file, the block is planned whole (the file still ends at pos + len).
+ * Plan and start writing the `len` bytes of `buf` at `pos` as part of write
+ * `w`. `buf` holds `padded` >= `len` bytes, zeros past `len`: where `len`
+ * ends in a partial last block of the file, the block is planned whole
+ * (the file still ends at pos + len). Returns the bytes planned from
+ * `pos`; the rest is for arborfs_write_rest once `w` is finished.
  */
-static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, size_t len, size_t padded,
-				struct arborfs_write *w)
+static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, size_t len, size_t padded,
+				  struct arborfs_write *w)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
+	size_t planned = 0;
 
-	arborfs_io_batch_init(&w->batch);
-	w->nr_plans = 0;
-	w->planned = 0;
-	w->err = 0;
-	while (w->planned < len && w->nr_plans < ARBORFS_WRITE_PIECES) {
-		const u8 *data = buf + w->planned, *out;
+	while (!w->err && planned < len && w->nr_plans < ARBORFS_WRITE_PLANS) {
+		const u8 *data = buf + planned, *out;
 		void *plan = NULL;
 		u64 start_ns, calls;
 		unsigned int nofs;
@@ -562,9 +571,8 @@ static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, siz
 		u64 offset;
 		u32 dev;
 		ssize_t n = arborfs_alive(sb) ?:
-			ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + w->planned,
-							      padded - w->planned, pos + len, &plan, &dev, &offset,
-							      &placed));
+			ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + planned, padded - planned,
+							      pos + len, &plan, &dev, &offset, &placed));
 		int err = 0;
 
 		if (n <= 0) {
@@ -590,41 +598,48 @@ static void arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, siz
 			if (!err)
 				err = arborfs_write_submit(w, &sbi->member, dev, out, out_len, offset);
 		}
-		if (err) {
-			w->err = err;
-			break;
-		}
-		w->planned += n;
+		w->err = err;
+		if (!err)
+			planned += n;
 	}
+	return planned;
 }
 
-/* Wait for a started write, commit its plans (or give them up), write the rest. 0 or a negative errno. */
-static int arborfs_write_finish(struct inode *inode, u64 pos, const u8 *buf, size_t len, struct arborfs_write *w,
-				u64 *alloc_bytes)
+/* Wait for a started write and commit its plans in one engine call (or give them up). 0 or a negative errno. */
+static int arborfs_write_finish(struct inode *inode, struct arborfs_write *w, u64 *alloc_bytes)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
 	int err = arborfs_io_batch_wait(&w->batch, &sbi->member) ?: w->err;
 	unsigned int i;
+
+	if (w->nr_plans && err) {
+		ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), inode->i_ino, w->plans, w->nr_plans));
+	} else if (w->nr_plans) {
+		err = ENGINE_CALL(sb, arborfs_rs_write_commit(FS(sb), inode->i_ino, w->plans, w->nr_plans,
+							      alloc_bytes));
+		if (!err)
+			atomic64_add(w->nr_plans, &sbi->planned_writes);
+	}
+	for (i = 0; i < w->nr_plans; i++)
+		arborfs_rs_wplan_free(w->plans[i]);
+	w->nr_plans = 0;
+	return err;
+}
+
+/* Write what arborfs_write_start left of `len` bytes at `pos` (after `planned`) through the engine. */
+static int arborfs_write_rest(struct inode *inode, u64 pos, const u8 *buf, size_t len, size_t planned,
+			      u64 *alloc_bytes)
+{
+	struct super_block *sb = inode->i_sb;
 	ssize_t n;
 
-	for (i = 0; i < w->nr_plans; i++) {
-		if (err) {
-			ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), w->plans[i]));
-		} else {
-			err = ENGINE_CALL(sb, arborfs_rs_write_commit(FS(sb), w->plans[i], alloc_bytes));
-			if (!err)
-				atomic64_inc(&sbi->planned_writes);
-		}
-		arborfs_rs_wplan_free(w->plans[i]);
-	}
-	w->nr_plans = 0;
 	/* Planned past len: the padding of the last block. The engine never writes padding. */
-	if (err || w->planned >= len)
-		return err;
-	atomic64_inc(&sbi->unplanned_writes);
-	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos + w->planned,
-								  buf + w->planned, len - w->planned, alloc_bytes));
+	if (planned >= len)
+		return 0;
+	atomic64_inc(&ASB(sb)->unplanned_writes);
+	n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write(FS(sb), inode->i_ino, pos + planned,
+								  buf + planned, len - planned, alloc_bytes));
 	return n < 0 ? n : 0;
 }
 
@@ -632,10 +647,13 @@ static int arborfs_write_finish(struct inode *inode, u64 pos, const u8 *buf, siz
 ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t len, u64 *alloc_bytes)
 {
 	struct arborfs_write w;
+	size_t planned;
 	int err;
 
-	arborfs_write_start(inode, pos, buf, len, len, &w);
-	err = arborfs_write_finish(inode, pos, buf, len, &w, alloc_bytes);
+	arborfs_write_init(&w);
+	planned = arborfs_write_start(inode, pos, buf, len, len, &w);
+	err = arborfs_write_finish(inode, &w, alloc_bytes) ?:
+	      arborfs_write_rest(inode, pos, buf, len, planned, alloc_bytes);
 	return err ?: len;
 }
 
@@ -719,21 +737,38 @@ out:
 }
 
 /*
- * A run of contiguous folios under writeback, and its write. writepages
+ * A run of folios of one file under writeback, and its write. writepages
  * gathers runs and hands each to arborfs_io_wq, which plans, writes,
  * checksums and commits it and ends writeback on its folios: writepages
  * returns once its runs are queued, the flusher goes on gathering while
  * earlier runs are in flight, and the CPU work of several runs (checksums,
  * compression) spreads over the CPUs. Waiters (fsync, sync, truncate,
  * unmount) wait for the folios' writeback as they would for any bio.
+ *
+ * A run holds up to WB_RUN_SEGS ranges of contiguous folios (segments), so
+ * that scattered small writes (a database's pages before an fsync) are one
+ * write: their plans are committed in one engine call and one transaction,
+ * rather than one call and one commit for each 4 KiB.
  */
+#define WB_RUN_SEGS 32
+struct arborfs_wb_seg {
+	u64 start;
+	size_t len;		/* bytes of the file: the last folio may reach past EOF */
+	unsigned int first;	/* index of its first folio in the run */
+	unsigned int nr;	/* its folios */
+	u8 *buf;		/* its folios mapped as one buffer (the worker's) */
+	size_t planned;		/* bytes of it the write planned (the worker's) */
+};
+
 struct arborfs_wb_run {
 	struct work_struct work;
 	struct inode *inode;
-	u64 start;
-	size_t len;
+	size_t bytes;		/* size of its folios */
+	size_t len;		/* bytes of the file it writes */
 	u64 reserved;
 	unsigned int nr;
+	unsigned int nr_segs;
+	struct arborfs_wb_seg segs[WB_RUN_SEGS];
 	struct folio *folios[WB_RUN_FOLIOS];
 	struct page *pages[WB_RUN_FOLIOS];
 };
@@ -761,8 +796,8 @@ void arborfs_file_exit(void)
 	kmem_cache_destroy(arborfs_wb_run_cachep);
 }
 
-/* A new run from pos, once the mount has fewer than WB_RUNS_IN_FLIGHT. */
-static struct arborfs_wb_run *arborfs_wb_get(struct inode *inode, u64 pos)
+/* A new run, once the mount has fewer than WB_RUNS_IN_FLIGHT. */
+static struct arborfs_wb_run *arborfs_wb_get(struct inode *inode)
 {
 	struct arborfs_sb_info *sbi = ASB(inode->i_sb);
 	struct arborfs_wb_run *run;
@@ -771,24 +806,26 @@ static struct arborfs_wb_run *arborfs_wb_get(struct inode *inode, u64 pos)
 	/* Sleeps for a run another write gives back rather than fail. */
 	run = mempool_alloc(arborfs_wb_run_pool, GFP_NOFS);
 	run->inode = inode;
-	run->start = pos;
+	run->bytes = 0;
 	run->len = 0;
 	run->reserved = 0;
 	run->nr = 0;
+	run->nr_segs = 0;
 	return run;
 }
 
-/* Without a mapping of the run (vmalloc space or memory short): each folio on its own, waited for. */
-static int arborfs_wb_write_folios(struct inode *inode, struct arborfs_wb_run *run, u64 *alloc_bytes)
+/* Without a mapping of the segment (vmalloc space or memory short): each folio on its own, waited for. */
+static int arborfs_wb_write_folios(struct inode *inode, struct arborfs_wb_run *run, struct arborfs_wb_seg *seg,
+				   u64 *alloc_bytes)
 {
 	size_t done = 0;
 	unsigned int i;
 
-	for (i = 0; i < run->nr && done < run->len; i++) {
+	for (i = seg->first; i < seg->first + seg->nr && done < seg->len; i++) {
 		struct folio *folio = run->folios[i];
-		size_t len = min_t(size_t, folio_size(folio), run->len - done);
+		size_t len = min_t(size_t, folio_size(folio), seg->len - done);
 		u8 *addr = kmap_local_folio(folio, 0);
-		ssize_t n = arborfs_write_back(inode, run->start + done, addr, len, alloc_bytes);
+		ssize_t n = arborfs_write_back(inode, seg->start + done, addr, len, alloc_bytes);
 
 		kunmap_local(addr);
 		if (n < 0)
@@ -799,32 +836,56 @@ static int arborfs_wb_write_folios(struct inode *inode, struct arborfs_wb_run *r
 }
 
 /*
- * Write a run from its folios mapped as one buffer, commit it, and end
- * writeback on its folios; then give the run back. The buffer runs to the
- * end of the last folio, zeroed past EOF (writepages), so a partial last
- * block is planned whole. Once the last folio ends writeback the inode may
- * be evicted: nothing of it is touched after that.
+ * Write a run: map each segment's folios as one buffer and start its
+ * plans, commit the plans of all segments at once, write what was not
+ * planned, and end writeback on the folios; then give the run back. Each
+ * buffer runs to the end of the segment's last folio, zeroed past EOF
+ * (writepages), so a partial last block is planned whole. Once the last
+ * folio ends writeback the inode may be evicted: nothing of it is touched
+ * after that.
  */
 static int arborfs_wb_write(struct arborfs_wb_run *run)
 {
 	struct inode *inode = run->inode;
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
-	struct folio *last = run->folios[run->nr - 1];
 	struct arborfs_write w;
+	struct blk_plug plug;
 	u64 alloc_bytes = 0;
 	unsigned int i;
 	int err;
-	u8 *buf;
 
-	buf = arborfs_map_folios(run->folios, run->nr, run->pages, WB_RUN_FOLIOS);
-	if (buf) {
-		arborfs_write_start(inode, run->start, buf, run->len, folio_pos(last) + folio_size(last) - run->start,
-				    &w);
-		err = arborfs_write_finish(inode, run->start, buf, run->len, &w, &alloc_bytes);
-		arborfs_unmap_folios(buf, run->nr);
-	} else {
-		err = arborfs_wb_write_folios(inode, run, &alloc_bytes);
+	arborfs_write_init(&w);
+	/*
+	 * Scattered ranges get neighbouring room on the member: one plug over
+	 * them all lets their bios merge (the one in arborfs_write_submit
+	 * nests in it).
+	 */
+	if (run->nr_segs > 1)
+		blk_start_plug(&plug);
+	for (i = 0; i < run->nr_segs; i++) {
+		struct arborfs_wb_seg *seg = &run->segs[i];
+		struct folio *last = run->folios[seg->first + seg->nr - 1];
+
+		/* vmap copies the page pointers: one array serves every segment. */
+		seg->buf = arborfs_map_folios(&run->folios[seg->first], seg->nr, run->pages, WB_RUN_FOLIOS);
+		seg->planned = 0;
+		if (seg->buf)
+			seg->planned = arborfs_write_start(inode, seg->start, seg->buf, seg->len,
+							   folio_pos(last) + folio_size(last) - seg->start, &w);
+	}
+	if (run->nr_segs > 1)
+		blk_finish_plug(&plug);
+	err = arborfs_write_finish(inode, &w, &alloc_bytes);
+	for (i = 0; i < run->nr_segs; i++) {
+		struct arborfs_wb_seg *seg = &run->segs[i];
+
+		if (!seg->buf) {
+			err = err ?: arborfs_wb_write_folios(inode, run, seg, &alloc_bytes);
+			continue;
+		}
+		err = err ?: arborfs_write_rest(inode, seg->start, seg->buf, seg->len, seg->planned, &alloc_bytes);
+		arborfs_unmap_folios(seg->buf, seg->nr);
 	}
 	if (err == -EROFS && arborfs_alive(sb))
 		err = -EIO;
@@ -856,6 +917,14 @@ static void arborfs_wb_queue(struct arborfs_wb_run *run)
 {
 	INIT_WORK(&run->work, arborfs_wb_work);
 	queue_work(arborfs_io_wq, &run->work);
+}
+
+/* Whether file offset pos continues the run's last segment. */
+static bool arborfs_wb_joins(struct arborfs_wb_run *run, loff_t pos)
+{
+	struct arborfs_wb_seg *seg = run->nr_segs ? &run->segs[run->nr_segs - 1] : NULL;
+
+	return seg && pos == seg->start + seg->len;
 }
 
 /* Wait until every run of the mount in flight is written (its space reservations given back). */
@@ -899,12 +968,15 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		}
 		len = min_t(loff_t, len, size - pos);
 		/* A folio is at most WB_RUN_BYTES (arborfs_set_large_folios): it fits an empty run. */
-		if (run && (pos != run->start + run->len || run->len + folio_size(folio) > WB_RUN_BYTES)) {
+		if (run && (run->bytes + folio_size(folio) > WB_RUN_BYTES ||
+			    (!arborfs_wb_joins(run, pos) && run->nr_segs == WB_RUN_SEGS))) {
 			arborfs_wb_queue(run);
 			run = NULL;
 		}
 		if (!run)
-			run = arborfs_wb_get(inode, pos);
+			run = arborfs_wb_get(inode);
+		if (!arborfs_wb_joins(run, pos))
+			run->segs[run->nr_segs++] = (struct arborfs_wb_seg){ .start = pos, .first = run->nr };
 		/*
 		 * The folio's bytes past EOF are not the file's, but mmap may
 		 * have stored there: zero them (as iomap does at each writeback),
@@ -913,7 +985,10 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		 */
 		if (len < folio_size(folio))
 			folio_zero_segment(folio, len, folio_size(folio));
+		run->segs[run->nr_segs - 1].len += len;
+		run->segs[run->nr_segs - 1].nr++;
 		run->len += len;
+		run->bytes += folio_size(folio);
 		if (folio_test_private(folio)) {
 			folio_detach_private(folio);
 			run->reserved += folio_size(folio);

@@ -294,6 +294,21 @@ fn errno(e: FsError) -> c_int {
 
 /// The errno for a failed data write of `ino` at `off`, logged unless the
 /// file system is full or read-only (what a writer expects to meet).
+/// The `n` write plans at `plans` as a slice.
+///
+/// # Safety
+///
+/// `plans` points to `n` pointers to live plans from
+/// `arborfs_rs_plan_write`, not freed while the slice lives.
+unsafe fn write_plans<'a>(plans: *const *const c_void, n: usize) -> &'a [&'a WritePlan] {
+    if n == 0 || plans.is_null() {
+        return &[];
+    }
+    // SAFETY: per the contract; a non-null `*const WritePlan` has the
+    // layout of a `&WritePlan`.
+    unsafe { core::slice::from_raw_parts(plans.cast::<&WritePlan>(), n) }
+}
+
 fn write_failed(e: FsError, ino: u64, off: u64) -> c_int {
     if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
         pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
@@ -855,26 +870,36 @@ entry_points! {
         }
     }
 
-    /// Commit a write plan whose blocks the glue wrote and checksummed;
-    /// `*alloc_bytes` (writable) gets the bytes the file now holds.
-    fn arborfs_rs_write_commit(fs, plan: *const c_void, alloc_bytes: *mut u64) -> c_int {
-        // SAFETY: a live plan from `arborfs_rs_plan_write` (the glue's contract).
-        let p = unsafe { &*plan.cast::<WritePlan>() };
-        match fs.commit_write(p).and_then(|()| fs.getattr(p.ino)) {
+    /// Commit the `n` write plans at `plans` (all of file `ino`), whose
+    /// blocks the glue wrote and checksummed, in as few transactions as
+    /// the journal allows; `*alloc_bytes` (writable) gets the bytes the
+    /// file now holds. Plans not committed are given up.
+    fn arborfs_rs_write_commit(
+        fs,
+        ino: u64,
+        plans: *const *const c_void,
+        n: usize,
+        alloc_bytes: *mut u64,
+    ) -> c_int {
+        // SAFETY: forwarded contract.
+        let p = unsafe { write_plans(plans, n) };
+        let start = p.first().map_or(0, |p| p.start);
+        match fs.commit_writes(p).and_then(|()| fs.getattr(ino)) {
             Ok(a) => {
                 // SAFETY: `alloc_bytes` is writable.
                 unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
                 0
             }
-            Err(e) => write_failed(e, p.ino, p.start)
+            Err(e) => write_failed(e, ino, start)
         }
     }
 
-    /// Give up a write plan whose blocks were not written.
-    fn arborfs_rs_write_abort(fs, plan: *const c_void) -> c_int {
-        // SAFETY: a live plan from `arborfs_rs_plan_write` (the glue's contract).
-        let p = unsafe { &*plan.cast::<WritePlan>() };
-        status(fs.abort_write(p), "write", p.ino)
+    /// Give up the `n` write plans at `plans` (of file `ino`), whose
+    /// blocks were not written.
+    fn arborfs_rs_write_abort(fs, ino: u64, plans: *const *const c_void, n: usize) -> c_int {
+        // SAFETY: forwarded contract.
+        let p = unsafe { write_plans(plans, n) };
+        status(fs.abort_writes(p), "write", ino)
     }
 
     /// The symlink target into `buf` (`len` writable bytes); returns its length.

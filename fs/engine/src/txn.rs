@@ -289,6 +289,20 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
     /// The next key of the cursor, the transaction's changes included; its
     /// value into `val`.
     pub fn next(&mut self, c: &mut TxnCursor, val: &mut TryVec<u8>) -> Result<Option<(Pos, KeyType)>> {
+        self.next_with(c, |pos, kind, v| {
+            val.clear();
+            val.try_extend_from_slice(v)?;
+            Ok((pos, kind))
+        })
+    }
+
+    /// The next key of the cursor, the transaction's changes included,
+    /// handed to `f` with its value in place (nothing copied).
+    pub fn next_with<T>(
+        &mut self,
+        c: &mut TxnCursor,
+        f: impl FnOnce(Pos, KeyType, &[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
         // Each round moves `at` forward past one key.
         loop {
             let Some(at) = c.at else { return Ok(None) };
@@ -320,17 +334,13 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
                     return Ok(None);
                 }
                 (Some((p, kind)), u) if u.is_none_or(|u| p < u.pos) => {
-                    val.clear();
-                    val.try_extend_from_slice(c.tree.value())?;
                     c.at = p.successor();
-                    return Ok(Some((p, kind)));
+                    return f(p, kind, c.tree.value()).map(Some);
                 }
                 (_, Some(u)) => {
                     c.at = u.pos.successor();
                     if let Some(kind) = u.kind {
-                        val.clear();
-                        val.try_extend_from_slice(self.update_value(&u)?)?;
-                        return Ok(Some((u.pos, kind)));
+                        return f(u.pos, kind, self.update_value(&u)?).map(Some);
                     }
                     // A delete: the tree's key there (if any) is gone.
                 }
@@ -412,7 +422,7 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
     /// Journal bytes this commit appends: the records of the updates, of
     /// the alloc keys its charges and earlier changes dirty, and the
     /// counters.
-    fn journal_bytes(&self) -> usize {
+    pub(crate) fn journal_bytes(&self) -> usize {
         let mut bytes = 0usize;
         for u in self.updates.iter() {
             bytes = bytes.saturating_add(RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + u.len as usize);

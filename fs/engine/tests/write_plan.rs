@@ -71,6 +71,15 @@ fn write_planned_padded(fs: &mut Fs<MemDevice>, ino: u64, off: u64, data: &[u8],
     planned
 }
 
+/// Reopen (replaying the journal) and check that file `ino` reads `want`
+/// and fsck finds nothing.
+fn reopen_and_check(fs: Fs<MemDevice>, ino: u64, want: &[u8], what: &str) -> Fs<MemDevice> {
+    let mut fs = reopen(fs);
+    assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{what} after reopen");
+    assert!(fsck_problems(&mut fs).is_empty(), "{what}: {:?}", fsck_problems(&mut fs));
+    fs
+}
+
 fn file(fs: &mut Fs<MemDevice>, name: &[u8]) -> u64 {
     fs.create(ROOT_INO, name, S_IFREG | 0o644, 0, 0, 0).unwrap().ino
 }
@@ -92,9 +101,7 @@ fn planned_writes_read_back_and_survive_a_reopen() {
         assert_eq!(fs.getattr(ino).unwrap().inode.size, want.len() as u64);
         assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{csum:?}");
         // Only the journal holds the extents: they replay with their data.
-        let mut fs = reopen(fs);
-        assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{csum:?} after reopen");
-        assert!(fsck_problems(&mut fs).is_empty(), "{csum:?}: {:?}", fsck_problems(&mut fs));
+        reopen_and_check(fs, ino, &want, &format!("{csum:?}"));
     }
 }
 
@@ -138,9 +145,7 @@ fn compressed_plans_store_compressed_extents_that_read_back() {
             let alloc = fs.getattr(ino).unwrap().inode.alloc_bytes;
             assert!(alloc < want.len() as u64 * 3 / 4, "{comp:?}/{csum:?}: {alloc} allocated");
             assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{comp:?}/{csum:?}");
-            let mut fs = reopen(fs);
-            assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{comp:?}/{csum:?} after reopen");
-            assert!(fsck_problems(&mut fs).is_empty(), "{comp:?}/{csum:?}: {:?}", fsck_problems(&mut fs));
+            reopen_and_check(fs, ino, &want, &format!("{comp:?}/{csum:?}"));
         }
     }
 }
@@ -286,4 +291,106 @@ fn an_aborted_plan_leaves_the_file_and_image_as_they_were() {
     let mut fs = reopen(fs);
     assert_eq!(read_all(&mut fs, a).unwrap(), b"kept");
     assert!(fsck_problems(&mut fs).is_empty(), "{:?}", fsck_problems(&mut fs));
+}
+
+/// Plan (and write) a block of `data` at each of `offs`, as writeback does
+/// for a run of scattered folios.
+fn plan_blocks(fs: &mut Fs<MemDevice>, ino: u64, offs: &[u64], data: &[u8], size: u64) -> Vec<WritePlan> {
+    offs.iter()
+        .map(|&off| {
+            let piece = &data[off as usize..off as usize + 4096];
+            let mut plan = WritePlan::new();
+            assert!(fs.plan_write(ino, off, 4096, size, &mut plan).unwrap());
+            assert!(plan.is_placed() && plan.len == 4096);
+            fs.devices_mut()[usize::from(plan.dev)].write_at(plan.offset, piece).unwrap();
+            plan.encode(piece).unwrap();
+            plan
+        })
+        .collect()
+}
+
+#[test]
+fn scattered_plans_committed_together_read_back_and_survive_a_reopen() {
+    for csum in [ChecksumType::None, ChecksumType::Xxhash64] {
+        let mut fs = fs_with(csum, Compression::None);
+        let ino = file(&mut fs, b"f");
+        let mut want = vec![0u8; 4 * MIB];
+        Rng(3).fill(&mut want);
+        write_planned(&mut fs, ino, 0, &want);
+        // New contents for every block; a growing file too (the last
+        // blocks lie past the end).
+        let mut next = vec![0u8; 5 * MIB];
+        Rng(4).fill(&mut next);
+        let mut rng = Rng(5);
+        for round in 0..4 {
+            // Scattered, neighbours among them, in file order as writeback
+            // hands them; one round far more than fits one transaction.
+            let n = if round == 2 { 900 } else { 40 };
+            let mut offs: Vec<u64> = (0..n).map(|_| rng.below(5 * MIB as u64 / 4096) * 4096).collect();
+            offs.sort_unstable();
+            offs.dedup();
+            let size = fs.getattr(ino).unwrap().inode.size.max(offs.last().unwrap() + 4096);
+            let plans = plan_blocks(&mut fs, ino, &offs, &next, size);
+            let refs: Vec<&WritePlan> = plans.iter().collect();
+            fs.commit_writes(&refs).unwrap();
+            want.resize(want.len().max(size as usize), 0);
+            for &off in &offs {
+                let o = off as usize;
+                want[o..o + 4096].copy_from_slice(&next[o..o + 4096]);
+            }
+            assert_eq!(fs.getattr(ino).unwrap().inode.size, want.len() as u64, "{csum:?} round {round}");
+            assert_eq!(read_all(&mut fs, ino).unwrap(), want, "{csum:?} round {round}");
+        }
+        // fsck also checks the file's allocated bytes against its extents.
+        reopen_and_check(fs, ino, &want, &format!("{csum:?}"));
+    }
+}
+
+#[test]
+fn neighbouring_plain_plans_committed_together_join_into_one_extent() {
+    let mut fs = fs_with(ChecksumType::None, Compression::None);
+    let ino = file(&mut fs, b"f");
+    let mut data = vec![0u8; MIB];
+    Rng(6).fill(&mut data);
+    // Planned one after another, so their room on the member is contiguous.
+    let offs: Vec<u64> = (0..16).map(|i| i * 4096).collect();
+    let plans = plan_blocks(&mut fs, ino, &offs, &data, 16 * 4096);
+    let refs: Vec<&WritePlan> = plans.iter().collect();
+    fs.commit_writes(&refs).unwrap();
+    assert_eq!(extents(&mut fs, ino).len(), 1, "{:?}", extents(&mut fs, ino));
+    assert_eq!(read_all(&mut fs, ino).unwrap(), &data[..16 * 4096]);
+}
+
+#[test]
+fn a_batch_with_a_plan_not_encoded_commits_nothing_and_unpins_all() {
+    let mut fs = fs_with(ChecksumType::Xxhash64, Compression::None);
+    let ino = file(&mut fs, b"f");
+    fs.write(ino, 0, &[7u8; 3 * 4096]).unwrap();
+    let data = vec![9u8; 3 * 4096];
+    let mut plans = plan_blocks(&mut fs, ino, &[0, 4096], &data, 3 * 4096);
+    let mut raw = WritePlan::new();
+    assert!(fs.plan_write(ino, 8192, 4096, 3 * 4096, &mut raw).unwrap());
+    plans.push(raw);
+    let refs: Vec<&WritePlan> = plans.iter().collect();
+    assert!(fs.commit_writes(&refs).is_err());
+    reopen_and_check(fs, ino, &[7u8; 3 * 4096], "aborted batch");
+}
+
+#[test]
+fn a_batch_larger_than_a_journal_entry_commits_in_several_transactions() {
+    let mut fs = fs_with(ChecksumType::Xxhash64, Compression::None);
+    let ino = file(&mut fs, b"f");
+    let len = 20 * MIB;
+    let mut old = vec![0u8; len];
+    Rng(7).fill(&mut old);
+    write_planned(&mut fs, ino, 0, &old);
+    // Every block on its own: some 5000 extents, several entries' worth.
+    let mut want = vec![0u8; len];
+    Rng(8).fill(&mut want);
+    let offs: Vec<u64> = (0..len as u64 / 4096).map(|i| i * 4096).collect();
+    let plans = plan_blocks(&mut fs, ino, &offs, &want, len as u64);
+    let refs: Vec<&WritePlan> = plans.iter().collect();
+    fs.commit_writes(&refs).unwrap();
+    assert_eq!(read_all(&mut fs, ino).unwrap(), want);
+    reopen_and_check(fs, ino, &want, "one large batch");
 }

@@ -99,6 +99,19 @@ pub(super) struct FileExtent {
     pub(super) piece: Piece,
 }
 
+/// What [`Txn::extents_cut`] did: the change in charged bytes, whether
+/// the range is now free of extents, and the pieces it kept of extents
+/// reaching across its ends: `Some(None)` for inline data, `None` when it
+/// kept none (a neighbour may still end or start right there).
+struct Cut {
+    delta: i64,
+    done: bool,
+    /// Now ending at the range's start.
+    front: Option<Option<Extent>>,
+    /// Now starting at the range's end, with where it ends.
+    back: Option<Option<(u64, Extent)>>,
+}
+
 /// Where the new extents of a write come from and what they do to the inode.
 #[derive(Clone, Copy)]
 pub(super) struct Placement {
@@ -123,18 +136,22 @@ impl<D: BlockDevice> Txn<'_, D> {
 
     /// The next extent of cursor `c`.
     pub(super) fn next_extent(&mut self, c: &mut TxnCursor) -> Result<Option<FileExtent>> {
-        let mut val = TryVec::new();
-        let Some((pos, kind)) = self.next(c, &mut val)? else { return Ok(None) };
-        let (len, piece) = match kind {
-            KeyType::Extent => {
-                let e = Extent::decode(&val).map_err(|_| Error::Corrupt("malformed extent"))?;
-                (u64::from(e.live_len), Piece::Extent(e))
-            }
-            KeyType::InlineData => (val.len() as u64, Piece::Inline(val)),
-            _ => return Err(Error::Corrupt("unexpected key in the extents b-tree")),
-        };
-        let start = pos.offset.checked_sub(len).ok_or(Error::Corrupt("extent starts before offset 0"))?;
-        Ok(Some(FileExtent { pos, start, piece }))
+        self.next_with(c, |pos, kind, val| {
+            let (len, piece) = match kind {
+                KeyType::Extent => {
+                    let e = Extent::decode(val).map_err(|_| Error::Corrupt("malformed extent"))?;
+                    (u64::from(e.live_len), Piece::Extent(e))
+                }
+                KeyType::InlineData => {
+                    let mut data = TryVec::new();
+                    data.try_extend_from_slice(val)?;
+                    (val.len() as u64, Piece::Inline(data))
+                }
+                _ => return Err(Error::Corrupt("unexpected key in the extents b-tree")),
+            };
+            let start = pos.offset.checked_sub(len).ok_or(Error::Corrupt("extent starts before offset 0"))?;
+            Ok(FileExtent { pos, start, piece })
+        })
     }
 
     /// The first extent of `ino` ending after `off`.
@@ -425,25 +442,38 @@ impl<D: BlockDevice> Txn<'_, D> {
         place: Placement,
     ) -> Result<()> {
         let mut inode = self.inode_read(ino)?;
-        let (mut delta, _) = self.extents_cut(ino, start, end, usize::MAX)?;
+        self.replace_extents(ino, &mut inode, start, end, new, place)?;
+        self.inode_write(ino, &inode)
+    }
+
+    /// [`Txn::replace_range`] on an inode the caller read and writes back
+    /// (so that several ranges of one file cost one inode update).
+    pub(super) fn replace_extents(
+        &mut self,
+        ino: u64,
+        inode: &mut Inode,
+        start: u64,
+        end: u64,
+        new: Option<Extent>,
+        place: Placement,
+    ) -> Result<()> {
+        let cut = self.extents_cut(ino, start, end, usize::MAX)?;
+        let mut delta = cut.delta;
         if let Some(e) = new {
-            self.extent_set(ino, end, &e)?;
             let c = e.charge(self.block());
             for p in e.ptrs() {
                 self.charge(p.dev, p.offset, c as i64)?;
             }
             delta += c as i64;
-            self.merge_at(ino, start)?;
-            self.merge_at(ino, end)?;
+            self.extent_set_merged(ino, start, end, e, cut.front, cut.back)?;
         }
         inode.alloc_bytes = inode.alloc_bytes.saturating_add_signed(delta);
         if !place.keep_size && place.size_end > inode.size {
             inode.size = place.size_end;
         }
         if place.stamp {
-            stamp_times(&mut inode);
+            stamp_times(inode);
         }
-        self.inode_write(ino, &inode)?;
         self.account(0, delta);
         Ok(())
     }
@@ -455,21 +485,21 @@ impl<D: BlockDevice> Txn<'_, D> {
         self.set(BtreeId::Extents, extent_pos(ino, end), KeyType::Extent, buf.get(..n).unwrap_or(&[]))
     }
 
-    /// Cut at most `max` extents overlapping `[start, end)`. Returns the
-    /// change in charged bytes and whether the range is now free of extents.
-    fn extents_cut(&mut self, ino: u64, start: u64, end: u64, max: usize) -> Result<(i64, bool)> {
+    /// Cut at most `max` extents overlapping `[start, end)`.
+    fn extents_cut(&mut self, ino: u64, start: u64, end: u64, max: usize) -> Result<Cut> {
         let block = self.block();
-        let mut delta = 0i64;
+        let mut cut = Cut { delta: 0, done: true, front: None, back: None };
         let mut done = 0;
-        let Some(mut c) = self.extents_after(ino, start) else { return Ok((0, true)) };
+        let Some(mut c) = self.extents_after(ino, start) else { return Ok(cut) };
         // The pieces kept end at `start` (behind the cursor) or where the
         // cut extent ended (its own position, which the cursor has passed).
         while let Some(fe) = self.next_extent(&mut c)? {
             if fe.start >= end {
-                return Ok((delta, true));
+                return Ok(cut);
             }
             if done == max {
-                return Ok((delta, false));
+                cut.done = false;
+                return Ok(cut);
             }
             done += 1;
             self.delete(BtreeId::Extents, fe.pos)?;
@@ -480,10 +510,12 @@ impl<D: BlockDevice> Txn<'_, D> {
                         let keep =
                             data.get(..(start - fe.start) as usize).ok_or(Error::Internal("inline"))?;
                         self.set(BtreeId::Extents, extent_pos(ino, start), KeyType::InlineData, keep)?;
+                        cut.front = Some(None);
                     }
                     if e_end > end {
                         let keep = data.get((end - fe.start) as usize..).ok_or(Error::Internal("inline"))?;
                         self.set(BtreeId::Extents, extent_pos(ino, e_end), KeyType::InlineData, keep)?;
+                        cut.back = Some(None);
                     }
                 }
                 Piece::Extent(e) => {
@@ -492,6 +524,7 @@ impl<D: BlockDevice> Txn<'_, D> {
                         let front = Extent { live_len: (start - fe.start) as u32, ..e };
                         self.extent_set(ino, start, &front)?;
                         ch += front.charge(block) as i64;
+                        cut.front = Some(Some(front));
                     }
                     if e_end > end {
                         let back = Extent {
@@ -501,17 +534,18 @@ impl<D: BlockDevice> Txn<'_, D> {
                         };
                         self.extent_set(ino, e_end, &back)?;
                         ch += back.charge(block) as i64;
+                        cut.back = Some(Some((e_end, back)));
                     }
                     if ch != 0 {
                         for p in e.ptrs() {
                             self.charge(p.dev, p.offset, ch)?;
                         }
                     }
-                    delta += ch;
+                    cut.delta += ch;
                 }
             }
         }
-        Ok((delta, true))
+        Ok(cut)
     }
 
     /// Zero `[from, to)` within one block by rewriting that block (if it holds data).
@@ -575,21 +609,71 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// key when they continue each other ([`merged`]), so that files keep
     /// few extents through writes, collapses and inserts.
     fn merge_at(&mut self, ino: u64, at: u64) -> Result<()> {
-        let Some(before) = at.checked_sub(1) else { return Ok(()) };
-        let Some(mut c) = self.extents_after(ino, before) else { return Ok(()) };
-        let Some(a) = self.next_extent(&mut c)? else { return Ok(()) };
-        if a.pos.offset != at {
-            return Ok(());
-        }
-        let Some(b) = self.next_extent(&mut c)? else { return Ok(()) };
-        if b.start != at {
-            return Ok(());
-        }
-        let (Piece::Extent(ea), Piece::Extent(eb)) = (&a.piece, &b.piece) else { return Ok(()) };
-        let Some(m) = merged(ea, eb, self.fs.alloc.min_bucket_size()) else { return Ok(()) };
+        let Some(a) = self.extent_ending_at(ino, at)? else { return Ok(()) };
+        let Some((b_end, b)) = self.extent_starting_at(ino, at)? else { return Ok(()) };
+        let Some(m) = merged(&a, &b, self.fs.alloc.min_bucket_size()) else { return Ok(()) };
         // (Uncompressed: the charge is the live bytes, the same joined.)
-        self.delete(BtreeId::Extents, a.pos)?;
-        self.extent_set(ino, b.pos.offset, &m)
+        self.delete(BtreeId::Extents, extent_pos(ino, at))?;
+        self.extent_set(ino, b_end, &m)
+    }
+
+    /// Store extent `e` of fresh data over `[start, end)` (which holds no
+    /// extent), joined with its neighbours where they continue it, as
+    /// [`Txn::merge_at`] at both ends would. `front` and `back` are the
+    /// neighbours when the caller knows them (the pieces a cut kept: an
+    /// inline one cannot join); they are looked up when `None`.
+    fn extent_set_merged(
+        &mut self,
+        ino: u64,
+        start: u64,
+        end: u64,
+        e: Extent,
+        front: Option<Option<Extent>>,
+        back: Option<Option<(u64, Extent)>>,
+    ) -> Result<()> {
+        // Checksummed or compressed pieces join only pieces of their own
+        // payload ([`merged`]), which fresh data has none of.
+        if e.csum_type != ChecksumType::None || e.compression != Compression::None {
+            return self.extent_set(ino, end, &e);
+        }
+        let bucket = self.fs.alloc.min_bucket_size();
+        let front = match front {
+            Some(f) => f,
+            None => self.extent_ending_at(ino, start)?,
+        };
+        let mut joined = e;
+        if let Some(m) = front.and_then(|f| merged(&f, &joined, bucket)) {
+            self.delete(BtreeId::Extents, extent_pos(ino, start))?;
+            joined = m;
+        }
+        let back = match back {
+            Some(b) => b,
+            None => self.extent_starting_at(ino, end)?,
+        };
+        match back.and_then(|(b_end, b)| Some((b_end, merged(&joined, &b, bucket)?))) {
+            // The joined extent takes the back one's key.
+            Some((b_end, m)) => self.extent_set(ino, b_end, &m),
+            None => self.extent_set(ino, end, &joined),
+        }
+    }
+
+    /// The extent (not inline data) whose key ends exactly at `at`.
+    fn extent_ending_at(&mut self, ino: u64, at: u64) -> Result<Option<Extent>> {
+        let Some(before) = at.checked_sub(1) else { return Ok(None) };
+        match self.extent_after(ino, before)? {
+            Some(FileExtent { pos, piece: Piece::Extent(e), .. }) if pos.offset == at => Ok(Some(e)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The extent (not inline data) starting exactly at `at`, and its end.
+    fn extent_starting_at(&mut self, ino: u64, at: u64) -> Result<Option<(u64, Extent)>> {
+        match self.extent_after(ino, at)? {
+            Some(FileExtent { pos, start, piece: Piece::Extent(e) }) if start == at => {
+                Ok(Some((pos.offset, e)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Split the extent across `at` (if any) into the piece before and the
@@ -728,7 +812,7 @@ impl<D: BlockDevice> Fs<D> {
     fn punch_extents_inner(&mut self, ino: u64, start: u64, end: u64) -> Result<()> {
         loop {
             let done = self.write_txn(|t| {
-                let (delta, done) = t.extents_cut(ino, start, end, CUT_BATCH)?;
+                let Cut { delta, done, .. } = t.extents_cut(ino, start, end, CUT_BATCH)?;
                 if delta != 0 {
                     let mut inode = t.inode_read(ino)?;
                     inode.alloc_bytes = inode.alloc_bytes.saturating_add_signed(delta);

@@ -4,7 +4,8 @@
 //! ([`Fs::plan_write`]), encodes them ([`WritePlan::encode`]: compression
 //! and checksums, a pure function) and writes them with the lock released,
 //! and then commits the extent under the lock again
-//! ([`Fs::commit_write`]) or gives the room up ([`Fs::abort_write`]).
+//! ([`Fs::commit_write`], or [`Fs::commit_writes`] for the plans of a
+//! whole run at once) or gives the room up ([`Fs::abort_write`]).
 //!
 //! A plain plan (uncompressed, no checksum or one per chunk) is placed at
 //! once: its blocks are written from the caller's buffer while their
@@ -27,8 +28,10 @@ use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::checksum::ChecksumType;
 use crate::format::extent::{Compression, Extent, ExtentPtr};
+use crate::format::inode::Inode;
 use crate::format::round_up;
 use crate::sys::{BlockDevice, TryVec};
+use crate::txn::Txn;
 
 /// Room for a write of whole blocks, from [`Fs::plan_write`].
 pub struct WritePlan {
@@ -235,30 +238,85 @@ impl<D: BlockDevice> Fs<D> {
     /// extent replaces what the range held, and the file grows to its end.
     /// The bucket is unpinned whatever happens.
     pub fn commit_write(&mut self, plan: &WritePlan) -> Result<()> {
-        if !plan.placed {
-            return Err(Error::Internal("write plan committed before placing"));
+        self.commit_writes(core::slice::from_ref(&plan))
+    }
+
+    /// Commit several placed plans (of one file or several) as
+    /// [`Fs::commit_write`], in as few transactions as the journal's entry
+    /// size allows: a writeback of scattered blocks is one commit, not one
+    /// per block. On an error the plans not yet committed are given up;
+    /// every bucket is unpinned whatever happens.
+    pub fn commit_writes(&mut self, plans: &[&WritePlan]) -> Result<()> {
+        if plans.iter().any(|p| !p.placed || !p.summed) {
+            return self.abort_writes(plans).and(Err(Error::Internal("write plan committed before placing")));
         }
-        let r = self.commit_planned(plan);
-        self.alloc.unpin(plan.dev, plan.bucket)?;
-        r
+        let r = self.commit_planned(plans);
+        let unpinned = self.abort_writes(plans);
+        r.and(unpinned)
     }
 
     /// Give up a plan (its bytes were not written, or not all): the room
     /// stays unused and the bucket is unpinned.
     pub fn abort_write(&mut self, plan: &WritePlan) -> Result<()> {
-        if !plan.placed {
-            return Ok(());
-        }
-        self.alloc.unpin(plan.dev, plan.bucket)
+        self.abort_writes(core::slice::from_ref(&plan))
     }
 
-    fn commit_planned(&mut self, plan: &WritePlan) -> Result<()> {
-        if !plan.summed {
-            return Err(Error::Internal("write plan committed before its checksums"));
+    /// Give up several plans ([`Fs::abort_write`]).
+    pub fn abort_writes(&mut self, plans: &[&WritePlan]) -> Result<()> {
+        let mut r = Ok(());
+        for p in plans.iter().filter(|p| p.placed) {
+            r = r.and(self.alloc.unpin(p.dev, p.bucket));
         }
+        r
+    }
+
+    fn commit_planned(&mut self, plans: &[&WritePlan]) -> Result<()> {
         self.check_user_writable()?;
         // Written outside the engine: the next journal entry flushes it.
         self.data_unflushed = true;
+        // Half an entry per transaction, so one always fits beside what
+        // the entry being built holds.
+        let budget = self.journal.max_entry / 2;
+        let mut rest = plans;
+        while !rest.is_empty() {
+            let done = self.with_reserve(|fs| {
+                fs.write_txn(|t| {
+                    let mut n = 0;
+                    // Plans of one file are neighbours: its inode is read
+                    // and written once for them.
+                    let mut file: Option<(u64, Inode)> = None;
+                    for plan in rest {
+                        let inode = match &mut file {
+                            Some((ino, inode)) if *ino == plan.ino => inode,
+                            _ => {
+                                if let Some((ino, inode)) = file.take() {
+                                    t.inode_write(ino, &inode)?;
+                                }
+                                &mut file.insert((plan.ino, t.inode_read(plan.ino)?)).1
+                            }
+                        };
+                        t.commit_planned(plan, inode)?;
+                        n += 1;
+                        if t.journal_bytes() >= budget {
+                            break;
+                        }
+                    }
+                    if let Some((ino, inode)) = file {
+                        t.inode_write(ino, &inode)?;
+                    }
+                    Ok(n)
+                })
+            })?;
+            rest = rest.get(done..).unwrap_or(&[]);
+        }
+        Ok(())
+    }
+}
+
+impl<D: BlockDevice> Txn<'_, D> {
+    /// Put a written plan's extent in place of what its range held, on
+    /// `inode` (its file's, which the caller writes back).
+    fn commit_planned(&mut self, plan: &WritePlan, inode: &mut Inode) -> Result<()> {
         let len = u32::try_from(plan.len).map_err(|_| Error::Internal("extent size"))?;
         let e = plan.sums.apply(Extent {
             compression: plan.used,
@@ -273,6 +331,6 @@ impl<D: BlockDevice> Fs<D> {
             stamp: false,
             compression: plan.compression,
         };
-        self.with_reserve(|fs| fs.write_txn(|t| t.replace_range(plan.ino, plan.start, end, Some(e), place)))
+        self.replace_extents(plan.ino, inode, plan.start, end, Some(e), place)
     }
 }
