@@ -243,7 +243,7 @@ struct arborfs_options {
 };
 
 /* The readahead window of files opened on a mount without readahead=. */
-#define ARBORFS_DEFAULT_READAHEAD SZ_1M
+#define ARBORFS_DEFAULT_READAHEAD SZ_4M
 /* The largest readahead= accepted: each window is one engine read into one buffer. */
 #define ARBORFS_MAX_READAHEAD (64 * SZ_1M)
 

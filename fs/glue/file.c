@@ -416,91 +416,139 @@ static void arborfs_unmap_folios(u8 *buf, unsigned int nr)
 }
 
 /*
- * A readahead window in flight: its folios, locked (so they stay in the
- * page cache and readers wait for them), mapped as one buffer.
+ * A readahead window in flight, in parts of at least RA_PART_BYTES (whole
+ * folios) that are read, verified and completed each on its own: the
+ * reader copies out the first part while the later ones are still read,
+ * and the parts are verified on both CPUs. A window completed whole would
+ * keep the reader waiting for its last bio and its last checksum, so a
+ * larger window would only mean a longer wait.
  */
-struct arborfs_readahead {
+#define RA_PART_BYTES SZ_256K
+
+struct arborfs_readahead;
+
+/* Part of a window: its folios (locked, so they stay in the page cache and readers wait), mapped as one buffer. */
+struct arborfs_ra_part {
 	struct arborfs_read_op op;
 	struct work_struct work;
+	struct arborfs_readahead *ra;
 	u8 *buf;		/* NULL: the folios could not be mapped */
 	size_t len;		/* the folios' bytes */
-	struct page **pages;	/* room for arborfs_map_folios, after folios[] */
+	unsigned int first;	/* index of its first folio in the window */
 	unsigned int nr;
+};
+
+struct arborfs_readahead {
+	atomic_t pending;	/* parts not completed, and the submitter's reference */
+	struct arborfs_ra_part *parts;	/* after pages[] */
+	struct page **pages;	/* room for arborfs_map_folios, after folios[] */
 	struct folio *folios[];
 };
 
-/* Complete the folios of a window read with result n, and free it. */
-static void arborfs_readahead_end(struct arborfs_readahead *ra, ssize_t n)
+static void arborfs_readahead_put(struct arborfs_readahead *ra)
 {
+	if (atomic_dec_and_test(&ra->pending))
+		kfree(ra);
+}
+
+/* Complete the folios of a part read with result n, and drop its reference on the window. */
+static void arborfs_readahead_end(struct arborfs_ra_part *part, ssize_t n)
+{
+	struct folio **folios = &part->ra->folios[part->first];
 	unsigned int i;
 
 	if (n >= 0)
-		memset(ra->buf + n, 0, ra->len - n);
-	if (ra->buf)
-		arborfs_unmap_folios(ra->buf, ra->nr);
-	for (i = 0; i < ra->nr; i++) {
-		/* The window failed (damage, memory): each folio on its own, so the good ones read. */
+		memset(part->buf + n, 0, part->len - n);
+	if (part->buf)
+		arborfs_unmap_folios(part->buf, part->nr);
+	for (i = 0; i < part->nr; i++) {
+		/* The part failed (damage, memory): each folio on its own, so the good ones read. */
 		if (n >= 0)
-			folio_mark_uptodate(ra->folios[i]);
+			folio_mark_uptodate(folios[i]);
 		else
-			arborfs_fill_folio(ra->op.inode, ra->folios[i]);
-		folio_unlock(ra->folios[i]);
+			arborfs_fill_folio(part->op.inode, folios[i]);
+		folio_unlock(folios[i]);
 	}
-	kfree(ra);
+	arborfs_readahead_put(part->ra);
 }
 
-/* On arborfs_io_wq once the window's bios have ended. */
+/* On arborfs_io_wq once the part's bios have ended. */
 static void arborfs_readahead_work(struct work_struct *work)
 {
-	struct arborfs_readahead *ra = container_of(work, struct arborfs_readahead, work);
-	int io_err = arborfs_io_batch_end(&ra->op.batch, &ASB(ra->op.inode->i_sb)->member);
+	struct arborfs_ra_part *part = container_of(work, struct arborfs_ra_part, work);
+	int io_err = arborfs_io_batch_end(&part->op.batch, &ASB(part->op.inode->i_sb)->member);
 
-	arborfs_readahead_end(ra, arborfs_read_end(&ra->op, io_err));
+	arborfs_readahead_end(part, arborfs_read_end(&part->op, io_err));
+}
+
+/* Map a part's folios and start reading them; it completes from arborfs_io_wq, or here when nothing was submitted. */
+static void arborfs_readahead_start(struct arborfs_ra_part *part, unsigned int nr_pages)
+{
+	struct inode *inode = part->op.inode;
+	loff_t pos = folio_pos(part->ra->folios[part->first]);
+	loff_t size = i_size_read(inode);
+
+	part->buf = arborfs_map_folios(&part->ra->folios[part->first], part->nr, part->ra->pages, nr_pages);
+	if (!part->buf) {
+		/* No memory for the mapping: each folio on its own. */
+		arborfs_readahead_end(part, -ENOMEM);
+		return;
+	}
+	if (pos >= size) {
+		arborfs_readahead_end(part, 0);
+		return;
+	}
+	arborfs_read_start(&part->op, inode, pos, part->buf, min_t(loff_t, part->len, size - pos));
+	if (part->op.n <= 0) {
+		arborfs_readahead_end(part, part->op.n);
+		return;
+	}
+	INIT_WORK(&part->work, arborfs_readahead_work);
+	part->op.batch.then = &part->work;
+	arborfs_io_batch_submitted(&part->op.batch);
 }
 
 /*
- * Read a whole readahead window at once, straight into its folios mapped
- * as one buffer, and return once its bios are submitted: the reader copies
- * out earlier folios meanwhile, and the checksums are verified and the
- * folios completed on arborfs_io_wq (on the other CPU if it is free).
+ * Read a readahead window straight into its folios and return once its
+ * bios are submitted: the checksums are verified and the folios completed
+ * part by part on arborfs_io_wq.
  */
 static void arborfs_readahead(struct readahead_control *rac)
 {
 	struct inode *inode = rac->mapping->host;
-	loff_t pos = readahead_pos(rac);
 	loff_t size = i_size_read(inode);
 	unsigned int nr_pages = readahead_count(rac);
+	unsigned int max_parts = min_t(unsigned int, nr_pages, nr_pages / (RA_PART_BYTES / PAGE_SIZE) + 1);
 	struct arborfs_readahead *ra = NULL;
+	struct arborfs_ra_part *part = NULL;
 	struct folio *folio;
+	unsigned int nr = 0, i, nr_parts = 0;
 
-	if (pos < size && readahead_length(rac) > PAGE_SIZE)
-		ra = kmalloc(size_add(struct_size(ra, folios, nr_pages), array_size(nr_pages, sizeof(*ra->pages))),
+	if (readahead_pos(rac) < size && readahead_length(rac) > PAGE_SIZE)
+		ra = kmalloc(size_add(size_add(struct_size(ra, folios, nr_pages),
+					       array_size(nr_pages, sizeof(*ra->pages))),
+				      array_size(max_parts, sizeof(*ra->parts))),
 			     GFP_KERNEL | __GFP_NOWARN);
 	if (ra) {
 		ra->pages = (struct page **)&ra->folios[nr_pages];
-		/* arborfs_read_start fills the rest of op; the fallback needs the inode before it. */
-		ra->op.inode = inode;
+		ra->parts = (struct arborfs_ra_part *)&ra->pages[nr_pages];
 		/* Locked, so they stay in the page cache without the references readahead_folio drops. */
-		ra->nr = 0;
-		ra->len = 0;
-		while (ra->nr < nr_pages && (folio = readahead_folio(rac))) {
-			ra->folios[ra->nr++] = folio;
-			ra->len += folio_size(folio);
-		}
-		ra->buf = arborfs_map_folios(ra->folios, ra->nr, ra->pages, nr_pages);
-		if (!ra->buf) {
-			/* No memory for the mapping: each folio on its own. */
-			arborfs_readahead_end(ra, -ENOMEM);
-		} else {
-			arborfs_read_start(&ra->op, inode, pos, ra->buf, min_t(loff_t, ra->len, size - pos));
-			if (ra->op.n <= 0) {
-				arborfs_readahead_end(ra, ra->op.n);
-			} else {
-				INIT_WORK(&ra->work, arborfs_readahead_work);
-				ra->op.batch.then = &ra->work;
-				arborfs_io_batch_submitted(&ra->op.batch);
+		while (nr < nr_pages && (folio = readahead_folio(rac))) {
+			if (!part || part->len >= RA_PART_BYTES) {
+				part = &ra->parts[nr_parts++];
+				*part = (struct arborfs_ra_part){ .ra = ra, .first = nr };
+				/* arborfs_read_start fills the rest of op; the fallback needs the inode before it. */
+				part->op.inode = inode;
 			}
+			ra->folios[nr++] = folio;
+			part->len += folio_size(folio);
+			part->nr++;
 		}
+		/* Each part holds a reference, and so does this loop until the last part is started. */
+		atomic_set(&ra->pending, nr_parts + 1);
+		for (i = 0; i < nr_parts; i++)
+			arborfs_readahead_start(&ra->parts[i], nr_pages);
+		arborfs_readahead_put(ra);
 	}
 	/* Whatever is left (a one-page window, no memory) is read folio by folio. */
 	while ((folio = readahead_folio(rac))) {

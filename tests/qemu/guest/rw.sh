@@ -237,7 +237,7 @@ PY
 	fsck_clean vdj
 }
 
-# readahead=: the mount's own bdi carries the window (1 MiB by default,
+# readahead=: the mount's own bdi carries the window (4 MiB by default,
 # against the block device's 128 KiB), /proc/mounts shows a non-default
 # one, remount changes it, and bad sizes are refused. Pages in the page
 # cache (mincore) show how far ahead of a sequential reader arborfs read.
@@ -261,7 +261,7 @@ t_readahead() {
 	mkfs vdj || return 1
 	mount -t arborfs /dev/vdj /mnt || return 1
 	bdi=$(echo /sys/class/bdi/arborfs-*) && [[ -f $bdi/read_ahead_kb ]] || { echo "no arborfs bdi: $bdi"; return 1; }
-	[[ $(cat "$bdi/read_ahead_kb") == 1024 ]] || { echo "default window $(cat "$bdi/read_ahead_kb") KiB"; return 1; }
+	[[ $(cat "$bdi/read_ahead_kb") == 4096 ]] || { echo "default window $(cat "$bdi/read_ahead_kb") KiB"; return 1; }
 	grep -q "^/dev/vdj /mnt arborfs .*readahead" /proc/mounts && { echo "the default window shows in /proc/mounts"; return 1; }
 	head -c 16M /dev/urandom >/tmp/seq.bin && cp /tmp/seq.bin /mnt/seq && head -c 1M /dev/urandom >/mnt/one || return 1
 	umount /mnt && mount -t arborfs /dev/vdj /mnt || return 1
@@ -275,7 +275,7 @@ t_readahead() {
 	local small
 	small=$(cached_kib /mnt/seq) || return 1
 	((small <= 4096 + 384)) || { echo "readahead=128k: read 4096 KiB, $small KiB cached"; return 1; }
-	echo "arborfs test: read 4096 KiB in sequence: $cached KiB cached with the 1 MiB window, $small KiB with 128 KiB" >/dev/kmsg
+	echo "arborfs test: read 4096 KiB in sequence: $cached KiB cached with the 4 MiB window, $small KiB with 128 KiB" >/dev/kmsg
 	mount -o remount,readahead=0 /mnt || return 1
 	grep -q "^/dev/vdj /mnt arborfs .*readahead=0k" /proc/mounts || { echo "readahead=0 missing from /proc/mounts"; return 1; }
 	dd if=/mnt/one of=/dev/null bs=4k count=1 status=none || return 1
@@ -286,9 +286,9 @@ t_readahead() {
 	for bad in readahead=abc readahead=65m readahead=1000 readahead=; do
 		must_fail mount -t arborfs -o $bad /dev/vdj /mnt || { echo "$bad accepted"; return 1; }
 	done
-	mount -t arborfs -o readahead=4m /dev/vdj /mnt || return 1
-	grep -q "^/dev/vdj /mnt arborfs .*readahead=4096k" /proc/mounts || { echo "readahead=4m not in /proc/mounts"; return 1; }
-	cmp /mnt/seq /tmp/seq.bin || { echo "readahead=4m: file differs"; return 1; }
+	mount -t arborfs -o readahead=2m /dev/vdj /mnt || return 1
+	grep -q "^/dev/vdj /mnt arborfs .*readahead=2048k" /proc/mounts || { echo "readahead=2m not in /proc/mounts"; return 1; }
+	cmp /mnt/seq /tmp/seq.bin || { echo "readahead=2m: file differs"; return 1; }
 	rm -f /tmp/seq.bin
 	fsck_clean vdj
 }
