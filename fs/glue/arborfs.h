@@ -254,6 +254,7 @@ struct arborfs_inode {
 	s64 btime;		/* birth time, ns (statx) */
 	u32 flags;		/* the engine's FS_*_FL flags */
 	u32 projid;		/* project id */
+	bool no_xattrs;		/* created by this mount and given no attribute since: getxattr needs no engine call */
 };
 
 static inline struct arborfs_inode *AI(struct inode *inode)

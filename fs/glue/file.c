@@ -985,9 +985,12 @@ void arborfs_wb_wait_idle(struct super_block *sb)
 
 /*
  * Gather dirty folios into runs of at most 1 MiB and queue each as it
- * fills. A data-integrity writeback (fsync, sync) writes its last run
- * itself: it waits for it anyway, and is spared a switch to a worker
- * (an fsync of a small file is one run).
+ * fills. A data-integrity writeback of one file (fsync, O_DIRECT's flush)
+ * writes its last run itself: it waits for it anyway, and is spared a
+ * switch to a worker (an fsync of a small file is one run). sync(2) and
+ * syncfs(2) queue it like the rest, since they go on to the next file and
+ * wait for them all at the end: written inline, a tree of small files
+ * would be written one file at a time.
  */
 static int arborfs_writepages(struct address_space *mapping, struct writeback_control *wbc)
 {
@@ -1046,7 +1049,7 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		run->folios[run->nr++] = folio;
 	}
 	if (run) {
-		if (wbc->sync_mode == WB_SYNC_ALL)
+		if (wbc->sync_mode == WB_SYNC_ALL && !wbc->for_sync)
 			err = arborfs_wb_write(run) ?: err;
 		else
 			arborfs_wb_queue(run);

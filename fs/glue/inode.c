@@ -401,6 +401,8 @@ ssize_t arborfs_listxattr(struct dentry *dentry, char *buf, size_t size)
 {
 	struct super_block *sb = dentry->d_sb;
 
+	if (READ_ONCE(AI(d_inode(dentry))->no_xattrs))
+		return arborfs_alive(sb);
 	return arborfs_alive(sb) ?:
 		ENGINE_CALL(sb, arborfs_rs_listxattr(FS(sb), d_inode(dentry)->i_ino, buf, size));
 }
@@ -409,6 +411,8 @@ static ssize_t arborfs_getxattr_full(struct inode *inode, const char *full, void
 {
 	struct super_block *sb = inode->i_sb;
 
+	if (READ_ONCE(AI(inode)->no_xattrs))
+		return arborfs_alive(sb) ?: -ENODATA;
 	return arborfs_alive(sb) ?:
 		ENGINE_CALL(sb, arborfs_rs_getxattr(FS(sb), inode->i_ino, full, strlen(full), buf, size));
 }
@@ -418,6 +422,8 @@ static int arborfs_setxattr_full(struct inode *inode, const char *full, const vo
 {
 	struct super_block *sb = inode->i_sb;
 
+	/* Before the attribute can exist: a get racing with this set sees it absent, as if it ran first. */
+	WRITE_ONCE(AI(inode)->no_xattrs, false);
 	return arborfs_alive(sb) ?:
 		ENGINE_CALL(sb, arborfs_rs_setxattr(FS(sb), inode->i_ino, full, strlen(full), value, size, flags));
 }

@@ -121,6 +121,12 @@ static struct inode *arborfs_make_inode(struct mnt_idmap *idmap, struct inode *d
 	}
 	inode = arborfs_new_inode(sb, &a, link);
 	if (!IS_ERR(inode)) {
+		/*
+		 * Nothing has attributes yet: every write and chown asks for
+		 * security.capability, which need not reach the engine. The
+		 * ACLs just below clear it again.
+		 */
+		WRITE_ONCE(AI(inode)->no_xattrs, true);
 		err = arborfs_init_acl(inode, default_acl, acl);
 		if (err) {
 			/* A named inode shows up at the next lookup; an unnamed one goes at eviction. */

@@ -75,6 +75,7 @@ static struct inode *arborfs_alloc_inode(struct super_block *sb)
 	ai->btime = 0;
 	ai->flags = 0;
 	ai->projid = 0;
+	ai->no_xattrs = false;
 	return &ai->vfs;
 }
 
