@@ -79,6 +79,16 @@ struct arborfs_statfs {
 	u32 bsize, namelen;
 };
 
+/* One writeback of a batch planned at once (arborfs_rs_plan_writes): arguments of arborfs_rs_plan_write in, its results out. */
+struct arborfs_wreq {
+	u64 off, len, data_end;
+	void *plan;		/* NULL: not planned */
+	u64 offset;
+	u32 dev;
+	int placed;
+	s64 n;			/* bytes planned; 0: the engine writes them */
+};
+
 /* One span of a read planned by the engine (arborfs_rs_plan_read). */
 struct arborfs_read_span {
 	u64 start, len;		/* file bytes */
@@ -147,6 +157,12 @@ ARBORFS_LAYOUT(struct arborfs_extent, length, 16);
 ARBORFS_LAYOUT(struct arborfs_extent, flags, 24);
 ARBORFS_LAYOUT(struct arborfs_extent, pad, 28);
 _Static_assert(sizeof(struct arborfs_statfs) == 48, "struct arborfs_statfs");
+_Static_assert(sizeof(struct arborfs_wreq) == 56, "struct arborfs_wreq");
+ARBORFS_LAYOUT(struct arborfs_wreq, plan, 24);
+ARBORFS_LAYOUT(struct arborfs_wreq, offset, 32);
+ARBORFS_LAYOUT(struct arborfs_wreq, dev, 40);
+ARBORFS_LAYOUT(struct arborfs_wreq, placed, 44);
+ARBORFS_LAYOUT(struct arborfs_wreq, n, 48);
 _Static_assert(sizeof(struct arborfs_journal_write) == 32, "struct arborfs_journal_write");
 ARBORFS_LAYOUT(struct arborfs_journal_write, len, 8);
 ARBORFS_LAYOUT(struct arborfs_journal_write, offset, 16);
@@ -193,6 +209,7 @@ void arborfs_rs_plan_free(void *plan);
  */
 ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, u64 data_end, void **plan, u32 *dev,
 			      u64 *offset, int *placed);
+int arborfs_rs_plan_writes(void *fs, u64 ino, struct arborfs_wreq *reqs, size_t nr);
 int arborfs_rs_wplan_encode(void *plan, const u8 *buf, size_t len, const u8 **out, size_t *out_len);
 int arborfs_rs_write_place(void *fs, void *plan, u32 *dev, u64 *offset);
 int arborfs_rs_write_commit(void *fs, u64 ino, void *const *plans, size_t n, u64 *alloc_bytes);
@@ -283,6 +300,7 @@ struct arborfs_sb_info {
 	atomic64_t decoded_reads;	/* extents stored whole checked and decoded without it */
 	atomic64_t planned_writes;	/* writes of whole blocks done without the mutex across their device I/O */
 	atomic64_t unplanned_writes;	/* writes (or their tails) the engine did under the mutex, device I/O included */
+	atomic64_t direct_read_bytes;	/* O_DIRECT reads that landed in the caller's pages */
 	atomic64_t encoded_writes;	/* ... compressed (or checksummed whole) without it too */
 	atomic64_t overlapped_encodes;	/* ... while another engine call ran */
 	atomic64_t encode_ns;		/* time spent encoding them */

@@ -603,7 +603,7 @@ static void arborfs_write_init(struct arborfs_write *w)
  * `pos`; the rest is for arborfs_write_rest once `w` is finished.
  */
 static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, size_t len, size_t padded,
-				  struct arborfs_write *w)
+				  struct arborfs_write *w, const struct arborfs_wreq *first)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_sb_info *sbi = ASB(sb);
@@ -616,12 +616,25 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 		unsigned int nofs;
 		size_t out_len;
 		int placed = 0;
-		u64 offset;
-		u32 dev;
-		ssize_t n = arborfs_alive(sb) ?:
-			ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + planned, padded - planned,
-							      pos + len, &plan, &dev, &offset, &placed));
+		u64 offset = 0;
+		u32 dev = 0;
+		ssize_t n;
 		int err = 0;
+
+		if (first) {
+			/* Planned with the rest of the run (arborfs_wb_plan). */
+			plan = first->plan;
+			dev = first->dev;
+			offset = first->offset;
+			placed = first->placed;
+			n = first->n;
+			first = NULL;
+		} else {
+			n = arborfs_alive(sb) ?:
+				ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + planned,
+								      padded - planned, pos + len, &plan, &dev,
+								      &offset, &placed));
+		}
 
 		if (n <= 0) {
 			w->err = n;	/* 0: the engine writes the rest */
@@ -699,7 +712,7 @@ ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t l
 	int err;
 
 	arborfs_write_init(&w);
-	planned = arborfs_write_start(inode, pos, buf, len, len, &w);
+	planned = arborfs_write_start(inode, pos, buf, len, len, &w, NULL);
 	err = arborfs_write_finish(inode, &w, alloc_bytes) ?:
 	      arborfs_write_rest(inode, pos, buf, len, planned, alloc_bytes);
 	return err ?: len;
@@ -817,6 +830,7 @@ struct arborfs_wb_run {
 	unsigned int nr;
 	unsigned int nr_segs;
 	struct arborfs_wb_seg segs[WB_RUN_SEGS];
+	struct arborfs_wreq reqs[WB_RUN_SEGS];	/* the first plan of each segment (the worker's) */
 	struct folio *folios[WB_RUN_FOLIOS];
 	struct page *pages[WB_RUN_FOLIOS];
 };
@@ -883,6 +897,49 @@ static int arborfs_wb_write_folios(struct inode *inode, struct arborfs_wb_run *r
 	return 0;
 }
 
+/* A segment's bytes with its last folio's zeroed tail: what its plans may cover. */
+static size_t arborfs_wb_seg_padded(struct arborfs_wb_run *run, struct arborfs_wb_seg *seg)
+{
+	struct folio *last = run->folios[seg->first + seg->nr - 1];
+
+	return folio_pos(last) + folio_size(last) - seg->start;
+}
+
+/*
+ * Plan the first piece of every mapped segment of a run of several in one
+ * engine call (the file's inode is read once), into run->reqs. False when
+ * the run is one segment (arborfs_write_start plans it) or the call
+ * failed: then w->err is set and w holds the plans made, to be aborted.
+ */
+static bool arborfs_wb_plan(struct arborfs_wb_run *run, struct arborfs_write *w)
+{
+	struct super_block *sb = run->inode->i_sb;
+	unsigned int i;
+	int err;
+
+	if (run->nr_segs < 2)
+		return false;
+	for (i = 0; i < run->nr_segs; i++) {
+		struct arborfs_wb_seg *seg = &run->segs[i];
+
+		/* An unmapped segment asks for nothing: len 0 plans nothing. */
+		run->reqs[i] = (struct arborfs_wreq){
+			.off = seg->start,
+			.len = seg->buf ? arborfs_wb_seg_padded(run, seg) : 0,
+			.data_end = seg->start + seg->len,
+		};
+	}
+	err = arborfs_alive(sb) ?:
+		ENGINE_CALL(sb, arborfs_rs_plan_writes(FS(sb), run->inode->i_ino, run->reqs, run->nr_segs));
+	if (!err)
+		return true;
+	for (i = 0; i < run->nr_segs; i++)
+		if (run->reqs[i].plan)
+			w->plans[w->nr_plans++] = run->reqs[i].plan;
+	w->err = err;
+	return false;
+}
+
 /*
  * Write a run: map each segment's folios as one buffer and start its
  * plans, commit the plans of all segments at once, write what was not
@@ -900,6 +957,7 @@ static int arborfs_wb_write(struct arborfs_wb_run *run)
 	struct arborfs_write w;
 	struct blk_plug plug;
 	u64 alloc_bytes = 0;
+	bool batched;
 	unsigned int i;
 	int err;
 
@@ -913,14 +971,19 @@ static int arborfs_wb_write(struct arborfs_wb_run *run)
 		blk_start_plug(&plug);
 	for (i = 0; i < run->nr_segs; i++) {
 		struct arborfs_wb_seg *seg = &run->segs[i];
-		struct folio *last = run->folios[seg->first + seg->nr - 1];
 
 		/* vmap copies the page pointers: one array serves every segment. */
 		seg->buf = arborfs_map_folios(&run->folios[seg->first], seg->nr, run->pages, WB_RUN_FOLIOS);
 		seg->planned = 0;
+	}
+	batched = arborfs_wb_plan(run, &w);
+	for (i = 0; i < run->nr_segs; i++) {
+		struct arborfs_wb_seg *seg = &run->segs[i];
+
 		if (seg->buf)
 			seg->planned = arborfs_write_start(inode, seg->start, seg->buf, seg->len,
-							   folio_pos(last) + folio_size(last) - seg->start, &w);
+							   arborfs_wb_seg_padded(run, seg), &w,
+							   batched ? &run->reqs[i] : NULL);
 	}
 	if (run->nr_segs > 1)
 		blk_finish_plug(&plug);
@@ -1139,22 +1202,62 @@ static int arborfs_mmap(struct file *file, struct vm_area_struct *vma)
 
 /* ---- O_DIRECT: through a bounce buffer, bypassing (and keeping coherent) the page cache ---- */
 
+/*
+ * Read `len` bytes at `pos` with O_DIRECT straight into the caller's
+ * pages: those of the iterator's next stretch (at most len) are extracted
+ * (pinned when user memory) and mapped as one buffer, which the read path
+ * fills as any other (its bios land in the pages, the checksums are
+ * verified there; only blocks and chunks reaching past the range go
+ * through a bounce buffer). Returns the bytes read, the iterator advanced
+ * by them; -EAGAIN when the pages could not be had, the iterator as it was.
+ */
+static ssize_t arborfs_direct_read_pages(struct inode *inode, loff_t pos, struct iov_iter *to, size_t len)
+{
+	struct page **pages = NULL;
+	size_t off0;
+	unsigned int nr, nofs;
+	ssize_t got, n;
+	u8 *buf;
+
+	got = iov_iter_extract_pages(to, &pages, len, DIRECT_CHUNK / PAGE_SIZE + 1, 0, &off0);
+	if (got <= 0)
+		return got ?: -EAGAIN;
+	nr = DIV_ROUND_UP(off0 + got, PAGE_SIZE);
+	nofs = memalloc_nofs_save();
+	buf = vmap(pages, nr, VM_MAP, PAGE_KERNEL);
+	memalloc_nofs_restore(nofs);
+	n = buf ? arborfs_read(inode, pos, buf + off0, got) : -EAGAIN;
+	if (buf)
+		vunmap(buf);
+	/* Written to by the device or the CPU: dirty, as bio_release_pages makes them. */
+	if (iov_iter_extract_will_pin(to))
+		unpin_user_pages_dirty_lock(pages, nr, true);
+	kvfree(pages);
+	iov_iter_revert(to, got - max_t(ssize_t, n, 0));
+	if (n > 0)
+		atomic64_add(n, &ASB(inode->i_sb)->direct_read_bytes);
+	return n;
+}
+
 static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
 	loff_t pos = iocb->ki_pos;
 	size_t want = iov_iter_count(to);
 	ssize_t done = 0, n;
+	bool zero_copy;
 	u8 *buf;
-	int err;
+	int err = 0;
 
 	if (!want)
 		return 0;
 	err = filemap_write_and_wait_range(inode->i_mapping, pos, pos + want - 1);
 	if (err)
 		return err;
-	buf = kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
-	if (!buf)
+	/* Sector-aligned position and memory: the caller's pages take the bios themselves. */
+	zero_copy = !(pos & (SECTOR_SIZE - 1)) && iov_iter_is_aligned(to, SECTOR_SIZE - 1, SECTOR_SIZE - 1);
+	buf = zero_copy ? NULL : kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
+	if (!zero_copy && !buf)
 		return -ENOMEM;
 	while (want) {
 		loff_t size = i_size_read(inode);
@@ -1163,6 +1266,26 @@ static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 		if (pos >= size)
 			break;
 		chunk = min_t(loff_t, chunk, size - pos);
+		if (zero_copy) {
+			n = arborfs_direct_read_pages(inode, pos, to, chunk);
+			if (n != -EAGAIN) {
+				if (n <= 0) {
+					err = n;
+					break;
+				}
+				pos += n;
+				done += n;
+				want -= n;
+				continue;
+			}
+			/* No pages or no mapping: this and what follows through a bounce buffer. */
+			zero_copy = false;
+			buf = kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
+			if (!buf) {
+				err = -ENOMEM;
+				break;
+			}
+		}
 		n = arborfs_read(inode, pos, buf, chunk);
 		if (n <= 0) {
 			err = n;

@@ -278,7 +278,8 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 	seq_printf(m, " encoded_writes=%lld overlapped_encodes=%lld encode_us=%lld decoded_reads=%lld",
 		   atomic64_read(&s->encoded_writes), atomic64_read(&s->overlapped_encodes),
 		   atomic64_read(&s->encode_ns) / 1000, atomic64_read(&s->decoded_reads));
-	seq_printf(m, " unplanned_writes=%lld", atomic64_read(&s->unplanned_writes));
+	seq_printf(m, " unplanned_writes=%lld direct_read_bytes=%lld", atomic64_read(&s->unplanned_writes),
+		   atomic64_read(&s->direct_read_bytes));
 	return 0;
 }
 

@@ -25,7 +25,7 @@ use crate::error::errno::{EINVAL, ENOMEM, ERANGE};
 use crate::error::Error as FsError;
 use crate::fs::read_plan::{ReadPlan, SpanSource};
 use crate::fs::sync::SyncStep;
-use crate::fs::write_plan::WritePlan;
+use crate::fs::write_plan::{WritePlan, WriteRequest};
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{KernelDevice, TryVec};
 
@@ -163,6 +163,20 @@ pub(crate) struct ArborfsReadSpan {
     dev: u32,
 }
 c_layout!(ArborfsReadSpan, 48, { start: 0, len: 8, offset: 16, dev_len: 24, skip: 32, kind: 40, dev: 44 });
+
+/// One writeback of a batch to plan: `struct arborfs_wreq`.
+#[repr(C)]
+pub(crate) struct ArborfsWreq {
+    off: u64,
+    len: u64,
+    data_end: u64,
+    plan: *mut c_void,
+    offset: u64,
+    dev: u32,
+    placed: c_int,
+    n: i64,
+}
+c_layout!(ArborfsWreq, 56, { off: 0, len: 8, data_end: 16, plan: 24, offset: 32, dev: 40, placed: 44, n: 48 });
 
 /// A journal write the glue issues for a sync: `struct arborfs_journal_write`.
 #[repr(C)]
@@ -848,6 +862,57 @@ entry_points! {
                 n
             }
             Err(e) => write_failed(e, ino, off) as isize
+        }
+    }
+
+    /// [`arborfs_rs_plan_write`] for each of the `nr` requests at `reqs`
+    /// (writable), all of file `ino`, in one call: each gets its plan
+    /// (null when not planned), member, offset, whether placed, and `n`,
+    /// the bytes planned (0 when the engine must write them). Returns 0
+    /// or the errno of the first that failed; the ones before it keep
+    /// their plans (the glue aborts them), the rest have none.
+    fn arborfs_rs_plan_writes(fs, ino: u64, reqs: *mut ArborfsWreq, nr: usize) -> c_int {
+        if nr == 0 || reqs.is_null() {
+            return 0;
+        }
+        // SAFETY: `nr` writable requests (the glue's contract).
+        let reqs = unsafe { core::slice::from_raw_parts_mut(reqs, nr) };
+        let mut batch = KVec::new();
+        for r in reqs.iter() {
+            if batch.push(WriteRequest::new(r.off, r.len, r.data_end), GFP_KERNEL).is_err() {
+                return -ENOMEM;
+            }
+        }
+        let res = fs.plan_writes(ino, &mut batch);
+        let mut failed = None;
+        for (r, w) in reqs.iter_mut().zip(batch) {
+            r.plan = core::ptr::null_mut();
+            r.n = 0;
+            if !w.planned {
+                continue;
+            }
+            match KBox::new(WritePlan::new(), GFP_KERNEL) {
+                Ok(mut p) => {
+                    *p = w.plan;
+                    r.n = p.len as i64;
+                    r.dev = u32::from(p.dev);
+                    r.offset = p.offset;
+                    r.placed = c_int::from(p.is_placed());
+                    r.plan = KBox::into_raw(p).cast::<c_void>();
+                }
+                Err(_) => {
+                    // No box to hand it out in: its room is given up here.
+                    let _ = fs.abort_write(&w.plan);
+                    failed = Some(-ENOMEM);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return e;
+        }
+        match res {
+            Ok(()) => 0,
+            Err(e) => write_failed(e, ino, reqs.first().map_or(0, |r| r.off)),
         }
     }
 

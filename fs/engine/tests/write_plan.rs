@@ -13,7 +13,7 @@ use arborfs_engine::format::extent::Compression;
 use arborfs_engine::format::inode::S_IFREG;
 use arborfs_engine::format::superblock::INCOMPAT_CHUNKED_CSUMS;
 use arborfs_engine::format::ROOT_INO;
-use arborfs_engine::fs::write_plan::WritePlan;
+use arborfs_engine::fs::write_plan::{WritePlan, WriteRequest};
 use arborfs_engine::fs::{FormatOptions, SetAttr};
 use arborfs_engine::sys::{BlockDevice, MemDevice};
 use arborfs_engine::Fs;
@@ -393,4 +393,40 @@ fn a_batch_larger_than_a_journal_entry_commits_in_several_transactions() {
     fs.commit_writes(&refs).unwrap();
     assert_eq!(read_all(&mut fs, ino).unwrap(), want);
     reopen_and_check(fs, ino, &want, "one large batch");
+}
+
+#[test]
+fn a_batch_of_writebacks_is_planned_in_one_call() {
+    let mut fs = fs_with(ChecksumType::Xxhash64, Compression::None);
+    let ino = file(&mut fs, b"f");
+    let mut want = vec![0u8; 64 * 4096];
+    Rng(9).fill(&mut want);
+    let size = want.len() as u64;
+    // Whole blocks, an unaligned start (the engine's to write), nothing.
+    let mut reqs = [
+        WriteRequest::new(0, 8192, size),
+        WriteRequest::new(40 * 4096 + 100, 4096, size),
+        WriteRequest::new(20 * 4096, 0, size),
+        WriteRequest::new(60 * 4096, 4 * 4096, size),
+    ];
+    fs.plan_writes(ino, &mut reqs).unwrap();
+    assert_eq!(reqs.iter().map(|r| r.planned).collect::<Vec<_>>(), [true, false, false, true]);
+    for r in reqs.iter_mut().filter(|r| r.planned) {
+        let piece = &want[r.off as usize..(r.off + r.plan.len) as usize];
+        fs.devices_mut()[usize::from(r.plan.dev)].write_at(r.plan.offset, piece).unwrap();
+        r.plan.encode(piece).unwrap();
+    }
+    let plans: Vec<&WritePlan> = reqs.iter().filter(|r| r.planned).map(|r| &r.plan).collect();
+    fs.commit_writes(&plans).unwrap();
+    let mut got = read_all(&mut fs, ino).unwrap();
+    got.resize(want.len(), 0);
+    for (off, len) in [(0, 8192), (60 * 4096, 4 * 4096)] {
+        assert_eq!(got[off..off + len], want[off..off + len]);
+    }
+    // Not a regular file: an error, and nothing planned.
+    let dir = fs.mkdir(ROOT_INO, b"d", 0o755, 0, 0).unwrap().ino;
+    let mut reqs = [WriteRequest::new(0, 4096, 4096)];
+    assert!(fs.plan_writes(dir, &mut reqs).is_err());
+    assert!(!reqs[0].planned);
+    reopen_and_check(fs, ino, &got, "batch planned");
 }

@@ -383,7 +383,10 @@ impl<D: BlockDevice> Fs<D> {
         if self.journal.buf.len() > self.journal.max_entry / 4 {
             self.journal_write()?;
         }
-        let dirty_limit = (self.btrees.cache.budget / 2).max(64 * node_size);
+        // Dirty nodes are made durable by the journal: a checkpoint only
+        // rewrites them whole, so it waits until they take the clean
+        // nodes' budget again.
+        let dirty_limit = self.btrees.cache.budget.max(64 * node_size);
         if self.journal.half_full() || self.btrees.dirty_nodes * node_size > dirty_limit {
             self.checkpoint()?;
         }

@@ -138,6 +138,28 @@ impl WritePlan {
     }
 }
 
+/// One writeback of a batch planned by [`Fs::plan_writes`]: the
+/// arguments of [`Fs::plan_write`], and its result.
+pub struct WriteRequest {
+    /// File offset.
+    pub off: u64,
+    /// Bytes (with the padding of a partial last block).
+    pub len: u64,
+    /// Where the file's data ends.
+    pub data_end: u64,
+    /// The plan made.
+    pub plan: WritePlan,
+    /// Whether `plan` was made (false: the engine writes these bytes).
+    pub planned: bool,
+}
+
+impl WriteRequest {
+    /// A request not yet planned.
+    pub const fn new(off: u64, len: u64, data_end: u64) -> Self {
+        WriteRequest { off, len, data_end, plan: WritePlan::new(), planned: false }
+    }
+}
+
 impl Default for WritePlan {
     fn default() -> Self {
         Self::new()
@@ -163,8 +185,28 @@ impl<D: BlockDevice> Fs<D> {
         data_end: u64,
         plan: &mut WritePlan,
     ) -> Result<bool> {
+        let [req] = &mut [WriteRequest::new(off, len, data_end)];
+        self.plan_writes(ino, core::slice::from_mut(req))?;
+        core::mem::swap(plan, &mut req.plan);
+        Ok(req.planned)
+    }
+
+    /// Plan the front of several writebacks of one file at once, each as
+    /// [`Fs::plan_write`] would (the inode is read once). Stops at the
+    /// first error, leaving the rest unplanned; the plans made before it
+    /// stand (the caller aborts them).
+    pub fn plan_writes(&mut self, ino: u64, reqs: &mut [WriteRequest]) -> Result<()> {
+        reqs.iter_mut().for_each(|r| r.planned = false);
+        let inode = self.writable_file(ino)?;
+        for r in reqs.iter_mut() {
+            r.planned = self.plan_request(&inode, ino, r)?;
+        }
+        Ok(())
+    }
+
+    /// The inode of a regular file that user data may be written to.
+    fn writable_file(&mut self, ino: u64) -> Result<Inode> {
         self.check_user_writable()?;
-        let block = self.block();
         let inode = self.getattr(ino)?.inode;
         if inode.is_dir() {
             return Err(Error::IsDir);
@@ -172,8 +214,15 @@ impl<D: BlockDevice> Fs<D> {
         if !inode.is_reg() {
             return Err(Error::Invalid);
         }
+        Ok(inode)
+    }
+
+    /// [`Fs::plan_write`] of one request on `ino`'s `inode`.
+    fn plan_request(&mut self, inode: &Inode, ino: u64, req: &mut WriteRequest) -> Result<bool> {
+        let (off, len, plan) = (req.off, req.len, &mut req.plan);
+        let block = self.block();
         let end = off.checked_add(len).filter(|&e| e <= i64::MAX as u64).ok_or(Error::TooBig)?;
-        let data_end = data_end.min(end);
+        let data_end = req.data_end.min(end);
         if !off.is_multiple_of(block) || data_end <= off {
             return Ok(false);
         }
@@ -183,7 +232,7 @@ impl<D: BlockDevice> Fs<D> {
         if whole == 0 {
             return Ok(false);
         }
-        let compression = self.compression_for(&inode);
+        let compression = self.compression_for(inode);
         let (encoded, max) = self.new_extent_shape(compression);
         *plan = WritePlan {
             ino,
