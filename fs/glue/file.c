@@ -609,7 +609,8 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 	struct arborfs_sb_info *sbi = ASB(sb);
 	size_t planned = 0;
 
-	while (!w->err && planned < len && w->nr_plans < ARBORFS_WRITE_PLANS) {
+	/* A first plan given is already in w: it needs no room there. */
+	while (!w->err && planned < len && (first || w->nr_plans < ARBORFS_WRITE_PLANS)) {
 		const u8 *data = buf + planned, *out;
 		void *plan = NULL;
 		u64 start_ns, calls;
@@ -618,17 +619,19 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 		int placed = 0;
 		u64 offset = 0;
 		u32 dev = 0;
+		bool held = false;
 		ssize_t n;
 		int err = 0;
 
 		if (first) {
-			/* Planned with the rest of the run (arborfs_wb_plan). */
+			/* Planned with the rest of the run, and already in w (arborfs_wb_plan). */
 			plan = first->plan;
 			dev = first->dev;
 			offset = first->offset;
 			placed = first->placed;
 			n = first->n;
 			first = NULL;
+			held = true;
 		} else {
 			n = arborfs_alive(sb) ?:
 				ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + planned,
@@ -640,7 +643,8 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 			w->err = n;	/* 0: the engine writes the rest */
 			break;
 		}
-		w->plans[w->nr_plans++] = plan;
+		if (!held)
+			w->plans[w->nr_plans++] = plan;
 		if (placed)
 			err = arborfs_write_submit(w, &sbi->member, dev, data, n, offset);
 		calls = atomic64_read(&sbi->engine_calls);
@@ -812,6 +816,7 @@ out:
  * rather than one call and one commit for each 4 KiB.
  */
 #define WB_RUN_SEGS 32
+static_assert(WB_RUN_SEGS <= ARBORFS_WRITE_PLANS);
 struct arborfs_wb_seg {
 	u64 start;
 	size_t len;		/* bytes of the file: the last folio may reach past EOF */
@@ -907,9 +912,11 @@ static size_t arborfs_wb_seg_padded(struct arborfs_wb_run *run, struct arborfs_w
 
 /*
  * Plan the first piece of every mapped segment of a run of several in one
- * engine call (the file's inode is read once), into run->reqs. False when
- * the run is one segment (arborfs_write_start plans it) or the call
- * failed: then w->err is set and w holds the plans made, to be aborted.
+ * engine call (the file's inode is read once), into run->reqs. Every plan
+ * made goes into w at once, so that it is committed or given up with the
+ * rest whatever happens to the segments before its own. False when the
+ * run is one segment (arborfs_write_start plans it) or the call failed
+ * (w->err is set).
  */
 static bool arborfs_wb_plan(struct arborfs_wb_run *run, struct arborfs_write *w)
 {
@@ -931,13 +938,12 @@ static bool arborfs_wb_plan(struct arborfs_wb_run *run, struct arborfs_write *w)
 	}
 	err = arborfs_alive(sb) ?:
 		ENGINE_CALL(sb, arborfs_rs_plan_writes(FS(sb), run->inode->i_ino, run->reqs, run->nr_segs));
-	if (!err)
-		return true;
+	/* At most WB_RUN_SEGS: the first plans always fit. */
 	for (i = 0; i < run->nr_segs; i++)
 		if (run->reqs[i].plan)
 			w->plans[w->nr_plans++] = run->reqs[i].plan;
 	w->err = err;
-	return false;
+	return !err;
 }
 
 /*

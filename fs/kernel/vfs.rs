@@ -306,14 +306,13 @@ fn errno(e: FsError) -> c_int {
     -e.errno()
 }
 
-/// The errno for a failed data write of `ino` at `off`, logged unless the
-/// file system is full or read-only (what a writer expects to meet).
 /// The `n` write plans at `plans` as a slice.
 ///
 /// # Safety
 ///
 /// `plans` points to `n` pointers to live plans from
-/// `arborfs_rs_plan_write`, not freed while the slice lives.
+/// `arborfs_rs_plan_write` or `arborfs_rs_plan_writes`, not freed while
+/// the slice lives.
 unsafe fn write_plans<'a>(plans: *const *const c_void, n: usize) -> &'a [&'a WritePlan] {
     if n == 0 || plans.is_null() {
         return &[];
@@ -323,6 +322,8 @@ unsafe fn write_plans<'a>(plans: *const *const c_void, n: usize) -> &'a [&'a Wri
     unsafe { core::slice::from_raw_parts(plans.cast::<&WritePlan>(), n) }
 }
 
+/// The errno for a failed data write of `ino` at `off`, logged unless the
+/// file system is full or read-only (what a writer expects to meet).
 fn write_failed(e: FsError, ino: u64, off: u64) -> c_int {
     if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
         pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
