@@ -384,16 +384,25 @@ static int arborfs_read_folio(struct file *file, struct folio *folio)
 	return err;
 }
 
+/* Map pages as one buffer, in a NOFS scope since page tables may be allocated. NULL when memory is short. */
+static u8 *arborfs_vmap(struct page **pages, unsigned int nr)
+{
+	unsigned int nofs = memalloc_nofs_save();
+	u8 *buf = vmap(pages, nr, VM_MAP, PAGE_KERNEL);
+
+	memalloc_nofs_restore(nofs);
+	return buf;
+}
+
 /*
  * Map folios (in file order, `nr_pages` pages in all) as one buffer: a
  * single folio already is one (large folios exist only without highmem),
- * several are mapped together with vmap, in a NOFS scope since page tables
- * may be allocated. NULL when memory is short. Undone by arborfs_unmap_folios.
+ * several are mapped together (arborfs_vmap). NULL when memory is short.
+ * Undone by arborfs_unmap_folios.
  */
 static u8 *arborfs_map_folios(struct folio **folios, unsigned int nr, struct page **pages, unsigned int nr_pages)
 {
-	unsigned int i, j, n = 0, nofs;
-	u8 *buf;
+	unsigned int i, j, n = 0;
 
 	if (nr == 1 && !IS_ENABLED(CONFIG_HIGHMEM))
 		return folio_address(folios[0]);
@@ -403,10 +412,7 @@ static u8 *arborfs_map_folios(struct folio **folios, unsigned int nr, struct pag
 				return NULL;
 			pages[n++] = folio_page(folios[i], j);
 		}
-	nofs = memalloc_nofs_save();
-	buf = vmap(pages, n, VM_MAP, PAGE_KERNEL);
-	memalloc_nofs_restore(nofs);
-	return buf;
+	return arborfs_vmap(pages, n);
 }
 
 static void arborfs_unmap_folios(u8 *buf, unsigned int nr)
@@ -1221,7 +1227,7 @@ static ssize_t arborfs_direct_read_pages(struct inode *inode, loff_t pos, struct
 {
 	struct page **pages = NULL;
 	size_t off0;
-	unsigned int nr, nofs;
+	unsigned int nr;
 	ssize_t got, n;
 	u8 *buf;
 
@@ -1229,9 +1235,7 @@ static ssize_t arborfs_direct_read_pages(struct inode *inode, loff_t pos, struct
 	if (got <= 0)
 		return got ?: -EAGAIN;
 	nr = DIV_ROUND_UP(off0 + got, PAGE_SIZE);
-	nofs = memalloc_nofs_save();
-	buf = vmap(pages, nr, VM_MAP, PAGE_KERNEL);
-	memalloc_nofs_restore(nofs);
+	buf = arborfs_vmap(pages, nr);
 	n = buf ? arborfs_read(inode, pos, buf + off0, got) : -EAGAIN;
 	if (buf)
 		vunmap(buf);
@@ -1252,7 +1256,7 @@ static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 	size_t want = iov_iter_count(to);
 	ssize_t done = 0, n;
 	bool zero_copy;
-	u8 *buf;
+	u8 *buf = NULL;
 	int err = 0;
 
 	if (!want)
@@ -1262,9 +1266,6 @@ static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 		return err;
 	/* Sector-aligned position and memory: the caller's pages take the bios themselves. */
 	zero_copy = !(pos & (SECTOR_SIZE - 1)) && iov_iter_is_aligned(to, SECTOR_SIZE - 1, SECTOR_SIZE - 1);
-	buf = zero_copy ? NULL : kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
-	if (!zero_copy && !buf)
-		return -ENOMEM;
 	while (want) {
 		loff_t size = i_size_read(inode);
 		size_t chunk = min_t(size_t, want, DIRECT_CHUNK);
@@ -1272,34 +1273,18 @@ static ssize_t arborfs_direct_read(struct kiocb *iocb, struct iov_iter *to)
 		if (pos >= size)
 			break;
 		chunk = min_t(loff_t, chunk, size - pos);
-		if (zero_copy) {
-			n = arborfs_direct_read_pages(inode, pos, to, chunk);
-			if (n != -EAGAIN) {
-				if (n <= 0) {
-					err = n;
-					break;
-				}
-				pos += n;
-				done += n;
-				want -= n;
-				continue;
-			}
-			/* No pages or no mapping: this and what follows through a bounce buffer. */
+		n = zero_copy ? arborfs_direct_read_pages(inode, pos, to, chunk) : -EAGAIN;
+		if (n == -EAGAIN) {
+			/* Misaligned, or no pages or mapping for them: a bounce buffer from here on. */
 			zero_copy = false;
-			buf = kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
-			if (!buf) {
-				err = -ENOMEM;
-				break;
-			}
+			if (!buf)
+				buf = kvmalloc(min_t(size_t, want, DIRECT_CHUNK), GFP_KERNEL);
+			n = buf ? arborfs_read(inode, pos, buf, chunk) : -ENOMEM;
+			if (n > 0 && !(n = copy_to_iter(buf, n, to)))
+				n = -EFAULT;
 		}
-		n = arborfs_read(inode, pos, buf, chunk);
 		if (n <= 0) {
 			err = n;
-			break;
-		}
-		n = copy_to_iter(buf, n, to);
-		if (!n) {
-			err = -EFAULT;
 			break;
 		}
 		pos += n;

@@ -111,3 +111,22 @@ fn images_without_the_feature_keep_one_checksum_per_extent() {
     assert_eq!(read_all(&mut fs, ino).unwrap(), data);
     assert!(fsck_problems(&mut fs).is_empty());
 }
+
+#[test]
+fn pieces_of_one_extent_brought_back_together_join_again() {
+    use arborfs_engine::fs::extent::{FALLOC_COLLAPSE_RANGE, FALLOC_INSERT_RANGE};
+    let o = big_buckets(opts());
+    let mut fs = mem_fs_with(64 << 20, &o);
+    let (ino, data) = file_with(&mut fs, b"f", MIB, 4);
+    assert_eq!(extents(&mut fs, ino).len(), 1);
+    // Opening a hole splits the extent; closing it moves the back piece
+    // against the front one, and the two are one payload again.
+    fs.fallocate(ino, FALLOC_INSERT_RANGE, 256 * 1024, 64 * 1024).unwrap();
+    assert_eq!(extents(&mut fs, ino).len(), 2);
+    fs.fallocate(ino, FALLOC_COLLAPSE_RANGE, 256 * 1024, 64 * 1024).unwrap();
+    assert_eq!(extents(&mut fs, ino).len(), 1, "{:?}", extents(&mut fs, ino));
+    assert_eq!(read_all(&mut fs, ino).unwrap(), data);
+    let mut fs = reopen(fs);
+    assert_eq!(read_all(&mut fs, ino).unwrap(), data);
+    assert!(fsck_problems(&mut fs).is_empty(), "{:?}", fsck_problems(&mut fs));
+}

@@ -99,6 +99,9 @@ pub(super) struct FileExtent {
     pub(super) piece: Piece,
 }
 
+/// An extent and where it ends (its key's offset).
+type KeyedExtent = (u64, Extent);
+
 /// What [`Txn::extents_cut`] did: the change in charged bytes, whether
 /// the range is now free of extents, and the pieces it kept of extents
 /// reaching across its ends: `Some(None)` for inline data, `None` when it
@@ -109,7 +112,7 @@ struct Cut {
     /// Now ending at the range's start.
     front: Option<Option<Extent>>,
     /// Now starting at the range's end, with where it ends.
-    back: Option<Option<(u64, Extent)>>,
+    back: Option<Option<KeyedExtent>>,
 }
 
 /// Where the new extents of a write come from and what they do to the inode.
@@ -609,8 +612,7 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// key when they continue each other ([`merged`]), so that files keep
     /// few extents through writes, collapses and inserts.
     fn merge_at(&mut self, ino: u64, at: u64) -> Result<()> {
-        let Some(a) = self.extent_ending_at(ino, at)? else { return Ok(()) };
-        let Some((b_end, b)) = self.extent_starting_at(ino, at)? else { return Ok(()) };
+        let (Some(a), Some((b_end, b))) = self.neighbours(ino, at, at)? else { return Ok(()) };
         let Some(m) = merged(&a, &b, self.fs.alloc.min_bucket_size()) else { return Ok(()) };
         // (Uncompressed: the charge is the live bytes, the same joined.)
         self.delete(BtreeId::Extents, extent_pos(ino, at))?;
@@ -629,27 +631,26 @@ impl<D: BlockDevice> Txn<'_, D> {
         end: u64,
         e: Extent,
         front: Option<Option<Extent>>,
-        back: Option<Option<(u64, Extent)>>,
+        back: Option<Option<KeyedExtent>>,
     ) -> Result<()> {
         // Checksummed or compressed pieces join only pieces of their own
         // payload ([`merged`]), which fresh data has none of.
         if e.csum_type != ChecksumType::None || e.compression != Compression::None {
             return self.extent_set(ino, end, &e);
         }
-        let bucket = self.fs.alloc.min_bucket_size();
-        let front = match front {
-            Some(f) => f,
-            None => self.extent_ending_at(ino, start)?,
+        let (front, back) = match (front, back) {
+            (Some(f), Some(b)) => (f, b),
+            (f, b) => {
+                let (found_front, found_back) = self.neighbours(ino, start, end)?;
+                (f.unwrap_or(found_front), b.unwrap_or(found_back))
+            }
         };
+        let bucket = self.fs.alloc.min_bucket_size();
         let mut joined = e;
         if let Some(m) = front.and_then(|f| merged(&f, &joined, bucket)) {
             self.delete(BtreeId::Extents, extent_pos(ino, start))?;
             joined = m;
         }
-        let back = match back {
-            Some(b) => b,
-            None => self.extent_starting_at(ino, end)?,
-        };
         match back.and_then(|(b_end, b)| Some((b_end, merged(&joined, &b, bucket)?))) {
             // The joined extent takes the back one's key.
             Some((b_end, m)) => self.extent_set(ino, b_end, &m),
@@ -657,23 +658,29 @@ impl<D: BlockDevice> Txn<'_, D> {
         }
     }
 
-    /// The extent (not inline data) whose key ends exactly at `at`.
-    fn extent_ending_at(&mut self, ino: u64, at: u64) -> Result<Option<Extent>> {
-        let Some(before) = at.checked_sub(1) else { return Ok(None) };
-        match self.extent_after(ino, before)? {
-            Some(FileExtent { pos, piece: Piece::Extent(e), .. }) if pos.offset == at => Ok(Some(e)),
-            _ => Ok(None),
-        }
-    }
-
-    /// The extent (not inline data) starting exactly at `at`, and its end.
-    fn extent_starting_at(&mut self, ino: u64, at: u64) -> Result<Option<(u64, Extent)>> {
-        match self.extent_after(ino, at)? {
-            Some(FileExtent { pos, start, piece: Piece::Extent(e) }) if start == at => {
-                Ok(Some((pos.offset, e)))
+    /// The extents (not inline data) ending exactly at `start` and starting
+    /// exactly at `end` (with where it ends), `[start, end)` holding none:
+    /// one cursor finds both.
+    fn neighbours(
+        &mut self,
+        ino: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<(Option<Extent>, Option<KeyedExtent>)> {
+        let Some(mut c) = self.extents_after(ino, start.saturating_sub(1)) else { return Ok((None, None)) };
+        let mut next = self.next_extent(&mut c)?;
+        let mut front = None;
+        if let Some(fe) = next.as_ref().filter(|fe| start > 0 && fe.pos.offset == start) {
+            if let Piece::Extent(e) = &fe.piece {
+                front = Some(*e);
             }
-            _ => Ok(None),
+            next = self.next_extent(&mut c)?;
         }
+        let back = match next {
+            Some(FileExtent { pos, start: s, piece: Piece::Extent(e) }) if s == end => Some((pos.offset, e)),
+            _ => None,
+        };
+        Ok((front, back))
     }
 
     /// Split the extent across `at` (if any) into the piece before and the
