@@ -4,9 +4,9 @@
  * with the glue (layouts mirrored in fs/kernel/vfs.rs), the engine's entry
  * points (arborfs_rs_*), the per-mount state and the engine lock.
  *
- * Lock order: i_rwsem, then folio locks, then the engine mutex. The engine
+ * Lock order: i_rwsem, then folio locks, then the engine lock. The engine
  * never takes folio locks or calls back into the VFS, and nothing is copied
- * to or from user space while the mutex is held, so a page fault taken
+ * to or from user space while the engine lock is held, so a page fault taken
  * while copying can read a folio through the engine. Every engine call runs
  * in a memalloc_nofs scope, so reclaim never re-enters the file system.
  */
@@ -14,7 +14,7 @@
 #define ARBORFS_GLUE_INTERNAL_H
 
 #include <linux/fs.h>
-#include <linux/mutex.h>
+#include <linux/rwsem.h>
 #include <linux/sched/mm.h>
 #include <linux/atomic.h>
 #include <linux/shrinker.h>
@@ -102,7 +102,22 @@ struct arborfs_read_span {
 #define ARBORFS_SPAN_ENGINE 2	/* read by the engine in arborfs_rs_plan_finish */
 #define ARBORFS_SPAN_ENCODED 3	/* an extent stored whole, read by the glue, decoded by arborfs_rs_plan_decode */
 
-/* A sync's journal write (arborfs_rs_sync_step), issued by the glue without the mutex. */
+/*
+ * A node a read made with the engine lock shared needed and did not find in
+ * memory (the read answered -ECHILD): read and checked without the lock
+ * (arborfs_rs_node_fetch), taken in under it (arborfs_rs_node_adopt).
+ */
+struct arborfs_node_miss {
+	u32 valid, node_size;
+	u8 dev, level, btree, csum;
+	u32 gen;
+	u64 offset, seq;
+	u64 min_inode, min_offset;
+	u32 min_snapshot, max_snapshot;
+	u64 max_inode, max_offset;
+};
+
+/* A sync's journal write (arborfs_rs_sync_step), issued by the glue without the engine lock. */
 struct arborfs_journal_write {
 	const u8 *buf;		/* the entry, in the engine's memory until arborfs_rs_sync_done */
 	u64 len;		/* its length; 0: flush the member */
@@ -168,6 +183,18 @@ ARBORFS_LAYOUT(struct arborfs_journal_write, len, 8);
 ARBORFS_LAYOUT(struct arborfs_journal_write, offset, 16);
 ARBORFS_LAYOUT(struct arborfs_journal_write, dev, 24);
 _Static_assert(sizeof(struct arborfs_read_span) == 48, "struct arborfs_read_span");
+_Static_assert(sizeof(struct arborfs_node_miss) == 72, "struct arborfs_node_miss");
+ARBORFS_LAYOUT(struct arborfs_node_miss, node_size, 4);
+ARBORFS_LAYOUT(struct arborfs_node_miss, dev, 8);
+ARBORFS_LAYOUT(struct arborfs_node_miss, csum, 11);
+ARBORFS_LAYOUT(struct arborfs_node_miss, gen, 12);
+ARBORFS_LAYOUT(struct arborfs_node_miss, offset, 16);
+ARBORFS_LAYOUT(struct arborfs_node_miss, seq, 24);
+ARBORFS_LAYOUT(struct arborfs_node_miss, min_inode, 32);
+ARBORFS_LAYOUT(struct arborfs_node_miss, min_snapshot, 48);
+ARBORFS_LAYOUT(struct arborfs_node_miss, max_snapshot, 52);
+ARBORFS_LAYOUT(struct arborfs_node_miss, max_inode, 56);
+ARBORFS_LAYOUT(struct arborfs_node_miss, max_offset, 64);
 ARBORFS_LAYOUT(struct arborfs_read_span, offset, 16);
 ARBORFS_LAYOUT(struct arborfs_read_span, dev_len, 24);
 ARBORFS_LAYOUT(struct arborfs_read_span, skip, 32);
@@ -190,22 +217,26 @@ int arborfs_rs_mount(const char *id, void *bdev, u64 size, int flags, void **fs,
 int arborfs_rs_unmount(void *fs);
 int arborfs_rs_remount(void **fs, void *bdev, u64 size, int read_only, int *ro);
 int arborfs_rs_shutdown(void *fs, int flush_journal);
-int arborfs_rs_getattr(void *fs, u64 ino, struct arborfs_attr *out);
-int arborfs_rs_lookup(void *fs, u64 dir, const u8 *name, size_t len, u64 *ino);
+/* Reads called through ENGINE_READ take `shared` and `miss` after `fs`. */
+int arborfs_rs_node_fetch(void *member, u64 size, const struct arborfs_node_miss *miss, void **node);
+int arborfs_rs_node_adopt(void *fs, const struct arborfs_node_miss *miss, void *node);
+void arborfs_rs_node_free(void *node);
+int arborfs_rs_getattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, struct arborfs_attr *out);
+int arborfs_rs_lookup(void *fs, bool shared, struct arborfs_node_miss *miss, u64 dir, const u8 *name, size_t len, u64 *ino);
 int arborfs_rs_parent(void *fs, u64 dir, u64 *parent);
-int arborfs_rs_readdir(void *fs, u64 dir, u64 pos, struct arborfs_dirent *out, size_t max, size_t *n);
+int arborfs_rs_readdir(void *fs, bool shared, struct arborfs_node_miss *miss, u64 dir, u64 pos, struct arborfs_dirent *out, size_t max, size_t *n);
 ssize_t arborfs_rs_read(void *fs, u64 ino, u64 off, u8 *buf, size_t len);
-/* Reads without the mutex across device I/O: plan (mutex), span/verify/free (no mutex), finish (mutex). */
-ssize_t arborfs_rs_plan_read(void *fs, u64 ino, u64 off, size_t len, void **plan);
+/* Reads without the engine lock across device I/O: plan (lock), span/verify/free (no lock), finish (lock). */
+ssize_t arborfs_rs_plan_read(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u64 off, size_t len, void **plan);
 int arborfs_rs_plan_span(const void *plan, size_t i, struct arborfs_read_span *out);
 int arborfs_rs_plan_verify(const void *plan, size_t i, const u8 *buf, size_t len);
 int arborfs_rs_plan_decode(const void *plan, size_t i, const u8 *raw, size_t raw_len, u8 *out, size_t out_len);
-int arborfs_rs_plan_finish(void *fs, const void *plan, u8 *buf, size_t len);
+int arborfs_rs_plan_finish(void *fs, bool shared, struct arborfs_node_miss *miss, const void *plan, u8 *buf, size_t len);
 void arborfs_rs_plan_free(void *plan);
 /*
- * Writes without the mutex across device I/O and compression: plan (mutex;
- * a plan not *placed is encoded, then placed), encode/free (no mutex),
- * place (mutex), commit or abort (mutex; several plans of one file at once).
+ * Writes without the engine lock across device I/O and compression: plan (lock;
+ * a plan not *placed is encoded, then placed), encode/free (no lock),
+ * place (lock), commit or abort (lock; several plans of one file at once).
  */
 ssize_t arborfs_rs_plan_write(void *fs, u64 ino, u64 off, size_t len, u64 data_end, void **plan, u32 *dev,
 			      u64 *offset, int *placed);
@@ -215,10 +246,10 @@ int arborfs_rs_write_place(void *fs, void *plan, u32 *dev, u64 *offset);
 int arborfs_rs_write_commit(void *fs, u64 ino, void *const *plans, size_t n, u64 *alloc_bytes);
 int arborfs_rs_write_abort(void *fs, u64 ino, void *const *plans, size_t n);
 void arborfs_rs_wplan_free(void *plan);
-ssize_t arborfs_rs_readlink(void *fs, u64 ino, u8 *buf, size_t len);
+ssize_t arborfs_rs_readlink(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u8 *buf, size_t len);
 int arborfs_rs_statfs(void *fs, struct arborfs_statfs *out);
-ssize_t arborfs_rs_getxattr(void *fs, u64 ino, const u8 *name, size_t namelen, u8 *buf, size_t size);
-ssize_t arborfs_rs_listxattr(void *fs, u64 ino, u8 *buf, size_t size);
+ssize_t arborfs_rs_getxattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, const u8 *name, size_t namelen, u8 *buf, size_t size);
+ssize_t arborfs_rs_listxattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u8 *buf, size_t size);
 int arborfs_rs_setxattr(void *fs, u64 ino, const u8 *name, size_t namelen, const u8 *value, size_t size,
 			u32 flags);
 int arborfs_rs_create(void *fs, u64 dir, const u8 *name, size_t len, u32 mode, u32 uid, u32 gid, u64 rdev,
@@ -236,7 +267,7 @@ int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct a
 int arborfs_rs_seek(void *fs, u64 ino, u64 off, int hole, u64 *res);
 int arborfs_rs_fiemap(void *fs, u64 ino, u64 start, u64 end, struct arborfs_extent *out, size_t max, size_t *n);
 int arborfs_rs_swap_prepare(void *fs, u64 ino, u64 len);
-/* Group commit: steps under the mutex, the journal write between them without it (super.c: arborfs_sync). */
+/* Group commit: steps under the engine lock, the journal write between them without it (super.c: arborfs_sync). */
 int arborfs_rs_sync_step(void *fs, u64 *target, struct arborfs_journal_write *out);
 int arborfs_rs_sync_done(void *fs, int err);
 int arborfs_rs_evict(void *fs, u64 ino);
@@ -281,7 +312,7 @@ static inline struct arborfs_inode *AI(struct inode *inode)
 
 /* Per-mount state. */
 struct arborfs_sb_info {
-	struct mutex lock;		/* the engine lock */
+	struct rw_semaphore lock;	/* the engine lock (ENGINE_CALL, ENGINE_READ) */
 	void *fs;			/* the engine (Rust Fs) */
 	bool shut_down;			/* shutdown ioctl: every call fails with EIO */
 	atomic64_t reserved;		/* bytes of dirty page cache not yet written */
@@ -291,20 +322,26 @@ struct arborfs_sb_info {
 	struct arborfs_options opts;
 	struct arborfs_member member;	/* the block device, as the engine's KernelDevice holds it */
 	/* Counters for /proc/self/mountstats (show_stats). */
-	atomic64_t engine_calls;	/* ENGINE_CALLs entered */
-	atomic64_t engine_ns;		/* time they held the mutex */
-	atomic64_t lock_wait_ns;	/* time they waited for it */
-	atomic64_t planned_reads;	/* reads done without the mutex across their device I/O */
+	atomic64_t engine_calls;	/* ENGINE_CALLs entered (the lock held exclusively) */
+	atomic64_t engine_ns;		/* time they held it */
+	atomic64_t lock_wait_ns;	/* time they and shared calls waited for it */
+	atomic64_t shared_calls;	/* ENGINE_READs answered with the lock shared */
+	atomic64_t shared_overlaps;	/* ... entered while another shared call was in the engine */
+	atomic64_t shared_misses;	/* ... made again exclusively (nodes missing, not fetched) */
+	atomic64_t node_fetches;	/* nodes read in for shared calls without the lock (arborfs_engine_fetch) */
+	atomic64_t node_fetches_refused; /* ... that the tree no longer pointed at once read */
+	atomic_t shared_in;		/* shared calls in the engine now */
+	atomic64_t planned_reads;	/* reads done without the engine lock across their device I/O */
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
-	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the mutex) */
+	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the engine lock) */
 	atomic64_t decoded_reads;	/* extents stored whole checked and decoded without it */
-	atomic64_t planned_writes;	/* writes of whole blocks done without the mutex across their device I/O */
-	atomic64_t unplanned_writes;	/* writes (or their tails) the engine did under the mutex, device I/O included */
+	atomic64_t planned_writes;	/* writes of whole blocks done without the engine lock across their device I/O */
+	atomic64_t unplanned_writes;	/* writes (or their tails) the engine did under the engine lock, device I/O included */
 	atomic64_t direct_read_bytes;	/* O_DIRECT reads that landed in the caller's pages */
 	atomic64_t encoded_writes;	/* ... compressed (or checksummed whole) without it too */
 	atomic64_t overlapped_encodes;	/* ... while another engine call ran */
 	atomic64_t encode_ns;		/* time spent encoding them */
-	/* Group commit (arborfs_sync): the journal write in flight, under the mutex. */
+	/* Group commit (arborfs_sync): the journal write in flight, under the engine lock. */
 	bool journal_busy;		/* a sync's journal write is in flight */
 	u64 journal_gen;		/* journal writes finished (waiters wait for it to move) */
 	wait_queue_head_t journal_wait;
@@ -320,14 +357,14 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 	return sb->s_fs_info;
 }
 
-/* Enter the engine: take the mount's mutex inside a NOFS allocation scope. */
+/* Enter the engine: take the mount's lock exclusively inside a NOFS allocation scope. */
 #define ENGINE_CALL(sb, expr)                                   \
 	({                                                      \
 		struct arborfs_sb_info *__s = ASB(sb);          \
 		unsigned int __nofs;                            \
 		typeof(expr) __r;                               \
 		u64 __t0 = local_clock(), __t1;                 \
-		mutex_lock(&__s->lock);                         \
+		down_write(&__s->lock);                         \
 		__t1 = local_clock();                           \
 		atomic64_inc(&__s->engine_calls);               \
 		atomic64_add(__t1 - __t0, &__s->lock_wait_ns);  \
@@ -339,9 +376,61 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 		__r = (expr);                                   \
 		memalloc_nofs_restore(__nofs);                  \
 		atomic64_add(local_clock() - __t1, &__s->engine_ns); \
-		mutex_unlock(&__s->lock);                       \
+		up_write(&__s->lock);                           \
 		__r;                                            \
 	})
+
+/* Nodes a read may read in without the lock before it is made exclusively instead. */
+#define ARBORFS_READ_FETCHES 8
+
+/*
+ * A read: fn(FS(sb), true, &miss, args...) with the lock shared, beside
+ * other such calls; it answers from nodes in memory, or -ECHILD where it
+ * needs one that is on disk only, described in `miss`. That node is then
+ * read and checked without the lock and taken in under it (a moment's
+ * exclusive hold, no device I/O: arborfs_engine_fetch) and the read made
+ * again; after ARBORFS_READ_FETCHES nodes, or when a node cannot be
+ * fetched, fn(FS(sb), false, NULL, args...) is made with the lock held
+ * exclusively, which reads what it needs itself.
+ */
+#define ENGINE_READ(sb, fn, ...)                                \
+	({                                                      \
+		struct arborfs_sb_info *__rs = ASB(sb);         \
+		struct arborfs_node_miss __miss;                \
+		unsigned int __rnofs, __fetches = 0;            \
+		typeof(fn(NULL, true, NULL, __VA_ARGS__)) __rr; \
+		for (;;) {                                      \
+			u64 __rt0 = local_clock();              \
+			__miss.valid = 0;                       \
+			down_read(&__rs->lock);                 \
+			atomic64_add(local_clock() - __rt0, &__rs->lock_wait_ns); \
+			if (atomic_inc_return(&__rs->shared_in) > 1) \
+				atomic64_inc(&__rs->shared_overlaps); \
+			__rnofs = memalloc_nofs_save();         \
+			__rr = fn(__rs->fs, true, &__miss, __VA_ARGS__); \
+			memalloc_nofs_restore(__rnofs);         \
+			atomic_dec(&__rs->shared_in);           \
+			up_read(&__rs->lock);                   \
+			atomic64_inc(&__rs->shared_calls);      \
+			if (__rr != -ECHILD)                    \
+				break;                          \
+			if (__fetches++ >= ARBORFS_READ_FETCHES || !__miss.valid || \
+			    arborfs_engine_fetch(sb, &__miss)) { \
+				atomic64_inc(&__rs->shared_misses); \
+				__rr = ENGINE_CALL(sb, fn(__rs->fs, false, NULL, __VA_ARGS__)); \
+				break;                          \
+			}                                       \
+		}                                               \
+		__rr;                                           \
+	})
+
+int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss *miss);
+
+/* Engine calls entered so far, either way: a change means another call ran. */
+static inline s64 arborfs_calls_entered(struct arborfs_sb_info *s)
+{
+	return atomic64_read(&s->engine_calls) + atomic64_read(&s->shared_calls);
+}
 
 /* The engine of a mount, for use inside ENGINE_CALL. */
 #define FS(sb) (ASB(sb)->fs)

@@ -207,14 +207,14 @@ void arborfs_set_large_folios(struct inode *inode)
 /* ---- reading ---- */
 
 /*
- * Reads of file bytes into a kernel buffer hold the mount's mutex only to
- * map the range and to finish: the member blocks are read with the mutex
+ * Reads of file bytes into a kernel buffer hold the engine lock only to
+ * map the range and to finish: the member blocks are read with the engine lock
  * released, all in flight together, while other engine calls run; blocks
  * or chunks that reach past a span are read into a bounce buffer and the
  * span copied out once verified. Extents stored whole (compressed) are
  * read whole into a bounce buffer and checked and decoded from there, also
- * without the mutex. A bucket freed meanwhile, a damaged chunk or a failed
- * bio falls back to the engine's own read under the mutex, which tries
+ * without the engine lock. A bucket freed meanwhile, a damaged chunk or a failed
+ * bio falls back to the engine's own read under the engine lock, which tries
  * every replica and reports damage.
  *
  * A read is started (planned, its bios submitted) and ended (verified,
@@ -245,7 +245,7 @@ static void arborfs_read_start(struct arborfs_read_op *r, struct inode *inode, l
 
 	*r = (struct arborfs_read_op){ .inode = inode, .pos = pos, .buf = buf, .len = len };
 	arborfs_io_batch_init(&r->batch);
-	r->n = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_plan_read(FS(sb), inode->i_ino, pos, len, &r->plan));
+	r->n = arborfs_alive(sb) ?: ENGINE_READ(sb, arborfs_rs_plan_read, inode->i_ino, pos, len, &r->plan);
 	if (r->n <= 0) {
 		arborfs_rs_plan_free(r->plan);
 		r->plan = NULL;
@@ -258,7 +258,7 @@ static void arborfs_read_start(struct arborfs_read_op *r, struct inode *inode, l
 		r->err = -ENOMEM;
 		return;
 	}
-	r->calls = atomic64_read(&sbi->engine_calls);
+	r->calls = arborfs_calls_entered(sbi);
 	blk_start_plug(&plug);
 	for (i = 0; !r->err && arborfs_rs_plan_span(r->plan, i, &s); i++) {
 		u8 *dst = buf + (s.start - pos);
@@ -286,7 +286,7 @@ static void arborfs_read_start(struct arborfs_read_op *r, struct inode *inode, l
 
 /*
  * End a started read whose bios have all ended (io_err: the batch's
- * result): verify, decode and finish it, or read again under the mutex.
+ * result): verify, decode and finish it, or read again under the engine lock.
  * Returns the bytes read (short at EOF) or a negative errno.
  */
 static ssize_t arborfs_read_end(struct arborfs_read_op *r, int io_err)
@@ -300,7 +300,7 @@ static ssize_t arborfs_read_end(struct arborfs_read_op *r, int io_err)
 
 	if (n <= 0)
 		return n;
-	if (atomic64_read(&sbi->engine_calls) != r->calls)
+	if (arborfs_calls_entered(sbi) != r->calls)
 		atomic64_inc(&sbi->overlapped_reads);
 	for (i = 0; !err && arborfs_rs_plan_span(r->plan, i, &s); i++) {
 		u8 *dst = r->buf + (s.start - r->pos);
@@ -322,7 +322,7 @@ static ssize_t arborfs_read_end(struct arborfs_read_op *r, int io_err)
 			memcpy(dst, r->bounce[i] + s.skip, s.len);
 	}
 	if (!err)
-		err = ENGINE_CALL(sb, arborfs_rs_plan_finish(FS(sb), r->plan, r->buf, n));
+		err = ENGINE_READ(sb, arborfs_rs_plan_finish, r->plan, r->buf, n);
 	if (!err) {
 		atomic64_inc(&sbi->planned_reads);
 	} else {
@@ -564,7 +564,7 @@ static void arborfs_readahead(struct readahead_control *rac)
 }
 
 /*
- * Writes of whole blocks hold the mount's mutex only to plan (allocate) and
+ * Writes of whole blocks hold the engine lock only to plan (allocate) and
  * to commit: the data bios, compression and checksums run without it. A
  * plain plan is placed at once and its checksums are computed while its
  * bios are in flight; an encoded plan (compressed, or one checksum per
@@ -574,7 +574,7 @@ static void arborfs_readahead(struct readahead_control *rac)
  * are committed together in one engine call, as one transaction where the
  * journal allows. What cannot be planned (a partial block not padded to
  * its end, more pieces than ARBORFS_WRITE_PLANS) is written by the engine
- * under the mutex after the commit (arborfs_write_rest). Callers keep the
+ * under the engine lock after the commit (arborfs_write_rest). Callers keep the
  * folios under writeback until then, so truncate and fsync wait for the
  * commit. Writeback runs several writes at once, one per worker.
  */
@@ -653,7 +653,7 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 			w->plans[w->nr_plans++] = plan;
 		if (placed)
 			err = arborfs_write_submit(w, &sbi->member, dev, data, n, offset);
-		calls = atomic64_read(&sbi->engine_calls);
+		calls = arborfs_calls_entered(sbi);
 		start_ns = local_clock();
 		/* Compression allocates: keep reclaim out of the file system, as ENGINE_CALL does. */
 		nofs = memalloc_nofs_save();
@@ -663,7 +663,7 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 		if (!err && !placed) {
 			atomic64_add(local_clock() - start_ns, &sbi->encode_ns);
 			atomic64_inc(&sbi->encoded_writes);
-			if (atomic64_read(&sbi->engine_calls) != calls)
+			if (arborfs_calls_entered(sbi) != calls)
 				atomic64_inc(&sbi->overlapped_encodes);
 			err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_write_place(FS(sb), plan, &dev, &offset));
 			if (!err)
@@ -1107,7 +1107,7 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		 * The folio's bytes past EOF are not the file's, but mmap may
 		 * have stored there: zero them (as iomap does at each writeback),
 		 * so a size extended later reads zeros, and the file's last block
-		 * is written whole, zeros padding it, without the mutex.
+		 * is written whole, zeros padding it, without the engine lock.
 		 */
 		if (len < folio_size(folio))
 			folio_zero_segment(folio, len, folio_size(folio));

@@ -112,7 +112,7 @@ static char *arborfs_read_link(struct super_block *sb, const struct arborfs_attr
 
 	if (!target)
 		return ERR_PTR(-ENOMEM);
-	n = ENGINE_CALL(sb, arborfs_rs_readlink(FS(sb), a->ino, target, a->size));
+	n = ENGINE_READ(sb, arborfs_rs_readlink, a->ino, target, a->size);
 	if (n < 0 || n != a->size) {
 		kfree(target);
 		return ERR_PTR(n < 0 ? n : -EUCLEAN);
@@ -134,7 +134,7 @@ struct inode *arborfs_iget(struct super_block *sb, u64 ino)
 	if (!(inode->i_state & I_NEW))
 		return inode;
 
-	err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_getattr(FS(sb), ino, &a));
+	err = arborfs_alive(sb) ?: ENGINE_READ(sb, arborfs_rs_getattr, ino, &a);
 	if (err)
 		goto fail;
 	if (S_ISLNK(a.mode)) {
@@ -182,7 +182,7 @@ int arborfs_refresh(struct inode *inode)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_attr a;
-	int err = ENGINE_CALL(sb, arborfs_rs_getattr(FS(sb), inode->i_ino, &a));
+	int err = ENGINE_READ(sb, arborfs_rs_getattr, inode->i_ino, &a);
 
 	if (err == -ENOENT) {
 		clear_nlink(inode);
@@ -275,7 +275,7 @@ int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr
 		/* Put the VFS copy back to what the engine holds. */
 		struct arborfs_attr a;
 
-		if (!ENGINE_CALL(inode->i_sb, arborfs_rs_getattr(FS(inode->i_sb), inode->i_ino, &a)))
+		if (!ENGINE_READ(inode->i_sb, arborfs_rs_getattr, inode->i_ino, &a))
 			arborfs_apply_attr(inode, &a);
 		return err;
 	}
@@ -354,7 +354,7 @@ int arborfs_fileattr_get(struct dentry *dentry, struct fileattr *fa)
 	struct inode *inode = d_inode(dentry);
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_attr a;
-	int err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_getattr(FS(sb), inode->i_ino, &a));
+	int err = arborfs_alive(sb) ?: ENGINE_READ(sb, arborfs_rs_getattr, inode->i_ino, &a);
 
 	if (err)
 		return err;
@@ -404,7 +404,7 @@ ssize_t arborfs_listxattr(struct dentry *dentry, char *buf, size_t size)
 	if (READ_ONCE(AI(d_inode(dentry))->no_xattrs))
 		return arborfs_alive(sb);
 	return arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_listxattr(FS(sb), d_inode(dentry)->i_ino, buf, size));
+		ENGINE_READ(sb, arborfs_rs_listxattr, d_inode(dentry)->i_ino, buf, size);
 }
 
 static ssize_t arborfs_getxattr_full(struct inode *inode, const char *full, void *buf, size_t size)
@@ -414,7 +414,7 @@ static ssize_t arborfs_getxattr_full(struct inode *inode, const char *full, void
 	if (READ_ONCE(AI(inode)->no_xattrs))
 		return arborfs_alive(sb) ?: -ENODATA;
 	return arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_getxattr(FS(sb), inode->i_ino, full, strlen(full), buf, size));
+		ENGINE_READ(sb, arborfs_rs_getxattr, inode->i_ino, full, strlen(full), buf, size);
 }
 
 /* Set (value non-NULL) or remove an attribute by its full name. */

@@ -24,7 +24,7 @@ static struct dentry *arborfs_lookup(struct inode *dir, struct dentry *dentry, u
 	if (dentry->d_name.len > NAME_MAX)
 		return ERR_PTR(-ENAMETOOLONG);
 	err = arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_lookup(FS(sb), dir->i_ino, dentry->d_name.name, dentry->d_name.len, &ino));
+		ENGINE_READ(sb, arborfs_rs_lookup, dir->i_ino, dentry->d_name.name, dentry->d_name.len, &ino);
 	if (err == 0)
 		inode = arborfs_iget(sb, ino);
 	else if (err != -ENOENT)
@@ -51,7 +51,7 @@ static int arborfs_iterate(struct file *file, struct dir_context *ctx)
 		return -ENOMEM;
 	for (;;) {
 		/* Collect under the engine lock, emit (copy to user) outside it. */
-		err = ENGINE_CALL(sb, arborfs_rs_readdir(FS(sb), inode->i_ino, ctx->pos, batch, DIRENT_BATCH, &n));
+		err = ENGINE_READ(sb, arborfs_rs_readdir, inode->i_ino, ctx->pos, batch, DIRENT_BATCH, &n);
 		if (err || n == 0)
 			break;
 		for (i = 0; i < n; i++) {

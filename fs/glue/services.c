@@ -213,7 +213,7 @@ int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 of
 }
 
 /*
- * A sync's journal write, issued without the engine mutex (group commit):
+ * A sync's journal write, issued without the engine lock (group commit):
  * the entry written durably, or with len 0 a flush. Counted apart from the
  * I/O engine calls wait for.
  */

@@ -18,7 +18,7 @@ struct arborfs_member {
 	struct block_device *bdev;
 	atomic64_t sync_ios, sync_ns;		/* bios an engine call waited for, one by one */
 	atomic64_t batch_waits, batch_ns;	/* waits for batches of planned reads and writes */
-	atomic64_t journal_ios, journal_ns;	/* journal writes of syncs, without the engine mutex */
+	atomic64_t journal_ios, journal_ns;	/* journal writes of syncs, without the engine lock */
 };
 
 s64 arborfs_glue_now_ns(void);

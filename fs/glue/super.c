@@ -36,14 +36,14 @@ static unsigned long arborfs_cache_scan(struct shrinker *shrink, struct shrink_c
 	unsigned int nofs;
 
 	/* Never wait for the engine from reclaim: it may be what is allocating. */
-	if (!(sc->gfp_mask & __GFP_FS) || !mutex_trylock(&s->lock))
+	if (!(sc->gfp_mask & __GFP_FS) || !down_write_trylock(&s->lock))
 		return SHRINK_STOP;
 	nofs = memalloc_nofs_save();
 	before = arborfs_rs_shrink(s->fs, SIZE_MAX);
 	target = before > (sc->nr_to_scan << PAGE_SHIFT) ? before - (sc->nr_to_scan << PAGE_SHIFT) : 0;
 	after = arborfs_rs_shrink(s->fs, target);
 	memalloc_nofs_restore(nofs);
-	mutex_unlock(&s->lock);
+	up_write(&s->lock);
 	atomic_long_set(&s->cache_bytes, after);
 	return before > after ? (before - after) >> PAGE_SHIFT : SHRINK_STOP;
 }
@@ -109,7 +109,7 @@ static void arborfs_put_super(struct super_block *sb)
 	s->fs = NULL;
 }
 
-/* Under the mutex: one step of a sync, and the glue's record of the write in flight. */
+/* Under the engine lock: one step of a sync, and the glue's record of the write in flight. */
 static int arborfs_sync_step_locked(struct arborfs_sb_info *s, u64 *target, struct arborfs_journal_write *w,
 				    u64 *gen)
 {
@@ -130,7 +130,7 @@ static int arborfs_sync_done_locked(struct arborfs_sb_info *s, int err)
 
 /*
  * Make everything committed so far durable (fsync, syncfs, freeze) with
- * group commit: the journal write runs without the engine mutex, and the
+ * group commit: the journal write runs without the engine lock, and the
  * callers that arrive meanwhile wait for it, then share the next one (see
  * fs/engine/src/fs/sync.rs).
  */
@@ -253,12 +253,44 @@ static int arborfs_show_options(struct seq_file *m, struct dentry *root)
 }
 
 /*
+ * Read in the node a shared read missed (ENGINE_READ): read and checked
+ * without the engine lock, then taken into the node cache under it if the
+ * tree still points at it, a moment's hold with no device I/O. Nonzero
+ * when the node could not be read or checked (the exclusive call made
+ * instead reads it again and reports damage).
+ */
+int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss *miss)
+{
+	struct arborfs_sb_info *s = ASB(sb);
+	unsigned int nofs;
+	void *node;
+	int err;
+
+	if (arborfs_alive(sb))
+		return -EIO;
+	nofs = memalloc_nofs_save();
+	err = arborfs_rs_node_fetch(&s->member, bdev_nr_bytes(sb->s_bdev), miss, &node);
+	memalloc_nofs_restore(nofs);
+	if (err)
+		return err;
+	atomic64_inc(&s->node_fetches);
+	if (ENGINE_CALL(sb, arborfs_rs_node_adopt(FS(sb), miss, node)) <= 0)
+		atomic64_inc(&s->node_fetches_refused);
+	return 0;
+}
+
+/*
  * Counters after the mount's line in /proc/self/mountstats (times in µs):
- * engine calls, the time they held and waited for the mutex, the bios they
+ * engine calls that held the engine lock exclusively, the time they held it
+ * and the time every call waited for it, the bios they
  * waited for one by one (and that time: the part of engine_us spent on the
- * device), and reads whose device I/O ran without the mutex (how many
+ * device), and reads whose device I/O ran without the lock (how many
  * overlapped another engine call, how many had to be read again), writes
- * done the same way, and the time waited for the batches of both.
+ * done the same way, and the time waited for the batches of both; reads
+ * answered with the lock shared (ENGINE_READ), how many of them entered
+ * while another was in the engine, how many were made again exclusively,
+ * and the nodes they read in without the lock (and of those, the ones the
+ * tree had left behind by then).
  */
 static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 {
@@ -280,6 +312,9 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->encode_ns) / 1000, atomic64_read(&s->decoded_reads));
 	seq_printf(m, " unplanned_writes=%lld direct_read_bytes=%lld", atomic64_read(&s->unplanned_writes),
 		   atomic64_read(&s->direct_read_bytes));
+	seq_printf(m, " shared_calls=%lld shared_overlaps=%lld shared_misses=%lld node_fetches=%lld node_fetches_refused=%lld",
+		   atomic64_read(&s->shared_calls), atomic64_read(&s->shared_overlaps), atomic64_read(&s->shared_misses),
+		   atomic64_read(&s->node_fetches), atomic64_read(&s->node_fetches_refused));
 	return 0;
 }
 
@@ -393,7 +428,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	s = kzalloc(sizeof(*s), GFP_KERNEL);
 	if (!s)
 		return -ENOMEM;
-	mutex_init(&s->lock);
+	init_rwsem(&s->lock);
 	init_waitqueue_head(&s->journal_wait);
 	init_waitqueue_head(&s->wb_wait);
 	s->opts = *(struct arborfs_options *)fc->fs_private;

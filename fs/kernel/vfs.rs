@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Entry points the C glue calls (`arborfs_rs_*`): each turns a VFS request
 //! into an engine call and the result into plain C data or a negative errno.
-//! The glue holds the mount's mutex (in a NOFS scope) around every call, so
-//! each function has the engine to itself.
+//! The glue holds the engine lock (in a NOFS scope) around every call:
+//! exclusively for the entry points of [`entry_points!`], which have the
+//! engine to themselves (`&mut`); shared, first, for those of
+//! [`read_entry_points!`], which only read it (`&`, beside other readers)
+//! and are called again exclusively where they need a node read in.
 //!
-//! Every entry point on a mounted engine is declared through
-//! [`entry_points!`], which does the pointer-to-engine step and states the
-//! safety contract once; a new VFS operation is its signature and body.
+//! Every entry point on a mounted engine is declared through one of the
+//! two macros, which do the pointer-to-engine step and state the safety
+//! contract once; a new VFS operation is its signature and body.
 //! The structs shared with C are checked against `fs/glue/arborfs.h` by
 //! size and field offset on both sides (here const asserts, there
 //! `_Static_assert`), and errnos come by name from
@@ -28,6 +31,13 @@ use crate::fs::sync::SyncStep;
 use crate::fs::write_plan::{WritePlan, WriteRequest};
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{KernelDevice, TryVec};
+use crate::btree::node::Node;
+use crate::btree::NodeMiss;
+use crate::format::checksum::ChecksumType;
+use crate::format::node::BtreePtr;
+use crate::format::{BtreeId, Pos};
+use crate::sys::BlockDevice;
+use crate::txn::{Access, Held, Shared, Txn};
 
 type KFs = Fs<KernelDevice>;
 
@@ -40,6 +50,7 @@ const _: () = {
         (EIO, bindings::EIO),
         (ENXIO, bindings::ENXIO),
         (E2BIG, bindings::E2BIG),
+        (ECHILD, bindings::ECHILD),
         (ENOMEM, bindings::ENOMEM),
         (EEXIST, bindings::EEXIST),
         (ENOTDIR, bindings::ENOTDIR),
@@ -163,6 +174,68 @@ pub(crate) struct ArborfsReadSpan {
     dev: u32,
 }
 c_layout!(ArborfsReadSpan, 48, { start: 0, len: 8, offset: 16, dev_len: 24, skip: 32, kind: 40, dev: 44 });
+
+/// A node a shared read found missing: `struct arborfs_node_miss`
+/// ([`NodeMiss`] for C, which reads it without the engine lock).
+#[repr(C)]
+pub(crate) struct ArborfsNodeMiss {
+    valid: u32,
+    node_size: u32,
+    dev: u8,
+    level: u8,
+    btree: u8,
+    csum: u8,
+    gen: u32,
+    offset: u64,
+    seq: u64,
+    min_inode: u64,
+    min_offset: u64,
+    min_snapshot: u32,
+    max_snapshot: u32,
+    max_inode: u64,
+    max_offset: u64,
+}
+c_layout!(ArborfsNodeMiss, 72, {
+    valid: 0, node_size: 4, dev: 8, level: 9, btree: 10, csum: 11, gen: 12, offset: 16, seq: 24,
+    min_inode: 32, min_offset: 40, min_snapshot: 48, max_snapshot: 52, max_inode: 56, max_offset: 64,
+});
+
+impl ArborfsNodeMiss {
+    fn from_miss(m: &NodeMiss) -> Self {
+        ArborfsNodeMiss {
+            valid: 1,
+            node_size: m.node_size,
+            dev: m.ptr.dev,
+            level: m.ptr.level,
+            btree: m.btree as u8,
+            csum: m.csum as u8,
+            gen: m.ptr.gen,
+            offset: m.ptr.offset,
+            seq: m.ptr.seq,
+            min_inode: m.min.inode,
+            min_offset: m.min.offset,
+            min_snapshot: m.min.snapshot,
+            max_snapshot: m.max.snapshot,
+            max_inode: m.max.inode,
+            max_offset: m.max.offset,
+        }
+    }
+
+    /// The miss, if the glue handed back what [`Self::from_miss`] wrote.
+    fn to_miss(&self) -> Option<NodeMiss> {
+        if self.valid != 1 {
+            return None;
+        }
+        Some(NodeMiss {
+            ptr: BtreePtr { dev: self.dev, level: self.level, gen: self.gen, offset: self.offset, seq: self.seq },
+            btree: BtreeId::from_u8(self.btree).ok()?,
+            min: Pos { inode: self.min_inode, offset: self.min_offset, snapshot: self.min_snapshot },
+            max: Pos { inode: self.max_inode, offset: self.max_offset, snapshot: self.max_snapshot },
+            node_size: self.node_size,
+            csum: ChecksumType::from_u8(self.csum).ok()?,
+        })
+    }
+}
 
 /// One writeback of a batch to plan: `struct arborfs_wreq`.
 #[repr(C)]
@@ -354,19 +427,121 @@ macro_rules! entry_points {
         /// # Safety
         ///
         /// `fs` comes from [`arborfs_rs_mount`], is still mounted and the
-        /// caller holds the mount's mutex; the other pointers are as above.
+        /// caller holds the engine lock; the other pointers are as above.
         #[no_mangle]
         pub(crate) unsafe extern "C" fn $name(fs: *mut c_void $(, $arg: $ty)*) -> $ret {
-            // SAFETY: a live engine, held exclusively (the glue's mutex).
+            // SAFETY: a live engine, held exclusively (the glue's engine lock).
             let $fs: &mut KFs = unsafe { &mut *fs.cast::<KFs>() };
             $body
         }
     )*};
 }
 
+/// Declare the entry points of reads, which the glue calls twice over:
+/// first with the mount's lock shared (`shared`), beside other such calls,
+/// where the engine answers from nodes in memory or fails with ECHILD
+/// ([`FsError::NotCached`]); then, on ECHILD only, with the lock held
+/// exclusively. The body sees the engine as a [`Held`] either way.
+macro_rules! read_entry_points {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($t:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block
+    )*) => {$(
+        $(#[doc = $doc])*
+        ///
+        /// A shared call that fails for a node not in memory describes it
+        /// in `*miss` (when not null) for [`arborfs_rs_node_fetch`].
+        ///
+        /// # Safety
+        ///
+        /// `fs` comes from [`arborfs_rs_mount`] and is still mounted; the
+        /// caller holds the mount's lock, shared if `shared`, else
+        /// exclusively; `miss` is null or writable; the other pointers are
+        /// as above.
+        #[no_mangle]
+        pub(crate) unsafe extern "C" fn $name(
+            fs: *mut c_void,
+            shared: bool,
+            miss: *mut ArborfsNodeMiss
+            $(, $arg: $ty)*
+        ) -> $ret {
+            let held: Held<'_, KernelDevice> = if shared {
+                // SAFETY: a live engine; every holder of the shared lock
+                // only reads it, and nobody holds it exclusively.
+                Held::Shared(Shared::new(unsafe { &*fs.cast::<KFs>() }))
+            } else {
+                // SAFETY: a live engine, held exclusively (the glue's lock).
+                Held::Exclusive(unsafe { &mut *fs.cast::<KFs>() })
+            };
+            let mut $t: Txn<'_, KernelDevice, Held<'_, KernelDevice>> = Txn::reading(held);
+            let r: $ret = (|| $body)();
+            if let (Some(m), false) = ($t.miss(), miss.is_null()) {
+                // SAFETY: `miss` is writable (contract).
+                unsafe { put(miss, ArborfsNodeMiss::from_miss(&m)) };
+            }
+            r
+        }
+    )*};
+}
+
+/// Read and check the node a shared read found missing, without the
+/// engine lock: from `member` (the glue's member of `size` bytes, member
+/// 0), as `miss` describes it, into `*node` for [`arborfs_rs_node_adopt`]
+/// (or [`arborfs_rs_node_free`]). A node that does not read or check
+/// (rewritten since, damaged) is not reported here: the exclusive call
+/// made instead reads it again and reports it.
+///
+/// # Safety
+///
+/// `member` is the glue's member of an open block device of `size` bytes;
+/// `miss` is readable; `node` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_node_fetch(
+    member: *mut c_void,
+    size: u64,
+    miss: *const ArborfsNodeMiss,
+    node: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: readable (contract).
+    let Some(m) = (unsafe { &*miss }).to_miss() else { return -EINVAL };
+    if m.ptr.dev != 0 {
+        return -EINVAL;
+    }
+    let mut image = TryVec::new();
+    if image.try_resize(m.node_size as usize, 0u8).is_err() {
+        return -ENOMEM;
+    }
+    // SAFETY: the member stays open while mounted (contract).
+    let mut dev = unsafe { KernelDevice::new(member, size, 0) };
+    let n = match dev.read_at(m.ptr.offset, &mut image).and_then(|()| m.decode(&image)) {
+        Ok(n) => n,
+        Err(e) => return errno(e),
+    };
+    match KBox::new(n, GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: `node` is writable (contract).
+            unsafe { put(node, KBox::into_raw(b).cast::<c_void>()) };
+            0
+        }
+        Err(_) => -ENOMEM,
+    }
+}
+
+/// Free a node from [`arborfs_rs_node_fetch`] not handed to
+/// [`arborfs_rs_node_adopt`].
+///
+/// # Safety
+///
+/// `node` comes from [`arborfs_rs_node_fetch`] and is not yet freed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_node_free(node: *mut c_void) {
+    // SAFETY: a node from `arborfs_rs_node_fetch`, owned by the caller (contract).
+    drop(unsafe { KBox::from_raw(node.cast::<Node>()) });
+}
+
 /// A read plan from [`arborfs_rs_plan_read`]: its span `i` into `out`;
 /// returns 1, or 0 past the last span. Touches only the plan, so the glue
-/// calls it without the mount's mutex.
+/// calls it without the engine lock.
 ///
 /// # Safety
 ///
@@ -398,7 +573,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_span(
 
 /// Verify span `i` of `plan` as the glue read it from the member: the
 /// span's `dev_len` bytes at `buf` (`len` readable). 0 or a negative errno;
-/// no mutex needed.
+/// no lock needed.
 ///
 /// # Safety
 ///
@@ -424,7 +599,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_verify(
 /// Check and decode encoded span `i` of `plan` from its stored bytes as
 /// the glue read them (`raw_len` bytes at `raw`, the span's `dev_len`) into
 /// `out` (`out_len` writable bytes, the span's length). 0 or a negative
-/// errno; no mutex needed.
+/// errno; no lock needed.
 ///
 /// # Safety
 ///
@@ -468,7 +643,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_plan_free(plan: *mut c_void) {
 /// an encoded plan, and checksums); `*out` and `*out_len` (writable) get
 /// the bytes to write at the plan's room: the plan's own compressed
 /// payload (valid until the plan is freed) or `buf` itself. 0 or a
-/// negative errno; no mutex needed.
+/// negative errno; no lock needed.
 ///
 /// # Safety
 ///
@@ -648,7 +823,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_remount(
     let new_ro = new.is_read_only();
     let Ok(b) = KBox::new(new, GFP_KERNEL) else { return -ENOMEM };
     // SAFETY: the old pointer came from `KBox::into_raw`; nobody else uses it
-    // (the glue's mutex is held), and it is replaced before the lock drops.
+    // (the glue's engine lock is held exclusively), and it is replaced before the lock drops.
     unsafe {
         drop(KBox::from_raw((*fs).cast::<KFs>()));
         put(fs, KBox::into_raw(b).cast());
@@ -722,37 +897,18 @@ const EXTENT_INLINE: u32 = 4;
 /// The file's last extent.
 const EXTENT_LAST: u32 = 8;
 
-entry_points! {
-    /// The shutdown ioctl: optionally flush the journal, then write nothing more.
-    fn arborfs_rs_shutdown(fs, flush_journal: c_int) -> c_int {
-        fs.shutdown(flush_journal != 0).map_or_else(errno, |()| 0)
-    }
-
+read_entry_points! {
     /// Attributes of `ino` into `out` (writable).
-    fn arborfs_rs_getattr(fs, ino: u64, out: *mut ArborfsAttr) -> c_int {
+    fn arborfs_rs_getattr(t, ino: u64, out: *mut ArborfsAttr) -> c_int {
         // SAFETY: `out` is writable.
-        unsafe { attr_out(fs.getattr(ino), out, "getattr", ino) }
-    }
-
-    /// The parent of directory `dir` (its "..") into `parent` (writable):
-    /// what an NFS file handle of a disconnected directory reconnects by.
-    fn arborfs_rs_parent(fs, dir: u64, parent: *mut u64) -> c_int {
-        match fs.getattr(dir) {
-            Ok(a) if a.inode.is_dir() => {
-                // SAFETY: `parent` is writable.
-                unsafe { put(parent, a.inode.parent) };
-                0
-            }
-            Ok(_) => errno(FsError::NotDir),
-            Err(e) => failed(e, "parent lookup", dir),
-        }
+        unsafe { attr_out(t.getattr(ino), out, "getattr", ino) }
     }
 
     /// Look `name` (`len` bytes) up in `dir`; the inode number into `ino`
     /// (writable).
-    fn arborfs_rs_lookup(fs, dir: u64, name: *const u8, len: usize, ino: *mut u64) -> c_int {
+    fn arborfs_rs_lookup(t, dir: u64, name: *const u8, len: usize, ino: *mut u64) -> c_int {
         // SAFETY: `name` points to `len` bytes.
-        match fs.lookup(dir, unsafe { bytes(name, len) }) {
+        match t.lookup(dir, unsafe { bytes(name, len) }) {
             // SAFETY: `ino` is writable.
             Ok(a) => unsafe { put(ino, a.ino); 0 },
             Err(e) => failed(e, "lookup in directory", dir),
@@ -761,11 +917,11 @@ entry_points! {
 
     /// Up to `max` entries of `dir` from cursor `pos` into `out` (room for
     /// `max`); their number into `n` (writable).
-    fn arborfs_rs_readdir(fs, dir: u64, pos: u64, out: *mut ArborfsDirent, max: usize, n: *mut usize) -> c_int {
+    fn arborfs_rs_readdir(t, dir: u64, pos: u64, out: *mut ArborfsDirent, max: usize, n: *mut usize) -> c_int {
         // SAFETY: `out` has room for `max` entries, which we only write.
         let out = unsafe { slice_mut(out, max) };
         let mut count = 0usize;
-        let r = fs.readdir(dir, pos, &mut |name, ino, dtype, next| {
+        let r = t.readdir(dir, pos, &mut |name, ino, dtype, next| {
             let Some(slot) = out.get_mut(count) else { return false };
             let len = name.len().min(255);
             slot.ino = ino;
@@ -783,6 +939,112 @@ entry_points! {
         status(r, "readdir", dir)
     }
 
+    /// Map up to `len` bytes of `ino` at `off` for a read the glue carries
+    /// out without the lock: the plan into `*plan` (freed with
+    /// [`arborfs_rs_plan_free`]); returns the bytes planned (short at the
+    /// file size) or a negative errno.
+    fn arborfs_rs_plan_read(t, ino: u64, off: u64, len: usize, plan: *mut *mut c_void) -> isize {
+        let Ok(mut p) = KBox::new(ReadPlan::new(), GFP_KERNEL) else { return (-ENOMEM) as isize };
+        match t.plan_read(ino, off, len as u64, &mut p) {
+            Ok(n) => {
+                // SAFETY: `plan` is writable.
+                unsafe { put(plan, KBox::into_raw(p).cast::<c_void>()) };
+                n as isize
+            }
+            Err(e) => failed(e, "read", ino) as isize,
+        }
+    }
+
+    /// Finish a plan whose member blocks the glue read into `buf` (`len`
+    /// bytes, the plan's): 0 with the engine's spans filled in, 1 if a
+    /// bucket read was freed since (read again), or a negative errno.
+    /// Shared, only a plan with no engine spans is finished (else ECHILD).
+    fn arborfs_rs_plan_finish(t, plan: *const c_void, buf: *mut u8, len: usize) -> c_int {
+        // SAFETY: a live plan from `arborfs_rs_plan_read` (the glue's contract).
+        let p = unsafe { &*plan.cast::<ReadPlan>() };
+        let fs = match &mut t.fs {
+            Held::Shared(s) if !s.fs().plan_current(p) => return 1,
+            Held::Shared(_) if p.needs_engine() => return errno(FsError::NotCached),
+            Held::Shared(_) => return 0,
+            Held::Exclusive(fs) => fs,
+        };
+        // SAFETY: `buf` points to `len` writable bytes.
+        match fs.finish_read(p, unsafe { slice_mut(buf, len) }) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            // Not logged: the glue reads again with `arborfs_rs_read`, which logs damage.
+            Err(e) => errno(e),
+        }
+    }
+
+    /// The symlink target into `buf` (`len` writable bytes); returns its length.
+    fn arborfs_rs_readlink(t, ino: u64, buf: *mut u8, len: usize) -> isize {
+        let mut target = TryVec::new();
+        if let Err(e) = t.readlink(ino, &mut target) {
+            return failed(e, "readlink", ino) as isize;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { copy_out(&target, buf, len, false) }
+    }
+
+    /// getxattr with the full name ("user.foo", `namelen` bytes) into
+    /// `buf` (`size` writable bytes; size 0 asks for the length).
+    fn arborfs_rs_getxattr(t, ino: u64, name: *const u8, namelen: usize, buf: *mut u8, size: usize) -> isize {
+        let mut v = TryVec::new();
+        // SAFETY: `name` points to `namelen` bytes.
+        match t.getxattr(ino, unsafe { bytes(name, namelen) }, &mut v) {
+            // SAFETY: forwarded contract.
+            Ok(()) => unsafe { copy_out(&v, buf, size, true) },
+            Err(e) => failed(e, "getxattr", ino) as isize,
+        }
+    }
+
+    /// listxattr: NUL-terminated names into `buf` (`size` writable bytes;
+    /// size 0 asks for the length).
+    fn arborfs_rs_listxattr(t, ino: u64, buf: *mut u8, size: usize) -> isize {
+        let mut v = TryVec::new();
+        match t.listxattr(ino, &mut v) {
+            // SAFETY: forwarded contract.
+            Ok(()) => unsafe { copy_out(&v, buf, size, true) },
+            Err(e) => failed(e, "listxattr", ino) as isize,
+        }
+    }
+}
+
+entry_points! {
+    /// Cache a node from [`arborfs_rs_node_fetch`] (which this takes over
+    /// and frees) if the tree still points at it as `miss` (readable)
+    /// says: 1 if it was, 0 if not (the tree moved on, or it is cached).
+    fn arborfs_rs_node_adopt(fs, miss: *const ArborfsNodeMiss, node: *mut c_void) -> c_int {
+        // SAFETY: a node from `arborfs_rs_node_fetch`, handed over (contract).
+        let node = KBox::into_inner(unsafe { KBox::from_raw(node.cast::<Node>()) });
+        // SAFETY: readable (contract).
+        let Some(m) = (unsafe { &*miss }).to_miss() else { return -EINVAL };
+        match fs.adopt_node(&m, node) {
+            Ok(taken) => c_int::from(taken),
+            Err(e) => errno(e),
+        }
+    }
+
+    /// The shutdown ioctl: optionally flush the journal, then write nothing more.
+    fn arborfs_rs_shutdown(fs, flush_journal: c_int) -> c_int {
+        fs.shutdown(flush_journal != 0).map_or_else(errno, |()| 0)
+    }
+
+    /// The parent of directory `dir` (its "..") into `parent` (writable):
+    /// what an NFS file handle of a disconnected directory reconnects by.
+    fn arborfs_rs_parent(fs, dir: u64, parent: *mut u64) -> c_int {
+        match fs.getattr(dir) {
+            Ok(a) if a.inode.is_dir() => {
+                // SAFETY: `parent` is writable.
+                unsafe { put(parent, a.inode.parent) };
+                0
+            }
+            Ok(_) => errno(FsError::NotDir),
+            Err(e) => failed(e, "parent lookup", dir),
+        }
+    }
+
     /// Read file data into `buf` (`len` writable bytes); returns the bytes
     /// read or a negative errno.
     fn arborfs_rs_read(fs, ino: u64, off: u64, buf: *mut u8, len: usize) -> isize {
@@ -798,41 +1060,10 @@ entry_points! {
         }
     }
 
-    /// Map up to `len` bytes of `ino` at `off` for a read the glue carries
-    /// out without the mutex: the plan into `*plan` (freed with
-    /// [`arborfs_rs_plan_free`]); returns the bytes planned (short at the
-    /// file size) or a negative errno.
-    fn arborfs_rs_plan_read(fs, ino: u64, off: u64, len: usize, plan: *mut *mut c_void) -> isize {
-        let Ok(mut p) = KBox::new(ReadPlan::new(), GFP_KERNEL) else { return (-ENOMEM) as isize };
-        match fs.plan_read(ino, off, len as u64, &mut p) {
-            Ok(n) => {
-                // SAFETY: `plan` is writable.
-                unsafe { put(plan, KBox::into_raw(p).cast::<c_void>()) };
-                n as isize
-            }
-            Err(e) => failed(e, "read", ino) as isize,
-        }
-    }
-
-    /// Finish a plan whose member blocks the glue read into `buf` (`len`
-    /// bytes, the plan's): 0 with the engine's spans filled in, 1 if a
-    /// bucket read was freed since (read again), or a negative errno.
-    fn arborfs_rs_plan_finish(fs, plan: *const c_void, buf: *mut u8, len: usize) -> c_int {
-        // SAFETY: a live plan from `arborfs_rs_plan_read` (the glue's contract).
-        let p = unsafe { &*plan.cast::<ReadPlan>() };
-        // SAFETY: `buf` points to `len` writable bytes.
-        match fs.finish_read(p, unsafe { slice_mut(buf, len) }) {
-            Ok(true) => 0,
-            Ok(false) => 1,
-            // Not logged: the glue reads again with `arborfs_rs_read`, which logs damage.
-            Err(e) => errno(e),
-        }
-    }
-
     /// Room for the whole blocks at the front of a write of `len` bytes at
     /// `off` of `ino`, whose data ends at `data_end` (the bytes past it are
     /// zeros the glue padded the file's last block with), which the glue
-    /// writes without the mutex: the plan
+    /// writes without the engine lock: the plan
     /// into `*plan` (freed with [`arborfs_rs_wplan_free`]), the member and
     /// byte offset to write to into `*dev` and `*offset`. Returns the bytes
     /// planned, 0 when the engine must write them itself (`*plan` stays
@@ -968,16 +1199,6 @@ entry_points! {
         status(fs.abort_writes(p), "write", ino)
     }
 
-    /// The symlink target into `buf` (`len` writable bytes); returns its length.
-    fn arborfs_rs_readlink(fs, ino: u64, buf: *mut u8, len: usize) -> isize {
-        let mut t = TryVec::new();
-        if let Err(e) = fs.readlink(ino, &mut t) {
-            return failed(e, "readlink", ino) as isize;
-        }
-        // SAFETY: forwarded contract.
-        unsafe { copy_out(&t, buf, len, false) }
-    }
-
     /// statfs numbers into `out` (writable).
     fn arborfs_rs_statfs(fs, out: *mut ArborfsStatfs) -> c_int {
         let s = fs.statfs();
@@ -993,29 +1214,6 @@ entry_points! {
         // SAFETY: `out` is writable.
         unsafe { put(out, v) };
         0
-    }
-
-    /// getxattr with the full name ("user.foo", `namelen` bytes) into
-    /// `buf` (`size` writable bytes; size 0 asks for the length).
-    fn arborfs_rs_getxattr(fs, ino: u64, name: *const u8, namelen: usize, buf: *mut u8, size: usize) -> isize {
-        let mut v = TryVec::new();
-        // SAFETY: `name` points to `namelen` bytes.
-        match fs.getxattr(ino, unsafe { bytes(name, namelen) }, &mut v) {
-            // SAFETY: forwarded contract.
-            Ok(()) => unsafe { copy_out(&v, buf, size, true) },
-            Err(e) => failed(e, "getxattr", ino) as isize,
-        }
-    }
-
-    /// listxattr: NUL-terminated names into `buf` (`size` writable bytes;
-    /// size 0 asks for the length).
-    fn arborfs_rs_listxattr(fs, ino: u64, buf: *mut u8, size: usize) -> isize {
-        let mut v = TryVec::new();
-        match fs.listxattr(ino, &mut v) {
-            // SAFETY: forwarded contract.
-            Ok(()) => unsafe { copy_out(&v, buf, size, true) },
-            Err(e) => failed(e, "listxattr", ino) as isize,
-        }
     }
 
     /// setxattr with the full name (`namelen` bytes); a NULL `value`
@@ -1193,7 +1391,7 @@ entry_points! {
     /// `u64::MAX` on the first step, which sets it. Returns 0 when the
     /// target is durable, SYNC_WAIT when another caller's journal write is
     /// in flight, SYNC_WRITE when `out` holds a write for the glue to issue
-    /// without the mutex and report with [`arborfs_rs_sync_done`]; or a
+    /// without the engine lock and report with [`arborfs_rs_sync_done`]; or a
     /// negative errno.
     fn arborfs_rs_sync_step(fs, target: *mut u64, out: *mut ArborfsJournalWrite) -> c_int {
         // SAFETY: `target` is readable and writable.

@@ -80,6 +80,11 @@ pub enum Error {
     NotPermitted,
     /// No data or hole at or after the offset (ENXIO).
     NoSuchOffset,
+    /// A shared reader ([`crate::fs::Fs::shared`]) met a node that is not
+    /// in memory: the call is to be made again with the file system held
+    /// exclusively, which may read it (ECHILD, as the VFS's RCU path-walk
+    /// says "again, the slow way"). Never reaches user space.
+    NotCached,
     /// A bug: an engine invariant does not hold.
     Internal(&'static str),
 }
@@ -109,6 +114,7 @@ impl Error {
             Error::Unsupported => EOPNOTSUPP,
             Error::NotPermitted => EPERM,
             Error::NoSuchOffset => ENXIO,
+            Error::NotCached => ECHILD,
         }
     }
 
@@ -156,6 +162,7 @@ impl core::fmt::Display for Error {
             Error::Unsupported => f.write_str("operation not supported"),
             Error::NotPermitted => f.write_str("operation not permitted"),
             Error::NoSuchOffset => f.write_str("no such device or address"),
+            Error::NotCached => f.write_str("node not in memory (call again exclusively)"),
             Error::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -182,6 +189,8 @@ pub mod errno {
     pub const ENXIO: i32 = 6;
     /// Argument list too long (an xattr value over the limit).
     pub const E2BIG: i32 = 7;
+    /// No child process: here, a shared call to be made again exclusively.
+    pub const ECHILD: i32 = 10;
     /// Out of memory.
     pub const ENOMEM: i32 = 12;
     /// File exists.

@@ -8,8 +8,11 @@
 //! b-trees.
 //!
 //! What a transaction may hold, and the restart rules:
-//! - A transaction borrows the file system (`&mut Fs`) for its lifetime
-//!   and holds nothing of the b-trees across calls: no node, no cache slot.
+//! - A transaction borrows the file system for its lifetime, as its
+//!   [`Access`] says: exclusively (`&mut Fs`) to change it, or shared
+//!   (`&Fs`, [`Fs::shared`]) to read beside other readers, from nodes in
+//!   memory only ([`Error::NotCached`] where it would have to read one).
+//!   It holds nothing of the b-trees across calls: no node, no cache slot.
 //!   Its cursors remember a leaf and an epoch, and look again from their
 //!   position when the cache changed under them (a commit, a checkpoint, an
 //!   eviction), so they are never invalidated, only slowed.
@@ -27,8 +30,9 @@
 //! - A transaction may checkpoint in its middle ([`Txn::allocate_data`]:
 //!   the allocator needs emptied buckets back): its updates are logical and
 //!   buffered, so they stay valid.
-//! - Restarts: none happen yet, since one caller at a time holds the file
-//!   system. Operations are written so that one can: the body of
+//! - Restarts: none happen yet, since one changing caller at a time holds
+//!   the file system (shared readers change nothing and need none).
+//!   Operations are written so that one can: the body of
 //!   [`Fs::write_txn`] takes its effects only through the transaction, so
 //!   that when per-tree or per-node locks come (engine core part 2), a
 //!   transaction that finds a lock it may not wait for (one taken out of
@@ -38,7 +42,10 @@
 //! - Journal replay and the checkpoint's own bucket keys change the
 //!   b-trees directly, without a transaction (they are not journalled).
 
-use crate::btree::cursor::{Cursor, View};
+use core::marker::PhantomData;
+
+use crate::btree::cursor::{self, Cursor, View};
+use crate::btree::{Cached, NodeMiss};
 use crate::error::{Error, Result};
 use crate::format::alloc_info::ALLOC_BYTES;
 use crate::format::journal::{Record, RECORD_HEADER_BYTES, UPDATE_HEADER_BYTES};
@@ -57,25 +64,178 @@ struct Update {
     len: u32,
 }
 
-impl<D: BlockDevice> Drop for Txn<'_, D> {
+impl<D: BlockDevice, A: Access<D>> Drop for Txn<'_, D, A> {
     fn drop(&mut self) {
         let size = self.vals.len() + self.updates.len() * core::mem::size_of::<Update>();
         if size <= SPARE_BYTES {
             self.updates.clear();
             self.vals.clear();
             self.charges.clear();
-            self.fs.txn_spare = TxnBuffers {
+            self.fs.keep(TxnBuffers {
                 updates: core::mem::take(&mut self.updates),
                 vals: core::mem::take(&mut self.vals),
                 charges: core::mem::take(&mut self.charges),
-            };
+            });
         }
     }
 }
 
-/// A transaction over the file system `fs`.
-pub struct Txn<'a, D: BlockDevice> {
-    pub(crate) fs: &'a mut Fs<D>,
+/// How a transaction holds the file system: exclusively (`&mut Fs`, the
+/// default: it reads nodes in as it needs them and may commit), or shared
+/// with other readers (`&Fs`, from [`Fs::shared`]: it reads, from cached
+/// nodes only, and cannot change anything).
+pub trait Access<D: BlockDevice> {
+    /// The file system, to look at.
+    fn fs(&self) -> &Fs<D>;
+    /// [`cursor::peek`] a b-tree cursor.
+    fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>>;
+    /// [`cursor::next`].
+    fn next(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>>;
+    /// [`cursor::prev`].
+    fn prev(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>>;
+    /// Keep a finished transaction's buffers for the next one (only a
+    /// file system held exclusively can).
+    fn keep(&mut self, spare: TxnBuffers);
+    /// The node a shared reader last failed on ([`Error::NotCached`]).
+    fn miss(&self) -> Option<NodeMiss> {
+        None
+    }
+}
+
+impl<D: BlockDevice> Access<D> for &mut Fs<D> {
+    fn fs(&self) -> &Fs<D> {
+        self
+    }
+
+    fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        let (trees, mut store) = self.parts();
+        trees.peek(&mut store, c)
+    }
+
+    fn next(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        let (trees, mut store) = self.parts();
+        trees.next(&mut store, c)
+    }
+
+    fn prev(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        let (trees, mut store) = self.parts();
+        trees.prev(&mut store, c)
+    }
+
+    fn keep(&mut self, spare: TxnBuffers) {
+        self.txn_spare = spare;
+    }
+}
+
+/// The file system shared with other readers ([`Fs::shared`]): cursors
+/// see cached nodes only, and the first node found missing is kept
+/// ([`Txn::miss`]) for the caller to read in without the lock.
+pub struct Shared<'a, D: BlockDevice> {
+    fs: &'a Fs<D>,
+    miss: Option<NodeMiss>,
+}
+
+impl<'a, D: BlockDevice> Shared<'a, D> {
+    /// `fs`, held shared.
+    pub fn new(fs: &'a Fs<D>) -> Self {
+        Shared { fs, miss: None }
+    }
+
+    /// Step `c` with `step` over the cached nodes.
+    fn step(
+        &mut self,
+        c: &mut Cursor,
+        step: impl FnOnce(&mut Cached<'_>, &mut Cursor) -> Result<Option<(Pos, KeyType)>>,
+    ) -> Result<Option<(Pos, KeyType)>> {
+        let fs = self.fs;
+        let r = step(&mut fs.btrees.cached(fs.sb.meta_csum, &mut self.miss), c);
+        // A pointer the store would refuse is the exclusive call's to report.
+        if self.miss.is_some_and(|m| fs.alloc.check_node_ptr(&m.ptr).is_err()) {
+            self.miss = None;
+        }
+        r
+    }
+}
+
+impl<D: BlockDevice> Access<D> for Shared<'_, D> {
+    fn fs(&self) -> &Fs<D> {
+        self.fs
+    }
+
+    fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        self.step(c, |n, c| cursor::peek(n, c))
+    }
+
+    fn next(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        self.step(c, |n, c| cursor::next(n, c))
+    }
+
+    fn prev(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        self.step(c, |n, c| cursor::prev(n, c))
+    }
+
+    fn keep(&mut self, _spare: TxnBuffers) {}
+
+    fn miss(&self) -> Option<NodeMiss> {
+        self.miss
+    }
+}
+
+/// A file system held one way or the other, as chosen at run time: the
+/// kernel's entry points for reads serve both the shared call and the
+/// exclusive one made again after [`Error::NotCached`].
+pub enum Held<'a, D: BlockDevice> {
+    /// Shared with other readers: cached nodes only.
+    Shared(Shared<'a, D>),
+    /// Exclusively: nodes are read in as needed.
+    Exclusive(&'a mut Fs<D>),
+}
+
+impl<D: BlockDevice> Access<D> for Held<'_, D> {
+    fn fs(&self) -> &Fs<D> {
+        match self {
+            Held::Shared(s) => s.fs,
+            Held::Exclusive(fs) => fs,
+        }
+    }
+
+    fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        match self {
+            Held::Shared(s) => s.peek(c),
+            Held::Exclusive(fs) => fs.peek(c),
+        }
+    }
+
+    fn next(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        match self {
+            Held::Shared(s) => s.next(c),
+            Held::Exclusive(fs) => fs.next(c),
+        }
+    }
+
+    fn prev(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        match self {
+            Held::Shared(s) => s.prev(c),
+            Held::Exclusive(fs) => fs.prev(c),
+        }
+    }
+
+    /// Only reading transactions hold a file system this way: their
+    /// buffers never held anything, and the spares the file system keeps
+    /// (with their room) stay.
+    fn keep(&mut self, _spare: TxnBuffers) {}
+
+    fn miss(&self) -> Option<NodeMiss> {
+        match self {
+            Held::Shared(s) => s.miss(),
+            Held::Exclusive(_) => None,
+        }
+    }
+}
+
+/// A transaction over the file system `fs`, held as `A` says.
+pub struct Txn<'a, D: BlockDevice, A: Access<D> = &'a mut Fs<D>> {
+    pub(crate) fs: A,
     /// Sorted by (b-tree, position); one per key.
     updates: TryVec<Update>,
     vals: TryVec<u8>,
@@ -86,12 +246,13 @@ pub struct Txn<'a, D: BlockDevice> {
     /// May take the node room held back for freeing ([`Fs::with_reserve`]),
     /// or was given data space (its metadata is part of that).
     use_reserve: bool,
+    held: PhantomData<&'a D>,
 }
 
 /// The buffers of a finished transaction, kept by the file system for the
 /// next one: allocating them afresh is a large part of what a small
 /// operation costs beyond the tree itself.
-pub(crate) struct TxnBuffers {
+pub struct TxnBuffers {
     updates: TryVec<Update>,
     vals: TryVec<u8>,
     charges: TryVec<(u8, u64, i64)>,
@@ -137,7 +298,37 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
     pub(crate) fn new(fs: &'a mut Fs<D>) -> Self {
         let TxnBuffers { updates, vals, charges } = core::mem::replace(&mut fs.txn_spare, TxnBuffers::new());
         let use_reserve = fs.use_reserve;
-        Txn { fs, updates, vals, inodes: 0, data_bytes: 0, charges, use_reserve }
+        Txn { fs, updates, vals, inodes: 0, data_bytes: 0, charges, use_reserve, held: PhantomData }
+    }
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// A transaction that only reads: [`Fs::shared`], or [`Held`] either way.
+    pub fn reading(fs: A) -> Self {
+        Txn {
+            fs,
+            updates: TryVec::new(),
+            vals: TryVec::new(),
+            inodes: 0,
+            data_bytes: 0,
+            charges: TryVec::new(),
+            use_reserve: false,
+            held: PhantomData,
+        }
+    }
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// The file system, to look at.
+    pub(crate) fn fs(&self) -> &Fs<D> {
+        self.fs.fs()
+    }
+
+    /// The node this transaction, held shared, failed on
+    /// ([`Error::NotCached`]): to be read in and offered to
+    /// [`Fs::adopt_node`] before the call is made again.
+    pub fn miss(&self) -> Option<NodeMiss> {
+        self.fs.miss()
     }
 
     fn update_value(&self, u: &Update) -> Result<&[u8]> {
@@ -147,71 +338,6 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
 
     fn find_update(&self, btree: BtreeId, pos: Pos) -> core::result::Result<usize, usize> {
         self.updates.binary_search_by(|u| update_key(u).cmp(&(btree, pos)))
-    }
-
-    fn put(&mut self, btree: BtreeId, pos: Pos, kind: Option<KeyType>, val: &[u8]) -> Result<()> {
-        let off = u32::try_from(self.vals.len()).map_err(|_| Error::NoMem)?;
-        let len = u32::try_from(val.len()).map_err(|_| Error::Invalid)?;
-        self.vals.try_extend_from_slice(val)?;
-        let u = Update { btree, pos, kind, off, len };
-        match self.find_update(btree, pos) {
-            Ok(i) => {
-                if let Some(slot) = self.updates.get_mut(i) {
-                    *slot = u;
-                }
-                Ok(())
-            }
-            Err(i) => self.updates.try_insert(i, u),
-        }
-    }
-
-    /// Set a key.
-    pub fn set(&mut self, btree: BtreeId, pos: Pos, kind: KeyType, val: &[u8]) -> Result<()> {
-        if val.len() > self.fs.btrees.max_value_bytes() || !btree.allows(kind) {
-            return Err(Error::Internal("value too large or wrong type for b-tree"));
-        }
-        self.put(btree, pos, Some(kind), val)
-    }
-
-    /// Delete a key (nothing happens at commit if it does not exist).
-    pub fn delete(&mut self, btree: BtreeId, pos: Pos) -> Result<()> {
-        self.put(btree, pos, None, &[])
-    }
-
-    /// Change the inode and stored-data counters.
-    pub fn account(&mut self, inodes: i64, data_bytes: i64) {
-        self.inodes = self.inodes.saturating_add(inodes);
-        self.data_bytes = self.data_bytes.saturating_add(data_bytes);
-    }
-
-    /// Charge `delta` bytes to the user bucket holding `offset` on `dev`
-    /// (checked now, applied at commit).
-    pub fn charge(&mut self, dev: u8, offset: u64, delta: i64) -> Result<()> {
-        let (b, _) =
-            self.fs.alloc.bucket_of(dev, offset).ok_or(Error::Corrupt("extent on a missing device"))?;
-        let pending: i64 = self
-            .charges
-            .iter()
-            .filter(|c| c.0 == dev && self.fs.alloc.bucket_of(c.0, c.1).map(|x| x.0) == Some(b))
-            .map(|c| c.2)
-            .fold(0i64, i64::saturating_add);
-        self.fs.alloc.check_charge(dev, offset, pending.saturating_add(delta))?;
-        self.charges.try_push((dev, offset, delta))
-    }
-
-    /// Space for `min` to `want` bytes of file data (see
-    /// [`crate::alloc::Allocator::allocate_data`]). When free buckets run
-    /// short and some only await a checkpoint, checkpoint first: this
-    /// transaction's updates are buffered, so that is safe here.
-    pub fn allocate_data(&mut self, min: u64, want: u64) -> Result<(u8, u64, u64, u32)> {
-        if self.fs.alloc.wants_checkpoint_for(min) {
-            self.fs.checkpoint()?;
-        }
-        let got = self.fs.alloc.allocate_data(min, want)?;
-        // The data allocator keeps its own reserve: the extent keys for the
-        // space it gave must find room, or the data written is lost.
-        self.use_reserve = true;
-        Ok(got)
     }
 
     /// The key at exactly `pos` (as the transaction sees it); its value into `val`.
@@ -242,8 +368,7 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
             return Ok(u.kind);
         }
         let mut c = Cursor::new(btree, pos, pos, view);
-        let (trees, mut store) = self.fs.parts();
-        match trees.next(&mut store, &mut c)? {
+        match self.fs.next(&mut c)? {
             Some((_, kind)) => {
                 val.clear();
                 val.try_extend_from_slice(c.value())?;
@@ -312,14 +437,13 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
             }
             // The tree's next key at or after `at`.
             let tree_key = {
-                let (trees, mut store) = self.fs.parts();
-                let mut k = trees.peek(&mut store, &mut c.tree)?;
+                let mut k = self.fs.peek(&mut c.tree)?;
                 while let Some((p, _)) = k {
                     if p >= at {
                         break;
                     }
-                    trees.next(&mut store, &mut c.tree)?;
-                    k = trees.peek(&mut store, &mut c.tree)?;
+                    self.fs.next(&mut c.tree)?;
+                    k = self.fs.peek(&mut c.tree)?;
                 }
                 k
             };
@@ -365,12 +489,11 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
                 return Ok(None);
             }
             let tree_key = {
-                let (trees, mut store) = self.fs.parts();
                 match to.successor() {
                     Some(s) => c.tree.seek(s),
                     None => c.tree.seek_end(),
                 }
-                trees.prev(&mut store, &mut c.tree)?
+                self.fs.prev(&mut c.tree)?
             };
             let upd = match self.find_update(c.btree, to) {
                 Ok(i) => self.updates.get(i).copied(),
@@ -401,6 +524,73 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
     /// Whether the transaction changes anything.
     pub fn is_empty(&self) -> bool {
         self.updates.is_empty() && self.inodes == 0 && self.data_bytes == 0 && self.charges.is_empty()
+    }
+}
+
+impl<D: BlockDevice> Txn<'_, D> {
+    fn put(&mut self, btree: BtreeId, pos: Pos, kind: Option<KeyType>, val: &[u8]) -> Result<()> {
+        let off = u32::try_from(self.vals.len()).map_err(|_| Error::NoMem)?;
+        let len = u32::try_from(val.len()).map_err(|_| Error::Invalid)?;
+        self.vals.try_extend_from_slice(val)?;
+        let u = Update { btree, pos, kind, off, len };
+        match self.find_update(btree, pos) {
+            Ok(i) => {
+                if let Some(slot) = self.updates.get_mut(i) {
+                    *slot = u;
+                }
+                Ok(())
+            }
+            Err(i) => self.updates.try_insert(i, u),
+        }
+    }
+
+    /// Set a key.
+    pub fn set(&mut self, btree: BtreeId, pos: Pos, kind: KeyType, val: &[u8]) -> Result<()> {
+        if val.len() > self.fs.btrees.max_value_bytes() || !btree.allows(kind) {
+            return Err(Error::Internal("value too large or wrong type for b-tree"));
+        }
+        self.put(btree, pos, Some(kind), val)
+    }
+
+    /// Delete a key (nothing happens at commit if it does not exist).
+    pub fn delete(&mut self, btree: BtreeId, pos: Pos) -> Result<()> {
+        self.put(btree, pos, None, &[])
+    }
+
+    /// Change the inode and stored-data counters.
+    pub fn account(&mut self, inodes: i64, data_bytes: i64) {
+        self.inodes = self.inodes.saturating_add(inodes);
+        self.data_bytes = self.data_bytes.saturating_add(data_bytes);
+    }
+
+    /// Charge `delta` bytes to the user bucket holding `offset` on `dev`
+    /// (checked now, applied at commit).
+    pub fn charge(&mut self, dev: u8, offset: u64, delta: i64) -> Result<()> {
+        let (b, _) =
+            self.fs.alloc.bucket_of(dev, offset).ok_or(Error::Corrupt("extent on a missing device"))?;
+        let pending: i64 = self
+            .charges
+            .iter()
+            .filter(|c| c.0 == dev && self.fs.alloc.bucket_of(c.0, c.1).map(|x| x.0) == Some(b))
+            .map(|c| c.2)
+            .fold(0i64, i64::saturating_add);
+        self.fs.alloc.check_charge(dev, offset, pending.saturating_add(delta))?;
+        self.charges.try_push((dev, offset, delta))
+    }
+
+    /// Space for `min` to `want` bytes of file data (see
+    /// [`crate::alloc::Allocator::allocate_data`]). When free buckets run
+    /// short and some only await a checkpoint, checkpoint first: this
+    /// transaction's updates are buffered, so that is safe here.
+    pub fn allocate_data(&mut self, min: u64, want: u64) -> Result<(u8, u64, u64, u32)> {
+        if self.fs.alloc.wants_checkpoint_for(min) {
+            self.fs.checkpoint()?;
+        }
+        let got = self.fs.alloc.allocate_data(min, want)?;
+        // The data allocator keeps its own reserve: the extent keys for the
+        // space it gave must find room, or the data written is lost.
+        self.use_reserve = true;
+        Ok(got)
     }
 
     /// Journal and apply everything, atomically. Bucket changes made

@@ -9,7 +9,10 @@ With PROCS > 1, that many worker processes run at once, so the mount's
 engine calls and fsyncs overlap (group commit under a power cut): each works
 in a directory of its own and also creates and deletes files in one shared
 directory, and writes fsync'd blocks of its own into one shared file. Worker
-0 records to RECORDS, worker i to RECORDS.wI.
+0 records to RECORDS, worker i to RECORDS.wI. Two more processes walk and
+read the whole tree over and over (the engine's shared reads, under the
+cut too); they record nothing, and an error other than a name gone fails
+the round.
 
 usage: workload.py MNT RECORDS PREFIX [PROCS]
 records: FILE path sha256 size | UNLINK path | GONE path | LOG path length sha256-of-prefix
@@ -95,6 +98,22 @@ def work(mnt, records, prefix, worker, shared):
                 f.write(rng.randbytes(2 << 20))
 
 
+def read_all(mnt):
+    """Stat, list the attributes of and read every file, over and over."""
+    while True:
+        for root, _, files in os.walk(mnt):
+            for n in files:
+                path = os.path.join(root, n)
+                try:
+                    os.stat(path)
+                    os.listxattr(path)
+                    with open(path, "rb") as f:
+                        while f.read(1 << 20):
+                            pass
+                except FileNotFoundError:
+                    pass
+
+
 def main():
     mnt, records, prefix = sys.argv[1:4]
     procs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
@@ -117,6 +136,12 @@ def main():
             finally:
                 os._exit(1)
         pids.append(pid)
+    for _ in range(2):
+        if os.fork() == 0:
+            try:
+                read_all(mnt)
+            finally:
+                os._exit(1)
     # A worker that stops early (an error) fails the round: the guest must
     # still be running when the host kills it.
     _, status = os.wait()

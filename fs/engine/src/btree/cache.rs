@@ -2,6 +2,8 @@
 //! found by disk address and evicted least-recently-used when the cache is over
 //! budget; dirty nodes stay until a checkpoint writes them.
 
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use super::node::Node;
 use crate::error::{Error, Result};
 use crate::format::node::BtreePtr;
@@ -13,7 +15,8 @@ pub struct NodeCache {
     free: TryVec<u32>,
     /// (device, offset, slot), sorted by (device, offset): clean nodes only.
     index: TryVec<(u8, u64, u32)>,
-    tick: u64,
+    /// The use clock: atomic, so that shared readers mark what they use.
+    tick: AtomicU64,
     /// Moves on whenever a slot is emptied: a cursor that remembers a slot
     /// checks it to know the slot still holds its node.
     pub epoch: u64,
@@ -30,7 +33,7 @@ impl NodeCache {
             slots: TryVec::new(),
             free: TryVec::new(),
             index: TryVec::new(),
-            tick: 0,
+            tick: AtomicU64::new(0),
             epoch: 0,
             bytes: 0,
             budget,
@@ -42,23 +45,32 @@ impl NodeCache {
         self.slots.get(slot as usize).and_then(|s| s.as_ref()).ok_or(Error::Internal("empty cache slot"))
     }
 
+    /// The node in `slot`, marked used (a descent passes through it).
+    pub fn touch(&self, slot: u32) -> Result<&Node> {
+        let n = self.get(slot)?;
+        n.lru.store(self.tick.fetch_add(1, Relaxed) + 1, Relaxed);
+        Ok(n)
+    }
+
     /// The node in `slot`, mutably; marks it used.
     pub fn get_mut(&mut self, slot: u32) -> Result<&mut Node> {
-        self.tick += 1;
-        let tick = self.tick;
+        let tick = self.tick.get_mut();
+        *tick += 1;
+        let tick = *tick;
         let n = self
             .slots
             .get_mut(slot as usize)
             .and_then(|s| s.as_mut())
             .ok_or(Error::Internal("empty cache slot"))?;
-        n.lru = tick;
+        *n.lru.get_mut() = tick;
         Ok(n)
     }
 
     /// Store a node; returns its slot.
     pub fn insert(&mut self, mut node: Node) -> Result<u32> {
-        self.tick += 1;
-        node.lru = self.tick;
+        let tick = self.tick.get_mut();
+        *tick += 1;
+        *node.lru.get_mut() = *tick;
         self.bytes += node.mem_bytes();
         let disk = node.disk;
         let slot = match self.free.pop() {
@@ -134,7 +146,7 @@ impl NodeCache {
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(n) = s {
                 if !n.dirty {
-                    clean.try_push((n.lru, i as u32))?;
+                    clean.try_push((n.lru.load(Relaxed), i as u32))?;
                 }
             }
         }

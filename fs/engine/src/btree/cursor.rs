@@ -9,7 +9,7 @@
 //! stored, for fsck. Every lookup and scan of the engine goes through a
 //! cursor, so snapshots add no second lookup path.
 
-use super::{Btrees, NodeStore};
+use super::{find_leaf, Btrees, Loading, NodeStore, Nodes};
 use crate::error::Result;
 use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT};
 use crate::sys::TryVec;
@@ -113,111 +113,129 @@ impl Btrees {
     /// The key at or after the cursor's position, if any within its range;
     /// its value is [`Cursor::value`]. Does not move the cursor.
     pub fn peek(&mut self, store: &mut dyn NodeStore, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
-        if let Some(k) = c.current {
-            return Ok(Some(k));
-        }
-        let Some(mut from) = c.at else { return Ok(None) };
-        // Each round ends one leaf; leaves are finite and each round takes
-        // the next.
-        loop {
-            if from > c.end {
-                c.at = None;
-                return Ok(None);
-            }
-            // Go on in the leaf the last key came from while nothing moved.
-            let mark = c.leaf.filter(|m| m.epoch == self.cache.epoch);
-            let (slot, mut i, leaf_max) = match mark {
-                Some(m) => (m.slot, m.next, m.max),
-                None => {
-                    // No slot is held across a cursor step: a safe point to
-                    // trim clean nodes, so that long scans stay in budget.
-                    self.trim()?;
-                    let Some((slot, _, max)) = self.find_leaf(store, c.btree, from)? else {
-                        c.at = None;
-                        return Ok(None);
-                    };
-                    (slot, self.cache.get(slot)?.lower_bound(from), max)
-                }
-            };
-            let n = self.cache.get(slot)?;
-            while let Some(k) = n.keys.get(i) {
-                if k.pos > c.end {
-                    c.at = None;
-                    return Ok(None);
-                }
-                if k.pos >= from && c.shows(k.pos) {
-                    let (pos, kind) = (k.pos, k.kind);
-                    c.val.clear();
-                    c.val.try_extend_from_slice(n.value(i)?)?;
-                    c.leaf = Some(LeafMark { slot, next: i + 1, max: leaf_max, epoch: self.cache.epoch });
-                    c.current = Some((pos, kind));
-                    return Ok(Some((pos, kind)));
-                }
-                i += 1;
-            }
-            c.leaf = None;
-            match leaf_max.successor() {
-                Some(next) if leaf_max < c.end => from = next,
-                _ => {
-                    c.at = None;
-                    return Ok(None);
-                }
-            }
-        }
+        peek(&mut Loading { trees: self, store }, c)
     }
 
     /// The next key (as [`Btrees::peek`]), moving the cursor past it.
     pub fn next(&mut self, store: &mut dyn NodeStore, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
-        let k = self.peek(store, c)?;
-        if let Some((pos, _)) = k {
-            c.current = None;
-            // (Other versions of the position may follow in the leaf: the
-            // next peek skips them, they are before `at`.)
-            c.at = c.after(pos);
-        }
-        Ok(k)
+        next(&mut Loading { trees: self, store }, c)
     }
 
     /// The last key before the cursor's position (at or after the start of
     /// its range), moving the cursor onto it.
     pub fn prev(&mut self, store: &mut dyn NodeStore, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
-        c.current = None;
-        c.leaf = None;
-        let below = match c.at {
-            Some(at) => at.predecessor(),
-            None => Some(c.end),
-        };
-        let Some(mut to) = below else { return Ok(None) };
-        // Each round moves `to` before one leaf.
-        loop {
-            if to < c.start {
-                return Ok(None);
-            }
-            self.trim()?;
-            let Some((slot, leaf_min, _)) = self.find_leaf(store, c.btree, to)? else { return Ok(None) };
-            let n = self.cache.get(slot)?;
-            let mut i = n.keys.partition_point(|k| k.pos <= to);
-            while i > 0 {
-                i -= 1;
-                let Some(k) = n.keys.get(i) else { break };
-                if k.pos < c.start {
+        prev(&mut Loading { trees: self, store }, c)
+    }
+}
+
+/// The key at or after the cursor's position, if any within its range;
+/// its value is [`Cursor::value`]. Does not move the cursor.
+pub fn peek<N: Nodes>(nodes: &mut N, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+    if let Some(k) = c.current {
+        return Ok(Some(k));
+    }
+    let Some(mut from) = c.at else { return Ok(None) };
+    // Each round ends one leaf; leaves are finite and each round takes
+    // the next.
+    loop {
+        if from > c.end {
+            c.at = None;
+            return Ok(None);
+        }
+        // Go on in the leaf the last key came from while nothing moved.
+        let mark = c.leaf.filter(|m| m.epoch == nodes.trees().cache.epoch);
+        let (slot, mut i, leaf_max) = match mark {
+            Some(m) => (m.slot, m.next, m.max),
+            None => {
+                // No slot is held across a cursor step: a safe point to
+                // trim clean nodes, so that long scans stay in budget.
+                nodes.settle()?;
+                let Some((slot, _, max)) = find_leaf(nodes, c.btree, from)? else {
+                    c.at = None;
                     return Ok(None);
-                }
-                if c.shows(k.pos) {
-                    let (pos, kind) = (k.pos, k.kind);
-                    c.val.clear();
-                    c.val.try_extend_from_slice(n.value(i)?)?;
-                    c.at = Some(pos);
-                    return Ok(Some((pos, kind)));
-                }
+                };
+                (slot, nodes.trees().cache.get(slot)?.lower_bound(from), max)
             }
-            if leaf_min <= c.start {
+        };
+        let trees = nodes.trees();
+        let n = trees.cache.get(slot)?;
+        while let Some(k) = n.keys.get(i) {
+            if k.pos > c.end {
+                c.at = None;
                 return Ok(None);
             }
-            match leaf_min.predecessor() {
-                Some(p) => to = p,
-                None => return Ok(None),
+            if k.pos >= from && c.shows(k.pos) {
+                let (pos, kind) = (k.pos, k.kind);
+                c.val.clear();
+                c.val.try_extend_from_slice(n.value(i)?)?;
+                c.leaf = Some(LeafMark { slot, next: i + 1, max: leaf_max, epoch: trees.cache.epoch });
+                c.current = Some((pos, kind));
+                return Ok(Some((pos, kind)));
             }
+            i += 1;
+        }
+        c.leaf = None;
+        match leaf_max.successor() {
+            Some(next) if leaf_max < c.end => from = next,
+            _ => {
+                c.at = None;
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// The next key (as [`peek`]), moving the cursor past it.
+pub fn next<N: Nodes>(nodes: &mut N, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+    let k = peek(nodes, c)?;
+    if let Some((pos, _)) = k {
+        c.current = None;
+        // (Other versions of the position may follow in the leaf: the
+        // next peek skips them, they are before `at`.)
+        c.at = c.after(pos);
+    }
+    Ok(k)
+}
+
+/// The last key before the cursor's position (at or after the start of
+/// its range), moving the cursor onto it.
+pub fn prev<N: Nodes>(nodes: &mut N, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+    c.current = None;
+    c.leaf = None;
+    let below = match c.at {
+        Some(at) => at.predecessor(),
+        None => Some(c.end),
+    };
+    let Some(mut to) = below else { return Ok(None) };
+    // Each round moves `to` before one leaf.
+    loop {
+        if to < c.start {
+            return Ok(None);
+        }
+        nodes.settle()?;
+        let Some((slot, leaf_min, _)) = find_leaf(nodes, c.btree, to)? else { return Ok(None) };
+        let n = nodes.trees().cache.get(slot)?;
+        let mut i = n.keys.partition_point(|k| k.pos <= to);
+        while i > 0 {
+            i -= 1;
+            let Some(k) = n.keys.get(i) else { break };
+            if k.pos < c.start {
+                return Ok(None);
+            }
+            if c.shows(k.pos) {
+                let (pos, kind) = (k.pos, k.kind);
+                c.val.clear();
+                c.val.try_extend_from_slice(n.value(i)?)?;
+                c.at = Some(pos);
+                return Ok(Some((pos, kind)));
+            }
+        }
+        if leaf_min <= c.start {
+            return Ok(None);
+        }
+        match leaf_min.predecessor() {
+            Some(p) => to = p,
+            None => return Ok(None),
         }
     }
 }

@@ -28,7 +28,10 @@ pub mod write;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use crate::error::{Error, Result};
+use crate::format::checksum::ChecksumType;
 use crate::format::key::BTREE_ID_NR;
 use crate::format::node::{BtreePtr, NodeHeader, MAX_DEPTH};
 use crate::format::{
@@ -71,7 +74,7 @@ pub struct Btrees {
     /// Nodes written since the trees were opened.
     pub nodes_written: u64,
     /// Descents from a root to a leaf (cursors make one per leaf).
-    pub descents: u64,
+    pub descents: AtomicU64,
 }
 
 impl Btrees {
@@ -89,7 +92,7 @@ impl Btrees {
             node_size,
             buf: TryVec::new(),
             nodes_written: 0,
-            descents: 0,
+            descents: AtomicU64::new(0),
         }
     }
 
@@ -151,7 +154,6 @@ impl Btrees {
         min: Pos,
         max: Pos,
     ) -> Result<Node> {
-        let bad = |why| Error::BadNode { btree, why, dev: p.dev, offset: p.offset };
         let node_size = self.node_size;
         if self.buf.len() < node_size {
             self.buf.try_resize(node_size, 0)?;
@@ -160,30 +162,10 @@ impl Btrees {
         // The store refuses pointers that cannot be right (outside the
         // layout, stale) as corrupt; those are this node's fault.
         store.read(&p, buf).map_err(|e| match e {
-            Error::Corrupt(why) => bad(why),
+            Error::Corrupt(why) => Error::BadNode { btree, why, dev: p.dev, offset: p.offset },
             e => e,
         })?;
-        let h = NodeHeader::decode(buf, store.checksum()).map_err(|err| Error::BadMetadata {
-            what: "b-tree node",
-            err,
-            dev: p.dev,
-            offset: p.offset,
-        })?;
-        if h.btree != btree {
-            return Err(bad("node belongs to another b-tree"));
-        }
-        if h.level != p.level {
-            return Err(bad("node level differs from its pointer"));
-        }
-        if h.seq != p.seq {
-            return Err(bad("node sequence differs from its pointer (stale or misdirected write)"));
-        }
-        if h.min_key < min || h.max_key > max {
-            return Err(bad("node range outside the range its parent gives"));
-        }
-        let mut n = Node::decode(&h, buf).map_err(bad)?;
-        n.disk = Some(p);
-        Ok(n)
+        decode_node(buf, store.checksum(), p, btree, min, max)
     }
 
     /// The cache slot of the node at `p`, reading it if needed.
@@ -217,28 +199,207 @@ impl Btrees {
         }
     }
 
-    /// The leaf covering `pos` and the range it covers.
+    /// The leaf covering `pos` and the range it covers, reading nodes
+    /// from `store` as needed.
     pub(crate) fn find_leaf(
         &mut self,
         store: &mut dyn NodeStore,
         btree: BtreeId,
         pos: Pos,
     ) -> Result<Option<(u32, Pos, Pos)>> {
-        let Some(root) = self.root(btree) else { return Ok(None) };
-        self.descents += 1;
-        let (mut min, mut max) = (Pos::MIN, Pos::MAX);
-        let mut slot = self.child_slot(store, root, btree, min, max)?;
-        for _ in 0..MAX_DEPTH {
-            let n = self.cache.get_mut(slot)?;
-            if n.level == 0 {
-                return Ok(Some((slot, min, max)));
-            }
-            let i = n.child_index(pos);
-            let (cmin, cmax) = n.child_range(i, min, max);
-            let child = ChildRef::decode(n.value(i)?)?;
-            slot = self.child_slot(store, child, btree, cmin, cmax)?;
-            (min, max) = (cmin, cmax);
-        }
-        Err(Error::Corrupt("b-tree deeper than the maximum depth"))
+        find_leaf(&mut Loading { trees: self, store }, btree, pos)
     }
+
+    /// A view of the trees that reads no node: [`Error::NotCached`] where
+    /// a descent needs one that is on disk only, recorded in `miss` (the
+    /// trees' nodes carry checksums of type `csum`). What shared readers use.
+    pub fn cached<'a>(&'a self, csum: ChecksumType, miss: &'a mut Option<NodeMiss>) -> Cached<'a> {
+        Cached { trees: self, miss, csum }
+    }
+
+    /// Take in a node a shared reader found missing ([`NodeMiss`]) and
+    /// its caller read and decoded without the lock: it is cached if the
+    /// live tree still points at it (same place and sequence, from a
+    /// parent in memory, over a range that holds it) and nothing caches
+    /// it yet. Returns whether it was; a node refused is only dropped.
+    pub fn adopt(&mut self, miss: &NodeMiss, node: Node) -> Result<bool> {
+        if node.disk != Some(miss.ptr) || self.cache.lookup(&miss.ptr).is_some() {
+            return Ok(false);
+        }
+        let want = ChildRef::Disk(miss.ptr);
+        let Some(mut r) = self.root(miss.btree) else { return Ok(false) };
+        let (mut min, mut max) = (Pos::MIN, Pos::MAX);
+        for _ in 0..=MAX_DEPTH {
+            if r == want {
+                if node.min < min || node.max > max {
+                    return Ok(false);
+                }
+                self.cache.insert(node)?;
+                return Ok(true);
+            }
+            let slot = match r {
+                ChildRef::Mem(s) => s,
+                ChildRef::Disk(p) => match self.cache.lookup(&p) {
+                    Some(s) => s,
+                    None => return Ok(false),
+                },
+            };
+            let n = self.cache.get(slot)?;
+            if n.level <= miss.ptr.level {
+                return Ok(false);
+            }
+            let i = n.child_index(node.min);
+            (min, max) = n.child_range(i, min, max);
+            r = ChildRef::decode(n.value(i)?)?;
+        }
+        Ok(false)
+    }
+}
+
+/// A node a shared reader needed and did not find in memory: where it is
+/// and what it must be, all that reading and checking it takes without
+/// the file system ([`NodeMiss::decode`]), before [`Btrees::adopt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeMiss {
+    /// Where the node is, as its parent points at it.
+    pub ptr: BtreePtr,
+    /// Its b-tree.
+    pub btree: BtreeId,
+    /// The range its parent gives it.
+    pub min: Pos,
+    /// ...
+    pub max: Pos,
+    /// Bytes to read at `ptr.offset`.
+    pub node_size: u32,
+    /// The checksum its image carries.
+    pub csum: ChecksumType,
+}
+
+impl NodeMiss {
+    /// Verify and decode the node image read at `ptr` (`node_size` bytes).
+    pub fn decode(&self, image: &[u8]) -> Result<Node> {
+        decode_node(image, self.csum, self.ptr, self.btree, self.min, self.max)
+    }
+}
+
+/// Verify and decode a node image read at `p`, expected to be of `btree`
+/// at `p.level` and to cover no more than `[min, max]`.
+pub fn decode_node(
+    buf: &[u8],
+    csum: ChecksumType,
+    p: BtreePtr,
+    btree: BtreeId,
+    min: Pos,
+    max: Pos,
+) -> Result<Node> {
+    let bad = |why| Error::BadNode { btree, why, dev: p.dev, offset: p.offset };
+    let h = NodeHeader::decode(buf, csum).map_err(|err| Error::BadMetadata {
+        what: "b-tree node",
+        err,
+        dev: p.dev,
+        offset: p.offset,
+    })?;
+    if h.btree != btree {
+        return Err(bad("node belongs to another b-tree"));
+    }
+    if h.level != p.level {
+        return Err(bad("node level differs from its pointer"));
+    }
+    if h.seq != p.seq {
+        return Err(bad("node sequence differs from its pointer (stale or misdirected write)"));
+    }
+    if h.min_key < min || h.max_key > max {
+        return Err(bad("node range outside the range its parent gives"));
+    }
+    let mut n = Node::decode(&h, buf).map_err(bad)?;
+    n.disk = Some(p);
+    Ok(n)
+}
+
+/// How a descent reaches the nodes it passes: [`Loading`] reads those not
+/// in memory; [`Cached`] (the trees shared by several readers, so
+/// unchanged) refuses them. Cursors step through either.
+pub trait Nodes {
+    /// The trees.
+    fn trees(&self) -> &Btrees;
+    /// The cache slot of the node `r` names (of `btree`, covering no more
+    /// than `[min, max]`).
+    fn slot(&mut self, r: ChildRef, btree: BtreeId, min: Pos, max: Pos) -> Result<u32>;
+    /// Between cursor steps, when no slot is held: keep the cache in budget.
+    fn settle(&mut self) -> Result<()>;
+}
+
+/// The trees held exclusively, over the store their nodes are read from.
+pub struct Loading<'a> {
+    /// The trees.
+    pub trees: &'a mut Btrees,
+    /// Where missing nodes are read from.
+    pub store: &'a mut dyn NodeStore,
+}
+
+impl Nodes for Loading<'_> {
+    fn trees(&self) -> &Btrees {
+        self.trees
+    }
+
+    fn slot(&mut self, r: ChildRef, btree: BtreeId, min: Pos, max: Pos) -> Result<u32> {
+        self.trees.child_slot(self.store, r, btree, min, max)
+    }
+
+    fn settle(&mut self) -> Result<()> {
+        self.trees.trim()
+    }
+}
+
+/// The trees shared with other readers: cached nodes only ([`Btrees::cached`]).
+pub struct Cached<'a> {
+    trees: &'a Btrees,
+    /// Where the first node found missing is recorded.
+    miss: &'a mut Option<NodeMiss>,
+    csum: ChecksumType,
+}
+
+impl Nodes for Cached<'_> {
+    fn trees(&self) -> &Btrees {
+        self.trees
+    }
+
+    fn slot(&mut self, r: ChildRef, btree: BtreeId, min: Pos, max: Pos) -> Result<u32> {
+        match r {
+            ChildRef::Mem(s) => Ok(s),
+            ChildRef::Disk(p) => self.trees.cache.lookup(&p).ok_or_else(|| {
+                let node_size = self.trees.node_size as u32;
+                *self.miss = Some(NodeMiss { ptr: p, btree, min, max, node_size, csum: self.csum });
+                Error::NotCached
+            }),
+        }
+    }
+
+    fn settle(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The leaf covering `pos` and the range it covers.
+pub(crate) fn find_leaf<N: Nodes>(
+    nodes: &mut N,
+    btree: BtreeId,
+    pos: Pos,
+) -> Result<Option<(u32, Pos, Pos)>> {
+    let Some(root) = nodes.trees().root(btree) else { return Ok(None) };
+    nodes.trees().descents.fetch_add(1, Relaxed);
+    let (mut min, mut max) = (Pos::MIN, Pos::MAX);
+    let mut slot = nodes.slot(root, btree, min, max)?;
+    for _ in 0..MAX_DEPTH {
+        let n = nodes.trees().cache.touch(slot)?;
+        if n.level == 0 {
+            return Ok(Some((slot, min, max)));
+        }
+        let i = n.child_index(pos);
+        let (cmin, cmax) = n.child_range(i, min, max);
+        let child = ChildRef::decode(n.value(i)?)?;
+        slot = nodes.slot(child, btree, cmin, cmax)?;
+        (min, max) = (cmin, cmax);
+    }
+    Err(Error::Corrupt("b-tree deeper than the maximum depth"))
 }

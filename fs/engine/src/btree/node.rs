@@ -7,6 +7,7 @@ use crate::format::node::{
 };
 use crate::format::{checksum::ChecksumType, BtreeId, KeyType, Pos};
 use crate::sys::TryVec;
+use core::sync::atomic::AtomicU64;
 
 /// Device index that marks a child reference as "in memory, not yet written";
 /// its `offset` is then a cache slot. Never written to disk.
@@ -78,8 +79,8 @@ pub struct Node {
     pub disk: Option<BtreePtr>,
     /// Changed since written (or never written).
     pub dirty: bool,
-    /// Last use, for eviction.
-    pub lru: u64,
+    /// Last use, for eviction (shared readers mark it too).
+    pub lru: AtomicU64,
 }
 
 impl Node {
@@ -96,7 +97,7 @@ impl Node {
             bytes: NODE_HEADER_BYTES,
             disk: None,
             dirty: true,
-            lru: 0,
+            lru: AtomicU64::new(0),
         }
     }
 

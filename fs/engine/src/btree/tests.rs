@@ -187,14 +187,14 @@ fn cursor_costs_one_descent_per_leaf() {
     .unwrap();
     assert!(leaves > 20, "{leaves} leaves");
     t.shrink(0).unwrap();
-    let before = t.descents;
+    let before = t.descents.load(core::sync::atomic::Ordering::Relaxed);
     let mut c = Cursor::new(T, Pos::MIN, Pos::MAX, View::LIVE);
     let mut n = 0;
     while t.next(&mut s, &mut c).unwrap().is_some() {
         n += 1;
     }
     assert_eq!(n, 5000);
-    let descents = t.descents - before;
+    let descents = t.descents.load(core::sync::atomic::Ordering::Relaxed) - before;
     assert!(descents <= leaves + 1, "{descents} descents for {leaves} leaves and {n} keys");
 }
 

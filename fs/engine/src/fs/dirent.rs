@@ -13,7 +13,7 @@ use crate::format::dirent::{name_slot, Dirent, HASH_PROBE};
 use crate::format::inode::{dirent_type, Inode, S_IFCHR};
 use crate::format::{BtreeId, KeyType, Pos, NAME_MAX, ROOT_INO, SNAPSHOT_ROOT};
 use crate::sys::{now_ns, BlockDevice, TryVec};
-use crate::txn::Txn;
+use crate::txn::{Access, Txn};
 
 /// rename(2) flag: fail if the target exists.
 pub const RENAME_NOREPLACE: u32 = 1;
@@ -38,36 +38,6 @@ pub struct Found {
 }
 
 impl<D: BlockDevice> Txn<'_, D> {
-    /// Find `name` in `dir`.
-    pub(crate) fn dirent_find(&mut self, dir: u64, name: &[u8]) -> Result<Option<Found>> {
-        let slot = name_slot(self.fs.sb.hash_seed, name);
-        self.dirent_find_in(dir, name, slot, slot + HASH_PROBE)
-    }
-
-    /// Find `name` in `dir` among the slots `[lo, hi)`.
-    pub(crate) fn dirent_find_in(
-        &mut self,
-        dir: u64,
-        name: &[u8],
-        lo: u64,
-        hi: u64,
-    ) -> Result<Option<Found>> {
-        if lo >= hi {
-            return Ok(None);
-        }
-        let mut c = self.cursor(BtreeId::Dirents, Pos::new(dir, lo, 0), Pos::new(dir, hi - 1, u32::MAX));
-        let mut val = TryVec::new();
-        while let Some((pos, kind)) = self.next(&mut c, &mut val)? {
-            if kind == KeyType::Dirent {
-                let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
-                if d.name == name {
-                    return Ok(Some(Found { pos, ino: d.target, dtype: d.dtype }));
-                }
-            }
-        }
-        Ok(None)
-    }
-
     /// The first free slot of the probe window of `name` in `dir` (free of
     /// any key, misplaced ones too). Eight names with one hash slot leave
     /// none: only a deliberate collision does that, and it gets ENOSPC.
@@ -286,39 +256,14 @@ impl<D: BlockDevice> Txn<'_, D> {
 impl<D: BlockDevice> Fs<D> {
     /// Look `name` up in `dir`.
     pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
-        if name.len() > NAME_MAX {
-            return Err(Error::NameTooLong);
-        }
-        self.read_txn(|t| {
-            t.dir_read(dir)?;
-            let f = t.dirent_find(dir, name)?.ok_or(Error::NotFound)?;
-            let inode = t.inode_read(f.ino).map_err(|e| match e {
-                Error::NotFound => Error::Corrupt("directory entry names a missing inode"),
-                e => e,
-            })?;
-            Ok(Attr { ino: f.ino, inode })
-        })
+        self.read_txn(|t| t.lookup(dir, name))
     }
 
     /// Call `f(name, ino, dtype, next_cursor)` for each entry from `cursor` on,
     /// until it returns false. Cursors 0 and 1 are left to the caller for "."
     /// and ".."; entries start at a higher cursor.
     pub fn readdir(&mut self, dir: u64, cursor: u64, f: &mut ReaddirFn<'_>) -> Result<()> {
-        self.read_txn(|t| {
-            t.dir_read(dir)?;
-            let mut c =
-                t.cursor(BtreeId::Dirents, Pos::new(dir, cursor, 0), Pos::new(dir, u64::MAX, u32::MAX));
-            let mut val = TryVec::new();
-            while let Some((pos, kind)) = t.next(&mut c, &mut val)? {
-                if kind == KeyType::Dirent {
-                    let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
-                    if !f(d.name, d.target, d.dtype, pos.offset + 1) {
-                        break;
-                    }
-                }
-            }
-            Ok(())
-        })
+        self.read_txn(|t| t.readdir(dir, cursor, f))
     }
 
     /// Add a hard link to `ino` named `name` in `dir`. An inode with no
@@ -422,5 +367,68 @@ impl<D: BlockDevice> Fs<D> {
     pub fn exists(&mut self, ino: u64) -> Result<bool> {
         let mut val = TryVec::new();
         self.read_txn(|t| Ok(t.get(BtreeId::Inodes, inode_pos(ino), &mut val)?.is_some()))
+    }
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// Look `name` up in `dir` ([`Fs::lookup`]).
+    pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        self.dir_read(dir)?;
+        let f = self.dirent_find(dir, name)?.ok_or(Error::NotFound)?;
+        let inode = self.inode_read(f.ino).map_err(|e| match e {
+            Error::NotFound => Error::Corrupt("directory entry names a missing inode"),
+            e => e,
+        })?;
+        Ok(Attr { ino: f.ino, inode })
+    }
+
+    /// The entries of `dir` from `cursor` on ([`Fs::readdir`]).
+    pub fn readdir(&mut self, dir: u64, cursor: u64, f: &mut ReaddirFn<'_>) -> Result<()> {
+        self.dir_read(dir)?;
+        let mut c =
+            self.cursor(BtreeId::Dirents, Pos::new(dir, cursor, 0), Pos::new(dir, u64::MAX, u32::MAX));
+        let mut val = TryVec::new();
+        while let Some((pos, kind)) = self.next(&mut c, &mut val)? {
+            if kind == KeyType::Dirent {
+                let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
+                if !f(d.name, d.target, d.dtype, pos.offset + 1) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Find `name` in `dir`.
+    pub(crate) fn dirent_find(&mut self, dir: u64, name: &[u8]) -> Result<Option<Found>> {
+        let slot = name_slot(self.fs().sb.hash_seed, name);
+        self.dirent_find_in(dir, name, slot, slot + HASH_PROBE)
+    }
+
+    /// Find `name` in `dir` among the slots `[lo, hi)`.
+    pub(crate) fn dirent_find_in(
+        &mut self,
+        dir: u64,
+        name: &[u8],
+        lo: u64,
+        hi: u64,
+    ) -> Result<Option<Found>> {
+        if lo >= hi {
+            return Ok(None);
+        }
+        let mut c = self.cursor(BtreeId::Dirents, Pos::new(dir, lo, 0), Pos::new(dir, hi - 1, u32::MAX));
+        let mut val = TryVec::new();
+        while let Some((pos, kind)) = self.next(&mut c, &mut val)? {
+            if kind == KeyType::Dirent {
+                let d = Dirent::decode(&val).map_err(|_| Error::Corrupt("malformed dirent"))?;
+                if d.name == name {
+                    return Ok(Some(Found { pos, ino: d.target, dtype: d.dtype }));
+                }
+            }
+        }
+        Ok(None)
     }
 }

@@ -17,7 +17,7 @@ use crate::format::inode::{Inode, FLAG_COMPR};
 use crate::format::superblock::INCOMPAT_CHUNKED_CSUMS;
 use crate::format::{round_up, BtreeId, KeyType, Pos, SNAPSHOT_ROOT};
 use crate::sys::{self, now_ns, BlockDevice, TryVec};
-use crate::txn::{Txn, TxnCursor};
+use crate::txn::{Access, Txn, TxnCursor};
 
 /// fallocate(2): keep the file size.
 pub const FALLOC_KEEP_SIZE: u32 = 0x01;
@@ -127,36 +127,6 @@ pub(super) struct Placement {
 }
 
 impl<D: BlockDevice> Txn<'_, D> {
-    pub(super) fn block(&self) -> u64 {
-        u64::from(self.fs.sb.block_size)
-    }
-
-    /// A cursor over the extents of `ino` that end after `off`.
-    pub(super) fn extents_after(&self, ino: u64, off: u64) -> Option<TxnCursor> {
-        let from = off.checked_add(1)?;
-        Some(self.cursor(BtreeId::Extents, Pos::new(ino, from, 0), Pos::new(ino, u64::MAX, u32::MAX)))
-    }
-
-    /// The next extent of cursor `c`.
-    pub(super) fn next_extent(&mut self, c: &mut TxnCursor) -> Result<Option<FileExtent>> {
-        self.next_with(c, |pos, kind, val| {
-            let (len, piece) = match kind {
-                KeyType::Extent => {
-                    let e = Extent::decode(val).map_err(|_| Error::Corrupt("malformed extent"))?;
-                    (u64::from(e.live_len), Piece::Extent(e))
-                }
-                KeyType::InlineData => {
-                    let mut data = TryVec::new();
-                    data.try_extend_from_slice(val)?;
-                    (val.len() as u64, Piece::Inline(data))
-                }
-                _ => return Err(Error::Corrupt("unexpected key in the extents b-tree")),
-            };
-            let start = pos.offset.checked_sub(len).ok_or(Error::Corrupt("extent starts before offset 0"))?;
-            Ok(FileExtent { pos, start, piece })
-        })
-    }
-
     /// The first extent of `ino` ending after `off`.
     fn extent_after(&mut self, ino: u64, off: u64) -> Result<Option<FileExtent>> {
         match self.extents_after(ino, off) {
@@ -332,16 +302,6 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// Whether new uncompressed checksummed extents carry chunk checksums.
     fn chunked_csums(&self) -> bool {
         self.fs.chunked_csums()
-    }
-
-    /// Bytes of `ino` a read of `len` at `off` returns: short at the file
-    /// size, 0 at or past it; directories are refused.
-    pub(super) fn readable_len(&mut self, ino: u64, off: u64, len: u64) -> Result<u64> {
-        let inode = self.inode_read(ino)?;
-        if inode.is_dir() {
-            return Err(Error::IsDir);
-        }
-        Ok(if off >= inode.size { 0 } else { len.min(inode.size - off) })
     }
 
     /// Write one extent's worth of `data` (written at file offset `off`)
@@ -1366,5 +1326,47 @@ pub(super) fn chunks_verify(e: &Extent, first: usize, bytes: &[u8], ino: u64, st
 fn zero(buf: &mut [u8], from: u64, to: u64) {
     if let Some(s) = buf.get_mut(from as usize..to as usize) {
         s.fill(0);
+    }
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    pub(super) fn block(&self) -> u64 {
+        u64::from(self.fs().sb.block_size)
+    }
+
+    /// A cursor over the extents of `ino` that end after `off`.
+    pub(super) fn extents_after(&self, ino: u64, off: u64) -> Option<TxnCursor> {
+        let from = off.checked_add(1)?;
+        Some(self.cursor(BtreeId::Extents, Pos::new(ino, from, 0), Pos::new(ino, u64::MAX, u32::MAX)))
+    }
+
+    /// The next extent of cursor `c`.
+    pub(super) fn next_extent(&mut self, c: &mut TxnCursor) -> Result<Option<FileExtent>> {
+        self.next_with(c, |pos, kind, val| {
+            let (len, piece) = match kind {
+                KeyType::Extent => {
+                    let e = Extent::decode(val).map_err(|_| Error::Corrupt("malformed extent"))?;
+                    (u64::from(e.live_len), Piece::Extent(e))
+                }
+                KeyType::InlineData => {
+                    let mut data = TryVec::new();
+                    data.try_extend_from_slice(val)?;
+                    (val.len() as u64, Piece::Inline(data))
+                }
+                _ => return Err(Error::Corrupt("unexpected key in the extents b-tree")),
+            };
+            let start = pos.offset.checked_sub(len).ok_or(Error::Corrupt("extent starts before offset 0"))?;
+            Ok(FileExtent { pos, start, piece })
+        })
+    }
+
+    /// Bytes of `ino` a read of `len` at `off` returns: short at the file
+    /// size, 0 at or past it; directories are refused.
+    pub(super) fn readable_len(&mut self, ino: u64, off: u64, len: u64) -> Result<u64> {
+        let inode = self.inode_read(ino)?;
+        if inode.is_dir() {
+            return Err(Error::IsDir);
+        }
+        Ok(if off >= inode.size { 0 } else { len.min(inode.size - off) })
     }
 }

@@ -8,7 +8,7 @@ use crate::format::inode::{
 };
 use crate::format::{BtreeId, KeyType, Pos, FIRST_FREE_INO, ROOT_INO, SNAPSHOT_ROOT, SYMLINK_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
-use crate::txn::Txn;
+use crate::txn::{Access, Txn};
 
 /// An inode number with its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,32 +57,11 @@ pub(crate) struct NewInode {
 }
 
 impl<D: BlockDevice> Txn<'_, D> {
-    /// Read an inode.
-    pub(crate) fn inode_read(&mut self, ino: u64) -> Result<Inode> {
-        let mut val = TryVec::new();
-        match self.get(BtreeId::Inodes, inode_pos(ino), &mut val)? {
-            Some(KeyType::Inode) => Inode::decode(&val).map_err(|_| Error::Corrupt("malformed inode")),
-            _ => Err(Error::NotFound),
-        }
-    }
-
     /// Write an inode.
     pub(crate) fn inode_write(&mut self, ino: u64, inode: &Inode) -> Result<()> {
         let mut buf = [0u8; INODE_BYTES];
         inode.encode(&mut buf).map_err(|_| Error::Internal("inode encode"))?;
         self.set(BtreeId::Inodes, inode_pos(ino), KeyType::Inode, &buf)
-    }
-
-    /// A directory that still exists (not removed while open).
-    pub(crate) fn dir_read(&mut self, dir: u64) -> Result<Inode> {
-        let d = self.inode_read(dir)?;
-        if !d.is_dir() {
-            return Err(Error::NotDir);
-        }
-        if d.nlink == 0 {
-            return Err(Error::NotFound);
-        }
-        Ok(d)
     }
 
     /// The next inode number and a fresh inode for it in `dir`: one link
@@ -229,7 +208,7 @@ pub(crate) fn check_name(name: &[u8]) -> Result<()> {
 impl<D: BlockDevice> Fs<D> {
     /// Attributes of an inode.
     pub fn getattr(&mut self, ino: u64) -> Result<Attr> {
-        self.read_txn(|t| Ok(Attr { ino, inode: t.inode_read(ino)? }))
+        self.read_txn(|t| t.getattr(ino))
     }
 
     /// Create a file, directory, device node, fifo or socket named `name` in
@@ -287,16 +266,7 @@ impl<D: BlockDevice> Fs<D> {
 
     /// The target of a symlink.
     pub fn readlink(&mut self, ino: u64, out: &mut TryVec<u8>) -> Result<()> {
-        self.read_txn(|t| {
-            let inode = t.inode_read(ino)?;
-            if !inode.is_symlink() {
-                return Err(Error::Invalid);
-            }
-            match t.first(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), out)? {
-                Some((_, KeyType::InlineData)) => Ok(()),
-                _ => Err(Error::Corrupt("symlink without a target")),
-            }
-        })
+        self.read_txn(|t| t.readlink(ino, out))
     }
 
     /// Change attributes. A size change truncates or extends the file.
@@ -401,5 +371,45 @@ impl<D: BlockDevice> Fs<D> {
             t.account(-1, 0);
             Ok(())
         })
+    }
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// Attributes of `ino` ([`Fs::getattr`]).
+    pub fn getattr(&mut self, ino: u64) -> Result<Attr> {
+        Ok(Attr { ino, inode: self.inode_read(ino)? })
+    }
+
+    /// A symlink's target into `out` ([`Fs::readlink`]).
+    pub fn readlink(&mut self, ino: u64, out: &mut TryVec<u8>) -> Result<()> {
+        let inode = self.inode_read(ino)?;
+        if !inode.is_symlink() {
+            return Err(Error::Invalid);
+        }
+        match self.first(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), out)? {
+            Some((_, KeyType::InlineData)) => Ok(()),
+            _ => Err(Error::Corrupt("symlink without a target")),
+        }
+    }
+
+    /// Read an inode.
+    pub(crate) fn inode_read(&mut self, ino: u64) -> Result<Inode> {
+        let mut val = TryVec::new();
+        match self.get(BtreeId::Inodes, inode_pos(ino), &mut val)? {
+            Some(KeyType::Inode) => Inode::decode(&val).map_err(|_| Error::Corrupt("malformed inode")),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// A directory that still exists (not removed while open).
+    pub(crate) fn dir_read(&mut self, dir: u64) -> Result<Inode> {
+        let d = self.inode_read(dir)?;
+        if !d.is_dir() {
+            return Err(Error::NotDir);
+        }
+        if d.nlink == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(d)
     }
 }

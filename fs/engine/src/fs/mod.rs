@@ -35,7 +35,7 @@ use crate::format::superblock::{Superblock, SB_BYTES, SB_FLAG_CLEAN, SB_OFFSETS}
 use crate::format::{BtreeId, FormatError, KeyType, Pos, FIRST_FREE_INO};
 use crate::journal::{Journal, JournalStop};
 use crate::sys::{BlockDevice, TryBox, TryVec};
-use crate::txn::Txn;
+use crate::txn::{Shared, Txn};
 use store::Store;
 
 pub use format::FormatOptions;
@@ -416,6 +416,26 @@ impl<D: BlockDevice> Fs<D> {
         r
     }
 
+    /// A transaction that only reads, from nodes in memory, holding the
+    /// file system shared: any number of these may run at once on other
+    /// threads (the caller's lock, shared, keeps every `&mut` call out).
+    /// Where it needs a node that is on disk only it fails with
+    /// [`Error::NotCached`], and the call is made again exclusively.
+    pub fn shared(&self) -> Txn<'_, D, Shared<'_, D>> {
+        Txn::reading(Shared::new(self))
+    }
+
+    /// Take in a node that a shared reader found missing and its caller
+    /// read and decoded without the lock ([`crate::btree::NodeMiss`]):
+    /// cached if the tree still points at it. Returns whether it was.
+    pub fn adopt_node(
+        &mut self,
+        miss: &crate::btree::NodeMiss,
+        node: crate::btree::node::Node,
+    ) -> Result<bool> {
+        self.btrees.adopt(miss, node)
+    }
+
     /// Run `f` over a transaction that only reads.
     pub(crate) fn read_txn<T>(&mut self, f: impl FnOnce(&mut Txn<'_, D>) -> Result<T>) -> Result<T> {
         self.btrees.trim()?;
@@ -614,7 +634,7 @@ impl<D: BlockDevice> Fs<D> {
             replayed: self.replayed,
             cache_bytes: self.btrees.cache.bytes,
             dirty_nodes: self.btrees.dirty_nodes,
-            descents: self.btrees.descents,
+            descents: self.btrees.descents.load(core::sync::atomic::Ordering::Relaxed),
         }
     }
 

@@ -24,7 +24,7 @@ use crate::format::checksum::ChecksumType;
 use crate::format::extent::{Compression, Extent, MAX_ENCODED_PAYLOAD};
 use crate::format::round_up;
 use crate::sys::{BlockDevice, TryVec};
-use crate::txn::Txn;
+use crate::txn::{Access, Txn};
 
 /// Where the bytes of one span of a planned read come from.
 #[derive(Clone, Copy)]
@@ -111,6 +111,11 @@ impl ReadPlan {
         ReadPlan { ino: 0, start: 0, len: 0, spans: TryVec::new() }
     }
 
+    /// Whether some span is the engine's to read ([`SpanSource::Engine`]).
+    pub fn needs_engine(&self) -> bool {
+        self.spans.iter().any(|s| matches!(s.source, SpanSource::Engine))
+    }
+
     /// Append a span, merging it into the previous one when both are zeros
     /// or both are the engine's.
     fn push(&mut self, start: u64, len: u64, source: SpanSource, extent: Option<Extent>) -> Result<()> {
@@ -175,20 +180,7 @@ impl<D: BlockDevice> Fs<D> {
     /// Map up to `len` bytes of `ino` at `off` into `plan`; returns the
     /// bytes planned (short at the file size, 0 at or past it).
     pub fn plan_read(&mut self, ino: u64, off: u64, len: u64, plan: &mut ReadPlan) -> Result<u64> {
-        plan.spans.clear();
-        plan.ino = ino;
-        plan.start = off;
-        plan.len = 0;
-        self.read_txn(|t| {
-            let n = t.readable_len(ino, off, len)?;
-            if n == 0 {
-                return Ok(0);
-            }
-            let end = off + n;
-            t.plan_range(ino, off, end, plan)?;
-            plan.len = end - off;
-            Ok(plan.len)
-        })
+        self.read_txn(|t| t.plan_read(ino, off, len, plan))
     }
 
     /// Finish a plan whose `Device` and `Encoded` spans the caller read into `buf` (the
@@ -196,20 +188,10 @@ impl<D: BlockDevice> Fs<D> {
     /// since (the caller reads again), else the `Engine` spans are read
     /// into `buf` and true returned.
     pub fn finish_read(&mut self, plan: &ReadPlan, buf: &mut [u8]) -> Result<bool> {
-        for s in plan.spans.iter() {
-            if let SpanSource::Device { dev, bucket, gen, .. }
-            | SpanSource::Encoded { dev, bucket, gen, .. } = s.source
-            {
-                let same = self
-                    .alloc
-                    .bucket(dev, bucket)
-                    .is_some_and(|b| b.gen == gen && b.data_type == DataType::User);
-                if !same {
-                    return Ok(false);
-                }
-            }
+        if !self.plan_current(plan) {
+            return Ok(false);
         }
-        if !plan.spans.iter().any(|s| matches!(s.source, SpanSource::Engine)) {
+        if !plan.needs_engine() {
             return Ok(true);
         }
         self.read_txn(|t| {
@@ -222,9 +204,39 @@ impl<D: BlockDevice> Fs<D> {
             Ok(true)
         })
     }
+
+    /// Whether every bucket the plan reads still holds what it held when
+    /// planned: same generation, still file data. Space is reused only
+    /// after its bucket is freed, and freeing bumps the generation.
+    pub fn plan_current(&self, plan: &ReadPlan) -> bool {
+        plan.spans.iter().all(|s| match s.source {
+            SpanSource::Device { dev, bucket, gen, .. } | SpanSource::Encoded { dev, bucket, gen, .. } => {
+                self.alloc.bucket(dev, bucket).is_some_and(|b| b.gen == gen && b.data_type == DataType::User)
+            }
+            _ => true,
+        })
+    }
 }
 
-impl<D: BlockDevice> Txn<'_, D> {
+impl<D: BlockDevice> Txn<'_, D> {}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// Map `len` bytes at `off` of `ino` into `plan` ([`Fs::plan_read`]).
+    pub fn plan_read(&mut self, ino: u64, off: u64, len: u64, plan: &mut ReadPlan) -> Result<u64> {
+        plan.spans.clear();
+        plan.ino = ino;
+        plan.start = off;
+        plan.len = 0;
+        let n = self.readable_len(ino, off, len)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let end = off + n;
+        self.plan_range(ino, off, end, plan)?;
+        plan.len = end - off;
+        Ok(plan.len)
+    }
+
     /// Plan `[off, end)` of `ino`, extent by extent.
     fn plan_range(&mut self, ino: u64, off: u64, end: u64, plan: &mut ReadPlan) -> Result<()> {
         let mut pos = off;
@@ -265,11 +277,11 @@ impl<D: BlockDevice> Txn<'_, D> {
             return plan.push(pos, upto - pos, SpanSource::Zero, None);
         }
         let block = self.block();
-        let Some(p) = e.ptrs().iter().find(|p| self.fs.alloc.extent_ptr_current(p)) else {
+        let Some(p) = e.ptrs().iter().find(|p| self.fs().alloc.extent_ptr_current(p)) else {
             // Stale or missing pointers: the engine's read reports it.
             return plan.push(pos, upto - pos, SpanSource::Engine, None);
         };
-        let Some((bucket, _)) = self.fs.alloc.bucket_of(p.dev, p.offset) else {
+        let Some((bucket, _)) = self.fs().alloc.bucket_of(p.dev, p.offset) else {
             return plan.push(pos, upto - pos, SpanSource::Engine, None);
         };
         let gen = p.gen;

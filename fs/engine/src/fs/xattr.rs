@@ -8,7 +8,7 @@ use crate::format::dirent::HASH_PROBE;
 use crate::format::xattr::{slot_of, Namespace, Xattr};
 use crate::format::{BtreeId, KeyType, Pos, SNAPSHOT_ROOT, XATTR_NAME_MAX};
 use crate::sys::{now_ns, BlockDevice, TryVec};
-use crate::txn::Txn;
+use crate::txn::{Access, Txn};
 
 /// Xattr walk callback: `(namespace, name, value)`.
 pub type XattrFn<'a> = dyn FnMut(Namespace, &[u8], &[u8]) -> Result<()> + 'a;
@@ -18,31 +18,7 @@ pub const XATTR_CREATE: u32 = 1;
 /// setxattr(2): fail if the attribute does not exist.
 pub const XATTR_REPLACE: u32 = 2;
 
-impl<D: BlockDevice> Txn<'_, D> {
-    /// Find attribute `name` of namespace `ns` on `ino`; its key's value
-    /// into `val`.
-    fn xattr_find(
-        &mut self,
-        ino: u64,
-        ns: Namespace,
-        name: &[u8],
-        val: &mut TryVec<u8>,
-    ) -> Result<Option<Pos>> {
-        let slot = slot_of(self.fs.sb.hash_seed, ns, name);
-        let mut c = self.cursor(
-            BtreeId::Xattrs,
-            Pos::new(ino, slot, 0),
-            Pos::new(ino, slot + HASH_PROBE - 1, u32::MAX),
-        );
-        while let Some((pos, _)) = self.next(&mut c, val)? {
-            let x = Xattr::decode(val).map_err(|_| Error::Corrupt("malformed xattr"))?;
-            if x.ns == ns && x.name == name {
-                return Ok(Some(pos));
-            }
-        }
-        Ok(None)
-    }
-}
+impl<D: BlockDevice> Txn<'_, D> {}
 
 fn split_name(full: &[u8]) -> Result<(Namespace, &[u8])> {
     let (ns, name) = Namespace::split(full).ok_or(Error::Unsupported)?;
@@ -63,15 +39,7 @@ impl<D: BlockDevice> Fs<D> {
 
     /// The value of attribute `full_name` ("user.foo") copied into `out`.
     pub fn getxattr(&mut self, ino: u64, full_name: &[u8], out: &mut TryVec<u8>) -> Result<()> {
-        let (ns, name) = split_name(full_name)?;
-        self.read_txn(|t| {
-            t.inode_read(ino)?;
-            let mut val = TryVec::new();
-            t.xattr_find(ino, ns, name, &mut val)?.ok_or(Error::NoData)?;
-            let x = Xattr::decode(&val).map_err(|_| Error::Corrupt("malformed xattr"))?;
-            out.clear();
-            out.try_extend_from_slice(x.value)
-        })
+        self.read_txn(|t| t.getxattr(ino, full_name, out))
     }
 
     /// Set attribute `full_name` to `value`.
@@ -133,26 +101,12 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Append every attribute name, NUL terminated, to `out` (listxattr(2)).
     pub fn listxattr(&mut self, ino: u64, out: &mut TryVec<u8>) -> Result<()> {
-        out.clear();
-        self.read_txn(|t| t.inode_read(ino))?;
-        self.xattr_walk(ino, &mut |ns, name, _| {
-            out.try_extend_from_slice(ns.prefix())?;
-            out.try_extend_from_slice(name)?;
-            out.try_push(0)
-        })
+        self.read_txn(|t| t.listxattr(ino, out))
     }
 
     /// Call `f(namespace, name, value)` for every attribute of `ino`.
     pub fn xattr_walk(&mut self, ino: u64, f: &mut XattrFn<'_>) -> Result<()> {
-        self.read_txn(|t| {
-            let mut c = t.cursor(BtreeId::Xattrs, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
-            let mut val = TryVec::new();
-            while t.next(&mut c, &mut val)?.is_some() {
-                let x = Xattr::decode(&val).map_err(|_| Error::Corrupt("malformed xattr"))?;
-                f(x.ns, x.name, x.value)?;
-            }
-            Ok(())
-        })
+        self.read_txn(|t| t.xattr_walk(ino, f))
     }
 
     /// Delete every attribute of `ino` (inode deletion), in bounded transactions.
@@ -174,5 +128,64 @@ impl<D: BlockDevice> Fs<D> {
                 return Ok(());
             }
         }
+    }
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// Attribute `full_name` of `ino` into `out` ([`Fs::getxattr`]).
+    pub fn getxattr(&mut self, ino: u64, full_name: &[u8], out: &mut TryVec<u8>) -> Result<()> {
+        let (ns, name) = split_name(full_name)?;
+        self.inode_read(ino)?;
+        let mut val = TryVec::new();
+        self.xattr_find(ino, ns, name, &mut val)?.ok_or(Error::NoData)?;
+        let x = Xattr::decode(&val).map_err(|_| Error::Corrupt("malformed xattr"))?;
+        out.clear();
+        out.try_extend_from_slice(x.value)
+    }
+
+    /// The names of `ino`'s attributes into `out` ([`Fs::listxattr`]).
+    pub fn listxattr(&mut self, ino: u64, out: &mut TryVec<u8>) -> Result<()> {
+        out.clear();
+        self.inode_read(ino)?;
+        self.xattr_walk(ino, &mut |ns, name, _| {
+            out.try_extend_from_slice(ns.prefix())?;
+            out.try_extend_from_slice(name)?;
+            out.try_push(0)
+        })
+    }
+
+    /// Call `f(namespace, name, value)` for every attribute of `ino`.
+    pub fn xattr_walk(&mut self, ino: u64, f: &mut XattrFn<'_>) -> Result<()> {
+        let mut c = self.cursor(BtreeId::Xattrs, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut val = TryVec::new();
+        while self.next(&mut c, &mut val)?.is_some() {
+            let x = Xattr::decode(&val).map_err(|_| Error::Corrupt("malformed xattr"))?;
+            f(x.ns, x.name, x.value)?;
+        }
+        Ok(())
+    }
+
+    /// Find attribute `name` of namespace `ns` on `ino`; its key's value
+    /// into `val`.
+    fn xattr_find(
+        &mut self,
+        ino: u64,
+        ns: Namespace,
+        name: &[u8],
+        val: &mut TryVec<u8>,
+    ) -> Result<Option<Pos>> {
+        let slot = slot_of(self.fs().sb.hash_seed, ns, name);
+        let mut c = self.cursor(
+            BtreeId::Xattrs,
+            Pos::new(ino, slot, 0),
+            Pos::new(ino, slot + HASH_PROBE - 1, u32::MAX),
+        );
+        while let Some((pos, _)) = self.next(&mut c, val)? {
+            let x = Xattr::decode(val).map_err(|_| Error::Corrupt("malformed xattr"))?;
+            if x.ns == ns && x.name == name {
+                return Ok(Some(pos));
+            }
+        }
+        Ok(None)
     }
 }
