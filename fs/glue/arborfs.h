@@ -328,6 +328,7 @@ struct arborfs_sb_info {
 	atomic64_t shared_calls;	/* ENGINE_READs answered with the lock shared */
 	atomic64_t shared_overlaps;	/* ... entered while another shared call was in the engine */
 	atomic64_t shared_misses;	/* ... made again exclusively (nodes missing, not fetched) */
+	atomic64_t shared_busy;		/* ENGINE_READs made exclusively as a writer held or awaited the lock */
 	atomic64_t node_fetches;	/* nodes read in for shared calls without the lock (arborfs_engine_fetch) */
 	atomic64_t node_fetches_refused; /* ... that the tree no longer pointed at once read */
 	atomic_t shared_in;		/* shared calls in the engine now */
@@ -357,6 +358,25 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 	return sb->s_fs_info;
 }
 
+/*
+ * Take the engine lock exclusively. While shared calls hold it, spin for
+ * it a while before sleeping: they are short and never wait for I/O, and
+ * rwsem writers spin on readers only briefly (a writer that sleeps behind
+ * a 30 µs lookup pays a wakeup, and everything queues behind it).
+ */
+static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *shared_in)
+{
+	u64 until = local_clock() + 200 * NSEC_PER_USEC;
+
+	while (!down_write_trylock(lock)) {
+		if (!atomic_read(shared_in) || need_resched() || local_clock() > until) {
+			down_write(lock);
+			return;
+		}
+		cpu_relax();
+	}
+}
+
 /* Enter the engine: take the mount's lock exclusively inside a NOFS allocation scope. */
 #define ENGINE_CALL(sb, expr)                                   \
 	({                                                      \
@@ -364,7 +384,7 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 		unsigned int __nofs;                            \
 		typeof(expr) __r;                               \
 		u64 __t0 = local_clock(), __t1;                 \
-		down_write(&__s->lock);                         \
+		arborfs_lock_exclusive(&__s->lock, &__s->shared_in); \
 		__t1 = local_clock();                           \
 		atomic64_inc(&__s->engine_calls);               \
 		atomic64_add(__t1 - __t0, &__s->lock_wait_ns);  \
@@ -391,7 +411,10 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
  * exclusive hold, no device I/O: arborfs_engine_fetch) and the read made
  * again; after ARBORFS_READ_FETCHES nodes, or when a node cannot be
  * fetched, fn(FS(sb), false, NULL, args...) is made with the lock held
- * exclusively, which reads what it needs itself.
+ * exclusively, which reads what it needs itself. So is a read that finds
+ * the lock held or awaited by a writer: rwsem readers sleep where writers
+ * spin on a running owner, and under a stream of short exclusive calls
+ * (fs_mark with 4 threads) sleeping readers cost a fifth of the rate.
  */
 #define ENGINE_READ(sb, fn, ...)                                \
 	({                                                      \
@@ -400,10 +423,12 @@ static inline struct arborfs_sb_info *ASB(struct super_block *sb)
 		unsigned int __rnofs, __fetches = 0;            \
 		typeof(fn(NULL, true, NULL, __VA_ARGS__)) __rr; \
 		for (;;) {                                      \
-			u64 __rt0 = local_clock();              \
 			__miss.valid = 0;                       \
-			down_read(&__rs->lock);                 \
-			atomic64_add(local_clock() - __rt0, &__rs->lock_wait_ns); \
+			if (!down_read_trylock(&__rs->lock)) {  \
+				atomic64_inc(&__rs->shared_busy); \
+				__rr = ENGINE_CALL(sb, fn(__rs->fs, false, NULL, __VA_ARGS__)); \
+				break;                          \
+			}                                       \
 			if (atomic_inc_return(&__rs->shared_in) > 1) \
 				atomic64_inc(&__rs->shared_overlaps); \
 			__rnofs = memalloc_nofs_save();         \

@@ -45,7 +45,8 @@ impl NodeCache {
         self.slots.get(slot as usize).and_then(|s| s.as_ref()).ok_or(Error::Internal("empty cache slot"))
     }
 
-    /// The node in `slot`, marked used (a descent passes through it).
+    /// The node in `slot`, marked used, from a reader that shares the
+    /// cache with others (the use clock is atomic for this).
     pub fn touch(&self, slot: u32) -> Result<&Node> {
         let n = self.get(slot)?;
         n.lru.store(self.tick.fetch_add(1, Relaxed) + 1, Relaxed);

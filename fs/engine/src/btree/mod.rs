@@ -327,6 +327,10 @@ pub trait Nodes {
     fn slot(&mut self, r: ChildRef, btree: BtreeId, min: Pos, max: Pos) -> Result<u32>;
     /// Between cursor steps, when no slot is held: keep the cache in budget.
     fn settle(&mut self) -> Result<()>;
+    /// The node in `slot`, marked used, as a descent passes through it.
+    fn visit(&mut self, slot: u32) -> Result<&Node>;
+    /// Count a descent from a root.
+    fn count_descent(&mut self);
 }
 
 /// The trees held exclusively, over the store their nodes are read from.
@@ -348,6 +352,14 @@ impl Nodes for Loading<'_> {
 
     fn settle(&mut self) -> Result<()> {
         self.trees.trim()
+    }
+
+    fn visit(&mut self, slot: u32) -> Result<&Node> {
+        Ok(self.trees.cache.get_mut(slot)?)
+    }
+
+    fn count_descent(&mut self) {
+        *self.trees.descents.get_mut() += 1;
     }
 }
 
@@ -378,6 +390,14 @@ impl Nodes for Cached<'_> {
     fn settle(&mut self) -> Result<()> {
         Ok(())
     }
+
+    fn visit(&mut self, slot: u32) -> Result<&Node> {
+        self.trees.cache.touch(slot)
+    }
+
+    fn count_descent(&mut self) {
+        self.trees.descents.fetch_add(1, Relaxed);
+    }
 }
 
 /// The leaf covering `pos` and the range it covers.
@@ -387,11 +407,11 @@ pub(crate) fn find_leaf<N: Nodes>(
     pos: Pos,
 ) -> Result<Option<(u32, Pos, Pos)>> {
     let Some(root) = nodes.trees().root(btree) else { return Ok(None) };
-    nodes.trees().descents.fetch_add(1, Relaxed);
+    nodes.count_descent();
     let (mut min, mut max) = (Pos::MIN, Pos::MAX);
     let mut slot = nodes.slot(root, btree, min, max)?;
     for _ in 0..MAX_DEPTH {
-        let n = nodes.trees().cache.touch(slot)?;
+        let n = nodes.visit(slot)?;
         if n.level == 0 {
             return Ok(Some((slot, min, max)));
         }
