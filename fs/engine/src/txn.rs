@@ -239,6 +239,9 @@ pub struct Txn<'a, D: BlockDevice, A: Access<D> = &'a mut Fs<D>> {
     /// Sorted by (b-tree, position); one per key.
     updates: TryVec<Update>,
     vals: TryVec<u8>,
+    /// Journal bytes the records of `updates` take (kept as they change,
+    /// so that a commit of many plans asks [`Txn::journal_bytes`] cheaply).
+    update_bytes: usize,
     inodes: i64,
     data_bytes: i64,
     /// (member, byte offset, delta) for bucket usage.
@@ -298,7 +301,17 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
     pub(crate) fn new(fs: &'a mut Fs<D>) -> Self {
         let TxnBuffers { updates, vals, charges } = core::mem::replace(&mut fs.txn_spare, TxnBuffers::new());
         let use_reserve = fs.use_reserve;
-        Txn { fs, updates, vals, inodes: 0, data_bytes: 0, charges, use_reserve, held: PhantomData }
+        Txn {
+            fs,
+            updates,
+            vals,
+            update_bytes: 0,
+            inodes: 0,
+            data_bytes: 0,
+            charges,
+            use_reserve,
+            held: PhantomData,
+        }
     }
 }
 
@@ -309,6 +322,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
             fs,
             updates: TryVec::new(),
             vals: TryVec::new(),
+            update_bytes: 0,
             inodes: 0,
             data_bytes: 0,
             charges: TryVec::new(),
@@ -536,11 +550,16 @@ impl<D: BlockDevice> Txn<'_, D> {
         match self.find_update(btree, pos) {
             Ok(i) => {
                 if let Some(slot) = self.updates.get_mut(i) {
+                    self.update_bytes = self.update_bytes.saturating_sub(slot.len as usize) + val.len();
                     *slot = u;
                 }
                 Ok(())
             }
-            Err(i) => self.updates.try_insert(i, u),
+            Err(i) => {
+                self.updates.try_insert(i, u)?;
+                self.update_bytes += RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + val.len();
+                Ok(())
+            }
         }
     }
 
@@ -613,10 +632,7 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// the alloc keys its charges and earlier changes dirty, and the
     /// counters.
     pub(crate) fn journal_bytes(&self) -> usize {
-        let mut bytes = 0usize;
-        for u in self.updates.iter() {
-            bytes = bytes.saturating_add(RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + u.len as usize);
-        }
+        let bytes = self.update_bytes;
         let alloc_rec = RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + ALLOC_BYTES;
         let buckets = self.charges.len().saturating_add(self.fs.alloc.dirty_count());
         bytes.saturating_add(buckets.saturating_mul(alloc_rec)).saturating_add(RECORD_HEADER_BYTES + 16)
@@ -799,6 +815,24 @@ mod tests {
         let mut v = std::vec![0u8; x.encoded_len()];
         x.encode(&mut v).unwrap();
         v
+    }
+
+    #[test]
+    fn journal_bytes_follow_the_updates_as_they_change() {
+        let mut fs = fs();
+        let mut t = fs.begin().unwrap();
+        let mut rng = Rng(3);
+        for round in 0..2000u64 {
+            let k = rng.next() % 300;
+            if rng.next().is_multiple_of(4) {
+                t.delete(T, pos(k)).unwrap();
+            } else {
+                t.set(T, pos(k), KeyType::Xattr, &value(k, round)).unwrap();
+            }
+            let records: usize =
+                t.updates.iter().map(|u| RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + u.len as usize).sum();
+            assert_eq!(t.update_bytes, records, "after {round} changes");
+        }
     }
 
     /// Every key of `T` as a committed reader sees it.
