@@ -247,7 +247,7 @@ int arborfs_rs_write_commit(void *fs, u64 ino, void *const *plans, size_t n, u64
 int arborfs_rs_write_abort(void *fs, u64 ino, void *const *plans, size_t n);
 void arborfs_rs_wplan_free(void *plan);
 ssize_t arborfs_rs_readlink(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u8 *buf, size_t len);
-int arborfs_rs_statfs(void *fs, struct arborfs_statfs *out);
+int arborfs_rs_statfs(void *fs, bool shared, struct arborfs_node_miss *miss, struct arborfs_statfs *out);
 ssize_t arborfs_rs_getxattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, const u8 *name, size_t namelen, u8 *buf, size_t size);
 ssize_t arborfs_rs_listxattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u8 *buf, size_t size);
 int arborfs_rs_setxattr(void *fs, u64 ino, const u8 *name, size_t namelen, const u8 *value, size_t size,
@@ -264,7 +264,7 @@ int arborfs_rs_tmpfile(void *fs, u64 dir, u32 mode, u32 uid, u32 gid, struct arb
 int arborfs_rs_setattr(void *fs, u64 ino, const struct arborfs_setattr *set, struct arborfs_attr *out);
 ssize_t arborfs_rs_write(void *fs, u64 ino, u64 off, const u8 *buf, size_t len, u64 *alloc_bytes);
 int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct arborfs_attr *out);
-int arborfs_rs_seek(void *fs, u64 ino, u64 off, int hole, u64 *res);
+int arborfs_rs_seek(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u64 off, int hole, u64 *res);
 int arborfs_rs_fiemap(void *fs, u64 ino, u64 start, u64 end, struct arborfs_extent *out, size_t max, size_t *n);
 int arborfs_rs_swap_prepare(void *fs, u64 ino, u64 len);
 /* Group commit: steps under the engine lock, the journal write between them without it (super.c: arborfs_sync). */

@@ -1542,7 +1542,7 @@ static loff_t arborfs_llseek(struct file *file, loff_t off, int whence)
 		err = -ENXIO;
 	else
 		err = arborfs_alive(sb) ?:
-			ENGINE_CALL(sb, arborfs_rs_seek(FS(sb), inode->i_ino, off, whence == SEEK_HOLE, &res));
+			ENGINE_READ(sb, arborfs_rs_seek, inode->i_ino, off, whence == SEEK_HOLE, &res);
 	inode_unlock_shared(inode);
 	if (err)
 		return err;

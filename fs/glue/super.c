@@ -179,7 +179,7 @@ static int arborfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 	struct super_block *sb = dentry->d_sb;
 	struct arborfs_statfs s;
 	u64 reserved;
-	int err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_statfs(FS(sb), &s));
+	int err = arborfs_alive(sb) ?: ENGINE_READ(sb, arborfs_rs_statfs, &s);
 
 	if (err)
 		return err;
@@ -486,7 +486,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		 * allows it (1 and 2 KiB blocks): fallocate's shift alignment and
 		 * st_blksize come from it. Larger blocks keep the page size.
 		 */
-		if (!ENGINE_CALL(sb, arborfs_rs_statfs(FS(sb), &st)) && st.bsize < PAGE_SIZE &&
+		if (!ENGINE_READ(sb, arborfs_rs_statfs, &st) && st.bsize < PAGE_SIZE &&
 		    is_power_of_2(st.bsize) && !sb_set_blocksize(sb, st.bsize))
 			pr_warn("arborfs: %s: the device cannot do %u-byte blocks; the VFS sees %lu\n", sb->s_id,
 				st.bsize, sb->s_blocksize);

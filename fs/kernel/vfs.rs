@@ -473,6 +473,8 @@ macro_rules! read_entry_points {
                 // SAFETY: a live engine, held exclusively (the glue's lock).
                 Held::Exclusive(unsafe { &mut *fs.cast::<KFs>() })
             };
+            // (Some bodies only look at the file system: statfs.)
+            #[allow(unused_mut)]
             let mut $t: Txn<'_, KernelDevice, Held<'_, KernelDevice>> = Txn::reading(held);
             let r: $ret = (|| $body)();
             if let (Some(m), false) = ($t.miss(), miss.is_null()) {
@@ -898,6 +900,33 @@ const EXTENT_INLINE: u32 = 4;
 const EXTENT_LAST: u32 = 8;
 
 read_entry_points! {
+    /// statfs numbers into `out` (writable).
+    fn arborfs_rs_statfs(t, out: *mut ArborfsStatfs) -> c_int {
+        let s = t.fs().statfs();
+        let v = ArborfsStatfs {
+            blocks: s.blocks,
+            bfree: s.blocks_free,
+            bavail: s.blocks_avail,
+            files: s.files,
+            ffree: s.files_free,
+            bsize: s.block_size,
+            namelen: s.name_max,
+        };
+        // SAFETY: `out` is writable.
+        unsafe { put(out, v) };
+        0
+    }
+
+    /// SEEK_DATA (`hole == 0`) or SEEK_HOLE from `off`; the answer into
+    /// `res` (writable).
+    fn arborfs_rs_seek(t, ino: u64, off: u64, hole: c_int, res: *mut u64) -> c_int {
+        match t.seek(ino, off, hole != 0) {
+            // SAFETY: `res` is writable.
+            Ok(p) => unsafe { put(res, p); 0 },
+            Err(e) => failed(e, "seek", ino),
+        }
+    }
+
     /// Attributes of `ino` into `out` (writable).
     fn arborfs_rs_getattr(t, ino: u64, out: *mut ArborfsAttr) -> c_int {
         // SAFETY: `out` is writable.
@@ -1199,23 +1228,6 @@ entry_points! {
         status(fs.abort_writes(p), "write", ino)
     }
 
-    /// statfs numbers into `out` (writable).
-    fn arborfs_rs_statfs(fs, out: *mut ArborfsStatfs) -> c_int {
-        let s = fs.statfs();
-        let v = ArborfsStatfs {
-            blocks: s.blocks,
-            bfree: s.blocks_free,
-            bavail: s.blocks_avail,
-            files: s.files,
-            ffree: s.files_free,
-            bsize: s.block_size,
-            namelen: s.name_max,
-        };
-        // SAFETY: `out` is writable.
-        unsafe { put(out, v) };
-        0
-    }
-
     /// setxattr with the full name (`namelen` bytes); a NULL `value`
     /// removes the attribute, else it points to `size` bytes.
     fn arborfs_rs_setxattr(fs, ino: u64, name: *const u8, namelen: usize, value: *const u8, size: usize, flags: u32) -> c_int {
@@ -1375,16 +1387,6 @@ entry_points! {
     /// in a plain extent, their checksums dropped, durably.
     fn arborfs_rs_swap_prepare(fs, ino: u64, len: u64) -> c_int {
         status(fs.swap_prepare(ino, len), "swapon", ino)
-    }
-
-    /// SEEK_DATA (`hole == 0`) or SEEK_HOLE from `off`; the answer into
-    /// `res` (writable).
-    fn arborfs_rs_seek(fs, ino: u64, off: u64, hole: c_int, res: *mut u64) -> c_int {
-        match fs.seek(ino, off, hole != 0) {
-            // SAFETY: `res` is writable.
-            Ok(p) => unsafe { put(res, p); 0 },
-            Err(e) => failed(e, "seek", ino),
-        }
     }
 
     /// A sync's next step (group commit: `crate::fs::sync`). `*target` is

@@ -972,39 +972,7 @@ impl<D: BlockDevice> Fs<D> {
 
     /// lseek(2) SEEK_DATA (`hole == false`) or SEEK_HOLE (`hole == true`).
     pub fn seek(&mut self, ino: u64, off: u64, hole: bool) -> Result<u64> {
-        self.read_txn(|t| {
-            let inode = t.inode_read(ino)?;
-            if off >= inode.size {
-                return Err(Error::NoSuchOffset);
-            }
-            let mut pos = off;
-            let Some(mut c) = t.extents_after(ino, off) else {
-                return if hole { Ok(pos) } else { Err(Error::NoSuchOffset) };
-            };
-            loop {
-                match t.next_extent(&mut c)? {
-                    Some(fe) if fe.start <= pos => {
-                        if !hole {
-                            return Ok(pos);
-                        }
-                        pos = fe.pos.offset;
-                        if pos >= inode.size {
-                            return Ok(inode.size);
-                        }
-                    }
-                    Some(fe) => {
-                        return if hole {
-                            Ok(pos)
-                        } else if fe.start < inode.size {
-                            Ok(fe.start)
-                        } else {
-                            Err(Error::NoSuchOffset)
-                        };
-                    }
-                    None => return if hole { Ok(pos) } else { Err(Error::NoSuchOffset) },
-                }
-            }
-        })
+        self.read_txn(|t| t.seek(ino, off, hole))
     }
 
     /// Call `f` with each mapped range of `ino` that ends after `off`, in
@@ -1330,6 +1298,41 @@ fn zero(buf: &mut [u8], from: u64, to: u64) {
 }
 
 impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// lseek(2) SEEK_DATA (`hole == false`) or SEEK_HOLE (`hole == true`) ([`Fs::seek`]).
+    pub fn seek(&mut self, ino: u64, off: u64, hole: bool) -> Result<u64> {
+        let inode = self.inode_read(ino)?;
+        if off >= inode.size {
+            return Err(Error::NoSuchOffset);
+        }
+        let mut pos = off;
+        let Some(mut c) = self.extents_after(ino, off) else {
+            return if hole { Ok(pos) } else { Err(Error::NoSuchOffset) };
+        };
+        loop {
+            match self.next_extent(&mut c)? {
+                Some(fe) if fe.start <= pos => {
+                    if !hole {
+                        return Ok(pos);
+                    }
+                    pos = fe.pos.offset;
+                    if pos >= inode.size {
+                        return Ok(inode.size);
+                    }
+                }
+                Some(fe) => {
+                    return if hole {
+                        Ok(pos)
+                    } else if fe.start < inode.size {
+                        Ok(fe.start)
+                    } else {
+                        Err(Error::NoSuchOffset)
+                    };
+                }
+                None => return if hole { Ok(pos) } else { Err(Error::NoSuchOffset) },
+            }
+        }
+    }
+
     pub(super) fn block(&self) -> u64 {
         u64::from(self.fs().sb.block_size)
     }
