@@ -220,7 +220,6 @@ int arborfs_rs_shutdown(void *fs, int flush_journal);
 /* Reads called through ENGINE_READ take `shared` and `miss` after `fs`. */
 int arborfs_rs_node_fetch(void *member, u64 size, const struct arborfs_node_miss *miss, void **node);
 int arborfs_rs_node_adopt(void *fs, const struct arborfs_node_miss *miss, void *node);
-void arborfs_rs_node_free(void *node);
 int arborfs_rs_getattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, struct arborfs_attr *out);
 int arborfs_rs_lookup(void *fs, bool shared, struct arborfs_node_miss *miss, u64 dir, const u8 *name, size_t len, u64 *ino);
 int arborfs_rs_parent(void *fs, u64 dir, u64 *parent);
@@ -324,7 +323,7 @@ struct arborfs_sb_info {
 	/* Counters for /proc/self/mountstats (show_stats). */
 	atomic64_t engine_calls;	/* ENGINE_CALLs entered (the lock held exclusively) */
 	atomic64_t engine_ns;		/* time they held it */
-	atomic64_t lock_wait_ns;	/* time they and shared calls waited for it */
+	atomic64_t lock_wait_ns;	/* time they waited for it */
 	atomic64_t shared_calls;	/* ENGINE_READs answered with the lock shared */
 	atomic64_t shared_overlaps;	/* ... entered while another shared call was in the engine */
 	atomic64_t shared_misses;	/* ... made again exclusively (nodes missing, not fetched) */
@@ -421,12 +420,12 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 		struct arborfs_sb_info *__rs = ASB(sb);         \
 		struct arborfs_node_miss __miss;                \
 		unsigned int __rnofs, __fetches = 0;            \
-		typeof(fn(NULL, true, NULL, __VA_ARGS__)) __rr; \
-		for (;;) {                                      \
+		typeof(fn(NULL, true, NULL, __VA_ARGS__)) __rr = -ECHILD; \
+		/* Each round ends with an answer, a node read in, or a break. */ \
+		while (__rr == -ECHILD) {                       \
 			__miss.valid = 0;                       \
 			if (!down_read_trylock(&__rs->lock)) {  \
 				atomic64_inc(&__rs->shared_busy); \
-				__rr = ENGINE_CALL(sb, fn(__rs->fs, false, NULL, __VA_ARGS__)); \
 				break;                          \
 			}                                       \
 			if (atomic_inc_return(&__rs->shared_in) > 1) \
@@ -437,15 +436,15 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 			atomic_dec(&__rs->shared_in);           \
 			up_read(&__rs->lock);                   \
 			atomic64_inc(&__rs->shared_calls);      \
-			if (__rr != -ECHILD)                    \
-				break;                          \
-			if (__fetches++ >= ARBORFS_READ_FETCHES || !__miss.valid || \
-			    arborfs_engine_fetch(sb, &__miss)) { \
+			if (__rr == -ECHILD &&                  \
+			    (__fetches++ >= ARBORFS_READ_FETCHES || !__miss.valid || \
+			     arborfs_engine_fetch(sb, &__miss))) { \
 				atomic64_inc(&__rs->shared_misses); \
-				__rr = ENGINE_CALL(sb, fn(__rs->fs, false, NULL, __VA_ARGS__)); \
 				break;                          \
 			}                                       \
 		}                                               \
+		if (__rr == -ECHILD)                            \
+			__rr = ENGINE_CALL(sb, fn(__rs->fs, false, NULL, __VA_ARGS__)); \
 		__rr;                                           \
 	})
 

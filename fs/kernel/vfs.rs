@@ -30,13 +30,12 @@ use crate::fs::read_plan::{ReadPlan, SpanSource};
 use crate::fs::sync::SyncStep;
 use crate::fs::write_plan::{WritePlan, WriteRequest};
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
-use crate::sys::{KernelDevice, TryVec};
+use crate::sys::{BlockDevice, KernelDevice, TryVec};
 use crate::btree::node::Node;
 use crate::btree::NodeMiss;
 use crate::format::checksum::ChecksumType;
 use crate::format::node::BtreePtr;
 use crate::format::{BtreeId, Pos};
-use crate::sys::BlockDevice;
 use crate::txn::{Access, Held, Shared, Txn};
 
 type KFs = Fs<KernelDevice>;
@@ -488,8 +487,8 @@ macro_rules! read_entry_points {
 
 /// Read and check the node a shared read found missing, without the
 /// engine lock: from `member` (the glue's member of `size` bytes, member
-/// 0), as `miss` describes it, into `*node` for [`arborfs_rs_node_adopt`]
-/// (or [`arborfs_rs_node_free`]). A node that does not read or check
+/// 0), as `miss` describes it, into `*node` for [`arborfs_rs_node_adopt`],
+/// which takes it over. A node that does not read or check
 /// (rewritten since, damaged) is not reported here: the exclusive call
 /// made instead reads it again and reports it.
 ///
@@ -527,18 +526,6 @@ pub(crate) unsafe extern "C" fn arborfs_rs_node_fetch(
         }
         Err(_) => -ENOMEM,
     }
-}
-
-/// Free a node from [`arborfs_rs_node_fetch`] not handed to
-/// [`arborfs_rs_node_adopt`].
-///
-/// # Safety
-///
-/// `node` comes from [`arborfs_rs_node_fetch`] and is not yet freed.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn arborfs_rs_node_free(node: *mut c_void) {
-    // SAFETY: a node from `arborfs_rs_node_fetch`, owned by the caller (contract).
-    drop(unsafe { KBox::from_raw(node.cast::<Node>()) });
 }
 
 /// A read plan from [`arborfs_rs_plan_read`]: its span `i` into `out`;

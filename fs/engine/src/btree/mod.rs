@@ -265,9 +265,9 @@ pub struct NodeMiss {
     pub ptr: BtreePtr,
     /// Its b-tree.
     pub btree: BtreeId,
-    /// The range its parent gives it.
+    /// The range its parent gives it: first position...
     pub min: Pos,
-    /// ...
+    /// ...and last.
     pub max: Pos,
     /// Bytes to read at `ptr.offset`.
     pub node_size: u32,

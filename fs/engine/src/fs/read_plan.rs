@@ -218,8 +218,6 @@ impl<D: BlockDevice> Fs<D> {
     }
 }
 
-impl<D: BlockDevice> Txn<'_, D> {}
-
 impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// Map `len` bytes at `off` of `ino` into `plan` ([`Fs::plan_read`]).
     pub fn plan_read(&mut self, ino: u64, off: u64, len: u64, plan: &mut ReadPlan) -> Result<u64> {

@@ -18,8 +18,6 @@ pub const XATTR_CREATE: u32 = 1;
 /// setxattr(2): fail if the attribute does not exist.
 pub const XATTR_REPLACE: u32 = 2;
 
-impl<D: BlockDevice> Txn<'_, D> {}
-
 fn split_name(full: &[u8]) -> Result<(Namespace, &[u8])> {
     let (ns, name) = Namespace::split(full).ok_or(Error::Unsupported)?;
     if name.len() > XATTR_NAME_MAX {
