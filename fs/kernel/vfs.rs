@@ -24,18 +24,18 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::bindings;
 use kernel::prelude::*;
 
+use crate::btree::node::Node;
+use crate::btree::NodeMiss;
 use crate::error::errno::{EINVAL, ENOMEM, ERANGE};
 use crate::error::Error as FsError;
+use crate::format::checksum::ChecksumType;
+use crate::format::node::BtreePtr;
+use crate::format::{BtreeId, Pos};
 use crate::fs::read_plan::{ReadPlan, SpanSource};
 use crate::fs::sync::SyncStep;
 use crate::fs::write_plan::{WritePlan, WriteRequest};
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{BlockDevice, KernelDevice, TryVec};
-use crate::btree::node::Node;
-use crate::btree::NodeMiss;
-use crate::format::checksum::ChecksumType;
-use crate::format::node::BtreePtr;
-use crate::format::{BtreeId, Pos};
 use crate::txn::{Access, Held, Shared, Txn};
 
 type KFs = Fs<KernelDevice>;
@@ -226,7 +226,13 @@ impl ArborfsNodeMiss {
             return None;
         }
         Some(NodeMiss {
-            ptr: BtreePtr { dev: self.dev, level: self.level, gen: self.gen, offset: self.offset, seq: self.seq },
+            ptr: BtreePtr {
+                dev: self.dev,
+                level: self.level,
+                gen: self.gen,
+                offset: self.offset,
+                seq: self.seq,
+            },
             btree: BtreeId::from_u8(self.btree).ok()?,
             min: Pos { inode: self.min_inode, offset: self.min_offset, snapshot: self.min_snapshot },
             max: Pos { inode: self.max_inode, offset: self.max_offset, snapshot: self.max_snapshot },
