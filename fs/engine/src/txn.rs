@@ -108,16 +108,25 @@ impl<D: BlockDevice> Access<D> for &mut Fs<D> {
     }
 
     fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        if self.refuse_reads {
+            return self.refusing(|n| cursor::peek(n, c));
+        }
         let (trees, mut store) = self.parts();
         trees.peek(&mut store, c)
     }
 
     fn next(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        if self.refuse_reads {
+            return self.refusing(|n| cursor::next(n, c));
+        }
         let (trees, mut store) = self.parts();
         trees.next(&mut store, c)
     }
 
     fn prev(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
+        if self.refuse_reads {
+            return self.refusing(|n| cursor::prev(n, c));
+        }
         let (trees, mut store) = self.parts();
         trees.prev(&mut store, c)
     }
@@ -147,13 +156,7 @@ impl<'a, D: BlockDevice> Shared<'a, D> {
         c: &mut Cursor,
         step: impl FnOnce(&mut Cached<'_>, &mut Cursor) -> Result<Option<(Pos, KeyType)>>,
     ) -> Result<Option<(Pos, KeyType)>> {
-        let fs = self.fs;
-        let r = step(&mut fs.btrees.cached(fs.sb.meta_csum, &mut self.miss), c);
-        // A pointer the store would refuse is the exclusive call's to report.
-        if self.miss.is_some_and(|m| fs.alloc.check_node_ptr(&m.ptr).is_err()) {
-            self.miss = None;
-        }
-        r
+        self.fs.step_cached(&mut self.miss, |n| step(n, c))
     }
 }
 
@@ -246,6 +249,8 @@ pub struct Txn<'a, D: BlockDevice, A: Access<D> = &'a mut Fs<D>> {
     data_bytes: i64,
     /// (member, byte offset, delta) for bucket usage.
     charges: TryVec<(u8, u64, i64)>,
+    /// The file system's next inode number once this commits (it created one).
+    pub(crate) next_ino: Option<u64>,
     /// May take the node room held back for freeing ([`Fs::with_reserve`]),
     /// or was given data space (its metadata is part of that).
     use_reserve: bool,
@@ -309,6 +314,7 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
             inodes: 0,
             data_bytes: 0,
             charges,
+            next_ino: None,
             use_reserve,
             held: PhantomData,
         }
@@ -326,6 +332,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
             inodes: 0,
             data_bytes: 0,
             charges: TryVec::new(),
+            next_ino: None,
             use_reserve: false,
             held: PhantomData,
         }
@@ -621,6 +628,10 @@ impl<D: BlockDevice> Txn<'_, D> {
         }
         self.fs.check_writable()?;
         self.reserve()?;
+        if self.fs.refuse_reads {
+            self.leaves_in_memory()?;
+            self.fs.refuse_reads = false;
+        }
         let r = self.apply();
         if let Err(e) = r {
             self.fs.fail(e);
@@ -729,6 +740,40 @@ impl<D: BlockDevice> Txn<'_, D> {
         Err(Error::NoSpace)
     }
 
+    /// With reads refused ([`Fs::refuse_reads`]): every leaf this commit
+    /// changes, bucket keys included, is in memory, so that applying it
+    /// reads no node; else [`Error::NotCached`] before anything changed.
+    /// (A merge may still read a leaf's neighbour.) Nothing between this
+    /// and applying evicts a node.
+    fn leaves_in_memory(&mut self) -> Result<()> {
+        let fs = &*self.fs;
+        let buckets = self
+            .charges
+            .iter()
+            .filter_map(|&(dev, offset, _)| fs.alloc.bucket_of(dev, offset).map(|(b, _)| (dev, b)))
+            .chain(fs.alloc.dirty_buckets().iter().copied())
+            .map(|(dev, b)| (BtreeId::Alloc, crate::alloc::alloc_pos(dev, b)));
+        let keys = self.updates.iter().map(update_key).chain(buckets);
+        // Keys are sorted per b-tree: neighbours mostly share a leaf.
+        let mut leaf: Option<(BtreeId, Pos, Pos)> = None;
+        let mut miss = None;
+        let mut r = Ok(());
+        for (btree, pos) in keys {
+            if leaf.is_some_and(|(b, min, max)| b == btree && min <= pos && pos <= max) {
+                continue;
+            }
+            match fs.step_cached(&mut miss, |n| crate::btree::find_leaf(n, btree, pos)) {
+                Ok(found) => leaf = found.map(|(_, min, max)| (btree, min, max)),
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        self.fs.refused = miss;
+        r
+    }
+
     fn apply(&mut self) -> Result<()> {
         for &(dev, offset, delta) in self.charges.iter() {
             self.fs.alloc.charge(dev, offset, delta)?;
@@ -776,6 +821,9 @@ impl<D: BlockDevice> Txn<'_, D> {
                     trees.delete(&mut store, u.btree, u.pos)?;
                 }
             }
+        }
+        if let Some(next) = self.next_ino {
+            self.fs.next_ino = next;
         }
         self.fs.counters.inodes = self.fs.counters.inodes.wrapping_add_signed(self.inodes);
         self.fs.counters.data_bytes = self.fs.counters.data_bytes.wrapping_add_signed(self.data_bytes);

@@ -16,28 +16,10 @@ use arborfs_engine::btree::NodeMiss;
 use arborfs_engine::format::inode::S_IFREG;
 use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::fs::read_plan::ReadPlan;
-use arborfs_engine::fs::FormatOptions;
 use arborfs_engine::sys::{BlockDevice, MemDevice, TryVec};
 use arborfs_engine::txn::{Access, Held, Txn};
 use arborfs_engine::{Error, Fs};
 use common::*;
-
-/// A tree of a few hundred files with data, attributes and a symlink,
-/// on small nodes so that it has several levels.
-fn populated() -> (Fs<MemDevice>, Vec<(String, u64)>) {
-    let mut fs = mem_fs_with(64 << 20, &FormatOptions { node_size: 4096, ..opts() });
-    let mut names = Vec::new();
-    for i in 0..600u64 {
-        let name = format!("file{i:04}");
-        let a = fs.create(ROOT_INO, name.as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap();
-        fs.write(a.ino, 0, &vec![i as u8; 1000 + i as usize * 10]).unwrap();
-        fs.setxattr(a.ino, b"user.n", name.as_bytes(), 0).unwrap();
-        names.push((name, a.ino));
-    }
-    fs.symlink(ROOT_INO, b"link", b"file0001", 0, 0).unwrap();
-    fs.sync().unwrap();
-    (reopen(fs), names)
-}
 
 /// Everything the shared calls answer, made with exclusive calls.
 fn answers<F>(names: &[(String, u64)], mut call: F) -> Vec<String>
@@ -100,17 +82,9 @@ fn describe_with<A: Access<MemDevice>>(
     Ok((d, plan))
 }
 
-/// Read the node `miss` names from the device, as the kernel does without
-/// the engine lock, and decode it.
-fn fetch(dev: &mut MemDevice, miss: &NodeMiss) -> Result<arborfs_engine::btree::node::Node, Error> {
-    let mut image = vec![0u8; miss.node_size as usize];
-    dev.read_at(miss.ptr.offset, &mut image)?;
-    miss.decode(&image)
-}
-
 #[test]
 fn shared_reads_answer_as_exclusive_ones_or_ask_for_the_nodes() {
-    let (mut fs, names) = populated();
+    let (mut fs, names) = populated_tree();
     let want = answers(&names, |n, ino| describe_exclusive(&mut fs, n, ino));
     // Everything was just read: the shared calls find every node.
     let got = answers(&names, |n, ino| describe_shared(&fs, n, ino));
@@ -146,7 +120,7 @@ fn shared_reads_answer_as_exclusive_ones_or_ask_for_the_nodes() {
                 Err(Error::NotCached) if ino % 2 == 0 => return describe_exclusive(&mut fs, n, ino),
                 Err(Error::NotCached) => {
                     let miss = miss.expect("a miss names its node");
-                    let node = fetch(&mut fs.devices_mut()[usize::from(miss.ptr.dev)], &miss)?;
+                    let node = fetch_node(&mut fs.devices_mut()[usize::from(miss.ptr.dev)], &miss)?;
                     assert!(fs.adopt_node(&miss, node)?, "nothing changed: the node is taken");
                     adopted += 1;
                 }
@@ -161,15 +135,15 @@ fn shared_reads_answer_as_exclusive_ones_or_ask_for_the_nodes() {
 
 #[test]
 fn a_node_read_in_is_refused_once_the_tree_moved_on() {
-    let (mut fs, names) = populated();
+    let (mut fs, names) = populated_tree();
     let (name, ino) = &names[300];
     let mut miss = None;
     assert!(matches!(describe_shared_or_miss(&fs, name, *ino, &mut miss), Err(Error::NotCached)));
     let miss = miss.unwrap();
     let dev = usize::from(miss.ptr.dev);
-    let node = fetch(&mut fs.devices_mut()[dev], &miss).unwrap();
+    let node = fetch_node(&mut fs.devices_mut()[dev], &miss).unwrap();
     // Offered twice: the second finds it cached.
-    let again = fetch(&mut fs.devices_mut()[dev], &miss).unwrap();
+    let again = fetch_node(&mut fs.devices_mut()[dev], &miss).unwrap();
     assert!(fs.adopt_node(&miss, node).unwrap());
     assert!(!fs.adopt_node(&miss, again).unwrap());
 
@@ -188,8 +162,10 @@ fn a_node_read_in_is_refused_once_the_tree_moved_on() {
         }
     }
     assert!(!misses.is_empty());
-    let nodes: Vec<_> =
-        misses.iter().map(|m| fetch(&mut fs.devices_mut()[usize::from(m.ptr.dev)], m).unwrap()).collect();
+    let nodes: Vec<_> = misses
+        .iter()
+        .map(|m| fetch_node(&mut fs.devices_mut()[usize::from(m.ptr.dev)], m).unwrap())
+        .collect();
     for (name, ino) in &names {
         fs.setattr(*ino, &arborfs_engine::fs::SetAttr { mode: Some(S_IFREG | 0o600), ..Default::default() })
             .unwrap();
@@ -214,7 +190,7 @@ fn a_node_read_in_is_refused_once_the_tree_moved_on() {
 
 #[test]
 fn a_plan_over_freed_space_is_not_current() {
-    let (mut fs, names) = populated();
+    let (mut fs, names) = populated_tree();
     let ino = names[10].1;
     let mut plan = ReadPlan::new();
     assert!(matches!(fs.shared().plan_read(ino, 0, 4096, &mut plan), Err(Error::NotCached)));
@@ -241,7 +217,7 @@ fn a_plan_over_freed_space_is_not_current() {
 /// and shared calls must really overlap.
 #[test]
 fn shared_readers_run_together_beside_a_writer() {
-    let (mut fs, names) = populated();
+    let (mut fs, names) = populated_tree();
     let want: BTreeMap<u64, String> =
         names.iter().map(|(n, ino)| (*ino, describe_exclusive(&mut fs, n, *ino).unwrap())).collect();
     let lock = RwLock::new(fs);

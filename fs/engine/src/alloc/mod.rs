@@ -177,6 +177,11 @@ impl Allocator {
         self.dirty.len()
     }
 
+    /// The buckets whose alloc keys must be written.
+    pub fn dirty_buckets(&self) -> &[(u8, u64)] {
+        &self.dirty
+    }
+
     /// The buckets whose alloc keys must be written, forgetting them.
     pub fn take_dirty(&mut self) -> TryVec<(u8, u64)> {
         let dirty = core::mem::take(&mut self.dirty);

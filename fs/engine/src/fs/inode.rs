@@ -103,11 +103,11 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// largest is in use (only a crafted image gets there), the gaps below
     /// it are searched, from the first free number on.
     fn free_ino(&mut self) -> Result<u64> {
-        if self.fs.next_ino == 0 {
+        let next = self.next_ino.unwrap_or(self.fs.next_ino);
+        if next == 0 {
             self.fs.ino_gaps = true;
-            self.fs.next_ino = FIRST_FREE_INO;
         }
-        let mut ino = self.fs.next_ino;
+        let mut ino = if next == 0 { FIRST_FREE_INO } else { next };
         if !self.fs.ino_gaps {
             return Ok(ino);
         }
@@ -120,16 +120,17 @@ impl<D: BlockDevice> Txn<'_, D> {
             }
             ino = ino.checked_add(1).ok_or(Error::NoSpace)?;
         }
+        // Where the search ended is free: the next search starts there.
         self.fs.next_ino = ino;
         Ok(ino)
     }
 
     /// Store an inode made by [`Txn::new_inode`], taking its number and
-    /// counting it. (A transaction dropped after this leaves the number
-    /// unused: numbers only grow.)
+    /// counting it. The number is taken when the transaction commits: one
+    /// dropped (or refused and made again) leaves it to the next.
     pub(crate) fn inode_create(&mut self, ino: u64, inode: &Inode) -> Result<()> {
         // One past u64::MAX (0) sends the next search to the gaps.
-        self.fs.next_ino = ino.wrapping_add(1);
+        self.next_ino = Some(ino.wrapping_add(1));
         self.inode_write(ino, inode)?;
         self.account(1, 0);
         Ok(())

@@ -27,7 +27,7 @@ pub mod xattr;
 
 use crate::alloc::Allocator;
 use crate::btree::cursor::Cursor;
-use crate::btree::Btrees;
+use crate::btree::{Btrees, Cached, NodeMiss};
 use crate::error::{bad_metadata, Error, Result};
 use crate::format::alloc_info::AllocInfo;
 use crate::format::extent::Compression;
@@ -133,6 +133,11 @@ pub struct Fs<D: BlockDevice> {
     pub(crate) payload: extent::PayloadCache,
     /// How new data is compressed (the superblock's default or a mount option).
     pub(crate) compression: (Compression, u8),
+    /// Transactions refuse to read nodes ([`Fs::refuse_reads`]) until a
+    /// commit begins to change anything.
+    pub(crate) refuse_reads: bool,
+    /// The node a refused read needed.
+    pub(crate) refused: Option<NodeMiss>,
     /// Buffers the last transaction left for the next one.
     pub(crate) txn_spare: crate::txn::TxnBuffers,
     /// Transactions begun now may use the node room held back for
@@ -266,6 +271,8 @@ impl<D: BlockDevice> Fs<D> {
             replayed: 0,
             payload: extent::PayloadCache::new(),
             compression,
+            refuse_reads: false,
+            refused: None,
         })
     }
 
@@ -434,6 +441,51 @@ impl<D: BlockDevice> Fs<D> {
         node: crate::btree::node::Node,
     ) -> Result<bool> {
         self.btrees.adopt(miss, node)
+    }
+
+    /// For the next call, made by a caller that can make it again (the
+    /// kernel holds its lock exclusively for it): the call's transactions
+    /// do not read nodes that are on disk only, they fail with
+    /// [`Error::NotCached`] before the call changed anything, and
+    /// [`Fs::take_refused`] names the node, for the caller to read without
+    /// its lock and offer to [`Fs::adopt_node`] before calling again. Once
+    /// a commit has checked that its leaves are in memory and begins to
+    /// apply, reads are no longer refused: what follows in the call reads
+    /// nodes in as it needs them (a call made again must not repeat a
+    /// change). Operations take no other effect before their first commit
+    /// than the harmless ones listed in [`crate::txn`].
+    pub fn refuse_reads(&mut self) {
+        self.refuse_reads = true;
+        self.refused = None;
+    }
+
+    /// End [`Fs::refuse_reads`]: the node a refused read needed, if any.
+    pub fn take_refused(&mut self) -> Option<NodeMiss> {
+        self.refuse_reads = false;
+        self.refused.take()
+    }
+
+    /// `step` over the cached nodes only, recording in `miss` the node it
+    /// needed that is on disk only. A pointer the store would refuse is
+    /// not recorded: the call made again, reading, reports it.
+    pub(crate) fn step_cached<T>(
+        &self,
+        miss: &mut Option<NodeMiss>,
+        step: impl FnOnce(&mut Cached<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let r = step(&mut self.btrees.cached(self.sb.meta_csum, miss));
+        if miss.is_some_and(|m| self.alloc.check_node_ptr(&m.ptr).is_err()) {
+            *miss = None;
+        }
+        r
+    }
+
+    /// [`Fs::step_cached`] for a call with reads refused ([`Fs::refuse_reads`]).
+    pub(crate) fn refusing<T>(&mut self, step: impl FnOnce(&mut Cached<'_>) -> Result<T>) -> Result<T> {
+        let mut miss = self.refused.take();
+        let r = self.step_cached(&mut miss, step);
+        self.refused = miss;
+        r
     }
 
     /// Run `f` over a transaction that only reads.

@@ -294,12 +294,18 @@ impl<D: BlockDevice> Fs<D> {
     /// [`Fs::commit_write`], in as few transactions as the journal's entry
     /// size allows: a writeback of scattered blocks is one commit, not one
     /// per block. On an error the plans not yet committed are given up;
-    /// every bucket is unpinned whatever happens.
+    /// every bucket is unpinned whatever happens, but for
+    /// [`Error::NotCached`] with reads refused, when nothing was committed.
     pub fn commit_writes(&mut self, plans: &[&WritePlan]) -> Result<()> {
         if plans.iter().any(|p| !p.placed || !p.summed) {
             return self.abort_writes(plans).and(Err(Error::Internal("write plan committed before placing")));
         }
         let r = self.commit_planned(plans);
+        if matches!(r, Err(Error::NotCached)) {
+            // Refused before anything changed (`Fs::refuse_reads`): the
+            // caller commits the plans again, pinned as they are.
+            return r;
+        }
         let unpinned = self.abort_writes(plans);
         r.and(unpinned)
     }

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 use arborfs_engine::btree::cursor::{Cursor, View};
+use arborfs_engine::btree::NodeMiss;
 use arborfs_engine::format::extent::Extent;
+use arborfs_engine::format::inode::S_IFREG;
 use arborfs_engine::format::superblock::make_label;
+use arborfs_engine::format::ROOT_INO;
 use arborfs_engine::format::{BtreeId, KeyType, Pos};
 use arborfs_engine::fs::FormatOptions;
 use arborfs_engine::sys::{BlockDevice, MemDevice, TryVec};
@@ -168,4 +171,29 @@ pub fn extents(fs: &mut Fs<MemDevice>, ino: u64) -> Vec<(u64, Extent)> {
         out.push((pos.offset - u64::from(e.live_len), e));
     }
     out
+}
+
+/// A tree of a few hundred files with data, attributes and a symlink,
+/// on small nodes so that it has several levels.
+pub fn populated_tree() -> (Fs<MemDevice>, Vec<(String, u64)>) {
+    let mut fs = mem_fs_with(64 << 20, &FormatOptions { node_size: 4096, ..opts() });
+    let mut names = Vec::new();
+    for i in 0..600u64 {
+        let name = format!("file{i:04}");
+        let a = fs.create(ROOT_INO, name.as_bytes(), S_IFREG | 0o644, 0, 0, 0).unwrap();
+        fs.write(a.ino, 0, &vec![i as u8; 1000 + i as usize * 10]).unwrap();
+        fs.setxattr(a.ino, b"user.n", name.as_bytes(), 0).unwrap();
+        names.push((name, a.ino));
+    }
+    fs.symlink(ROOT_INO, b"link", b"file0001", 0, 0).unwrap();
+    fs.sync().unwrap();
+    (reopen(fs), names)
+}
+
+/// Read the node `miss` names from the device, as the kernel does without
+/// the engine lock, and decode it.
+pub fn fetch_node(dev: &mut MemDevice, miss: &NodeMiss) -> Result<arborfs_engine::btree::node::Node> {
+    let mut image = vec![0u8; miss.node_size as usize];
+    dev.read_at(miss.ptr.offset, &mut image)?;
+    miss.decode(&image)
 }
