@@ -220,6 +220,9 @@ int arborfs_rs_shutdown(void *fs, int flush_journal);
 /* Reads called through ENGINE_READ take `shared` and `miss` after `fs`. */
 int arborfs_rs_node_fetch(void *member, u64 size, const struct arborfs_node_miss *miss, void **node);
 int arborfs_rs_node_adopt(void *fs, const struct arborfs_node_miss *miss, void *node);
+/* Changes called through ENGINE_WRITE: refusing to read nodes, then the node refused. */
+int arborfs_rs_refuse_reads(void *fs);
+int arborfs_rs_take_refused(void *fs, struct arborfs_node_miss *miss);
 int arborfs_rs_getattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, struct arborfs_attr *out);
 int arborfs_rs_lookup(void *fs, bool shared, struct arborfs_node_miss *miss, u64 dir, const u8 *name, size_t len, u64 *ino);
 int arborfs_rs_parent(void *fs, u64 dir, u64 *parent);
@@ -330,6 +333,7 @@ struct arborfs_sb_info {
 	atomic64_t shared_busy;		/* ENGINE_READs made exclusively as a writer held or awaited the lock */
 	atomic64_t node_fetches;	/* nodes read in for shared calls without the lock (arborfs_engine_fetch) */
 	atomic64_t node_fetches_refused; /* ... that the tree no longer pointed at once read */
+	atomic64_t refused_writes;	/* ENGINE_WRITE calls refused for a node on disk only, and made again */
 	atomic_t shared_in;		/* shared calls in the engine now */
 	atomic64_t planned_reads;	/* reads done without the engine lock across their device I/O */
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
@@ -376,8 +380,13 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 	}
 }
 
-/* Enter the engine: take the mount's lock exclusively inside a NOFS allocation scope. */
-#define ENGINE_CALL(sb, expr)                                   \
+/*
+ * Enter the engine: take the mount's lock exclusively inside a NOFS
+ * allocation scope. With `refuse` (ENGINE_WRITE) the call reads no node:
+ * where it needs one that is on disk only it fails with -ECHILD, having
+ * changed nothing, and the node is described in *miss.
+ */
+#define ENGINE_HELD(sb, refuse, miss, expr)                     \
 	({                                                      \
 		struct arborfs_sb_info *__s = ASB(sb);          \
 		unsigned int __nofs;                            \
@@ -388,16 +397,23 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 		atomic64_inc(&__s->engine_calls);               \
 		atomic64_add(__t1 - __t0, &__s->lock_wait_ns);  \
 		__nofs = memalloc_nofs_save();                  \
-		/* Creating files leaves room for dirty data. */ \
-		if (__s->fs)                                    \
+		if (__s->fs) {                                  \
+			/* Creating files leaves room for dirty data. */ \
 			arborfs_rs_note_reserved(__s->fs,       \
 				max_t(s64, atomic64_read(&__s->reserved), 0)); \
+			if (refuse)                             \
+				arborfs_rs_refuse_reads(__s->fs); \
+		}                                               \
 		__r = (expr);                                   \
+		if ((refuse) && __s->fs)                        \
+			arborfs_rs_take_refused(__s->fs, miss); \
 		memalloc_nofs_restore(__nofs);                  \
 		atomic64_add(local_clock() - __t1, &__s->engine_ns); \
 		up_write(&__s->lock);                           \
 		__r;                                            \
 	})
+
+#define ENGINE_CALL(sb, expr) ENGINE_HELD(sb, false, NULL, expr)
 
 /* Nodes a read may read in without the lock before it is made exclusively instead. */
 #define ARBORFS_READ_FETCHES 8
@@ -449,6 +465,39 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 	})
 
 int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss *miss);
+
+/*
+ * A change: expr, an engine call on FS(sb) that returns 0 or a negative
+ * errno and takes no effect before its first commit that it may not
+ * repeat, made with the lock held exclusively and the engine refusing to
+ * read nodes. Where it needs one that is on disk only, it fails with
+ * -ECHILD before anything changed; the node is read and checked without
+ * the lock and taken in (arborfs_engine_fetch, as for ENGINE_READ) and the
+ * call made again. After ARBORFS_READ_FETCHES nodes, or one that cannot be
+ * fetched, the call is made reading what it needs under the lock. So a
+ * change holds the lock across a node read only rarely: a merge's
+ * neighbour, what follows the call's first commit, a checkpoint.
+ */
+#define ENGINE_WRITE(sb, expr)                                  \
+	({                                                      \
+		struct arborfs_node_miss __wmiss;               \
+		unsigned int __wfetches = 0;                    \
+		bool __refuse;                                  \
+		typeof(expr) __wr;                              \
+		for (;;) {                                      \
+			__refuse = __wfetches < ARBORFS_READ_FETCHES; \
+			__wmiss.valid = 0;                      \
+			__wr = ENGINE_HELD(sb, __refuse, &__wmiss, expr); \
+			if (__wr != -ECHILD || !__refuse)       \
+				break;                          \
+			atomic64_inc(&ASB(sb)->refused_writes); \
+			if (!__wmiss.valid || arborfs_engine_fetch(sb, &__wmiss)) \
+				__wfetches = ARBORFS_READ_FETCHES; \
+			else                                    \
+				__wfetches++;                   \
+		}                                               \
+		__wr;                                           \
+	})
 
 /* Engine calls entered so far, either way: a change means another call ran. */
 static inline s64 arborfs_calls_entered(struct arborfs_sb_info *s)

@@ -640,7 +640,7 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 			held = true;
 		} else {
 			n = arborfs_alive(sb) ?:
-				ENGINE_CALL(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + planned,
+				ENGINE_WRITE(sb, arborfs_rs_plan_write(FS(sb), inode->i_ino, pos + planned,
 								      padded - planned, pos + len, &plan, &dev,
 								      &offset, &placed));
 		}
@@ -687,7 +687,7 @@ static int arborfs_write_finish(struct inode *inode, struct arborfs_write *w, u6
 	if (w->nr_plans && err) {
 		ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), inode->i_ino, w->plans, w->nr_plans));
 	} else if (w->nr_plans) {
-		err = ENGINE_CALL(sb, arborfs_rs_write_commit(FS(sb), inode->i_ino, w->plans, w->nr_plans,
+		err = ENGINE_WRITE(sb, arborfs_rs_write_commit(FS(sb), inode->i_ino, w->plans, w->nr_plans,
 							      alloc_bytes));
 		if (!err)
 			atomic64_add(w->nr_plans, &sbi->planned_writes);
@@ -943,7 +943,7 @@ static bool arborfs_wb_plan(struct arborfs_wb_run *run, struct arborfs_write *w)
 		};
 	}
 	err = arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_plan_writes(FS(sb), run->inode->i_ino, run->reqs, run->nr_segs));
+		ENGINE_WRITE(sb, arborfs_rs_plan_writes(FS(sb), run->inode->i_ino, run->reqs, run->nr_segs));
 	/* At most WB_RUN_SEGS: the first plans always fit. */
 	for (i = 0; i < run->nr_segs; i++)
 		if (run->reqs[i].plan)

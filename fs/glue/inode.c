@@ -206,7 +206,7 @@ static int arborfs_engine_setattr(struct inode *inode, struct arborfs_setattr *s
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_attr a;
-	int err = arborfs_alive(sb) ?: ENGINE_CALL(sb, arborfs_rs_setattr(FS(sb), inode->i_ino, s, &a));
+	int err = arborfs_alive(sb) ?: ENGINE_WRITE(sb, arborfs_rs_setattr(FS(sb), inode->i_ino, s, &a));
 
 	if (!err)
 		arborfs_set_blocks(inode, a.alloc_bytes);
@@ -338,7 +338,7 @@ void arborfs_evict_inode(struct inode *inode)
 		return;
 	/* Unlinked and closed: delete it (a failure leaves it to the next mount's orphan pass). */
 	sb_start_intwrite(sb);
-	ENGINE_CALL(sb, arborfs_rs_evict(FS(sb), inode->i_ino));
+	ENGINE_WRITE(sb, arborfs_rs_evict(FS(sb), inode->i_ino));
 	sb_end_intwrite(sb);
 }
 
@@ -425,7 +425,7 @@ static int arborfs_setxattr_full(struct inode *inode, const char *full, const vo
 	/* Before the attribute can exist: a get racing with this set sees it absent, as if it ran first. */
 	WRITE_ONCE(AI(inode)->no_xattrs, false);
 	return arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_setxattr(FS(sb), inode->i_ino, full, strlen(full), value, size, flags));
+		ENGINE_WRITE(sb, arborfs_rs_setxattr(FS(sb), inode->i_ino, full, strlen(full), value, size, flags));
 }
 
 static int arborfs_xattr_get(const struct xattr_handler *h, struct dentry *unused, struct inode *inode,

@@ -108,12 +108,12 @@ static struct inode *arborfs_make_inode(struct mnt_idmap *idmap, struct inode *d
 	}
 	arborfs_new_owner(idmap, dir, &mode, &uid, &gid);
 	if (!name)
-		err = ENGINE_CALL(sb, arborfs_rs_tmpfile(FS(sb), dir->i_ino, mode, uid, gid, &a));
+		err = ENGINE_WRITE(sb, arborfs_rs_tmpfile(FS(sb), dir->i_ino, mode, uid, gid, &a));
 	else if (link)
-		err = ENGINE_CALL(sb, arborfs_rs_symlink(FS(sb), dir->i_ino, name->name, name->len, link,
+		err = ENGINE_WRITE(sb, arborfs_rs_symlink(FS(sb), dir->i_ino, name->name, name->len, link,
 							 strlen(link), uid, gid, &a));
 	else
-		err = ENGINE_CALL(sb, arborfs_rs_create(FS(sb), dir->i_ino, name->name, name->len, mode, uid,
+		err = ENGINE_WRITE(sb, arborfs_rs_create(FS(sb), dir->i_ino, name->name, name->len, mode, uid,
 							gid, new_encode_dev(rdev), &a));
 	if (err) {
 		inode = ERR_PTR(err);
@@ -203,7 +203,7 @@ static int arborfs_link(struct dentry *old, struct inode *dir, struct dentry *de
 	if (dentry->d_name.len > NAME_MAX)
 		return -ENAMETOOLONG;
 	err = arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_link(FS(sb), inode->i_ino, dir->i_ino, dentry->d_name.name,
+		ENGINE_WRITE(sb, arborfs_rs_link(FS(sb), inode->i_ino, dir->i_ino, dentry->d_name.name,
 						dentry->d_name.len, &a));
 	if (err)
 		return err;
@@ -223,7 +223,7 @@ static int arborfs_remove(struct inode *dir, struct dentry *dentry, int rmdir)
 	int err;
 
 	err = arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_unlink(FS(sb), dir->i_ino, dentry->d_name.name, dentry->d_name.len, rmdir,
+		ENGINE_WRITE(sb, arborfs_rs_unlink(FS(sb), dir->i_ino, dentry->d_name.name, dentry->d_name.len, rmdir,
 						  &a));
 	if (err)
 		return err;
@@ -257,7 +257,7 @@ static int arborfs_rename(struct mnt_idmap *idmap, struct inode *old_dir, struct
 		return -ENAMETOOLONG;
 	arborfs_new_owner(idmap, old_dir, &whiteout_mode, &uid, &gid);
 	err = arborfs_alive(sb) ?:
-		ENGINE_CALL(sb, arborfs_rs_rename(FS(sb), old_dir->i_ino, old_dentry->d_name.name,
+		ENGINE_WRITE(sb, arborfs_rs_rename(FS(sb), old_dir->i_ino, old_dentry->d_name.name,
 						  old_dentry->d_name.len, new_dir->i_ino, new_dentry->d_name.name,
 						  new_dentry->d_name.len, flags, uid, gid));
 	if (err)

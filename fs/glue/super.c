@@ -290,7 +290,8 @@ int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss 
  * answered with the lock shared (ENGINE_READ), how many of them entered
  * while another was in the engine, how many were made again exclusively,
  * and the nodes they read in without the lock (and of those, the ones the
- * tree had left behind by then).
+ * tree had left behind by then); changes refused for a node on disk only
+ * and made again once it was read in without the lock (ENGINE_WRITE).
  */
 static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 {
@@ -314,8 +315,9 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->direct_read_bytes));
 	seq_printf(m, " shared_calls=%lld shared_overlaps=%lld shared_misses=%lld shared_busy=%lld", atomic64_read(&s->shared_calls),
 		   atomic64_read(&s->shared_overlaps), atomic64_read(&s->shared_misses), atomic64_read(&s->shared_busy));
-	seq_printf(m, " node_fetches=%lld node_fetches_refused=%lld", atomic64_read(&s->node_fetches),
-		   atomic64_read(&s->node_fetches_refused));
+	seq_printf(m, " node_fetches=%lld node_fetches_refused=%lld refused_writes=%lld",
+		   atomic64_read(&s->node_fetches), atomic64_read(&s->node_fetches_refused),
+		   atomic64_read(&s->refused_writes));
 	return 0;
 }
 

@@ -403,7 +403,8 @@ unsafe fn write_plans<'a>(plans: *const *const c_void, n: usize) -> &'a [&'a Wri
 /// The errno for a failed data write of `ino` at `off`, logged unless the
 /// file system is full or read-only (what a writer expects to meet).
 fn write_failed(e: FsError, ino: u64, off: u64) -> c_int {
-    if !matches!(e, FsError::NoSpace | FsError::ReadOnly) && log_allowed() {
+    // (NotCached: refused, and made again: ENGINE_WRITE.)
+    if !matches!(e, FsError::NoSpace | FsError::ReadOnly | FsError::NotCached) && log_allowed() {
         pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
     }
     errno(e)
@@ -1048,6 +1049,27 @@ entry_points! {
         }
     }
 
+    /// For the next call (ENGINE_WRITE): refuse to read nodes
+    /// ([`KFs::refuse_reads`]), so that it fails with -ECHILD, having
+    /// changed nothing, where it needs a node that is on disk only.
+    fn arborfs_rs_refuse_reads(fs) -> c_int {
+        fs.refuse_reads();
+        0
+    }
+
+    /// End [`arborfs_rs_refuse_reads`]: the node the call needed into
+    /// `miss` (writable; `valid` 0 if none).
+    fn arborfs_rs_take_refused(fs, miss: *mut ArborfsNodeMiss) -> c_int {
+        let m = fs.take_refused();
+        // SAFETY: writable (contract).
+        let out = unsafe { &mut *miss };
+        match m {
+            Some(m) => *out = ArborfsNodeMiss::from_miss(&m),
+            None => out.valid = 0,
+        }
+        0
+    }
+
     /// The shutdown ioctl: optionally flush the journal, then write nothing more.
     fn arborfs_rs_shutdown(fs, flush_journal: c_int) -> c_int {
         fs.shutdown(flush_journal != 0).map_or_else(errno, |()| 0)
@@ -1428,6 +1450,10 @@ entry_points! {
     fn arborfs_rs_evict(fs, ino: u64) -> c_int {
         fs.evict(ino).map_or_else(
             |e| {
+                if matches!(e, FsError::NotCached) {
+                    // Refused: ENGINE_WRITE makes it again.
+                    return errno(e);
+                }
                 // The orphan entry stays: the next mount finishes the deletion.
                 pr_warn!("deleting unlinked inode {} failed ({}); the next mount finishes it\n", ino, e);
                 errno(e)

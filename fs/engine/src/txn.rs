@@ -30,15 +30,19 @@
 //! - A transaction may checkpoint in its middle ([`Txn::allocate_data`]:
 //!   the allocator needs emptied buckets back): its updates are logical and
 //!   buffered, so they stay valid.
-//! - Restarts: none happen yet, since one changing caller at a time holds
-//!   the file system (shared readers change nothing and need none).
-//!   Operations are written so that one can: the body of
-//!   [`Fs::write_txn`] takes its effects only through the transaction, so
-//!   that when per-tree or per-node locks come (engine core part 2), a
-//!   transaction that finds a lock it may not wait for (one taken out of
-//!   order) returns a restart error, everything it buffered is dropped, and
-//!   `write_txn` runs the body again from the start. Nothing outside the
-//!   transaction is to be changed before the commit for this reason.
+//! - Restarts: a caller that can make a call again may have its reads
+//!   refused ([`Fs::refuse_reads`]: the kernel, holding its lock
+//!   exclusively, rather than read a node under it). Cursors then see
+//!   cached nodes only and fail with [`Error::NotCached`] where a node is
+//!   on disk only; a commit checks first that every leaf it changes is
+//!   in memory. The transaction is dropped, the caller reads the node
+//!   without its lock and makes the call again from the start. So the
+//!   body of [`Fs::write_txn`] takes its effects only through the
+//!   transaction, and what an operation changes outside one before its
+//!   first commit must be harmless to repeat (space at a write point, a
+//!   checkpoint, an opened bucket). Inode numbers are taken at commit.
+//!   Per-tree or per-node locks (engine core part 2) will restart the
+//!   same way on a lock taken out of order.
 //! - Journal replay and the checkpoint's own bucket keys change the
 //!   b-trees directly, without a transaction (they are not journalled).
 
