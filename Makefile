@@ -11,7 +11,7 @@ ARBORFS := target/release/arborfs
 KDIR ?= $(shell tests/kernel/build.sh | tail -n1)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=/usr/bin/rustc
 
-.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit man man-check fuzz-images qemu-test qemu-test-kasan xfstests xfstests-ci run demo bench bench-kernel install clean
+.PHONY: all deps kernel-deps tools kernel module test check clippy nostd unit man man-check ffi-check fuzz-images qemu-test qemu-test-kasan xfstests xfstests-ci run demo bench bench-kernel install clean
 
 all: tools
 
@@ -37,7 +37,12 @@ module: kernel-deps
 # The test command of the README and of CI.
 test: deps check unit fuzz-images qemu-test xfstests-ci
 
-check: nostd clippy man-check
+check: nostd clippy man-check ffi-check
+
+# The C prototypes of the Rust entry points, and the Rust declarations of
+# the C services, must agree (nothing else checks it).
+ffi-check:
+	python3 tests/check-ffi.py
 
 # The engine must build with no std and no alloc crate, as in the kernel.
 nostd:
