@@ -187,6 +187,33 @@ int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off)
 	return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, REQ_OP_WRITE, &m->sync_ios, &m->sync_ns);
 }
 
+/*
+ * Several writes in flight together (a checkpoint's node images), plugged,
+ * and waited for once: counted as one wait of an engine call.
+ */
+int arborfs_glue_bdev_write_many(void *dev, const struct arborfs_glue_write *w, size_t n)
+{
+	struct arborfs_member *m = dev;
+	struct arborfs_io_batch b;
+	struct blk_plug plug;
+	u64 start = local_clock();
+	int err = 0, batch_err;
+	size_t i;
+
+	arborfs_io_batch_init(&b);
+	blk_start_plug(&plug);
+	for (i = 0; i < n && !err; i++)
+		err = arborfs_io_batch_add(&b, m, (u8 *)w[i].buf, w[i].len, w[i].off, REQ_OP_WRITE);
+	blk_finish_plug(&plug);
+	/* Every bio submitted is waited for, even after an error. */
+	if (!atomic_dec_and_test(&b.pending))
+		wait_for_completion_io(&b.done);
+	batch_err = READ_ONCE(b.err);
+	atomic64_add(local_clock() - start, &m->sync_ns);
+	atomic64_inc(&m->sync_ios);
+	return err ?: batch_err;
+}
+
 int arborfs_glue_bdev_flush(void *dev)
 {
 	struct arborfs_member *m = dev;

@@ -25,6 +25,14 @@ s64 arborfs_glue_now_ns(void);
 int arborfs_glue_bdev_read(void *dev, u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_write(void *dev, const u8 *buf, size_t len, u64 off);
 int arborfs_glue_bdev_flush(void *dev);
+/* One write of arborfs_glue_bdev_write_many (struct GlueWrite in fs/kernel/sys.rs). */
+struct arborfs_glue_write {
+	const u8 *buf;
+	size_t len;
+	u64 off;
+};
+_Static_assert(sizeof(struct arborfs_glue_write) == 24, "struct arborfs_glue_write: as GlueWrite in sys.rs");
+int arborfs_glue_bdev_write_many(void *dev, const struct arborfs_glue_write *w, size_t n);
 
 /*
  * Bios submitted together (several in flight) and either waited for once

@@ -12,6 +12,7 @@ extern "C" {
     fn arborfs_glue_now_ns() -> i64;
     fn arborfs_glue_bdev_read(bdev: *mut c_void, buf: *mut u8, len: usize, off: u64) -> i32;
     fn arborfs_glue_bdev_write(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_write_many(bdev: *mut c_void, writes: *const GlueWrite, n: usize) -> i32;
     fn arborfs_glue_bdev_flush(bdev: *mut c_void) -> i32;
     fn arborfs_glue_bdev_write_durable(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
     fn arborfs_glue_bdev_discard(bdev: *mut c_void, off: u64, len: u64) -> i32;
@@ -201,6 +202,18 @@ pub fn zstd_decompress(src: &[u8], dst: &mut [u8]) -> Result<()> {
     }
 }
 
+/// One write of [`arborfs_glue_bdev_write_many`], as the glue's
+/// `struct arborfs_glue_write`.
+#[repr(C)]
+struct GlueWrite {
+    buf: *const u8,
+    len: usize,
+    off: u64,
+}
+
+// As `struct arborfs_glue_write` asserts on the C side.
+const _: () = assert!(core::mem::size_of::<GlueWrite>() == 24);
+
 /// A member block device the VFS opened for the mount, as the glue's
 /// `struct arborfs_member *` (the device and its I/O counters); I/O goes
 /// through bios in the glue.
@@ -246,6 +259,19 @@ impl super::BlockDevice for KernelDevice {
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         // SAFETY: as in `read_at`.
         self.status(unsafe { arborfs_glue_bdev_write(self.bdev, buf.as_ptr(), buf.len(), offset) }, offset)
+    }
+
+    fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<()> {
+        let mut v: TryVec<GlueWrite> = TryVec::new();
+        v.try_reserve(writes.len())?;
+        for &(off, buf) in writes {
+            v.try_push(GlueWrite { buf: buf.as_ptr(), len: buf.len(), off })?;
+        }
+        let first = writes.first().map_or(0, |w| w.0);
+        // SAFETY: `bdev` is open (contract of `new`); `v` holds `v.len()`
+        // writes whose buffers live (borrowed from `writes`) until the
+        // call returns, which it does once every bio has ended.
+        self.status(unsafe { arborfs_glue_bdev_write_many(self.bdev, v.as_ptr(), v.len()) }, first)
     }
 
     fn flush(&mut self) -> Result<()> {

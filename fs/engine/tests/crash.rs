@@ -290,3 +290,31 @@ fn trim_discards_freed_buckets_and_nothing_live() {
     assert_eq!(read_all(&mut fs, k).unwrap(), keep);
     assert!(fsck_problems(&mut fs).is_empty());
 }
+
+/// A checkpoint writes its nodes in batches, each in flight together on a
+/// block device: every node written went in one, and small nodes go many
+/// to a batch. The batches are pending until the flush before the
+/// superblock, so the power cuts above cover them.
+#[test]
+fn checkpoints_write_nodes_in_batches() {
+    let mut devs = TryVec::new();
+    devs.try_push(CrashDev::new(64 << 20)).unwrap();
+    let mut fs = Fs::format(devs, &FormatOptions { node_size: 4096, ..opts() }).unwrap();
+    for i in 0..2000u64 {
+        let a = fs.create(ROOT_INO, format!("file{i:05}").as_bytes(), S_IFREG | 0o600, 0, 0, 0).unwrap();
+        fs.setxattr(a.ino, b"user.i", &i.to_le_bytes(), 0).unwrap();
+    }
+    let before = fs.stats().nodes_written;
+    let batches_before = fs.devices_mut()[0].batches.len();
+    fs.checkpoint().unwrap();
+    let written = fs.stats().nodes_written - before;
+    let batches = fs.devices_mut()[0].batches[batches_before..].to_vec();
+    assert_eq!(batches.iter().sum::<usize>() as u64, written, "every node written in a batch: {batches:?}");
+    assert!(
+        written > 50 && batches.iter().max().copied().unwrap_or(0) > 10,
+        "{written} nodes in {batches:?}"
+    );
+    let mut fs = reopen(fs);
+    assert!(fsck_problems(&mut fs).is_empty());
+    assert!(fs.lookup(ROOT_INO, b"file01999").is_ok());
+}

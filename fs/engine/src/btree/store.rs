@@ -22,6 +22,11 @@ pub trait NodeStore {
     fn allocate(&mut self) -> Result<BtreePtr>;
     /// Write a node image (already block rounded) at `p`.
     fn write(&mut self, p: &BtreePtr, image: &[u8]) -> Result<()>;
+    /// Write several node images, all in flight together where the device
+    /// can ([`crate::sys::BlockDevice::write_many`]).
+    fn write_many(&mut self, nodes: &[(BtreePtr, &[u8])]) -> Result<()> {
+        nodes.iter().try_for_each(|(p, image)| self.write(p, image))
+    }
     /// The tree in memory no longer references the node at `p` (it was
     /// copied to be changed); it stays on disk until the next checkpoint.
     fn release(&mut self, p: &BtreePtr) -> Result<()>;

@@ -1,5 +1,12 @@
 //! Writing dirty nodes at a checkpoint, children before parents, each to a
 //! new place the store gives; and walking the node pointers of a tree.
+//!
+//! Images are gathered ([`Staged`]) and written several at a time, all in
+//! flight together ([`NodeStore::write_many`]): a checkpoint waits for the
+//! device once per batch instead of once per node. A node is marked clean
+//! when it is staged; every batch is written before `write_tree` returns,
+//! and nothing between evicts or reads a node, so none is read back from a
+//! place not yet written.
 
 use super::node::ChildRef;
 use super::{Btrees, NodeStore};
@@ -8,11 +15,51 @@ use crate::format::node::{BtreePtr, MAX_DEPTH};
 use crate::format::{BtreeId, KeyType, Pos};
 use crate::sys::TryVec;
 
+/// Bytes of node images gathered before they are written together.
+const STAGE_BYTES: usize = 2 << 20;
+
+/// Node images encoded and not yet written: `(place, start, length)` in
+/// `images`. Without room for them (memory is short) nodes are written
+/// one at a time from the trees' own buffer, as they are encoded.
+struct Staged {
+    images: TryVec<u8>,
+    nodes: TryVec<(BtreePtr, usize, usize)>,
+    direct: bool,
+}
+
+impl Staged {
+    fn new(node_size: usize) -> Self {
+        let mut images = TryVec::new();
+        let direct = images.try_reserve(STAGE_BYTES + node_size).is_err();
+        Staged { images, nodes: TryVec::new(), direct }
+    }
+
+    /// Write every staged image, together.
+    fn flush(&mut self, store: &mut dyn NodeStore) -> Result<()> {
+        if self.nodes.is_empty() {
+            return Ok(());
+        }
+        let mut writes: TryVec<(BtreePtr, &[u8])> = TryVec::new();
+        writes.try_reserve(self.nodes.len())?;
+        for &(p, start, len) in self.nodes.iter() {
+            let image = self.images.get(start..start + len).ok_or(Error::Internal("staged node"))?;
+            writes.try_push((p, image))?;
+        }
+        store.write_many(&writes)?;
+        drop(writes);
+        self.nodes.clear();
+        self.images.clear();
+        Ok(())
+    }
+}
+
 impl Btrees {
     /// Write every dirty node of `btree`, with sequence `seq`.
     pub fn write_tree(&mut self, store: &mut dyn NodeStore, btree: BtreeId, seq: u64) -> Result<()> {
         if let Some(ChildRef::Mem(slot)) = self.root(btree) {
-            let p = self.write_subtree(store, slot, seq, 0)?;
+            let mut staged = Staged::new(self.node_size);
+            let p = self.write_subtree(store, &mut staged, slot, seq, 0)?;
+            staged.flush(store)?;
             self.set_root(btree, Some(ChildRef::Disk(p)))?;
             self.changed();
         }
@@ -22,6 +69,7 @@ impl Btrees {
     fn write_subtree(
         &mut self,
         store: &mut dyn NodeStore,
+        staged: &mut Staged,
         slot: u32,
         seq: u64,
         depth: u8,
@@ -39,23 +87,36 @@ impl Btrees {
                 }
             }
             for &(pos, c) in children.iter() {
-                let p = self.write_subtree(store, c, seq, depth + 1)?;
+                let p = self.write_subtree(store, staged, c, seq, depth + 1)?;
                 self.cache.get_mut(slot)?.set(pos, KeyType::BtreePtr, &ChildRef::Disk(p).encode())?;
             }
         }
         let mut p = store.allocate()?;
         let node_size = self.node_size;
-        if self.buf.len() < node_size {
-            self.buf.try_resize(node_size, 0)?;
-        }
         let n = self.cache.get(slot)?;
-        let buf = self.buf.get_mut(..node_size).ok_or(Error::Internal("node buffer"))?;
-        let used = n.encode(buf, seq, store.checksum())?;
-        let len = crate::format::round_up(used as u64, store.block_size() as u64).unwrap_or(node_size as u64);
         p.level = n.level;
         p.seq = seq;
-        let image = buf.get(..len as usize).ok_or(Error::Internal("node buffer"))?;
-        store.write(&p, image)?;
+        let round = |used: usize| {
+            crate::format::round_up(used as u64, store.block_size() as u64).map_or(node_size, |l| l as usize)
+        };
+        if staged.direct {
+            if self.buf.len() < node_size {
+                self.buf.try_resize(node_size, 0)?;
+            }
+            let buf = self.buf.get_mut(..node_size).ok_or(Error::Internal("node buffer"))?;
+            let len = round(n.encode(buf, seq, store.checksum())?);
+            store.write(&p, buf.get(..len).ok_or(Error::Internal("node buffer"))?)?;
+        } else {
+            let start = staged.images.len();
+            staged.images.try_resize(start + node_size, 0)?;
+            let buf = staged.images.get_mut(start..).ok_or(Error::Internal("node buffer"))?;
+            let len = round(n.encode(buf, seq, store.checksum())?).min(node_size);
+            staged.images.truncate(start + len);
+            staged.nodes.try_push((p, start, len))?;
+            if staged.images.len() >= STAGE_BYTES {
+                staged.flush(store)?;
+            }
+        }
         let n = self.cache.get_mut(slot)?;
         n.dirty = false;
         n.disk = Some(p);

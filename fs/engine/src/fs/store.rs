@@ -49,6 +49,25 @@ impl<D: BlockDevice> NodeStore for Store<'_, D> {
         dev.write_at(p.offset, image)
     }
 
+    fn write_many(&mut self, nodes: &[(BtreePtr, &[u8])]) -> Result<()> {
+        if nodes.iter().any(|(p, _)| usize::from(p.dev) >= self.devs.len()) {
+            return Err(Error::Internal("node on a missing device"));
+        }
+        // Per member, as its device takes them (nodes are on one or few).
+        let mut writes: TryVec<(u64, &[u8])> = TryVec::new();
+        writes.try_reserve(nodes.len())?;
+        for (i, dev) in self.devs.iter_mut().enumerate() {
+            writes.clear();
+            for (p, image) in nodes.iter().filter(|(p, _)| usize::from(p.dev) == i) {
+                writes.try_push((p.offset, *image))?;
+            }
+            if !writes.is_empty() {
+                dev.write_many(&writes)?;
+            }
+        }
+        Ok(())
+    }
+
     fn release(&mut self, p: &BtreePtr) -> Result<()> {
         self.alloc.released.try_push(*p)
     }

@@ -46,6 +46,13 @@ pub trait BlockDevice {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
     /// Write all of `buf` at `offset`.
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()>;
+    /// Write each `(offset, bytes)` of `writes`, in any order: a block
+    /// device has them all in flight together and waits once. Returns when
+    /// every one completed (or with the first error; the others may or may
+    /// not have reached the device).
+    fn write_many(&mut self, writes: &[(u64, &[u8])]) -> Result<()> {
+        writes.iter().try_for_each(|&(offset, buf)| self.write_at(offset, buf))
+    }
     /// Make every completed write durable.
     fn flush(&mut self) -> Result<()>;
     /// Write all of `buf` at `offset` so that it, and every write completed

@@ -96,11 +96,20 @@ pub struct CrashDev {
     pub pending: Vec<(u64, Vec<u8>)>,
     pub flushes: u64,
     pub discards: u64,
+    /// How many writes each `write_many` carried.
+    pub batches: Vec<usize>,
 }
 
 impl CrashDev {
     pub fn new(size: usize) -> Self {
-        CrashDev { live: vec![0; size], durable: vec![0; size], pending: Vec::new(), flushes: 0, discards: 0 }
+        CrashDev {
+            live: vec![0; size],
+            durable: vec![0; size],
+            pending: Vec::new(),
+            flushes: 0,
+            discards: 0,
+            batches: Vec::new(),
+        }
     }
 
     /// The image a power cut now could leave.
@@ -140,6 +149,10 @@ impl BlockDevice for CrashDev {
             .copy_from_slice(buf);
         self.pending.push((offset, buf.to_vec()));
         Ok(())
+    }
+    fn write_many(&mut self, writes: &[(u64, &[u8])]) -> arborfs_engine::Result<()> {
+        self.batches.push(writes.len());
+        writes.iter().try_for_each(|&(offset, buf)| self.write_at(offset, buf))
     }
     fn flush(&mut self) -> arborfs_engine::Result<()> {
         for (off, data) in self.pending.drain(..) {
