@@ -703,7 +703,14 @@ impl<D: BlockDevice> Fs<D> {
     pub(super) fn new_extent_shape(&self, comp: (Compression, u8)) -> (bool, u64) {
         let whole =
             comp.0 != Compression::None || (self.sb.data_csum != ChecksumType::None && !self.chunked_csums());
-        let max = if whole { u64::from(MAX_ENCODED_PAYLOAD) } else { MAX_PLAIN_EXTENT };
+        let max = if whole {
+            u64::from(MAX_ENCODED_PAYLOAD)
+        } else if self.sb.data_csum != ChecksumType::None {
+            // An extent carries at most MAX_CSUM_CHUNKS chunk checksums.
+            MAX_PLAIN_EXTENT.min((MAX_CSUM_CHUNKS as u64) << self.chunk_shift())
+        } else {
+            MAX_PLAIN_EXTENT
+        };
         (whole, max.min(self.alloc.min_bucket_size()))
     }
 
