@@ -371,8 +371,8 @@ impl Restorer<'_> {
                 self.fail(path, format!("xattr {}: {e}", String::from_utf8_lossy(&name)));
             }
         }
-        let (uid, gid) = ids(inode);
-        if let Err(e) = rustix::fs::fchown(fd, Some(uid), Some(gid)) {
+        let (uid, gid) = self.ids(inode, path);
+        if let Err(e) = rustix::fs::fchown(fd, uid, gid) {
             self.fail(path, format!("chown: {e}"));
         }
         if let Err(e) = rustix::fs::fchmod(fd, Mode::from_bits_truncate(inode.mode & 0o7777)) {
@@ -406,18 +406,30 @@ impl Restorer<'_> {
                 }
             }
         }
-        let (uid, gid) = ids(inode);
-        if let Err(e) = rustix::fs::chownat(dirfd, n, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
+        let (uid, gid) = self.ids(inode, path);
+        if let Err(e) = rustix::fs::chownat(dirfd, n, uid, gid, AtFlags::SYMLINK_NOFOLLOW) {
             self.fail(path, format!("chown: {e}"));
         }
         if let Err(e) = rustix::fs::utimensat(dirfd, n, &times(inode), AtFlags::SYMLINK_NOFOLLOW) {
             self.fail(path, format!("times: {e}"));
         }
     }
-}
 
-fn ids(inode: &Inode) -> (rustix::fs::Uid, rustix::fs::Gid) {
-    (rustix::fs::Uid::from_raw(inode.uid), rustix::fs::Gid::from_raw(inode.gid))
+    /// The owner and group to give a file. An id of 2^32 - 1 is no id
+    /// (Linux reserves it: chown takes it as "leave unchanged"), so only a
+    /// damaged image holds one: it is reported and not set.
+    fn ids(&mut self, inode: &Inode, path: &str) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
+        if inode.uid == u32::MAX || inode.gid == u32::MAX {
+            self.fail(
+                path,
+                format!("owner {}:{} holds the reserved id {}: not set", inode.uid, inode.gid, u32::MAX),
+            );
+        }
+        (
+            (inode.uid != u32::MAX).then(|| rustix::fs::Uid::from_raw(inode.uid)),
+            (inode.gid != u32::MAX).then(|| rustix::fs::Gid::from_raw(inode.gid)),
+        )
+    }
 }
 
 /// Let each level of directories hold a descriptor: raise the soft limit on

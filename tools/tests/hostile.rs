@@ -509,3 +509,25 @@ fn a_node_pointer_with_a_wrong_generation_is_repointed_not_cut() {
         assert_eq!(std::fs::read_dir(d.path("out")).unwrap().count(), 300);
     }
 }
+
+/// An owner or group of 2^32 - 1 (the id Linux reserves: chown takes it as
+/// "leave unchanged") only a damaged image holds: restore reports it, sets
+/// the rest, and restores the file's data (it used to panic).
+#[test]
+fn restore_reports_a_reserved_owner_and_restores_the_file() {
+    let d = Dir::new();
+    let img = build(|fs| {
+        let f = fs.create(ROOT_INO, b"owned", S_IFREG | 0o640, 0, 0, 0).unwrap().ino;
+        fs.write(f, 0, b"still here").unwrap();
+        let set =
+            arborfs_engine::fs::SetAttr { uid: Some(u32::MAX), gid: Some(u32::MAX), ..Default::default() };
+        fs.setattr(f, &set).unwrap();
+        true
+    });
+    let path = d.write(&img);
+    let dest = d.path("dest");
+    let o = arborfs(&["restore", &path, dest.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("reserved id"), "{}", text(&o));
+    assert_eq!(std::fs::read(dest.join("owned")).unwrap(), b"still here");
+}
