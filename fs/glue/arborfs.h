@@ -418,6 +418,21 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 /* Nodes a read may read in without the lock before it is made exclusively instead. */
 #define ARBORFS_READ_FETCHES 8
 
+int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss *miss);
+
+/*
+ * A call (ENGINE_READ, ENGINE_WRITE) failed for the node `miss` describes:
+ * read it in without the lock (arborfs_engine_fetch) and say whether the
+ * call may be made again the same way; false once *fetches reached
+ * ARBORFS_READ_FETCHES, or when the node cannot be fetched: the call is
+ * then made reading what it needs under the lock.
+ */
+static inline bool arborfs_fetch_again(struct super_block *sb, const struct arborfs_node_miss *miss,
+				       unsigned int *fetches)
+{
+	return (*fetches)++ < ARBORFS_READ_FETCHES && miss->valid && !arborfs_engine_fetch(sb, miss);
+}
+
 /*
  * A read: fn(FS(sb), true, &miss, args...) with the lock shared, beside
  * other such calls; it answers from nodes in memory, or -ECHILD where it
@@ -452,9 +467,7 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 			atomic_dec(&__rs->shared_in);           \
 			up_read(&__rs->lock);                   \
 			atomic64_inc(&__rs->shared_calls);      \
-			if (__rr == -ECHILD &&                  \
-			    (__fetches++ >= ARBORFS_READ_FETCHES || !__miss.valid || \
-			     arborfs_engine_fetch(sb, &__miss))) { \
+			if (__rr == -ECHILD && !arborfs_fetch_again(sb, &__miss, &__fetches)) { \
 				atomic64_inc(&__rs->shared_misses); \
 				break;                          \
 			}                                       \
@@ -463,8 +476,6 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 			__rr = ENGINE_CALL(sb, fn(__rs->fs, false, NULL, __VA_ARGS__)); \
 		__rr;                                           \
 	})
-
-int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss *miss);
 
 /*
  * A change: expr, an engine call on FS(sb) that returns 0 or a negative
@@ -482,19 +493,16 @@ int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss 
 	({                                                      \
 		struct arborfs_node_miss __wmiss;               \
 		unsigned int __wfetches = 0;                    \
-		bool __refuse;                                  \
+		bool __refuse = true;                           \
 		typeof(expr) __wr;                              \
 		for (;;) {                                      \
-			__refuse = __wfetches < ARBORFS_READ_FETCHES; \
 			__wmiss.valid = 0;                      \
 			__wr = ENGINE_HELD(sb, __refuse, &__wmiss, expr); \
 			if (__wr != -ECHILD || !__refuse)       \
 				break;                          \
 			atomic64_inc(&ASB(sb)->refused_writes); \
-			if (!__wmiss.valid || arborfs_engine_fetch(sb, &__wmiss)) \
-				__wfetches = ARBORFS_READ_FETCHES; \
-			else                                    \
-				__wfetches++;                   \
+			__refuse = arborfs_fetch_again(sb, &__wmiss, &__wfetches) && \
+				   __wfetches < ARBORFS_READ_FETCHES; \
 		}                                               \
 		__wr;                                           \
 	})

@@ -147,11 +147,18 @@ int arborfs_io_batch_add(struct arborfs_io_batch *b, struct arborfs_member *m, u
 	return 0;
 }
 
-/* Wait for every bio of the batch; 0 or the errno of a failed one. */
-int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m)
+/* Drop the submitter's reference and wait for every bio of the batch; 0 or the errno of a failed one. */
+static int arborfs_io_batch_settle(struct arborfs_io_batch *b)
 {
 	if (!atomic_dec_and_test(&b->pending))
 		wait_for_completion_io(&b->done);
+	return READ_ONCE(b->err);
+}
+
+/* Wait for every bio of the batch, counted as a batch wait; 0 or the errno of a failed one. */
+int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m)
+{
+	arborfs_io_batch_settle(b);
 	return arborfs_io_batch_end(b, m);
 }
 
@@ -206,9 +213,7 @@ int arborfs_glue_bdev_write_many(void *dev, const struct arborfs_glue_write *w, 
 		err = arborfs_io_batch_add(&b, m, (u8 *)w[i].buf, w[i].len, w[i].off, REQ_OP_WRITE);
 	blk_finish_plug(&plug);
 	/* Every bio submitted is waited for, even after an error. */
-	if (!atomic_dec_and_test(&b.pending))
-		wait_for_completion_io(&b.done);
-	batch_err = READ_ONCE(b.err);
+	batch_err = arborfs_io_batch_settle(&b);
 	atomic64_add(local_clock() - start, &m->sync_ns);
 	atomic64_inc(&m->sync_ios);
 	return err ?: batch_err;

@@ -757,23 +757,16 @@ impl<D: BlockDevice> Txn<'_, D> {
             .filter_map(|&(dev, offset, _)| fs.alloc.bucket_of(dev, offset).map(|(b, _)| (dev, b)))
             .chain(fs.alloc.dirty_buckets().iter().copied())
             .map(|(dev, b)| (BtreeId::Alloc, crate::alloc::alloc_pos(dev, b)));
-        let keys = self.updates.iter().map(update_key).chain(buckets);
         // Keys are sorted per b-tree: neighbours mostly share a leaf.
         let mut leaf: Option<(BtreeId, Pos, Pos)> = None;
         let mut miss = None;
-        let mut r = Ok(());
-        for (btree, pos) in keys {
-            if leaf.is_some_and(|(b, min, max)| b == btree && min <= pos && pos <= max) {
-                continue;
+        let r = self.updates.iter().map(update_key).chain(buckets).try_for_each(|(btree, pos)| {
+            if !leaf.is_some_and(|(b, min, max)| b == btree && min <= pos && pos <= max) {
+                let found = fs.step_cached(&mut miss, |n| crate::btree::find_leaf(n, btree, pos))?;
+                leaf = found.map(|(_, min, max)| (btree, min, max));
             }
-            match fs.step_cached(&mut miss, |n| crate::btree::find_leaf(n, btree, pos)) {
-                Ok(found) => leaf = found.map(|(_, min, max)| (btree, min, max)),
-                Err(e) => {
-                    r = Err(e);
-                    break;
-                }
-            }
-        }
+            Ok(())
+        });
         self.fs.refused = miss;
         r
     }
