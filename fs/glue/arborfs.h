@@ -351,7 +351,12 @@ struct arborfs_sb_info {
 	wait_queue_head_t journal_wait;
 	/* Writeback runs queued and not yet written (file.c). */
 	atomic_t wb_runs;
+	atomic64_t wb_bytes;		/* ... the size of their folios */
 	wait_queue_head_t wb_wait;
+	spinlock_t wb_lock;
+	struct list_head wb_pending;	/* ... not yet claimed by a worker (under wb_lock) */
+	atomic64_t wb_groups;		/* groups of runs written by one worker (several files) */
+	atomic64_t wb_grouped_runs;	/* ... and the runs in them */
 	atomic64_t sync_calls;		/* arborfs_sync calls */
 	atomic64_t sync_waits;		/* ... that waited for another's journal write */
 };

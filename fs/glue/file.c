@@ -41,9 +41,17 @@
 #define WB_RUN_FOLIOS (WB_RUN_BYTES / PAGE_SIZE)
 /* The largest folio: one fills a writeback run. */
 #define WB_MAX_FOLIO_ORDER ilog2(WB_RUN_BYTES / PAGE_SIZE)
-/* Runs of a mount in flight at once (16 MiB), and runs kept for when memory is short. */
-#define WB_RUNS_IN_FLIGHT 16
+/*
+ * Runs of a mount in flight at once, and their bytes (a run is gathered
+ * while the bytes are under the limit, so it may pass it by one run); runs
+ * kept for when memory is short; the bytes and runs of small runs (of
+ * several files) one worker writes as a group.
+ */
+#define WB_RUNS_IN_FLIGHT 64
+#define WB_BYTES_IN_FLIGHT (16 * 1024 * 1024)
 #define WB_RUNS_RESERVED 4
+#define WB_GROUP_BYTES WB_RUN_BYTES
+#define WB_GROUP_RUNS 32
 #define DIRECT_CHUNK (1024 * 1024)
 
 /* The folio holds a space reservation. */
@@ -576,7 +584,8 @@ static void arborfs_readahead(struct readahead_control *rac)
  * its end, more pieces than ARBORFS_WRITE_PLANS) is written by the engine
  * under the engine lock after the commit (arborfs_write_rest). Callers keep the
  * folios under writeback until then, so truncate and fsync wait for the
- * commit. Writeback runs several writes at once, one per worker.
+ * commit. Writeback runs several writes at once, one per worker, and small
+ * runs of several files as one group (arborfs_wb_work).
  */
 /* Submit a piece's bios, plugged so they merge, and unplugged before the CPU work that follows. */
 static int arborfs_write_submit(struct arborfs_write *w, struct arborfs_member *m, u32 dev, const u8 *data,
@@ -676,26 +685,43 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 	return planned;
 }
 
+/* Wait for a started write's bios: 0, or the first error planning, submitting or writing (kept in w->err). */
+static int arborfs_write_wait(struct inode *inode, struct arborfs_write *w)
+{
+	w->err = arborfs_io_batch_wait(&w->batch, &ASB(inode->i_sb)->member) ?: w->err;
+	return w->err;
+}
+
+/*
+ * After a waited write's commit (`committed`, or not tried since the
+ * write failed): give its plans up if it failed before committing, and
+ * free them. Returns w->err.
+ */
+static int arborfs_write_settle(struct inode *inode, struct arborfs_write *w, bool committed)
+{
+	struct super_block *sb = inode->i_sb;
+	unsigned int i;
+
+	if (w->nr_plans && !committed)
+		ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), inode->i_ino, w->plans, w->nr_plans));
+	else if (w->nr_plans && !w->err)
+		atomic64_add(w->nr_plans, &ASB(sb)->planned_writes);
+	for (i = 0; i < w->nr_plans; i++)
+		arborfs_rs_wplan_free(w->plans[i]);
+	w->nr_plans = 0;
+	return w->err;
+}
+
 /* Wait for a started write and commit its plans in one engine call (or give them up). 0 or a negative errno. */
 static int arborfs_write_finish(struct inode *inode, struct arborfs_write *w, u64 *alloc_bytes)
 {
 	struct super_block *sb = inode->i_sb;
-	struct arborfs_sb_info *sbi = ASB(sb);
-	int err = arborfs_io_batch_wait(&w->batch, &sbi->member) ?: w->err;
-	unsigned int i;
+	bool commit = !arborfs_write_wait(inode, w) && w->nr_plans;
 
-	if (w->nr_plans && err) {
-		ENGINE_CALL(sb, arborfs_rs_write_abort(FS(sb), inode->i_ino, w->plans, w->nr_plans));
-	} else if (w->nr_plans) {
-		err = ENGINE_WRITE(sb, arborfs_rs_write_commit(FS(sb), inode->i_ino, w->plans, w->nr_plans,
-							      alloc_bytes));
-		if (!err)
-			atomic64_add(w->nr_plans, &sbi->planned_writes);
-	}
-	for (i = 0; i < w->nr_plans; i++)
-		arborfs_rs_wplan_free(w->plans[i]);
-	w->nr_plans = 0;
-	return err;
+	if (commit)
+		w->err = ENGINE_WRITE(sb, arborfs_rs_write_commit(FS(sb), inode->i_ino, w->plans, w->nr_plans,
+								 alloc_bytes));
+	return arborfs_write_settle(inode, w, commit);
 }
 
 /* Write what arborfs_write_start left of `len` bytes at `pos` (after `planned`) through the engine. */
@@ -820,6 +846,13 @@ out:
  * that scattered small writes (a database's pages before an fsync) are one
  * write: their plans are committed in one engine call and one transaction,
  * rather than one call and one commit for each 4 KiB.
+ *
+ * Small runs of several files are written as a group: the worker of a run
+ * also claims the runs queued after it that no worker took yet, up to
+ * WB_GROUP_BYTES, plans them one after another (their room is neighbouring
+ * on the member) and submits all their bios under one plug, so they merge
+ * into a few requests. A tree of 2500 small files written by sync(2) was
+ * 2500 requests, one per file, each run handed to a worker of its own.
  */
 #define WB_RUN_SEGS 32
 static_assert(WB_RUN_SEGS <= ARBORFS_WRITE_PLANS);
@@ -834,6 +867,9 @@ struct arborfs_wb_seg {
 
 struct arborfs_wb_run {
 	struct work_struct work;
+	struct list_head pending;	/* on sbi->wb_pending until a worker claims it */
+	atomic_t refs;			/* the write and the work item: freed when both are done */
+	struct arborfs_sb_info *sbi;	/* the inode may be gone before the work item runs */
 	struct inode *inode;
 	size_t bytes;		/* size of its folios */
 	size_t len;		/* bytes of the file it writes */
@@ -844,6 +880,10 @@ struct arborfs_wb_run {
 	struct arborfs_wreq reqs[WB_RUN_SEGS];	/* the first plan of each segment (the worker's) */
 	struct folio *folios[WB_RUN_FOLIOS];
 	struct page *pages[WB_RUN_FOLIOS];
+	struct arborfs_write w;		/* the worker's */
+	bool batched;			/* reqs hold the first plans (the worker's) */
+	bool committed;			/* the commit of w's plans was tried (the worker's) */
+	u64 alloc_bytes;		/* bytes the commit allocated (the worker's) */
 };
 
 /* Runs come from a mempool: writeback must progress when memory is short. */
@@ -869,22 +909,32 @@ void arborfs_file_exit(void)
 	kmem_cache_destroy(arborfs_wb_run_cachep);
 }
 
-/* A new run, once the mount has fewer than WB_RUNS_IN_FLIGHT. */
+/* A new run, once the mount has fewer than WB_RUNS_IN_FLIGHT and WB_BYTES_IN_FLIGHT. */
 static struct arborfs_wb_run *arborfs_wb_get(struct inode *inode)
 {
 	struct arborfs_sb_info *sbi = ASB(inode->i_sb);
 	struct arborfs_wb_run *run;
 
-	wait_event(sbi->wb_wait, atomic_add_unless(&sbi->wb_runs, 1, WB_RUNS_IN_FLIGHT));
+	wait_event(sbi->wb_wait, atomic64_read(&sbi->wb_bytes) < WB_BYTES_IN_FLIGHT &&
+				 atomic_add_unless(&sbi->wb_runs, 1, WB_RUNS_IN_FLIGHT));
 	/* Sleeps for a run another write gives back rather than fail. */
 	run = mempool_alloc(arborfs_wb_run_pool, GFP_NOFS);
+	run->sbi = sbi;
 	run->inode = inode;
 	run->bytes = 0;
 	run->len = 0;
 	run->reserved = 0;
 	run->nr = 0;
 	run->nr_segs = 0;
+	INIT_LIST_HEAD(&run->pending);
+	atomic_set(&run->refs, 1);
 	return run;
+}
+
+static void arborfs_wb_put(struct arborfs_wb_run *run)
+{
+	if (atomic_dec_and_test(&run->refs))
+		mempool_free(run, arborfs_wb_run_pool);
 }
 
 /* Without a mapping of the segment (vmalloc space or memory short): each folio on its own, waited for. */
@@ -916,22 +966,11 @@ static size_t arborfs_wb_seg_padded(struct arborfs_wb_run *run, struct arborfs_w
 	return folio_pos(last) + folio_size(last) - seg->start;
 }
 
-/*
- * Plan the first piece of every mapped segment of a run of several in one
- * engine call (the file's inode is read once), into run->reqs. Every plan
- * made goes into w at once, so that it is committed or given up with the
- * rest whatever happens to the segments before its own. False when the
- * run is one segment (arborfs_write_start plans it) or the call failed
- * (w->err is set).
- */
-static bool arborfs_wb_plan(struct arborfs_wb_run *run, struct arborfs_write *w)
+/* What a run asks arborfs_rs_plan_writes for: the first piece of each mapped segment. */
+static void arborfs_wb_reqs(struct arborfs_wb_run *run)
 {
-	struct super_block *sb = run->inode->i_sb;
 	unsigned int i;
-	int err;
 
-	if (run->nr_segs < 2)
-		return false;
 	for (i = 0; i < run->nr_segs; i++) {
 		struct arborfs_wb_seg *seg = &run->segs[i];
 
@@ -942,45 +981,54 @@ static bool arborfs_wb_plan(struct arborfs_wb_run *run, struct arborfs_write *w)
 			.data_end = seg->start + seg->len,
 		};
 	}
-	err = arborfs_alive(sb) ?:
-		ENGINE_WRITE(sb, arborfs_rs_plan_writes(FS(sb), run->inode->i_ino, run->reqs, run->nr_segs));
+}
+
+/*
+ * The plans arborfs_rs_plan_writes made for a run go into its write at
+ * once, so that they are committed or given up with the rest whatever
+ * happens to the segments before their own. True when the call worked:
+ * run->reqs then hold the first plan of each segment.
+ */
+static bool arborfs_wb_adopt(struct arborfs_wb_run *run, int err)
+{
+	unsigned int i;
+
 	/* At most WB_RUN_SEGS: the first plans always fit. */
 	for (i = 0; i < run->nr_segs; i++)
 		if (run->reqs[i].plan)
-			w->plans[w->nr_plans++] = run->reqs[i].plan;
-	w->err = err;
+			run->w.plans[run->w.nr_plans++] = run->reqs[i].plan;
+	run->w.err = err;
 	return !err;
 }
 
 /*
- * Write a run: map each segment's folios as one buffer and start its
- * plans, commit the plans of all segments at once, write what was not
- * planned, and end writeback on the folios; then give the run back. Each
- * buffer runs to the end of the segment's last folio, zeroed past EOF
- * (writepages), so a partial last block is planned whole. Once the last
- * folio ends writeback the inode may be evicted: nothing of it is touched
- * after that.
+ * Under the engine lock (ENGINE_WRITE): plan runs[*next..nr), one call
+ * each. A refused call changed nothing and returns -ECHILD; made again,
+ * this goes on from that run.
  */
-static int arborfs_wb_write(struct arborfs_wb_run *run)
+static int arborfs_wb_plan_each(struct super_block *sb, struct arborfs_wb_run **runs, unsigned int nr,
+				unsigned int *next)
 {
-	struct inode *inode = run->inode;
-	struct super_block *sb = inode->i_sb;
-	struct arborfs_sb_info *sbi = ASB(sb);
-	struct arborfs_write w;
-	struct blk_plug plug;
-	u64 alloc_bytes = 0;
-	bool batched;
-	unsigned int i;
-	int err;
+	for (; *next < nr; (*next)++) {
+		struct arborfs_wb_run *run = runs[*next];
+		int err = arborfs_rs_plan_writes(FS(sb), run->inode->i_ino, run->reqs, run->nr_segs);
 
-	arborfs_write_init(&w);
-	/*
-	 * Scattered ranges get neighbouring room on the member: one plug over
-	 * them all lets their bios merge (the one in arborfs_write_submit
-	 * nests in it).
-	 */
-	if (run->nr_segs > 1)
-		blk_start_plug(&plug);
+		if (err == -ECHILD)
+			return err;
+		run->batched = arborfs_wb_adopt(run, err);
+	}
+	return 0;
+}
+
+/* Map each segment's folios as one buffer; the write starts empty. */
+static void arborfs_wb_map(struct arborfs_wb_run *run)
+{
+	unsigned int i;
+
+	arborfs_write_init(&run->w);
+	run->batched = false;
+	run->committed = false;
+	run->alloc_bytes = 0;
 	for (i = 0; i < run->nr_segs; i++) {
 		struct arborfs_wb_seg *seg = &run->segs[i];
 
@@ -988,18 +1036,118 @@ static int arborfs_wb_write(struct arborfs_wb_run *run)
 		seg->buf = arborfs_map_folios(&run->folios[seg->first], seg->nr, run->pages, WB_RUN_FOLIOS);
 		seg->planned = 0;
 	}
-	batched = arborfs_wb_plan(run, &w);
+}
+
+/*
+ * Start the bios of a mapped run's segments, from the first plans in
+ * run->reqs when it was planned with others (run->batched), else planning
+ * as they go. Each buffer runs to the end of the segment's last folio,
+ * zeroed past EOF (writepages), so a partial last block is planned whole.
+ */
+static void arborfs_wb_submit(struct arborfs_wb_run *run)
+{
+	unsigned int i;
+
 	for (i = 0; i < run->nr_segs; i++) {
 		struct arborfs_wb_seg *seg = &run->segs[i];
 
 		if (seg->buf)
-			seg->planned = arborfs_write_start(inode, seg->start, seg->buf, seg->len,
-							   arborfs_wb_seg_padded(run, seg), &w,
-							   batched ? &run->reqs[i] : NULL);
+			seg->planned = arborfs_write_start(run->inode, seg->start, seg->buf, seg->len,
+							   arborfs_wb_seg_padded(run, seg), &run->w,
+							   run->batched ? &run->reqs[i] : NULL);
 	}
-	if (run->nr_segs > 1)
+}
+
+/*
+ * Start writing runs (one, or a group of several files): map them, plan
+ * them (the first piece of each segment, in one engine call for a run of
+ * several segments, or for a group), and start their bios. Plans made one
+ * after another take neighbouring room on the member, and one plug over
+ * them lets their bios merge (the plug in arborfs_write_submit nests in
+ * it); a lone run of one segment plugs each piece on its own, so that its
+ * bios start before its checksums are computed.
+ */
+static void arborfs_wb_start(struct arborfs_wb_run **runs, unsigned int nr)
+{
+	struct super_block *sb = runs[0]->inode->i_sb;
+	bool plugged = nr > 1 || runs[0]->nr_segs > 1;
+	unsigned int i, next = 0;
+	struct blk_plug plug;
+	int err;
+
+	if (plugged)
+		blk_start_plug(&plug);
+	for (i = 0; i < nr; i++) {
+		arborfs_wb_map(runs[i]);
+		arborfs_wb_reqs(runs[i]);
+	}
+	if (plugged) {
+		err = arborfs_alive(sb) ?: ENGINE_WRITE(sb, arborfs_wb_plan_each(sb, runs, nr, &next));
+		/* Runs not reached (the file system shut down) start nothing. */
+		for (i = next; i < nr; i++)
+			runs[i]->w.err = err;
+	}
+	for (i = 0; i < nr; i++)
+		arborfs_wb_submit(runs[i]);
+	if (plugged)
 		blk_finish_plug(&plug);
-	err = arborfs_write_finish(inode, &w, &alloc_bytes);
+}
+
+/*
+ * Under the engine lock (ENGINE_WRITE): commit the plans of the waited
+ * runs[*next..nr) that were written, one call each. A refused call changed
+ * nothing and returns -ECHILD; made again, this goes on from that run.
+ */
+static int arborfs_wb_commit_each(struct super_block *sb, struct arborfs_wb_run **runs, unsigned int nr,
+				  unsigned int *next)
+{
+	for (; *next < nr; (*next)++) {
+		struct arborfs_wb_run *run = runs[*next];
+		struct arborfs_write *w = &run->w;
+		int err;
+
+		if (w->err || !w->nr_plans)
+			continue;
+		err = arborfs_rs_write_commit(FS(sb), run->inode->i_ino, w->plans, w->nr_plans, &run->alloc_bytes);
+		if (err == -ECHILD)
+			return err;
+		w->err = err;
+		run->committed = true;
+	}
+	return 0;
+}
+
+/* Wait for started runs' bios and commit their plans, in one engine call for them all. */
+static void arborfs_wb_commit(struct arborfs_wb_run **runs, unsigned int nr)
+{
+	struct super_block *sb = runs[0]->inode->i_sb;
+	unsigned int i, next = 0;
+	int err;
+
+	for (i = 0; i < nr; i++)
+		arborfs_write_wait(runs[i]->inode, &runs[i]->w);
+	err = ENGINE_WRITE(sb, arborfs_wb_commit_each(sb, runs, nr, &next));
+	/* Only a refusal stops the loop, and the last try is not refused. */
+	WARN_ON_ONCE(err);
+}
+
+/*
+ * Finish a started and committed run: give its plans up if it failed, write
+ * what was not planned, and end writeback on the folios; then give
+ * its place in flight back (the caller puts the run). Once the last folio
+ * ends writeback the inode may be evicted: nothing of it is touched after
+ * that.
+ */
+static int arborfs_wb_finish(struct arborfs_wb_run *run)
+{
+	struct inode *inode = run->inode;
+	struct super_block *sb = inode->i_sb;
+	struct arborfs_sb_info *sbi = ASB(sb);
+	u64 alloc_bytes = run->alloc_bytes;
+	unsigned int i;
+	int err;
+
+	err = arborfs_write_settle(inode, &run->w, run->committed);
 	for (i = 0; i < run->nr_segs; i++) {
 		struct arborfs_wb_seg *seg = &run->segs[i];
 
@@ -1024,21 +1172,83 @@ static int arborfs_wb_write(struct arborfs_wb_run *run)
 		mapping_set_error(inode->i_mapping, err);
 	for (i = 0; i < run->nr; i++)
 		folio_end_writeback(run->folios[i]);
-	mempool_free(run, arborfs_wb_run_pool);
 	/* The super block outlives this: unmount flushes arborfs_io_wq. */
+	atomic64_sub(run->bytes, &sbi->wb_bytes);
 	atomic_dec(&sbi->wb_runs);
 	wake_up_all(&sbi->wb_wait);
 	return err;
 }
 
-static void arborfs_wb_work(struct work_struct *work)
+/* Write a run and give it back. */
+static int arborfs_wb_write(struct arborfs_wb_run *run)
 {
-	arborfs_wb_write(container_of(work, struct arborfs_wb_run, work));
+	int err;
+
+	arborfs_wb_start(&run, 1);
+	arborfs_wb_commit(&run, 1);
+	err = arborfs_wb_finish(run);
+	arborfs_wb_put(run);
+	return err;
 }
 
+/*
+ * The work of a queued run: unless another worker claimed it, write it with
+ * the runs queued after it that no worker claimed yet, while their bytes
+ * stay within WB_GROUP_BYTES. The runs of a group are started one after
+ * another under one plug, then finished in the same order.
+ */
+static void arborfs_wb_work(struct work_struct *work)
+{
+	struct arborfs_wb_run *run = container_of(work, struct arborfs_wb_run, work);
+	struct arborfs_sb_info *sbi = run->sbi;
+	struct arborfs_wb_run *group[WB_GROUP_RUNS];
+	unsigned int nr = 0, i;
+	size_t bytes;
+
+	spin_lock(&sbi->wb_lock);
+	if (!list_empty(&run->pending)) {
+		list_del_init(&run->pending);
+		group[nr++] = run;
+		bytes = run->bytes;
+		while (!list_empty(&sbi->wb_pending) && nr < ARRAY_SIZE(group)) {
+			struct arborfs_wb_run *next =
+				list_first_entry(&sbi->wb_pending, struct arborfs_wb_run, pending);
+
+			if (bytes + next->bytes > WB_GROUP_BYTES)
+				break;
+			list_del_init(&next->pending);
+			group[nr++] = next;
+			bytes += next->bytes;
+		}
+	}
+	spin_unlock(&sbi->wb_lock);
+	if (nr > 1) {
+		atomic64_inc(&sbi->wb_groups);
+		atomic64_add(nr, &sbi->wb_grouped_runs);
+	}
+	if (nr) {
+		arborfs_wb_start(group, nr);
+		arborfs_wb_commit(group, nr);
+	}
+	for (i = 0; i < nr; i++) {
+		arborfs_wb_finish(group[i]);
+		arborfs_wb_put(group[i]);
+	}
+	/* Claimed by this worker or another: this work item is done with it. */
+	arborfs_wb_put(run);
+}
+
+/* Hand a gathered run to a worker. */
 static void arborfs_wb_queue(struct arborfs_wb_run *run)
 {
+	struct arborfs_sb_info *sbi = run->sbi;
+
+	/* One reference for the write, one for the work item: either may end last. */
+	atomic_inc(&run->refs);
 	INIT_WORK(&run->work, arborfs_wb_work);
+	spin_lock(&sbi->wb_lock);
+	list_add_tail(&run->pending, &sbi->wb_pending);
+	spin_unlock(&sbi->wb_lock);
 	queue_work(arborfs_io_wq, &run->work);
 }
 
@@ -1115,6 +1325,7 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 		run->segs[run->nr_segs - 1].nr++;
 		run->len += len;
 		run->bytes += folio_size(folio);
+		atomic64_add(folio_size(folio), &run->sbi->wb_bytes);
 		if (folio_test_private(folio)) {
 			folio_detach_private(folio);
 			run->reserved += folio_size(folio);

@@ -318,6 +318,8 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 	seq_printf(m, " node_fetches=%lld node_fetches_refused=%lld refused_writes=%lld",
 		   atomic64_read(&s->node_fetches), atomic64_read(&s->node_fetches_refused),
 		   atomic64_read(&s->refused_writes));
+	seq_printf(m, " wb_groups=%lld wb_grouped_runs=%lld", atomic64_read(&s->wb_groups),
+		   atomic64_read(&s->wb_grouped_runs));
 	return 0;
 }
 
@@ -434,6 +436,8 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	init_rwsem(&s->lock);
 	init_waitqueue_head(&s->journal_wait);
 	init_waitqueue_head(&s->wb_wait);
+	spin_lock_init(&s->wb_lock);
+	INIT_LIST_HEAD(&s->wb_pending);
 	s->opts = *(struct arborfs_options *)fc->fs_private;
 	sb->s_fs_info = s;
 	sb->s_magic = ARBORFS_MAGIC;

@@ -1146,7 +1146,8 @@ entry_points! {
     /// (null when not planned), member, offset, whether placed, and `n`,
     /// the bytes planned (0 when the engine must write them). Returns 0
     /// or the errno of the first that failed; the ones before it keep
-    /// their plans (the glue aborts them), the rest have none.
+    /// their plans (the glue aborts them), the rest have none. Refused
+    /// (ECHILD), none has a plan.
     fn arborfs_rs_plan_writes(fs, ino: u64, reqs: *mut ArborfsWreq, nr: usize) -> c_int {
         if nr == 0 || reqs.is_null() {
             return 0;
@@ -1160,6 +1161,15 @@ entry_points! {
             }
         }
         let res = fs.plan_writes(ino, &mut batch);
+        if let Err(e @ FsError::NotCached) = res {
+            // Refused (ENGINE_WRITE makes the call again): nothing is handed
+            // out, or the plans made before the refusal would be made twice.
+            for w in batch.iter().filter(|w| w.planned) {
+                let _ = fs.abort_write(&w.plan);
+            }
+            reqs.iter_mut().for_each(|r| r.plan = core::ptr::null_mut());
+            return errno(e);
+        }
         let mut failed = None;
         for (r, w) in reqs.iter_mut().zip(batch) {
             r.plan = core::ptr::null_mut();

@@ -792,6 +792,54 @@ for i in range(60):
 	umount /mnt && fsck_clean vdj
 }
 
+# Small files written back together: 1200 files of 1 byte to 40 KiB (and
+# one file of scattered 4 KiB blocks) are written by one sync(2), on a
+# plain mount and on an lz4 one. Runs of several files are written as
+# groups (wb_groups), each file reads back right from a cold cache, and
+# fsck is clean.
+grouped_round() {
+	local opts=$1 stats groups
+	mkfs vdj || return 1
+	mount -t arborfs ${opts:+-o "$opts"} /dev/vdj /mnt || return 1
+	python3 - /mnt <<'PY' || return 1
+import hashlib, os, random, sys
+root = sys.argv[1]
+rng = random.Random(31)
+sums = []
+for d in range(12):
+    os.mkdir(f"{root}/d{d}")
+    for i in range(100):
+        n = rng.choice([1, 100, 4095, 4096, 4097, 12000, rng.randrange(1, 40960)])
+        data = (f"{d}/{i} ".encode() * (n // 6 + 1))[:n] if i % 2 else os.urandom(n)
+        with open(f"{root}/d{d}/{i}", "wb") as f:
+            f.write(data)
+        sums.append(f"{hashlib.sha256(data).hexdigest()}  {root}/d{d}/{i}")
+# Scattered blocks of one file: one run of many segments among the rest.
+fd = os.open(f"{root}/scattered", os.O_CREAT | os.O_WRONLY, 0o644)
+want = bytearray(4 << 20)
+for b in rng.sample(range(1024), 40):
+    blk = os.urandom(4096)
+    os.pwrite(fd, blk, b * 4096)
+    want[b * 4096:(b + 1) * 4096] = blk
+os.close(fd)
+os.truncate(f"{root}/scattered", 4 << 20)
+sums.append(f"{hashlib.sha256(bytes(want)).hexdigest()}  {root}/scattered")
+open("/tmp/grouped.sums", "w").write("\n".join(sums) + "\n")
+PY
+	sync
+	stats=$(grep ' on /mnt with fstype arborfs' /proc/self/mountstats) || { echo "no mountstats line"; return 1; }
+	echo "arborfs test: grouped writeback ${opts:-plain}:$stats" >/dev/kmsg
+	groups=$(sed -n 's/.* wb_groups=\([0-9]*\).*/\1/p' <<<"$stats")
+	((groups > 0)) || { echo "no runs of several files written as a group: $stats"; return 1; }
+	umount /mnt && mount -t arborfs /dev/vdj /mnt || return 1
+	sha256sum --quiet -c /tmp/grouped.sums || { echo "files read back wrong (${opts:-plain})"; return 1; }
+	umount /mnt && rm -f /tmp/grouped.sums && fsck_clean vdj
+}
+
+t_grouped_writeback() {
+	grouped_round "" && grouped_round compress=lz4
+}
+
 # Compressed writes: four writers on a zstd:15 mount each write 8 MiB
 # (three quarters text, a quarter random) with an fsync, two of them
 # O_DIRECT, while files are created. Every 128 KiB
@@ -941,4 +989,4 @@ os.fsync(fd)
 }
 
 RW_TESTS=(posix_ops partial_tails large_folios posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
-	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads group_commit compressed_writeback direct_reads)
+	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads group_commit grouped_writeback compressed_writeback direct_reads)
