@@ -71,6 +71,31 @@ fn rewrite_super(img: &mut [u8], f: impl Fn(&mut Superblock)) {
     }
 }
 
+/// The image opened read-only through the engine.
+fn open_ro(img: &Path) -> Fs<FileDevice> {
+    let mut devs = TryVec::new();
+    devs.try_push(FileDevice::open(img, false).unwrap()).unwrap();
+    Fs::open(devs, &arborfs_engine::OpenOptions { read_only: true, ..Default::default() }).unwrap()
+}
+
+/// `fsck -n` left `image` (the file at `img`) as it was; then `-y` repairs
+/// (exit 1) and a second `-n` finds nothing; returns where `restore` put
+/// the repaired tree.
+fn repair_and_restore(img: &Path, image: &[u8], dir: &Path) -> std::path::PathBuf {
+    assert!(std::fs::read(img).unwrap() == image, "fsck -n changed the image");
+    let (code, out) = fsck(img, "-y");
+    assert_eq!(code, 1, "{out}");
+    let (code, again) = fsck(img, "-n");
+    assert_eq!(code, 0, "after repair ({out}): {again}");
+    let out_dir = dir.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_arborfs"))
+        .args(["restore", img.to_str().unwrap(), out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out_dir
+}
+
 fn fsck(img: &Path, flag: &str) -> (i32, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_arborfs"))
         .args(["fsck", flag, img.to_str().unwrap()])
@@ -120,11 +145,8 @@ fn fsck_reports_then_repairs() {
     // Overstate one user bucket's usage.
     let sb = newest_super(&image);
     let bucket = {
-        let mut devs = TryVec::new();
         std::fs::write(&img, &image).unwrap();
-        devs.try_push(FileDevice::open(&img, false).unwrap()).unwrap();
-        let mut fs =
-            Fs::open(devs, &arborfs_engine::OpenOptions { read_only: true, ..Default::default() }).unwrap();
+        let mut fs = open_ro(&img);
         let mut c = Cursor::new(BtreeId::Alloc, Pos::MIN, Pos::MAX, View::LIVE);
         loop {
             let (pos, _) = fs.next_key(&mut c).unwrap().unwrap();
@@ -156,21 +178,117 @@ fn fsck_reports_then_repairs() {
     ] {
         assert!(out.contains(want), "fsck -n output lacks {want:?}:\n{out}");
     }
-    assert_eq!(std::fs::read(&img).unwrap(), image, "fsck -n changed the image");
-
-    let (code, out) = fsck(&img, "-y");
-    assert_eq!(code, 1, "{out}");
-    let (code, out) = fsck(&img, "-n");
-    assert_eq!(code, 0, "after repair: {out}");
-
     // The unreachable file is in lost+found with its data.
-    let out_dir = t.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_arborfs"))
-        .args(["restore", img.to_str().unwrap(), out_dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out_dir = repair_and_restore(&img, &image, t.path());
     let got = std::fs::read(out_dir.join(format!("lost+found/#{lost}"))).unwrap();
     assert_eq!(got, data);
     assert!(!out_dir.join("lost-me").exists());
+}
+
+/// The position of every live key of `btree` belonging to `ino`.
+fn key_positions(img: &Path, btree: BtreeId, ino: u64) -> Vec<Pos> {
+    let mut fs = open_ro(img);
+    let mut c = Cursor::new(btree, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX), View::LIVE);
+    let mut out = Vec::new();
+    while let Some((pos, _)) = fs.next_key(&mut c).unwrap() {
+        out.push(pos);
+    }
+    out
+}
+
+/// Values that do not decode, in each tree that holds file-system values:
+/// an inode whose mode names no file type, one cut short, a directory's
+/// with no type at all, a directory entry, an extent and an extended
+/// attribute cut short. `fsck -n` reports each, `-y` repairs them keeping
+/// what can be kept (the files whose inodes were damaged keep their names
+/// and data), and a second `-n` finds nothing.
+#[test]
+fn undecodable_values_are_repaired() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("img");
+    std::fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
+    let data = |n: usize, seed: u8| {
+        (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>()
+    };
+    let (bad_mode, short, sdir, ext, xf, named) = {
+        let mut devs = TryVec::new();
+        devs.try_push(FileDevice::open(&img, true).unwrap()).unwrap();
+        let mut o = FormatOptions { uuid: [5; 16], hash_seed: 9, ..Default::default() };
+        o.member_uuids[0] = [6; 16];
+        let mut fs = Fs::format(devs, &o).unwrap();
+        let mk = |fs: &mut Fs<FileDevice>, dir: u64, name: &[u8]| {
+            fs.create(dir, name, S_IFREG | 0o644, 0, 0, 0).unwrap().ino
+        };
+        let bad_mode = mk(&mut fs, ROOT_INO, b"bad-mode");
+        fs.write(bad_mode, 0, &data(20000, 1)).unwrap();
+        let short = mk(&mut fs, ROOT_INO, b"short");
+        fs.write(short, 0, &data(30000, 2)).unwrap();
+        let sdir = fs.mkdir(ROOT_INO, b"sdir", 0o755, 0, 0).unwrap().ino;
+        let inner = mk(&mut fs, sdir, b"inner");
+        fs.write(inner, 0, b"inner data").unwrap();
+        let ext = mk(&mut fs, ROOT_INO, b"ext");
+        fs.write(ext, 0, &data(8192, 3)).unwrap();
+        fs.write(ext, 1 << 20, &data(8192, 4)).unwrap();
+        let xf = mk(&mut fs, ROOT_INO, b"xf");
+        fs.setxattr(xf, b"user.a", b"kept", 0).unwrap();
+        fs.setxattr(xf, b"user.b", b"damaged", 0).unwrap();
+        let named = mk(&mut fs, ROOT_INO, b"named");
+        fs.write(named, 0, b"named data").unwrap();
+        fs.close().unwrap();
+        (bad_mode, short, sdir, ext, xf, named)
+    };
+    let mut image = std::fs::read(&img).unwrap();
+    let inode = |ino| Pos::new(ino, 0, SNAPSHOT_ROOT);
+    let with_mode = |mode: u32| {
+        move |old: Option<&[u8]>| {
+            let mut v = old.unwrap().to_vec();
+            v[..4].copy_from_slice(&mode.to_le_bytes());
+            Some(v)
+        }
+    };
+    let cut_short = |n: usize| move |old: Option<&[u8]>| Some(old.unwrap()[..n].to_vec());
+    rewrite(&mut image, BtreeId::Inodes, inode(bad_mode), with_mode(0o170644));
+    rewrite(&mut image, BtreeId::Inodes, inode(short), cut_short(10));
+    rewrite(&mut image, BtreeId::Inodes, inode(sdir), with_mode(0));
+    let slot = arborfs_engine::format::dirent::name_slot(9, b"named");
+    rewrite(&mut image, BtreeId::Dirents, Pos::new(ROOT_INO, slot, SNAPSHOT_ROOT), cut_short(3));
+    let extents = key_positions(&img, BtreeId::Extents, ext);
+    assert_eq!(extents.len(), 2, "{extents:?}");
+    rewrite(&mut image, BtreeId::Extents, extents[1], cut_short(5));
+    let xattrs = key_positions(&img, BtreeId::Xattrs, xf);
+    assert_eq!(xattrs.len(), 2, "{xattrs:?}");
+    // Which of the two is user.b: the one whose value names it.
+    let b = {
+        let mut fs = open_ro(&img);
+        let mut c = Cursor::new(BtreeId::Xattrs, xattrs[0], xattrs[0], View::LIVE);
+        fs.next_key(&mut c).unwrap();
+        if c.value().windows(7).any(|w| w == b"damaged") {
+            xattrs[0]
+        } else {
+            xattrs[1]
+        }
+    };
+    rewrite(&mut image, BtreeId::Xattrs, b, cut_short(2));
+    std::fs::write(&img, &image).unwrap();
+
+    let (code, out) = fsck(&img, "-n");
+    assert_eq!(code, 4, "{out}");
+    for want in [format!("inode {bad_mode}:"), format!("inode {short}:"), format!("inode {sdir}:")] {
+        assert!(out.contains(&want), "fsck -n output lacks {want:?}:\n{out}");
+    }
+    let out_dir = repair_and_restore(&img, &image, t.path());
+    assert!(std::fs::read(out_dir.join("bad-mode")).unwrap() == data(20000, 1), "bad-mode's data");
+    // A size lost with its inode is where the data ends: the last block, whole.
+    let short_data = std::fs::read(out_dir.join("short")).unwrap();
+    assert_eq!(short_data.len(), 32768, "short's size");
+    assert!(
+        short_data[..30000] == data(30000, 2)[..] && short_data[30000..].iter().all(|&x| x == 0),
+        "short's data"
+    );
+    assert_eq!(std::fs::read(out_dir.join("sdir/inner")).unwrap(), b"inner data");
+    let e = std::fs::read(out_dir.join("ext")).unwrap();
+    assert!(e[..8192] == data(8192, 3)[..], "the extent that decodes is kept");
+    assert!(e[8192..].iter().all(|&x| x == 0), "the damaged extent is a hole now");
+    assert_eq!(std::fs::read(out_dir.join(format!("lost+found/#{named}"))).unwrap(), b"named data");
+    let _ = xf;
 }

@@ -107,6 +107,19 @@ impl Inode {
 
     /// Decode a value.
     pub fn decode(val: &[u8]) -> Result<Self> {
+        let ino = Self::decode_fields(val)?;
+        if dirent_type(ino.mode).is_none() {
+            return Err(FormatError::BadField("inode mode"));
+        }
+        if ino.size > i64::MAX as u64 {
+            return Err(FormatError::BadField("inode size"));
+        }
+        Ok(ino)
+    }
+
+    /// Read the fields of a value without checking them (fsck salvages
+    /// what it can of an inode that does not decode).
+    pub fn decode_fields(val: &[u8]) -> Result<Self> {
         if val.len() < INODE_BYTES {
             return Err(FormatError::Truncated);
         }
@@ -133,12 +146,6 @@ impl Inode {
             },
             parent: r.u64()?,
         };
-        if dirent_type(ino.mode).is_none() {
-            return Err(FormatError::BadField("inode mode"));
-        }
-        if ino.size > i64::MAX as u64 {
-            return Err(FormatError::BadField("inode size"));
-        }
         Ok(ino)
     }
 

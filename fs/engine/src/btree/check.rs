@@ -5,14 +5,31 @@
 //!
 //! [`Btrees::prune`] is the repair: it cuts a node that cannot be read out
 //! of its tree, so that the rest of the tree can be walked, checked and
-//! changed again. What the node held is lost; it was unreadable anyway.
+//! changed again. What a leaf held that can still be read, whole and in
+//! its range, fsck first takes out ([`Btrees::salvage_leaf`]) and puts back
+//! once the leaf is gone: a leaf fails for one value that does not decode,
+//! and it holds thousands of keys.
 
 use super::node::{ChildRef, Node};
-use super::{Btrees, NodeStore};
+use super::{validate_value, Btrees, NodeStore};
 use crate::error::{Error, Result};
-use crate::format::node::{BtreePtr, MAX_DEPTH};
-use crate::format::{BtreeId, Pos};
+use crate::format::node::{BtreePtr, NodeHeader, MAX_DEPTH};
+use crate::format::{BtreeId, KeyType, Pos};
 use crate::sys::TryVec;
+
+/// A key of a leaf that failed verification, as [`Btrees::salvage_leaf`]
+/// read it.
+pub struct SalvagedKey<'a> {
+    /// Its position, inside the range the leaf's parent gives it.
+    pub pos: Pos,
+    /// Its type: `None` when the type is unknown or not of this b-tree.
+    pub kind: Option<KeyType>,
+    /// Its value.
+    pub value: &'a [u8],
+    /// Whether the value decodes as its type says ([`validate_value`])
+    /// and is no larger than a key may carry.
+    pub valid: bool,
+}
 
 /// What the walk of one tree met.
 pub enum NodeEvent<'a> {
@@ -32,6 +49,8 @@ pub enum NodeEvent<'a> {
         ptr: BtreePtr,
         /// The start of its range (the key [`Btrees::prune`] finds it by).
         min: Pos,
+        /// The end of its range.
+        max: Pos,
         /// Why.
         err: Error,
     },
@@ -85,7 +104,7 @@ impl Btrees {
                                 }
                                 Some((_, Err(Error::NoMem))) => return Err(Error::NoMem),
                                 _ => {
-                                    f(NodeEvent::Bad { ptr: p, min, err });
+                                    f(NodeEvent::Bad { ptr: p, min, max, err });
                                     continue;
                                 }
                             }
@@ -101,6 +120,48 @@ impl Btrees {
             }
         }
         Ok(())
+    }
+
+    /// Hand `f` the keys of the leaf at `p` (of `btree`, given `[min,
+    /// max]` by its parent) that failed verification: each entry of its
+    /// image, in order, up to the first that does not parse, leaving out
+    /// those outside `[min, max]` or not after the one before. Returns
+    /// whether there was a leaf to read: false when the image cannot be
+    /// read, fails its checksum, or is not a leaf of `btree` at the
+    /// pointer's sequence (nothing in it can be trusted then).
+    pub fn salvage_leaf(
+        &mut self,
+        store: &mut dyn NodeStore,
+        p: BtreePtr,
+        btree: BtreeId,
+        min: Pos,
+        max: Pos,
+        f: &mut dyn FnMut(SalvagedKey<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        let max_value = self.max_value_bytes();
+        let buf = match self.read_image(store, p) {
+            Ok(buf) => buf,
+            Err(Error::NoMem) => return Err(Error::NoMem),
+            Err(_) => return Ok(false),
+        };
+        let Ok(h) = NodeHeader::decode(buf, store.checksum()) else { return Ok(false) };
+        if h.btree != btree || h.level != 0 || p.level != 0 || h.seq != p.seq {
+            return Ok(false);
+        }
+        let mut prev: Option<Pos> = None;
+        for e in h.entries(buf) {
+            let Ok(e) = e else { break };
+            if e.pos < min || e.pos > max || prev.is_some_and(|q| q >= e.pos) {
+                continue;
+            }
+            prev = Some(e.pos);
+            let kind = KeyType::from_u8(e.kind).ok().filter(|&k| btree.allows(k) && k != KeyType::BtreePtr);
+            // What a transaction could not set again goes too.
+            let valid =
+                kind.is_some_and(|k| validate_value(btree, k, e.value).is_ok()) && e.value.len() <= max_value;
+            f(SalvagedKey { pos: e.pos, kind, value: e.value, valid })?;
+        }
+        Ok(true)
     }
 
     /// Cut the node at `bad` (whose range starts at `min`) out of `btree`:

@@ -154,18 +154,24 @@ impl Btrees {
         min: Pos,
         max: Pos,
     ) -> Result<Node> {
+        // The store refuses pointers that cannot be right (outside the
+        // layout, stale) as corrupt; those are this node's fault.
+        let buf = self.read_image(store, p).map_err(|e| match e {
+            Error::Corrupt(why) => Error::BadNode { btree, why, dev: p.dev, offset: p.offset },
+            e => e,
+        })?;
+        decode_node(buf, store.checksum(), p, btree, min, max)
+    }
+
+    /// The image of the node at `p`, read into the trees' node buffer.
+    pub(crate) fn read_image(&mut self, store: &mut dyn NodeStore, p: BtreePtr) -> Result<&mut [u8]> {
         let node_size = self.node_size;
         if self.buf.len() < node_size {
             self.buf.try_resize(node_size, 0)?;
         }
         let buf = self.buf.get_mut(..node_size).ok_or(Error::Internal("node buffer"))?;
-        // The store refuses pointers that cannot be right (outside the
-        // layout, stale) as corrupt; those are this node's fault.
-        store.read(&p, buf).map_err(|e| match e {
-            Error::Corrupt(why) => Error::BadNode { btree, why, dev: p.dev, offset: p.offset },
-            e => e,
-        })?;
-        decode_node(buf, store.checksum(), p, btree, min, max)
+        store.read(&p, buf)?;
+        Ok(buf)
     }
 
     /// The cache slot of the node at `p`, reading it if needed.

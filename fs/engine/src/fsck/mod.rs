@@ -25,6 +25,7 @@
 pub mod buckets;
 pub mod nodes;
 pub mod positions;
+pub mod salvage;
 
 use crate::error::{Error, Result};
 use crate::format::key::BTREE_ID_NR;
@@ -111,6 +112,13 @@ pub enum ProblemKind {
     /// A node pointer's generation differs from its bucket's, though the
     /// node it names is there (its sequence number matches).
     NodeGen = 32,
+    /// A key of a leaf that failed verification has a value that does not
+    /// decode (or a type its b-tree does not hold): the rest of the leaf
+    /// is kept, the key is dropped.
+    KeyDropped = 33,
+    /// An inode's value does not decode: it is rebuilt from what of it
+    /// reads, the entries and extents the file has.
+    InodeRebuilt = 34,
 }
 
 impl ProblemKind {
@@ -149,6 +157,8 @@ impl ProblemKind {
             ProblemKind::DirentRoot => "dirent_root",
             ProblemKind::RootsUnreadable => "roots_unreadable",
             ProblemKind::NodeGen => "node_gen",
+            ProblemKind::KeyDropped => "key_dropped",
+            ProblemKind::InodeRebuilt => "inode_rebuilt",
         }
     }
 
@@ -248,6 +258,14 @@ impl core::fmt::Display for Problem {
                 f,
                 "b-tree {i}: a node pointer has generation {a} where its bucket has {b} (the node is intact)"
             )?,
+            ProblemKind::KeyDropped => write!(
+                f,
+                "inode {i}: key at offset {a} of the {} b-tree does not decode and is dropped (the rest of its node kept)",
+                BtreeId::ALL.get(b as usize).map_or("unknown", |t| t.name())
+            )?,
+            ProblemKind::InodeRebuilt => {
+                write!(f, "inode {i}: attributes do not decode (mode {a:o}); rebuilt with mode {b:o}")?
+            }
         }
         if let Some(e) = self.err {
             write!(f, ": {e}")?;
@@ -406,13 +424,17 @@ impl<D: BlockDevice> Fs<D> {
             // below records that, so it is never replayed.
             r.problem(ProblemKind::JournalInvalid, stop.seq, 0, 0, r.fixing());
         }
-        let node_counts = self.check_btrees(r)?;
+        let (node_counts, salvage) = self.check_btrees(r)?;
         // Which buckets hold what, from the trees, before any repair.
         self.survey_generations(r)?;
         if r.fixing() {
             self.protect_in_use(r)?;
             self.checkpoint()?;
         }
+        // What the leaves cut out still held goes back first: the passes
+        // below check it like the rest.
+        self.salvage_put_back(r, &salvage, r.fixing())?;
+        drop(salvage);
         self.check_positions(r)?;
         let usage = self.check_fs(r)?;
         if r.fixing() {

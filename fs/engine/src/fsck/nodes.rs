@@ -4,6 +4,7 @@
 //! marked lost, holding back the repairs that need it.
 
 use super::buckets::{bucket_table, count_node, NodeCounts};
+use super::salvage::Salvage;
 use super::{ProblemKind, Reporter};
 use crate::btree::check::NodeEvent;
 use crate::error::{Error, Result};
@@ -18,14 +19,16 @@ impl<D: BlockDevice> Fs<D> {
     /// repairs, a node that cannot be read for damage (not for an I/O
     /// error) is cut out of its tree ([`crate::btree::Btrees::prune`]), so
     /// that the passes after this one see a whole tree; unless every tree's
-    /// root fails, which says the superblock is wrong, not the trees.
-    pub(crate) fn check_btrees(&mut self, r: &mut Reporter<'_>) -> Result<NodeCounts> {
+    /// root fails, which says the superblock is wrong, not the trees. What
+    /// the leaves cut out still hold is returned, for
+    /// [`Fs::salvage_put_back`] once the survey is done.
+    pub(crate) fn check_btrees(&mut self, r: &mut Reporter<'_>) -> Result<(NodeCounts, Salvage)> {
         let mut counts: NodeCounts = bucket_table(&self.alloc)?;
         // (Copied: the store holds the allocator while the trees are walked.)
         let mut sizes = TryVec::new();
         sizes.try_extend_from_slice(&self.alloc.bucket_size)?;
         let nr = BtreeId::ALL.len() as u64;
-        let mut bad: TryVec<(BtreeId, BtreePtr, Pos, Error)> = TryVec::new();
+        let mut bad: TryVec<(BtreeId, BtreePtr, (Pos, Pos), Error)> = TryVec::new();
         let mut wrong_gen: TryVec<(BtreeId, BtreePtr, BtreePtr, Pos)> = TryVec::new();
         let (mut trees_with_root, mut roots_bad) = (0u64, 0u64);
         for (i, id) in BtreeId::ALL.into_iter().enumerate() {
@@ -42,12 +45,12 @@ impl<D: BlockDevice> Fs<D> {
                         r.report.keys += keys as u64;
                     }
                 }
-                NodeEvent::Bad { ptr, min, err } => {
+                NodeEvent::Bad { ptr, min, max, err } => {
                     if Some(ptr) == root {
                         roots_bad += 1;
                     }
                     if pushed.is_ok() {
-                        pushed = bad.try_push((id, ptr, min, err));
+                        pushed = bad.try_push((id, ptr, (min, max), err));
                     }
                 }
                 NodeEvent::WrongGen { ptr, now, min } => {
@@ -79,14 +82,23 @@ impl<D: BlockDevice> Fs<D> {
             }
             r.problem(ProblemKind::NodeGen, id as u64, u64::from(ptr.gen), u64::from(now.gen), fixed);
         }
-        for &(id, ptr, min, err) in bad.iter() {
+        // What the leaves cut out still hold goes back once they are gone.
+        let mut salvage = Salvage::new();
+        for &(id, ptr, range, err) in bad.iter() {
             let mut fixed = false;
+            let mut kept = Salvage::new();
+            if err.is_damage() && !superblock_wrong && !salvage.full() {
+                self.salvage_leaf(&mut kept, id, ptr, range)?;
+            }
             if r.fixing() && err.is_damage() && !superblock_wrong {
                 let (trees, mut store) = self.parts();
-                fixed = trees.prune(&mut store, id, ptr, min)?;
+                fixed = trees.prune(&mut store, id, ptr, range.0)?;
             }
             if !fixed {
                 r.walked.lost(id);
+            }
+            if fixed || !r.fixing() {
+                salvage.append(kept)?;
             }
             r.damage(ProblemKind::BadNode, id as u64, err, fixed);
         }
@@ -95,6 +107,6 @@ impl<D: BlockDevice> Fs<D> {
             count_node(&sizes, &mut counts, p);
         }
         (r.progress)("b-tree nodes", nr, nr);
-        Ok(counts)
+        Ok((counts, salvage))
     }
 }
