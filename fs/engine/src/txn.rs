@@ -436,6 +436,18 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
         self.next(&mut c, val)
     }
 
+    /// How many keys of `ino` `btree` holds, counting no further than one
+    /// past `limit`.
+    pub fn keys_of(&mut self, btree: BtreeId, ino: u64, limit: usize) -> Result<usize> {
+        let mut c = self.cursor(btree, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut val = TryVec::new();
+        let mut n = 0;
+        while n <= limit && self.next(&mut c, &mut val)?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The next key of the cursor, the transaction's changes included; its
     /// value into `val`.
     pub fn next(&mut self, c: &mut TxnCursor, val: &mut TryVec<u8>) -> Result<Option<(Pos, KeyType)>> {

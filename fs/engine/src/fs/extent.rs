@@ -55,7 +55,7 @@ pub(super) const MAX_PLAIN_EXTENT: u64 = 1 << 20;
 /// what a small read of a checksummed file reads and verifies.
 const CHUNK_SHIFT: u8 = 15;
 /// Extents cut per transaction when deleting or truncating large files.
-const CUT_BATCH: usize = 128;
+pub(crate) const CUT_BATCH: usize = 128;
 
 /// The most recently decoded payload (or verified run of chunks), so that
 /// sequential reads of a checksummed or compressed extent decode it once.
@@ -106,8 +106,8 @@ type KeyedExtent = (u64, Extent);
 /// the range is now free of extents, and the pieces it kept of extents
 /// reaching across its ends: `Some(None)` for inline data, `None` when it
 /// kept none (a neighbour may still end or start right there).
-struct Cut {
-    delta: i64,
+pub(crate) struct Cut {
+    pub(crate) delta: i64,
     done: bool,
     /// Now ending at the range's start.
     front: Option<Option<Extent>>,
@@ -449,7 +449,7 @@ impl<D: BlockDevice> Txn<'_, D> {
     }
 
     /// Cut at most `max` extents overlapping `[start, end)`.
-    fn extents_cut(&mut self, ino: u64, start: u64, end: u64, max: usize) -> Result<Cut> {
+    pub(crate) fn extents_cut(&mut self, ino: u64, start: u64, end: u64, max: usize) -> Result<Cut> {
         let block = self.block();
         let mut cut = Cut { delta: 0, done: true, front: None, back: None };
         let mut done = 0;

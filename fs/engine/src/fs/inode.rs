@@ -1,6 +1,8 @@
 //! Inodes: attributes, creation of every file type, setattr, and deletion of
 //! unlinked inodes (immediately, or through the orphan list while open).
 
+use super::extent::CUT_BATCH;
+use super::xattr::XATTR_CUT_BATCH;
 use super::Fs;
 use crate::error::{Error, Result};
 use crate::format::inode::{
@@ -362,6 +364,10 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     fn inode_delete_inner(&mut self, ino: u64, inode: &Inode) -> Result<()> {
+        // Most files go in one transaction; larger ones in bounded steps.
+        if self.write_txn(|t| t.inode_delete_small(ino, inode))? {
+            return Ok(());
+        }
         if inode.is_reg() || inode.is_symlink() {
             self.punch_extents(ino, 0, u64::MAX)?;
         }
@@ -372,6 +378,29 @@ impl<D: BlockDevice> Fs<D> {
             t.account(-1, 0);
             Ok(())
         })
+    }
+}
+
+impl<D: BlockDevice> Txn<'_, D> {
+    /// Delete `ino` (unlinked) whole, extents, attributes, inode and
+    /// orphan key, when it has no more extents and attributes than one
+    /// transaction cuts; false, having changed nothing, when it has more.
+    fn inode_delete_small(&mut self, ino: u64, inode: &Inode) -> Result<bool> {
+        let data = inode.is_reg() || inode.is_symlink();
+        if (data && self.keys_of(BtreeId::Extents, ino, CUT_BATCH)? > CUT_BATCH)
+            || self.keys_of(BtreeId::Xattrs, ino, XATTR_CUT_BATCH)? > XATTR_CUT_BATCH
+        {
+            return Ok(false);
+        }
+        if data {
+            let cut = self.extents_cut(ino, 0, u64::MAX, CUT_BATCH)?;
+            self.account(0, cut.delta);
+        }
+        self.xattrs_cut(ino)?;
+        self.delete(BtreeId::Inodes, inode_pos(ino))?;
+        self.delete(BtreeId::Orphans, super::orphan::orphan_pos(ino))?;
+        self.account(-1, 0);
+        Ok(true)
     }
 }
 

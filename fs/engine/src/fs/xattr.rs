@@ -109,23 +109,27 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Delete every attribute of `ino` (inode deletion), in bounded transactions.
     pub(crate) fn xattrs_delete_all(&mut self, ino: u64) -> Result<()> {
-        let (from, to) = (Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
-        loop {
-            let more = self.write_txn(|t| {
-                let mut c = t.cursor(BtreeId::Xattrs, from, to);
-                let mut val = TryVec::new();
-                for _ in 0..64 {
-                    match t.next(&mut c, &mut val)? {
-                        Some((pos, _)) => t.delete(BtreeId::Xattrs, pos)?,
-                        None => return Ok(false),
-                    }
-                }
-                Ok(true)
-            })?;
-            if !more {
-                return Ok(());
+        while self.write_txn(|t| t.xattrs_cut(ino))? {}
+        Ok(())
+    }
+}
+
+/// Attributes one transaction deletes at most.
+pub(crate) const XATTR_CUT_BATCH: usize = 64;
+
+impl<D: BlockDevice> Txn<'_, D> {
+    /// Delete up to [`XATTR_CUT_BATCH`] attributes of `ino`; whether any
+    /// may be left.
+    pub(crate) fn xattrs_cut(&mut self, ino: u64) -> Result<bool> {
+        let mut c = self.cursor(BtreeId::Xattrs, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut val = TryVec::new();
+        for _ in 0..XATTR_CUT_BATCH {
+            match self.next(&mut c, &mut val)? {
+                Some((pos, _)) => self.delete(BtreeId::Xattrs, pos)?,
+                None => return Ok(false),
             }
         }
+        Ok(true)
     }
 }
 
