@@ -290,6 +290,7 @@ struct arborfs_options {
 	bool norecovery;	/* read-only, journal not replayed */
 	int discard;		/* -1: unset (off at mount, unchanged at remount); 0 nodiscard; 1 discard */
 	s64 readahead;		/* readahead= in bytes; -1: unset (the default at mount, unchanged at remount) */
+	int acl;		/* -1: unset (on at mount, unchanged at remount); 0 noacl; 1 acl */
 };
 
 /* The readahead window of files opened on a mount without readahead=. */

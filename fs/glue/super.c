@@ -246,6 +246,8 @@ static int arborfs_show_options(struct seq_file *m, struct dentry *root)
 		seq_puts(m, ",norecovery");
 	if (o->discard > 0)
 		seq_puts(m, ",discard");
+	if (!(root->d_sb->s_flags & SB_POSIXACL))
+		seq_puts(m, ",noacl");
 	/* The window in force: readahead= or the bdi's read_ahead_kb in sysfs. */
 	if (root->d_sb->s_bdi->ra_pages != ARBORFS_DEFAULT_READAHEAD >> PAGE_SHIFT)
 		seq_printf(m, ",readahead=%luk", root->d_sb->s_bdi->ra_pages << (PAGE_SHIFT - 10));
@@ -350,7 +352,7 @@ static int arborfs_apply_options(struct super_block *sb)
 	return ENGINE_CALL(sb, arborfs_rs_set_compression(FS(sb), o->compress, o->compress_level));
 }
 
-enum { OPT_COMPRESS, OPT_NORECOVERY, OPT_DISCARD, OPT_READAHEAD };
+enum { OPT_COMPRESS, OPT_NORECOVERY, OPT_DISCARD, OPT_READAHEAD, OPT_ACL };
 
 static const struct fs_parameter_spec arborfs_param_spec[] = {
 	fsparam_string("compress", OPT_COMPRESS),
@@ -361,6 +363,8 @@ static const struct fs_parameter_spec arborfs_param_spec[] = {
 	fsparam_flag_no("discard", OPT_DISCARD),
 	/* The readahead window of files opened from now on (bytes, k/m suffixes; 0: none). */
 	fsparam_string("readahead", OPT_READAHEAD),
+	/* POSIX ACLs honoured (the default) or ignored, the umask applying alone (ext4's names). */
+	fsparam_flag_no("acl", OPT_ACL),
 	{}
 };
 
@@ -418,6 +422,9 @@ static int arborfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		return 0;
 	case OPT_READAHEAD:
 		return arborfs_parse_readahead(fc, param->string, o);
+	case OPT_ACL:
+		o->acl = !result.negated;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -448,7 +455,8 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_time_min = S64_MIN / NSEC_PER_SEC;
 	sb->s_time_max = S64_MAX / NSEC_PER_SEC;
 	sb->s_maxbytes = MAX_LFS_FILESIZE;
-	sb->s_flags |= SB_POSIXACL;
+	if (s->opts.acl)
+		sb->s_flags |= SB_POSIXACL;
 	/*
 	 * Writeback writes and checksums the folios in place (no copy): a folio
 	 * must not change while it is under writeback, so writers wait for it.
@@ -567,6 +575,10 @@ static int arborfs_reconfigure(struct fs_context *fc)
 	}
 	if (o->discard >= 0)
 		ASB(sb)->opts.discard = o->discard;
+	if (o->acl >= 0) {
+		ASB(sb)->opts.acl = o->acl;
+		sb->s_flags = o->acl ? sb->s_flags | SB_POSIXACL : sb->s_flags & ~SB_POSIXACL;
+	}
 	/* Files opened from now on take the new window. */
 	if (o->readahead >= 0)
 		WRITE_ONCE(sb->s_bdi->ra_pages, o->readahead >> PAGE_SHIFT);
@@ -611,6 +623,7 @@ static int arborfs_init_fs_context(struct fs_context *fc)
 	o->compress = -1;
 	o->discard = -1;
 	o->readahead = -1;
+	o->acl = -1;
 	fc->fs_private = o;
 	fc->ops = &arborfs_context_ops;
 	return 0;

@@ -792,6 +792,30 @@ for i in range(60):
 	umount /mnt && fsck_clean vdj
 }
 
+# acl and noacl (ext4's options): with noacl a directory's default ACL is
+# ignored and the umask alone decides a new file's mode, setfacl is refused
+# and /proc/mounts says noacl; remount with acl turns them back on.
+t_acl_option() {
+	local mode
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	mkdir /mnt/d && setfacl -d -m u::rwx,g::rwx,o::rwx /mnt/d || return 1
+	(umask 077 && touch /mnt/d/a) && mode=$(stat -c %a /mnt/d/a) || return 1
+	[[ $mode == 666 ]] || { echo "default ACL not applied with acl: $mode"; return 1; }
+	umount /mnt && mount -t arborfs -o noacl /dev/vdj /mnt || return 1
+	grep -q ' /mnt arborfs .*noacl' /proc/mounts || { echo "noacl not in /proc/mounts"; return 1; }
+	(umask 077 && touch /mnt/d/b) && mode=$(stat -c %a /mnt/d/b) || return 1
+	[[ $mode == 600 ]] || { echo "umask not applied with noacl: $mode"; return 1; }
+	must_fail setfacl -m u:1234:r /mnt/d/b 2>/dev/null || { echo "setfacl worked with noacl"; return 1; }
+	mount -o remount,acl /mnt || return 1
+	grep -q ' /mnt arborfs .*noacl' /proc/mounts && { echo "noacl still in /proc/mounts"; return 1; }
+	(umask 077 && touch /mnt/d/c) && mode=$(stat -c %a /mnt/d/c) || return 1
+	[[ $mode == 666 ]] || { echo "default ACL not applied after remount,acl: $mode"; return 1; }
+	setfacl -m u:1234:r /mnt/d/c && getfacl -n /mnt/d/c 2>/dev/null | grep -q '^user:1234:r--' ||
+		{ echo "setfacl after remount,acl"; return 1; }
+	umount /mnt && fsck_clean vdj
+}
+
 # Small files written back together: 1200 files of 1 byte to 40 KiB (and
 # one file of scattered 4 KiB blocks) are written by one sync(2), on a
 # plain mount and on an lz4 one. Runs of several files are written as
@@ -989,4 +1013,4 @@ os.fsync(fd)
 }
 
 RW_TESTS=(posix_ops partial_tails large_folios posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
-	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads group_commit grouped_writeback compressed_writeback direct_reads)
+	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads group_commit grouped_writeback compressed_writeback direct_reads acl_option)
