@@ -1179,15 +1179,20 @@ static int arborfs_wb_finish(struct arborfs_wb_run *run)
 	return err;
 }
 
-/* Write a run and give it back. */
-static int arborfs_wb_write(struct arborfs_wb_run *run)
+/* Write runs (one, or a group of several files) and give them back; 0 or the first error. */
+static int arborfs_wb_write(struct arborfs_wb_run **runs, unsigned int nr)
 {
-	int err;
+	unsigned int i;
+	int err = 0;
 
-	arborfs_wb_start(&run, 1);
-	arborfs_wb_commit(&run, 1);
-	err = arborfs_wb_finish(run);
-	arborfs_wb_put(run);
+	arborfs_wb_start(runs, nr);
+	arborfs_wb_commit(runs, nr);
+	for (i = 0; i < nr; i++) {
+		int e = arborfs_wb_finish(runs[i]);
+
+		err = err ?: e;
+		arborfs_wb_put(runs[i]);
+	}
 	return err;
 }
 
@@ -1202,7 +1207,7 @@ static void arborfs_wb_work(struct work_struct *work)
 	struct arborfs_wb_run *run = container_of(work, struct arborfs_wb_run, work);
 	struct arborfs_sb_info *sbi = run->sbi;
 	struct arborfs_wb_run *group[WB_GROUP_RUNS];
-	unsigned int nr = 0, i;
+	unsigned int nr = 0;
 	size_t bytes;
 
 	spin_lock(&sbi->wb_lock);
@@ -1226,14 +1231,8 @@ static void arborfs_wb_work(struct work_struct *work)
 		atomic64_inc(&sbi->wb_groups);
 		atomic64_add(nr, &sbi->wb_grouped_runs);
 	}
-	if (nr) {
-		arborfs_wb_start(group, nr);
-		arborfs_wb_commit(group, nr);
-	}
-	for (i = 0; i < nr; i++) {
-		arborfs_wb_finish(group[i]);
-		arborfs_wb_put(group[i]);
-	}
+	if (nr)
+		arborfs_wb_write(group, nr);
 	/* Claimed by this worker or another: this work item is done with it. */
 	arborfs_wb_put(run);
 }
@@ -1336,7 +1335,7 @@ static int arborfs_writepages(struct address_space *mapping, struct writeback_co
 	}
 	if (run) {
 		if (wbc->sync_mode == WB_SYNC_ALL && !wbc->for_sync)
-			err = arborfs_wb_write(run) ?: err;
+			err = arborfs_wb_write(&run, 1) ?: err;
 		else
 			arborfs_wb_queue(run);
 	}

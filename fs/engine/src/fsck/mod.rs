@@ -432,7 +432,7 @@ impl<D: BlockDevice> Fs<D> {
             self.checkpoint()?;
         }
         // What the leaves cut out still held goes back first: the passes
-        // below check it like the rest.
+        // below check it like the rest (and its memory is freed before them).
         self.salvage_put_back(r, &salvage, r.fixing())?;
         drop(salvage);
         self.check_positions(r)?;

@@ -14,7 +14,6 @@
 
 use super::{ProblemKind, Reporter};
 use crate::btree::check::SalvagedKey;
-use crate::btree::cursor::{Cursor, View};
 use crate::error::{Error, Result};
 use crate::format::inode::{dirent_type, Inode, INODE_BYTES, S_IFDIR, S_IFMT, S_IFREG};
 use crate::format::node::BtreePtr;
@@ -189,19 +188,20 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Whether `btree` holds a key of `ino` (false where it cannot be read).
     fn has_keys(&mut self, btree: BtreeId, ino: u64) -> bool {
-        let mut c = Cursor::new(btree, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX), View::LIVE);
-        matches!(self.next_key(&mut c), Ok(Some(_)))
+        let (from, to) = (Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut val = TryVec::new();
+        matches!(self.read_txn(|t| t.first(btree, from, to, &mut val)), Ok(Some(_)))
     }
 
     /// Where `ino`'s last extent ends (0 without extents or where they
     /// cannot be read): extent keys sit at the end of what they hold.
     fn data_end(&mut self, ino: u64) -> u64 {
-        let mut c =
-            Cursor::new(BtreeId::Extents, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX), View::LIVE);
-        let mut end = 0;
-        while let Ok(Some((pos, _))) = self.next_key(&mut c) {
-            end = end.max(pos.offset);
-        }
-        end.min(i64::MAX as u64)
+        let (from, to) = (Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut val = TryVec::new();
+        let last = self.read_txn(|t| {
+            let mut c = t.cursor(BtreeId::Extents, from, to);
+            t.prev(&mut c, &mut val)
+        });
+        last.ok().flatten().map_or(0, |(pos, _)| pos.offset.min(i64::MAX as u64))
     }
 }
