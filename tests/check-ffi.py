@@ -76,7 +76,7 @@ def rust_signatures():
         text = path.read_text()
         # Which macro block a function is in decides its hidden arguments.
         blocks = []
-        for m in re.finditer(r"^(entry_points|read_entry_points)! \{", text, re.M):
+        for m in re.finditer(r"^(entry_points|read_entry_points|change_entry_points)! \{", text, re.M):
             depth, i = 0, m.end() - 1
             while i < len(text):
                 depth += {"{": 1, "}": -1}.get(text[i], 0)
@@ -91,9 +91,11 @@ def rust_signatures():
             parts = split_args(args)
             if block:
                 # The first argument is the engine (`fs`, or the reading
-                # transaction's name): a pointer; reads add `shared` and `miss`.
+                # transaction's name): a pointer; reads add `shared` and
+                # `miss`, changes those and `prepared`.
                 parts = parts[1:]
-                classes = ["ptr"] + (["bool", "ptr"] if block == "read_entry_points" else [])
+                hidden = {"read_entry_points": ["bool", "ptr"], "change_entry_points": ["bool", "ptr", "ptr"]}
+                classes = ["ptr"] + hidden.get(block, [])
             else:
                 classes = []
             classes += [rust_class(p.split(":", 1)[1]) for p in parts]

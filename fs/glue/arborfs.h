@@ -223,6 +223,8 @@ int arborfs_rs_node_adopt(void *fs, const struct arborfs_node_miss *miss, void *
 /* Changes called through ENGINE_WRITE: refusing to read nodes, then the node refused. */
 int arborfs_rs_refuse_reads(void *fs);
 int arborfs_rs_take_refused(void *fs, struct arborfs_node_miss *miss);
+/* Changes called through ENGINE_CHANGE take `shared`, `miss` and `prepared` after `fs`; then the commit. */
+int arborfs_rs_commit_prepared(void *fs, void *prepared);
 int arborfs_rs_getattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, struct arborfs_attr *out);
 int arborfs_rs_lookup(void *fs, bool shared, struct arborfs_node_miss *miss, u64 dir, const u8 *name, size_t len, u64 *ino);
 int arborfs_rs_parent(void *fs, u64 dir, u64 *parent);
@@ -252,18 +254,18 @@ ssize_t arborfs_rs_readlink(void *fs, bool shared, struct arborfs_node_miss *mis
 int arborfs_rs_statfs(void *fs, bool shared, struct arborfs_node_miss *miss, struct arborfs_statfs *out);
 ssize_t arborfs_rs_getxattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, const u8 *name, size_t namelen, u8 *buf, size_t size);
 ssize_t arborfs_rs_listxattr(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u8 *buf, size_t size);
-int arborfs_rs_setxattr(void *fs, u64 ino, const u8 *name, size_t namelen, const u8 *value, size_t size,
+int arborfs_rs_setxattr(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 ino, const u8 *name, size_t namelen, const u8 *value, size_t size,
 			u32 flags);
-int arborfs_rs_create(void *fs, u64 dir, const u8 *name, size_t len, u32 mode, u32 uid, u32 gid, u64 rdev,
+int arborfs_rs_create(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 dir, const u8 *name, size_t len, u32 mode, u32 uid, u32 gid, u64 rdev,
 		      struct arborfs_attr *out);
-int arborfs_rs_symlink(void *fs, u64 dir, const u8 *name, size_t len, const u8 *target, size_t tlen,
+int arborfs_rs_symlink(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 dir, const u8 *name, size_t len, const u8 *target, size_t tlen,
 		       u32 uid, u32 gid, struct arborfs_attr *out);
-int arborfs_rs_link(void *fs, u64 ino, u64 dir, const u8 *name, size_t len, struct arborfs_attr *out);
-int arborfs_rs_unlink(void *fs, u64 dir, const u8 *name, size_t len, int rmdir, struct arborfs_attr *out);
-int arborfs_rs_rename(void *fs, u64 olddir, const u8 *oldname, size_t oldlen, u64 newdir, const u8 *newname,
+int arborfs_rs_link(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 ino, u64 dir, const u8 *name, size_t len, struct arborfs_attr *out);
+int arborfs_rs_unlink(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 dir, const u8 *name, size_t len, int rmdir, struct arborfs_attr *out);
+int arborfs_rs_rename(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 olddir, const u8 *oldname, size_t oldlen, u64 newdir, const u8 *newname,
 		      size_t newlen, u32 flags, u32 uid, u32 gid);
-int arborfs_rs_tmpfile(void *fs, u64 dir, u32 mode, u32 uid, u32 gid, struct arborfs_attr *out);
-int arborfs_rs_setattr(void *fs, u64 ino, const struct arborfs_setattr *set, struct arborfs_attr *out);
+int arborfs_rs_tmpfile(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 dir, u32 mode, u32 uid, u32 gid, struct arborfs_attr *out);
+int arborfs_rs_setattr(void *fs, bool shared, struct arborfs_node_miss *miss, void **prepared, u64 ino, const struct arborfs_setattr *set, struct arborfs_attr *out);
 ssize_t arborfs_rs_write(void *fs, u64 ino, u64 off, const u8 *buf, size_t len, u64 *alloc_bytes);
 int arborfs_rs_fallocate(void *fs, u64 ino, u32 mode, u64 off, u64 len, struct arborfs_attr *out);
 int arborfs_rs_seek(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u64 off, int hole, u64 *res);
@@ -335,6 +337,10 @@ struct arborfs_sb_info {
 	atomic64_t node_fetches;	/* nodes read in for shared calls without the lock (arborfs_engine_fetch) */
 	atomic64_t node_fetches_refused; /* ... that the tree no longer pointed at once read */
 	atomic64_t refused_writes;	/* ENGINE_WRITE calls refused for a node on disk only, and made again */
+	atomic64_t optimistic_changes;	/* ENGINE_CHANGEs committed after a body made with the lock shared */
+	atomic64_t change_overlaps;	/* ... bodies entered while another call was in the engine */
+	atomic64_t change_conflicts;	/* ... bodies made again as a commit changed what they read */
+	atomic64_t change_fallbacks;	/* ENGINE_CHANGEs made exclusively at last (nodes, conflicts) */
 	atomic_t shared_in;		/* shared calls in the engine now */
 	atomic64_t planned_reads;	/* reads done without the engine lock across their device I/O */
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
@@ -511,6 +517,62 @@ static inline bool arborfs_fetch_again(struct super_block *sb, const struct arbo
 				   __wfetches < ARBORFS_READ_FETCHES; \
 		}                                               \
 		__wr;                                           \
+	})
+
+/* Bodies an ENGINE_CHANGE makes again after conflicts before it is made exclusively. */
+#define ARBORFS_CHANGE_TRIES 4
+
+/*
+ * A change of one transaction: fn(FS(sb), true, &miss, &prepared, args...)
+ * with the lock shared, beside reads and other bodies, makes the body over
+ * nodes in memory and hands its change out in `prepared`; the change is
+ * committed with the lock held exclusively (arborfs_rs_commit_prepared,
+ * reads refused). A commit that finds a key the body read changed since
+ * answers -EAGAIN and the body is made again; a body or commit that needs
+ * a node on disk only answers -ECHILD, the node is fetched without the
+ * lock (as for ENGINE_READ) and the body made again. After
+ * ARBORFS_CHANGE_TRIES conflicts or ARBORFS_READ_FETCHES nodes, or a node
+ * that cannot be fetched, fn(FS(sb), false, NULL, NULL, args...) is made
+ * through ENGINE_WRITE. The body's out-arguments are final once it commits.
+ * Bodies wait for the lock shared (they do not give up to a writer as
+ * reads do): the commits they wait behind are short.
+ */
+#define ENGINE_CHANGE(sb, fn, ...)                              \
+	({                                                      \
+		struct arborfs_sb_info *__cs = ASB(sb);         \
+		struct arborfs_node_miss __cmiss;               \
+		unsigned int __cnofs, __cfetches = 0, __ctries = 0; \
+		void *__prep;                                   \
+		int __cr = -EAGAIN;                             \
+		/* Each round ends with an answer, a conflict, a node read in, or a break. */ \
+		while (__cr == -EAGAIN || __cr == -ECHILD) {    \
+			if (__ctries == ARBORFS_CHANGE_TRIES)   \
+				break;                          \
+			__cmiss.valid = 0;                      \
+			__prep = NULL;                          \
+			down_read(&__cs->lock);                 \
+			if (atomic_inc_return(&__cs->shared_in) > 1) \
+				atomic64_inc(&__cs->change_overlaps); \
+			__cnofs = memalloc_nofs_save();         \
+			__cr = __cs->fs ? fn(__cs->fs, true, &__cmiss, &__prep, __VA_ARGS__) : -EIO; \
+			memalloc_nofs_restore(__cnofs);         \
+			atomic_dec(&__cs->shared_in);           \
+			up_read(&__cs->lock);                   \
+			if (!__cr)                              \
+				__cr = ENGINE_HELD(sb, true, &__cmiss, \
+					arborfs_rs_commit_prepared(__cs->fs, __prep)); \
+			if (!__cr)                              \
+				atomic64_inc(&__cs->optimistic_changes); \
+			else if (__cr == -EAGAIN && ++__ctries) \
+				atomic64_inc(&__cs->change_conflicts); \
+			else if (__cr == -ECHILD && !arborfs_fetch_again(sb, &__cmiss, &__cfetches)) \
+				break;                          \
+		}                                               \
+		if (__cr == -EAGAIN || __cr == -ECHILD) {       \
+			atomic64_inc(&__cs->change_fallbacks); \
+			__cr = ENGINE_WRITE(sb, fn(__cs->fs, false, NULL, NULL, __VA_ARGS__)); \
+		}                                               \
+		__cr;                                           \
 	})
 
 /* Engine calls entered so far, either way: a change means another call ran. */

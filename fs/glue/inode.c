@@ -201,12 +201,20 @@ int arborfs_refresh(struct inode *inode)
 
 /* ---- setattr, getattr, write_inode, eviction ---- */
 
-/* Hand attribute changes to the engine; the blocks count follows what it reports. */
+/*
+ * Hand attribute changes to the engine; the blocks count follows what it
+ * reports. A size change takes several transactions: made exclusively.
+ */
 static int arborfs_engine_setattr(struct inode *inode, struct arborfs_setattr *s)
 {
 	struct super_block *sb = inode->i_sb;
 	struct arborfs_attr a;
-	int err = arborfs_alive(sb) ?: ENGINE_WRITE(sb, arborfs_rs_setattr(FS(sb), inode->i_ino, s, &a));
+	int err = arborfs_alive(sb);
+
+	if (!err && (s->valid & ARBORFS_SET_SIZE))
+		err = ENGINE_WRITE(sb, arborfs_rs_setattr(FS(sb), false, NULL, NULL, inode->i_ino, s, &a));
+	else if (!err)
+		err = ENGINE_CHANGE(sb, arborfs_rs_setattr, inode->i_ino, s, &a);
 
 	if (!err)
 		arborfs_set_blocks(inode, a.alloc_bytes);
@@ -425,7 +433,7 @@ static int arborfs_setxattr_full(struct inode *inode, const char *full, const vo
 	/* Before the attribute can exist: a get racing with this set sees it absent, as if it ran first. */
 	WRITE_ONCE(AI(inode)->no_xattrs, false);
 	return arborfs_alive(sb) ?:
-		ENGINE_WRITE(sb, arborfs_rs_setxattr(FS(sb), inode->i_ino, full, strlen(full), value, size, flags));
+		ENGINE_CHANGE(sb, arborfs_rs_setxattr, inode->i_ino, full, strlen(full), value, size, flags);
 }
 
 static int arborfs_xattr_get(const struct xattr_handler *h, struct dentry *unused, struct inode *inode,

@@ -108,13 +108,13 @@ static struct inode *arborfs_make_inode(struct mnt_idmap *idmap, struct inode *d
 	}
 	arborfs_new_owner(idmap, dir, &mode, &uid, &gid);
 	if (!name)
-		err = ENGINE_WRITE(sb, arborfs_rs_tmpfile(FS(sb), dir->i_ino, mode, uid, gid, &a));
+		err = ENGINE_CHANGE(sb, arborfs_rs_tmpfile, dir->i_ino, mode, uid, gid, &a);
 	else if (link)
-		err = ENGINE_WRITE(sb, arborfs_rs_symlink(FS(sb), dir->i_ino, name->name, name->len, link,
-							 strlen(link), uid, gid, &a));
+		err = ENGINE_CHANGE(sb, arborfs_rs_symlink, dir->i_ino, name->name, name->len, link,
+							 strlen(link), uid, gid, &a);
 	else
-		err = ENGINE_WRITE(sb, arborfs_rs_create(FS(sb), dir->i_ino, name->name, name->len, mode, uid,
-							gid, new_encode_dev(rdev), &a));
+		err = ENGINE_CHANGE(sb, arborfs_rs_create, dir->i_ino, name->name, name->len, mode, uid,
+							gid, new_encode_dev(rdev), &a);
 	if (err) {
 		inode = ERR_PTR(err);
 		goto out;
@@ -203,8 +203,8 @@ static int arborfs_link(struct dentry *old, struct inode *dir, struct dentry *de
 	if (dentry->d_name.len > NAME_MAX)
 		return -ENAMETOOLONG;
 	err = arborfs_alive(sb) ?:
-		ENGINE_WRITE(sb, arborfs_rs_link(FS(sb), inode->i_ino, dir->i_ino, dentry->d_name.name,
-						dentry->d_name.len, &a));
+		ENGINE_CHANGE(sb, arborfs_rs_link, inode->i_ino, dir->i_ino, dentry->d_name.name,
+						dentry->d_name.len, &a);
 	if (err)
 		return err;
 	set_nlink(inode, a.nlink);
@@ -223,8 +223,8 @@ static int arborfs_remove(struct inode *dir, struct dentry *dentry, int rmdir)
 	int err;
 
 	err = arborfs_alive(sb) ?:
-		ENGINE_WRITE(sb, arborfs_rs_unlink(FS(sb), dir->i_ino, dentry->d_name.name, dentry->d_name.len, rmdir,
-						  &a));
+		ENGINE_CHANGE(sb, arborfs_rs_unlink, dir->i_ino, dentry->d_name.name, dentry->d_name.len, rmdir,
+						  &a);
 	if (err)
 		return err;
 	set_nlink(inode, a.nlink);
@@ -257,9 +257,9 @@ static int arborfs_rename(struct mnt_idmap *idmap, struct inode *old_dir, struct
 		return -ENAMETOOLONG;
 	arborfs_new_owner(idmap, old_dir, &whiteout_mode, &uid, &gid);
 	err = arborfs_alive(sb) ?:
-		ENGINE_WRITE(sb, arborfs_rs_rename(FS(sb), old_dir->i_ino, old_dentry->d_name.name,
+		ENGINE_CHANGE(sb, arborfs_rs_rename, old_dir->i_ino, old_dentry->d_name.name,
 						  old_dentry->d_name.len, new_dir->i_ino, new_dentry->d_name.name,
-						  new_dentry->d_name.len, flags, uid, gid));
+						  new_dentry->d_name.len, flags, uid, gid);
 	if (err)
 		return err;
 	arborfs_refresh(old_dir);

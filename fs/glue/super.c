@@ -293,7 +293,10 @@ int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss 
  * while another was in the engine, how many were made again exclusively,
  * and the nodes they read in without the lock (and of those, the ones the
  * tree had left behind by then); changes refused for a node on disk only
- * and made again once it was read in without the lock (ENGINE_WRITE).
+ * and made again once it was read in without the lock (ENGINE_WRITE);
+ * changes whose body ran with the lock shared (ENGINE_CHANGE), how many
+ * bodies entered while another call was in the engine, were made again
+ * after a conflict, and changes made exclusively in the end.
  */
 static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 {
@@ -322,6 +325,9 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->refused_writes));
 	seq_printf(m, " wb_groups=%lld wb_grouped_runs=%lld", atomic64_read(&s->wb_groups),
 		   atomic64_read(&s->wb_grouped_runs));
+	seq_printf(m, " optimistic_changes=%lld change_overlaps=%lld change_conflicts=%lld change_fallbacks=%lld",
+		   atomic64_read(&s->optimistic_changes), atomic64_read(&s->change_overlaps),
+		   atomic64_read(&s->change_conflicts), atomic64_read(&s->change_fallbacks));
 	return 0;
 }
 

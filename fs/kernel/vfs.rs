@@ -31,12 +31,16 @@ use crate::error::Error as FsError;
 use crate::format::checksum::ChecksumType;
 use crate::format::node::BtreePtr;
 use crate::format::{BtreeId, Pos};
+use crate::fs::change::Change;
+use crate::fs::dirent::{Link, Remove, Rename};
+use crate::fs::inode::{Create, SetAttrs, Symlink, Tmpfile};
 use crate::fs::read_plan::{ReadPlan, SpanSource};
 use crate::fs::sync::SyncStep;
 use crate::fs::write_plan::{WritePlan, WriteRequest};
+use crate::fs::xattr::{RemoveXattr, SetXattr};
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{BlockDevice, KernelDevice, TryVec};
-use crate::txn::{Access, Held, Shared, Txn};
+use crate::txn::{Access, Held, Prepared, Shared, Txn};
 
 type KFs = Fs<KernelDevice>;
 
@@ -50,6 +54,7 @@ const _: () = {
         (ENXIO, bindings::ENXIO),
         (E2BIG, bindings::E2BIG),
         (ECHILD, bindings::ECHILD),
+        (EAGAIN, bindings::EAGAIN),
         (ENOMEM, bindings::ENOMEM),
         (EEXIST, bindings::EEXIST),
         (ENOTDIR, bindings::ENOTDIR),
@@ -488,6 +493,90 @@ macro_rules! read_entry_points {
                 unsafe { put(miss, ArborfsNodeMiss::from_miss(&m)) };
             }
             r
+        }
+    )*};
+}
+
+/// How a change entry point holds the engine: exclusively, or shared for
+/// an optimistic body whose change the glue then commits exclusively
+/// ([`arborfs_rs_commit_prepared`]).
+pub(crate) enum ChangeCall<'a> {
+    /// Held exclusively: the change is made and committed.
+    Exclusive(&'a mut KFs),
+    /// Held shared: the body is made and its change handed out.
+    Optimistic {
+        /// The engine, shared.
+        fs: &'a KFs,
+        /// Null, or where to describe a node the body found on disk only.
+        miss: *mut ArborfsNodeMiss,
+        /// Where the prepared change goes (a `KBox<Prepared>`).
+        prepared: *mut *mut c_void,
+    },
+}
+
+impl ChangeCall<'_> {
+    /// Make `c` as held: its result, and when held shared, its prepared
+    /// change into `*prepared` (on success only).
+    fn make<C: Change<KernelDevice>>(&mut self, c: &mut C) -> Result<C::Out, FsError> {
+        match self {
+            ChangeCall::Exclusive(fs) => fs.change(c),
+            ChangeCall::Optimistic { fs, miss, prepared } => {
+                let mut missed = None;
+                let r = fs.prepare_change(c, &mut missed);
+                if let (Some(m), false) = (missed, miss.is_null()) {
+                    // SAFETY: `miss` is writable (the entry point's contract).
+                    unsafe { put(*miss, ArborfsNodeMiss::from_miss(&m)) };
+                }
+                let (out, p) = r?;
+                let b = KBox::new(p, GFP_KERNEL).map_err(|_| FsError::NoMem)?;
+                // SAFETY: `prepared` is writable (the entry point's contract).
+                unsafe { put(*prepared, KBox::into_raw(b).cast::<c_void>()) };
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Declare the entry points of changes of one transaction, which the glue
+/// makes optimistically first (`ENGINE_CHANGE`): with the mount's lock
+/// shared (`shared`), beside readers and other bodies, the body runs over
+/// cached nodes and hands its change out in `*prepared`, or fails with
+/// ECHILD for a node on disk only (described in `*miss`); the glue then
+/// commits it holding the lock exclusively ([`arborfs_rs_commit_prepared`]),
+/// and makes the body again on a conflict. Called with `shared` false (the
+/// lock held exclusively, `miss` and `prepared` null), the change is made
+/// and committed at once. The body sees a [`ChangeCall`].
+macro_rules! change_entry_points {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($c:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block
+    )*) => {$(
+        $(#[doc = $doc])*
+        ///
+        /// # Safety
+        ///
+        /// `fs` comes from [`arborfs_rs_mount`] and is still mounted; the
+        /// caller holds the mount's lock, shared if `shared`, else
+        /// exclusively; with `shared`, `prepared` is writable and `miss`
+        /// null or writable; the other pointers are as above.
+        #[no_mangle]
+        pub(crate) unsafe extern "C" fn $name(
+            fs: *mut c_void,
+            shared: bool,
+            miss: *mut ArborfsNodeMiss,
+            prepared: *mut *mut c_void
+            $(, $arg: $ty)*
+        ) -> $ret {
+            #[allow(unused_mut)]
+            let mut $c = if shared {
+                // SAFETY: a live engine; every holder of the shared lock
+                // only reads it, and nobody holds it exclusively.
+                ChangeCall::Optimistic { fs: unsafe { &*fs.cast::<KFs>() }, miss, prepared }
+            } else {
+                // SAFETY: a live engine, held exclusively (the glue's lock).
+                ChangeCall::Exclusive(unsafe { &mut *fs.cast::<KFs>() })
+            };
+            $body
         }
     )*};
 }
@@ -1070,6 +1159,17 @@ entry_points! {
         0
     }
 
+    /// Commit a change a change entry point prepared (`prepared`, which
+    /// this takes over): 0, -EAGAIN when a commit since changed what its
+    /// body read (make it again), -ECHILD when a leaf it changes is on disk
+    /// only (with reads refused), or the commit's error.
+    fn arborfs_rs_commit_prepared(fs, prepared: *mut c_void) -> c_int {
+        // SAFETY: made by `KBox::into_raw` in `ChangeCall::make`, and
+        // handed here once.
+        let p = unsafe { KBox::from_raw(prepared.cast::<Prepared>()) };
+        status(fs.commit_prepared(KBox::into_inner(p)), "commit", 0)
+    }
+
     /// The shutdown ioctl: optionally flush the journal, then write nothing more.
     fn arborfs_rs_shutdown(fs, flush_journal: c_int) -> c_int {
         fs.shutdown(flush_journal != 0).map_or_else(errno, |()| 0)
@@ -1253,88 +1353,6 @@ entry_points! {
         status(fs.abort_writes(p), "write", ino)
     }
 
-    /// setxattr with the full name (`namelen` bytes); a NULL `value`
-    /// removes the attribute, else it points to `size` bytes.
-    fn arborfs_rs_setxattr(fs, ino: u64, name: *const u8, namelen: usize, value: *const u8, size: usize, flags: u32) -> c_int {
-        // SAFETY: `name` points to `namelen` bytes.
-        let name = unsafe { bytes(name, namelen) };
-        let r = if value.is_null() {
-            fs.removexattr(ino, name)
-        } else {
-            // SAFETY: `value` points to `size` bytes.
-            fs.setxattr(ino, name, unsafe { bytes(value, size) }, flags).map(|_| ())
-        };
-        status(r, "setxattr", ino)
-    }
-
-    /// Create a regular file, directory, device node, fifo or socket named
-    /// `name` (`len` bytes) in `dir`; attributes into `out` (writable).
-    fn arborfs_rs_create(fs, dir: u64, name: *const u8, len: usize, mode: u32, uid: u32, gid: u32, rdev: u64, out: *mut ArborfsAttr) -> c_int {
-        // SAFETY: `name` points to `len` bytes; `out` is writable.
-        unsafe { attr_out(fs.create(dir, bytes(name, len), mode, uid, gid, rdev), out, "create in directory", dir) }
-    }
-
-    /// Create an unnamed regular file (`O_TMPFILE`) with no links, on the
-    /// orphan list; attributes into `out` (writable).
-    fn arborfs_rs_tmpfile(fs, dir: u64, mode: u32, uid: u32, gid: u32, out: *mut ArborfsAttr) -> c_int {
-        // SAFETY: `out` is writable.
-        unsafe { attr_out(fs.create_tmpfile(dir, mode, uid, gid), out, "O_TMPFILE in directory", dir) }
-    }
-
-    /// Create a symbolic link `name` (`len` bytes) to `target` (`tlen`
-    /// bytes); attributes into `out` (writable).
-    fn arborfs_rs_symlink(fs, dir: u64, name: *const u8, len: usize, target: *const u8, tlen: usize, uid: u32, gid: u32, out: *mut ArborfsAttr) -> c_int {
-        // SAFETY: `name` and `target` point to their lengths; `out` is writable.
-        unsafe { attr_out(fs.symlink(dir, bytes(name, len), bytes(target, tlen), uid, gid), out, "symlink in directory", dir) }
-    }
-
-    /// Add a hard link to `ino` named `name` (`len` bytes) in `dir`;
-    /// attributes into `out` (writable).
-    fn arborfs_rs_link(fs, ino: u64, dir: u64, name: *const u8, len: usize, out: *mut ArborfsAttr) -> c_int {
-        // SAFETY: `name` points to `len` bytes; `out` is writable.
-        unsafe { attr_out(fs.link(ino, dir, bytes(name, len)), out, "link", ino) }
-    }
-
-    /// Remove an entry `name` (`len` bytes; `rmdir` for directories); `out`
-    /// (writable) gets the inode's new attributes (nlink 0: it is deleted
-    /// at eviction).
-    fn arborfs_rs_unlink(fs, dir: u64, name: *const u8, len: usize, rmdir: c_int, out: *mut ArborfsAttr) -> c_int {
-        // SAFETY: `name` points to `len` bytes.
-        let name = unsafe { bytes(name, len) };
-        let r = if rmdir != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) };
-        // SAFETY: `out` is writable.
-        unsafe { attr_out(r, out, "unlink in directory", dir) }
-    }
-
-    /// rename(2) with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT
-    /// (the whiteout belongs to `uid`/`gid`); the names point to their
-    /// lengths in bytes.
-    fn arborfs_rs_rename(fs, olddir: u64, oldname: *const u8, oldlen: usize, newdir: u64, newname: *const u8, newlen: usize, flags: u32, uid: u32, gid: u32) -> c_int {
-        // SAFETY: the names point to their lengths in bytes.
-        let (old, new) = unsafe { (bytes(oldname, oldlen), bytes(newname, newlen)) };
-        status(fs.rename(olddir, old, newdir, new, flags, (uid, gid)).map(|_| ()), "rename in directory", olddir)
-    }
-
-    /// Change attributes (chmod, chown, utimes, truncate, flags,
-    /// write_inode) as `set` (readable) says; attributes into `out` (writable).
-    fn arborfs_rs_setattr(fs, ino: u64, set: *const ArborfsSetattr, out: *mut ArborfsAttr) -> c_int {
-        // SAFETY: `set` is readable.
-        let s = unsafe { &*set };
-        let pick = |bit: u32| s.valid & bit != 0;
-        let sa = SetAttr {
-            mode: pick(SET_MODE).then_some(s.mode),
-            uid: pick(SET_UID).then_some(s.uid),
-            gid: pick(SET_GID).then_some(s.gid),
-            size: pick(SET_SIZE).then_some(s.size),
-            atime: pick(SET_ATIME).then_some(s.atime),
-            mtime: pick(SET_MTIME).then_some(s.mtime),
-            ctime: pick(SET_CTIME).then_some(s.ctime),
-            flags: pick(SET_FLAGS).then_some(s.flags),
-            projid: pick(SET_PROJID).then_some(s.projid),
-        };
-        // SAFETY: `out` is writable.
-        unsafe { attr_out(fs.setattr(ino, &sa), out, "setattr", ino) }
-    }
 
     /// Write file data (writeback and O_DIRECT; `buf` points to `len`
     /// bytes) without touching its times, which the VFS keeps; returns the
@@ -1592,5 +1610,106 @@ pub(crate) unsafe extern "C" fn arborfs_rs_features(buf: *mut u8, len: usize) ->
     match r {
         Ok(()) => out.at as isize,
         Err(_) => -ERANGE as isize,
+    }
+}
+
+change_entry_points! {
+    /// setxattr with the full name (`namelen` bytes); a NULL `value`
+    /// removes the attribute, else it points to `size` bytes.
+    fn arborfs_rs_setxattr(c, ino: u64, name: *const u8, namelen: usize, value: *const u8, size: usize, flags: u32) -> c_int {
+        // SAFETY: `name` points to `namelen` bytes.
+        let name = unsafe { bytes(name, namelen) };
+        let r = if value.is_null() {
+            c.make(&mut RemoveXattr { ino, full_name: name })
+        } else {
+            // SAFETY: `value` points to `size` bytes.
+            c.make(&mut SetXattr { ino, full_name: name, value: unsafe { bytes(value, size) }, flags })
+        };
+        status(r.map(|_| ()), "setxattr", ino)
+    }
+
+    /// Create a regular file, directory, device node, fifo or socket named
+    /// `name` (`len` bytes) in `dir`; attributes into `out` (writable).
+    fn arborfs_rs_create(c, dir: u64, name: *const u8, len: usize, mode: u32, uid: u32, gid: u32, rdev: u64, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` points to `len` bytes.
+        let r = c.make(&mut Create { dir, name: unsafe { bytes(name, len) }, mode, uid, gid, rdev });
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "create in directory", dir) }
+    }
+
+    /// Create an unnamed regular file (`O_TMPFILE`) with no links, on the
+    /// orphan list; attributes into `out` (writable).
+    fn arborfs_rs_tmpfile(c, dir: u64, mode: u32, uid: u32, gid: u32, out: *mut ArborfsAttr) -> c_int {
+        let r = c.make(&mut Tmpfile { dir, mode, uid, gid });
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "O_TMPFILE in directory", dir) }
+    }
+
+    /// Create a symbolic link `name` (`len` bytes) to `target` (`tlen`
+    /// bytes); attributes into `out` (writable).
+    fn arborfs_rs_symlink(c, dir: u64, name: *const u8, len: usize, target: *const u8, tlen: usize, uid: u32, gid: u32, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` and `target` point to their lengths.
+        let (name, target) = unsafe { (bytes(name, len), bytes(target, tlen)) };
+        let r = c.make(&mut Symlink { dir, name, target, uid, gid });
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "symlink in directory", dir) }
+    }
+
+    /// Add a hard link to `ino` named `name` (`len` bytes) in `dir`;
+    /// attributes into `out` (writable).
+    fn arborfs_rs_link(c, ino: u64, dir: u64, name: *const u8, len: usize, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` points to `len` bytes.
+        let r = c.make(&mut Link { ino, dir, name: unsafe { bytes(name, len) } });
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "link", ino) }
+    }
+
+    /// Remove an entry `name` (`len` bytes; `rmdir` for directories); `out`
+    /// (writable) gets the inode's new attributes (nlink 0: it is deleted
+    /// at eviction).
+    fn arborfs_rs_unlink(c, dir: u64, name: *const u8, len: usize, rmdir: c_int, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `name` points to `len` bytes.
+        let name = unsafe { bytes(name, len) };
+        let r = c.make(&mut Remove { dir, name, want_dir: rmdir != 0 });
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "unlink in directory", dir) }
+    }
+
+    /// rename(2) with RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT
+    /// (the whiteout belongs to `uid`/`gid`); the names point to their
+    /// lengths in bytes.
+    fn arborfs_rs_rename(c, olddir: u64, oldname: *const u8, oldlen: usize, newdir: u64, newname: *const u8, newlen: usize, flags: u32, uid: u32, gid: u32) -> c_int {
+        // SAFETY: the names point to their lengths in bytes.
+        let (oldname, newname) = unsafe { (bytes(oldname, oldlen), bytes(newname, newlen)) };
+        let r = c.make(&mut Rename { olddir, oldname, newdir, newname, flags, owner: (uid, gid) });
+        status(r.map(|_| ()), "rename in directory", olddir)
+    }
+
+    /// Change attributes (chmod, chown, utimes, truncate, flags,
+    /// write_inode) as `set` (readable) says; attributes into `out` (writable).
+    fn arborfs_rs_setattr(c, ino: u64, set: *const ArborfsSetattr, out: *mut ArborfsAttr) -> c_int {
+        // SAFETY: `set` is readable.
+        let s = unsafe { &*set };
+        let pick = |bit: u32| s.valid & bit != 0;
+        let sa = SetAttr {
+            mode: pick(SET_MODE).then_some(s.mode),
+            uid: pick(SET_UID).then_some(s.uid),
+            gid: pick(SET_GID).then_some(s.gid),
+            size: pick(SET_SIZE).then_some(s.size),
+            atime: pick(SET_ATIME).then_some(s.atime),
+            mtime: pick(SET_MTIME).then_some(s.mtime),
+            ctime: pick(SET_CTIME).then_some(s.ctime),
+            flags: pick(SET_FLAGS).then_some(s.flags),
+            projid: pick(SET_PROJID).then_some(s.projid),
+        };
+        let r = match &mut c {
+            // A truncate takes several transactions, the first project id
+            // a checkpoint: made exclusively.
+            ChangeCall::Exclusive(fs) => fs.setattr(ino, &sa),
+            ChangeCall::Optimistic { fs, .. } if fs.setattr_is_complex(&sa) => Err(FsError::NotCached),
+            c => c.make(&mut SetAttrs { ino, set: sa }),
+        };
+        // SAFETY: `out` is writable.
+        unsafe { attr_out(r, out, "setattr", ino) }
     }
 }

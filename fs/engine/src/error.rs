@@ -85,6 +85,10 @@ pub enum Error {
     /// exclusively, which may read it (ECHILD, as the VFS's RCU path-walk
     /// says "again, the slow way"). Never reaches user space.
     NotCached,
+    /// An optimistic change ([`crate::txn::Prepared`]) read keys that
+    /// commits made since changed: its body is to be made again (EAGAIN).
+    /// Never reaches user space.
+    Conflict,
     /// A bug: an engine invariant does not hold.
     Internal(&'static str),
 }
@@ -115,6 +119,7 @@ impl Error {
             Error::NotPermitted => EPERM,
             Error::NoSuchOffset => ENXIO,
             Error::NotCached => ECHILD,
+            Error::Conflict => EAGAIN,
         }
     }
 
@@ -163,6 +168,7 @@ impl core::fmt::Display for Error {
             Error::NotPermitted => f.write_str("operation not permitted"),
             Error::NoSuchOffset => f.write_str("no such device or address"),
             Error::NotCached => f.write_str("node not in memory (call again exclusively)"),
+            Error::Conflict => f.write_str("keys read were changed meanwhile (make the change again)"),
             Error::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -191,6 +197,8 @@ pub mod errno {
     pub const E2BIG: i32 = 7;
     /// No child process: here, a shared call to be made again exclusively.
     pub const ECHILD: i32 = 10;
+    /// Try again: here, an optimistic change whose reads were changed.
+    pub const EAGAIN: i32 = 11;
     /// Out of memory.
     pub const ENOMEM: i32 = 12;
     /// File exists.

@@ -45,6 +45,14 @@
 //!   same way on a lock taken out of order.
 //! - Journal replay and the checkpoint's own bucket keys change the
 //!   b-trees directly, without a transaction (they are not journalled).
+//! - Optimistic transactions ([`Txn::optimistic`]) run over a file system
+//!   held shared, as readers do, and record the ranges of keys they read
+//!   ([`ReadSet`]); their buffers leave the lock as a [`Prepared`] change,
+//!   and the commit, holding the file system exclusively, checks those
+//!   ranges against the keys committed since ([`ChangeLog`]): a change that
+//!   read a key changed meanwhile fails with [`Error::Conflict`] and is made
+//!   again. So the bodies of changes to different inodes run in parallel
+//!   and only their commits take turns (`crate::fs::change`).
 
 use core::marker::PhantomData;
 
@@ -91,6 +99,11 @@ impl<D: BlockDevice, A: Access<D>> Drop for Txn<'_, D, A> {
 pub trait Access<D: BlockDevice> {
     /// The file system, to look at.
     fn fs(&self) -> &Fs<D>;
+    /// The file system, to change outside a commit (a search's hint), when
+    /// held exclusively.
+    fn fs_mut(&mut self) -> Option<&mut Fs<D>> {
+        None
+    }
     /// [`cursor::peek`] a b-tree cursor.
     fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>>;
     /// [`cursor::next`].
@@ -109,6 +122,10 @@ pub trait Access<D: BlockDevice> {
 impl<D: BlockDevice> Access<D> for &mut Fs<D> {
     fn fs(&self) -> &Fs<D> {
         self
+    }
+
+    fn fs_mut(&mut self) -> Option<&mut Fs<D>> {
+        Some(self)
     }
 
     fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
@@ -206,6 +223,13 @@ impl<D: BlockDevice> Access<D> for Held<'_, D> {
         }
     }
 
+    fn fs_mut(&mut self) -> Option<&mut Fs<D>> {
+        match self {
+            Held::Shared(_) => None,
+            Held::Exclusive(fs) => Some(fs),
+        }
+    }
+
     fn peek(&mut self, c: &mut Cursor) -> Result<Option<(Pos, KeyType)>> {
         match self {
             Held::Shared(s) => s.peek(c),
@@ -258,7 +282,147 @@ pub struct Txn<'a, D: BlockDevice, A: Access<D> = &'a mut Fs<D>> {
     /// May take the node room held back for freeing ([`Fs::with_reserve`]),
     /// or was given data space (its metadata is part of that).
     use_reserve: bool,
+    /// What an optimistic transaction read ([`Txn::optimistic`]), to be
+    /// checked at commit against the keys changed since; `None` for the
+    /// others.
+    reads: Option<ReadSet>,
     held: PhantomData<&'a D>,
+}
+
+/// Ranges an optimistic transaction read, more than this and it conflicts
+/// with any commit made since it began.
+const READ_RANGES: usize = 256;
+
+/// Keys the change log remembers: commits whose changes it no longer holds
+/// conflict with every optimistic change begun before them.
+const CHANGE_LOG_KEYS: usize = 4096;
+
+/// One range of positions of one b-tree that a transaction read.
+#[derive(Debug, Clone, Copy)]
+struct ReadRange {
+    btree: BtreeId,
+    lo: Pos,
+    hi: Pos,
+}
+
+/// What an optimistic transaction read: the ranges its cursors covered,
+/// merged where they touch, and the commit sequence it began at.
+pub(crate) struct ReadSet {
+    ranges: TryVec<ReadRange>,
+    /// More ranges than [`READ_RANGES`] (or no memory to note one): any
+    /// commit since `began` conflicts.
+    lost: bool,
+    began: u64,
+}
+
+impl ReadSet {
+    fn note(&mut self, btree: BtreeId, lo: Pos, hi: Pos) {
+        if btree == BtreeId::Alloc {
+            // The change log leaves bucket keys out.
+            self.lost = true;
+            return;
+        }
+        if let Some(last) = self.ranges.last_mut() {
+            let touches = |a: Pos, b: Pos| b.successor().is_none_or(|next| a <= next);
+            if last.btree == btree && touches(lo, last.hi) && touches(last.lo, hi) {
+                last.lo = last.lo.min(lo);
+                last.hi = last.hi.max(hi);
+                return;
+            }
+        }
+        if self.ranges.len() >= READ_RANGES || self.ranges.try_push(ReadRange { btree, lo, hi }).is_err() {
+            self.lost = true;
+        }
+    }
+
+    fn covers(&self, btree: BtreeId, pos: Pos) -> bool {
+        self.ranges.iter().any(|r| r.btree == btree && r.lo <= pos && pos <= r.hi)
+    }
+}
+
+/// One key a commit changed, with the commit's sequence number.
+#[derive(Debug, Clone, Copy)]
+struct Changed {
+    seq: u64,
+    btree: BtreeId,
+    pos: Pos,
+}
+
+/// The keys the latest commits changed (all b-trees but the bucket keys'),
+/// for optimistic transactions to check what they read against: a ring of
+/// [`CHANGE_LOG_KEYS`], a fixed cost per mount.
+pub(crate) struct ChangeLog {
+    /// Commits applied so far.
+    seq: u64,
+    keys: TryVec<Changed>,
+    /// Where the next key goes once the ring is full.
+    next: usize,
+    /// The newest commit some of whose keys the ring no longer holds.
+    forgotten: u64,
+}
+
+impl ChangeLog {
+    pub(crate) fn new() -> Self {
+        ChangeLog { seq: 0, keys: TryVec::new(), next: 0, forgotten: 0 }
+    }
+
+    /// Note a key the commit being applied changes.
+    fn record(&mut self, btree: BtreeId, pos: Pos) {
+        if btree == BtreeId::Alloc {
+            return;
+        }
+        let c = Changed { seq: self.seq + 1, btree, pos };
+        if self.keys.len() < CHANGE_LOG_KEYS {
+            if self.keys.try_push(c).is_err() {
+                self.forgotten = c.seq;
+            }
+            return;
+        }
+        if let Some(slot) = self.keys.get_mut(self.next) {
+            self.forgotten = self.forgotten.max(slot.seq);
+            *slot = c;
+        }
+        self.next = (self.next + 1) % CHANGE_LOG_KEYS;
+    }
+
+    /// Whether no commit since `reads` began changed a key in them.
+    fn unchanged(&self, reads: &ReadSet) -> bool {
+        if self.seq == reads.began {
+            return true;
+        }
+        if reads.lost || self.forgotten > reads.began {
+            return false;
+        }
+        // Newest first, down to the commits the reader had seen.
+        let len = self.keys.len();
+        let newest = if len < CHANGE_LOG_KEYS { len } else { self.next + len };
+        for i in (newest.saturating_sub(len)..newest).rev() {
+            let Some(k) = i.checked_rem(len).and_then(|j| self.keys.get(j)) else { return false };
+            if k.seq <= reads.began {
+                break;
+            }
+            if reads.covers(k.btree, k.pos) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// An optimistic transaction's changes, taken out of it when its body is
+/// done ([`Txn::prepare`]) to be committed with the file system held
+/// exclusively ([`Fs::commit_prepared`]).
+pub struct Prepared {
+    buffers: TxnBuffers,
+    update_bytes: usize,
+    inodes: i64,
+    data_bytes: i64,
+    next_ino: Option<u64>,
+    use_reserve: bool,
+    reads: ReadSet,
+    /// The file system it was made on ([`Fs::instance`]): a remount
+    /// replaces it, and a change prepared on the old one is made again.
+    instance: u64,
 }
 
 /// The buffers of a finished transaction, kept by the file system for the
@@ -320,6 +484,7 @@ impl<'a, D: BlockDevice> Txn<'a, D> {
             charges,
             next_ino: None,
             use_reserve,
+            reads: None,
             held: PhantomData,
         }
     }
@@ -338,15 +503,97 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
             charges: TryVec::new(),
             next_ino: None,
             use_reserve: false,
+            reads: None,
             held: PhantomData,
         }
     }
 }
 
+impl<'a, D: BlockDevice> Txn<'a, D, Shared<'a, D>> {
+    /// A transaction that changes the file system held shared: it reads
+    /// as [`Fs::shared`] does, buffers its changes and records what it
+    /// read, for [`Txn::prepare`] and [`Fs::commit_prepared`].
+    /// `frees`: it may use the node room held back for freeing.
+    pub fn optimistic(fs: &'a Fs<D>, frees: bool) -> Self {
+        let mut t = Txn::reading(Shared::new(fs));
+        t.use_reserve = frees || fs.use_reserve;
+        t.reads = Some(ReadSet { ranges: TryVec::new(), lost: false, began: fs.changes.seq });
+        t
+    }
+
+    /// Its changes and what it read, to be committed exclusively.
+    pub fn prepare(mut self) -> Prepared {
+        let buffers = TxnBuffers {
+            updates: core::mem::take(&mut self.updates),
+            vals: core::mem::take(&mut self.vals),
+            charges: core::mem::take(&mut self.charges),
+        };
+        let reads = self.reads.take().unwrap_or(ReadSet { ranges: TryVec::new(), lost: true, began: 0 });
+        Prepared {
+            buffers,
+            update_bytes: self.update_bytes,
+            inodes: self.inodes,
+            data_bytes: self.data_bytes,
+            next_ino: self.next_ino,
+            use_reserve: self.use_reserve,
+            reads,
+            instance: self.fs().instance,
+        }
+    }
+}
+
+impl<D: BlockDevice> Fs<D> {
+    /// Commit a change prepared with the file system held shared
+    /// ([`Txn::prepare`]): [`Error::Conflict`], changing nothing, when a
+    /// commit since its body began changed a key it read (or the file
+    /// system is another one, remounted), for the caller to make the
+    /// change again; else as [`Txn::commit`], reads refused included.
+    pub fn commit_prepared(&mut self, p: Prepared) -> Result<()> {
+        if p.instance != self.instance || !self.changes.unchanged(&p.reads) {
+            return Err(Error::Conflict);
+        }
+        // What `begin` does between transactions: it changes no key.
+        let mut t = self.begin()?;
+        let TxnBuffers { updates, vals, charges } = p.buffers;
+        // Bucket usage moved since: the charges are checked again.
+        for (i, &c) in charges.iter().enumerate() {
+            check_charges(t.fs(), charges.get(..i).unwrap_or(&[]), c)?;
+        }
+        t.updates = updates;
+        t.vals = vals;
+        t.charges = charges;
+        t.update_bytes = p.update_bytes;
+        t.inodes = p.inodes;
+        t.data_bytes = p.data_bytes;
+        t.next_ino = p.next_ino;
+        t.use_reserve = p.use_reserve;
+        t.commit()
+    }
+}
+
 impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// Note that the transaction read `[lo, hi]` of `btree` (optimistic
+    /// transactions only).
+    pub(crate) fn note_read(&mut self, btree: BtreeId, lo: Pos, hi: Pos) {
+        if let Some(r) = self.reads.as_mut() {
+            r.note(btree, lo, hi);
+        }
+    }
+
+    /// Whether this transaction runs optimistically ([`Txn::optimistic`]).
+    pub(crate) fn is_optimistic(&self) -> bool {
+        self.reads.is_some()
+    }
+
     /// The file system, to look at.
     pub(crate) fn fs(&self) -> &Fs<D> {
         self.fs.fs()
+    }
+
+    /// The file system, to change outside a commit: [`Error::NotCached`]
+    /// (make the call exclusively) when held shared.
+    pub(crate) fn fs_mut(&mut self) -> Result<&mut Fs<D>> {
+        self.fs.fs_mut().ok_or(Error::NotCached)
     }
 
     /// The node this transaction, held shared, failed on
@@ -392,6 +639,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
             }
             return Ok(u.kind);
         }
+        self.note_read(btree, pos, pos);
         let mut c = Cursor::new(btree, pos, pos, view);
         match self.fs.next(&mut c)? {
             Some((_, kind)) => {
@@ -465,6 +713,27 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
         c: &mut TxnCursor,
         f: impl FnOnce(Pos, KeyType, &[u8]) -> Result<T>,
     ) -> Result<Option<T>> {
+        let from = c.at;
+        let r = self.step_next(c, f);
+        // What this step looked at: from where it began to the key it
+        // returned, or to the end of the range when it found none.
+        if let (Some(from), Ok(_)) = (from, &r) {
+            let to = match c.at {
+                Some(next) => next.predecessor().unwrap_or(Pos::MIN),
+                None => c.end,
+            };
+            if from <= to {
+                self.note_read(c.btree, from, to);
+            }
+        }
+        r
+    }
+
+    fn step_next<T>(
+        &mut self,
+        c: &mut TxnCursor,
+        f: impl FnOnce(Pos, KeyType, &[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
         // Each round moves `at` forward past one key.
         loop {
             let Some(at) = c.at else { return Ok(None) };
@@ -513,6 +782,26 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// The key before the last one `prev` returned (the cursor's last key
     /// first), the transaction's changes included.
     pub fn prev(&mut self, c: &mut TxnCursor, val: &mut TryVec<u8>) -> Result<Option<(Pos, KeyType)>> {
+        let top = match c.below {
+            Some(b) => b.predecessor(),
+            None => Some(c.end),
+        };
+        let r = self.step_prev(c, val);
+        // What this step looked at: from the key it returned (or the start
+        // of the range) up to where it began.
+        if let (Some(top), Ok(found)) = (top, &r) {
+            let low = match found {
+                Some((p, _)) => *p,
+                None => c.start,
+            };
+            if low <= top {
+                self.note_read(c.btree, low, top);
+            }
+        }
+        r
+    }
+
+    fn step_prev(&mut self, c: &mut TxnCursor, val: &mut TryVec<u8>) -> Result<Option<(Pos, KeyType)>> {
         // Each round moves `below` back past one key.
         loop {
             let to = match c.below {
@@ -564,7 +853,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     }
 }
 
-impl<D: BlockDevice> Txn<'_, D> {
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     fn put(&mut self, btree: BtreeId, pos: Pos, kind: Option<KeyType>, val: &[u8]) -> Result<()> {
         let off = u32::try_from(self.vals.len()).map_err(|_| Error::NoMem)?;
         let len = u32::try_from(val.len()).map_err(|_| Error::Invalid)?;
@@ -588,7 +877,7 @@ impl<D: BlockDevice> Txn<'_, D> {
 
     /// Set a key.
     pub fn set(&mut self, btree: BtreeId, pos: Pos, kind: KeyType, val: &[u8]) -> Result<()> {
-        if val.len() > self.fs.btrees.max_value_bytes() || !btree.allows(kind) {
+        if val.len() > self.fs().btrees.max_value_bytes() || !btree.allows(kind) {
             return Err(Error::Internal("value too large or wrong type for b-tree"));
         }
         self.put(btree, pos, Some(kind), val)
@@ -608,18 +897,28 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// Charge `delta` bytes to the user bucket holding `offset` on `dev`
     /// (checked now, applied at commit).
     pub fn charge(&mut self, dev: u8, offset: u64, delta: i64) -> Result<()> {
-        let (b, _) =
-            self.fs.alloc.bucket_of(dev, offset).ok_or(Error::Corrupt("extent on a missing device"))?;
-        let pending: i64 = self
-            .charges
-            .iter()
-            .filter(|c| c.0 == dev && self.fs.alloc.bucket_of(c.0, c.1).map(|x| x.0) == Some(b))
-            .map(|c| c.2)
-            .fold(0i64, i64::saturating_add);
-        self.fs.alloc.check_charge(dev, offset, pending.saturating_add(delta))?;
+        check_charges(self.fs(), &self.charges, (dev, offset, delta))?;
         self.charges.try_push((dev, offset, delta))
     }
+}
 
+/// Whether `charge` may be added to the bucket charges `pending` (those of
+/// the same bucket summed with it stay within the bucket).
+pub(crate) fn check_charges<D: BlockDevice>(
+    fs: &Fs<D>,
+    pending: &[(u8, u64, i64)],
+    (dev, offset, delta): (u8, u64, i64),
+) -> Result<()> {
+    let (b, _) = fs.alloc.bucket_of(dev, offset).ok_or(Error::Corrupt("extent on a missing device"))?;
+    let sum: i64 = pending
+        .iter()
+        .filter(|c| c.0 == dev && fs.alloc.bucket_of(c.0, c.1).map(|x| x.0) == Some(b))
+        .map(|c| c.2)
+        .fold(0i64, i64::saturating_add);
+    fs.alloc.check_charge(dev, offset, sum.saturating_add(delta))
+}
+
+impl<D: BlockDevice> Txn<'_, D> {
     /// Space for `min` to `want` bytes of file data (see
     /// [`crate::alloc::Allocator::allocate_data`]). When free buckets run
     /// short and some only await a checkpoint, checkpoint first: this
@@ -823,6 +1122,7 @@ impl<D: BlockDevice> Txn<'_, D> {
             let start = u.off as usize;
             let Txn { fs, vals, .. } = self;
             let value = vals.get(start..start + u.len as usize).ok_or(Error::Internal("update value"))?;
+            fs.changes.record(u.btree, u.pos);
             let (trees, mut store) = fs.parts();
             match u.kind {
                 Some(kind) => trees.set(&mut store, u.btree, u.pos, kind, value)?,
@@ -831,7 +1131,11 @@ impl<D: BlockDevice> Txn<'_, D> {
                 }
             }
         }
-        if let Some(next) = self.next_ino {
+        self.fs.changes.seq += 1;
+        // Numbers go upwards: an optimistic change that took a lower one
+        // (committed after one that took a higher) leaves the next alone;
+        // 0 sends the next search to the gaps.
+        if let Some(next) = self.next_ino.filter(|&n| n == 0 || n > self.fs.next_ino) {
             self.fs.next_ino = next;
         }
         self.fs.counters.inodes = self.fs.counters.inodes.wrapping_add_signed(self.inodes);

@@ -523,9 +523,10 @@ t_stress_ng() {
 # and nodes they missed read in without the lock (the run starts cold, and
 # node caches are dropped meanwhile); so must changes, which hold the lock
 # exclusively but are refused and made again rather than read a node
-# under it.
+# under it; and so must the bodies of changes (create, rename, unlink,
+# attributes), made with the lock shared and committed exclusively.
 t_concurrency() {
-	local stats shared overlaps misses fetches refused
+	local stats shared overlaps misses fetches refused optimistic change_overlaps conflicts
 	mkfs vdj || return 1
 	mount -t arborfs /dev/vdj /mnt || return 1
 	python3 "$GUEST/concurrency.py" /mnt prepare || return 1
@@ -536,10 +537,16 @@ t_concurrency() {
 	overlaps=$(sed -n 's/.* shared_overlaps=\([0-9]*\).*/\1/p' <<<"$stats")
 	misses=$(sed -n 's/.* shared_misses=\([0-9]*\).*/\1/p' <<<"$stats")
 	fetches=$(sed -n 's/.* node_fetches=\([0-9]*\).*/\1/p' <<<"$stats")
+	optimistic=$(sed -n 's/.* optimistic_changes=\([0-9]*\).*/\1/p' <<<"$stats")
+	change_overlaps=$(sed -n 's/.* change_overlaps=\([0-9]*\).*/\1/p' <<<"$stats")
+	conflicts=$(sed -n 's/.* change_conflicts=\([0-9]*\).*/\1/p' <<<"$stats")
 	echo "shared engine calls $shared, overlapping $overlaps, nodes read in without the lock $fetches, made again exclusively $misses"
+	echo "changes with their body made shared $optimistic, bodies beside another call $change_overlaps, made again after a conflict $conflicts"
 	echo "arborfs test: concurrency:$stats" >/dev/kmsg
 	((overlaps > 0)) || { echo "no shared engine call overlapped another: $stats"; return 1; }
 	((fetches > 0)) || { echo "no node read in for a shared call: $stats"; return 1; }
+	((optimistic > 0)) || { echo "no change was made optimistically: $stats"; return 1; }
+	((change_overlaps > 0)) || { echo "no change's body ran beside another call: $stats"; return 1; }
 	# Changes from a cold cache, where the lookups before them do not
 	# read what they change: extended attributes (their own tree) and
 	# deletions (the files' extents), both checked afterwards.

@@ -5,6 +5,7 @@
 //! across those slots. The readdir cursor is a slot, so it stays valid while
 //! other entries come and go.
 
+use super::change::Change;
 use super::inode::{check_name, inode_pos, Attr, NewInode};
 use super::orphan::orphan_pos;
 use super::Fs;
@@ -37,12 +38,12 @@ pub struct Found {
     pub dtype: u8,
 }
 
-impl<D: BlockDevice> Txn<'_, D> {
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// The first free slot of the probe window of `name` in `dir` (free of
     /// any key, misplaced ones too). Eight names with one hash slot leave
     /// none: only a deliberate collision does that, and it gets ENOSPC.
     pub(crate) fn dirent_free_slot(&mut self, dir: u64, name: &[u8]) -> Result<Pos> {
-        let slot = name_slot(self.fs.sb.hash_seed, name);
+        let slot = name_slot(self.fs().sb.hash_seed, name);
         for s in slot..slot + HASH_PROBE {
             let pos = Pos::new(dir, s, SNAPSHOT_ROOT);
             if !self.occupied(BtreeId::Dirents, pos)? {
@@ -71,7 +72,7 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// Whether `ancestor` is `dir` or one of its ancestors.
     fn is_ancestor(&mut self, ancestor: u64, mut dir: u64) -> Result<bool> {
         // Bounded by the number of inodes; a loop means corruption.
-        let limit = self.fs.counters.inodes.saturating_add(2);
+        let limit = self.fs().counters.inodes.saturating_add(2);
         for _ in 0..limit {
             if dir == ancestor {
                 return Ok(true);
@@ -253,6 +254,112 @@ impl<D: BlockDevice> Txn<'_, D> {
     }
 }
 
+/// Add a hard link ([`Fs::link`]).
+pub struct Link<'a> {
+    /// The inode linked to.
+    pub ino: u64,
+    /// The directory of the new name.
+    pub dir: u64,
+    /// The new name.
+    pub name: &'a [u8],
+}
+
+impl<D: BlockDevice> Change<D> for Link<'_> {
+    type Out = Attr;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        let (ino, dir, name) = (self.ino, self.dir, self.name);
+        check_name(name)?;
+        let mut inode = t.inode_read(ino)?;
+        if inode.is_dir() {
+            return Err(Error::NotPermitted);
+        }
+        let revive = inode.nlink == 0;
+        if revive && !t.is_orphan(ino)? {
+            return Err(Error::NotFound);
+        }
+        if inode.nlink >= u32::MAX - 1 {
+            return Err(Error::TooManyLinks);
+        }
+        let mut parent = t.dir_read(dir)?;
+        if t.dirent_find(dir, name)?.is_some() {
+            return Err(Error::Exists);
+        }
+        let slot = t.dirent_free_slot(dir, name)?;
+        let dtype = dirent_type(inode.mode).ok_or(Error::Corrupt("inode with bad mode"))?;
+        let now = now_ns();
+        inode.nlink += 1;
+        inode.ctime = now;
+        parent.mtime = now;
+        parent.ctime = now;
+        t.dirent_set_target(slot, name, ino, dtype)?;
+        t.inode_write(ino, &inode)?;
+        if revive {
+            t.delete(BtreeId::Orphans, orphan_pos(ino))?;
+        }
+        t.inode_write(dir, &parent)?;
+        Ok(Attr { ino, inode })
+    }
+}
+
+/// Remove an entry ([`Fs::unlink`], [`Fs::rmdir`]).
+pub struct Remove<'a> {
+    /// The directory.
+    pub dir: u64,
+    /// The name.
+    pub name: &'a [u8],
+    /// rmdir: the entry must be an empty directory (else must not be one).
+    pub want_dir: bool,
+}
+
+impl<D: BlockDevice> Change<D> for Remove<'_> {
+    type Out = Attr;
+    const FREES: bool = true;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        if self.name == b"." {
+            return Err(Error::Invalid);
+        }
+        if self.name == b".." {
+            return Err(Error::NotEmpty);
+        }
+        check_name(self.name)?;
+        t.remove_entry(self.dir, self.name, self.want_dir)
+    }
+}
+
+/// rename(2) ([`Fs::rename`]).
+pub struct Rename<'a> {
+    /// The source's directory.
+    pub olddir: u64,
+    /// The source's name.
+    pub oldname: &'a [u8],
+    /// The target's directory.
+    pub newdir: u64,
+    /// The target's name.
+    pub newname: &'a [u8],
+    /// `RENAME_*` flags.
+    pub flags: u32,
+    /// Owner of a whiteout, `(uid, gid)`.
+    pub owner: (u32, u32),
+}
+
+impl<D: BlockDevice> Change<D> for Rename<'_> {
+    type Out = Option<u64>;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Option<u64>> {
+        let flags = self.flags;
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+            || (flags & RENAME_EXCHANGE != 0 && flags != RENAME_EXCHANGE)
+        {
+            return Err(Error::Invalid);
+        }
+        check_name(self.oldname)?;
+        check_name(self.newname)?;
+        t.rename(self.olddir, self.oldname, self.newdir, self.newname, flags, self.owner)
+    }
+}
+
 impl<D: BlockDevice> Fs<D> {
     /// Look `name` up in `dir`.
     pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
@@ -271,64 +378,19 @@ impl<D: BlockDevice> Fs<D> {
     /// `O_TMPFILE` file; the VFS refuses this for other unlinked files), and
     /// leaves the list.
     pub fn link(&mut self, ino: u64, dir: u64, name: &[u8]) -> Result<Attr> {
-        self.check_user_writable()?;
-        check_name(name)?;
-        self.write_txn(|t| {
-            let mut inode = t.inode_read(ino)?;
-            if inode.is_dir() {
-                return Err(Error::NotPermitted);
-            }
-            let revive = inode.nlink == 0;
-            if revive && !t.is_orphan(ino)? {
-                return Err(Error::NotFound);
-            }
-            if inode.nlink >= u32::MAX - 1 {
-                return Err(Error::TooManyLinks);
-            }
-            let mut parent = t.dir_read(dir)?;
-            if t.dirent_find(dir, name)?.is_some() {
-                return Err(Error::Exists);
-            }
-            let slot = t.dirent_free_slot(dir, name)?;
-            let dtype = dirent_type(inode.mode).ok_or(Error::Corrupt("inode with bad mode"))?;
-            let now = now_ns();
-            inode.nlink += 1;
-            inode.ctime = now;
-            parent.mtime = now;
-            parent.ctime = now;
-            t.dirent_set_target(slot, name, ino, dtype)?;
-            t.inode_write(ino, &inode)?;
-            if revive {
-                t.delete(BtreeId::Orphans, orphan_pos(ino))?;
-            }
-            t.inode_write(dir, &parent)?;
-            Ok(Attr { ino, inode })
-        })
+        self.change(&mut Link { ino, dir, name })
     }
 
     /// Remove the entry `name` (not a directory) from `dir`. Returns the
     /// inode; when its link count reaches zero it is put on the orphan list
     /// and deleted by [`Fs::evict`].
     pub fn unlink(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
-        self.remove_entry(dir, name, false)
+        self.change(&mut Remove { dir, name, want_dir: false })
     }
 
     /// Remove the empty directory `name` from `dir`.
     pub fn rmdir(&mut self, dir: u64, name: &[u8]) -> Result<Attr> {
-        self.remove_entry(dir, name, true)
-    }
-
-    fn remove_entry(&mut self, dir: u64, name: &[u8], want_dir: bool) -> Result<Attr> {
-        self.check_user_writable()?;
-        if name == b"." {
-            return Err(Error::Invalid);
-        }
-        if name == b".." {
-            return Err(Error::NotEmpty);
-        }
-        check_name(name)?;
-        // Deleting must work on a file system full of metadata.
-        self.with_reserve(|fs| fs.write_txn(|t| t.remove_entry(dir, name, want_dir)))
+        self.change(&mut Remove { dir, name, want_dir: true })
     }
 
     /// Rename `oldname` in `olddir` to `newname` in `newdir`, with
@@ -344,15 +406,7 @@ impl<D: BlockDevice> Fs<D> {
         flags: u32,
         owner: (u32, u32),
     ) -> Result<Option<u64>> {
-        self.check_user_writable()?;
-        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
-            || (flags & RENAME_EXCHANGE != 0 && flags != RENAME_EXCHANGE)
-        {
-            return Err(Error::Invalid);
-        }
-        check_name(oldname)?;
-        check_name(newname)?;
-        self.write_txn(|t| t.rename(olddir, oldname, newdir, newname, flags, owner))
+        self.change(&mut Rename { olddir, oldname, newdir, newname, flags, owner })
     }
 
     /// The parent directory of directory `dir` (for "..").

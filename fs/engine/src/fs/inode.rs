@@ -9,6 +9,9 @@ use crate::format::inode::{
     dirent_type, Inode, FLAGS_KNOWN, FLAG_PROJINHERIT, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::format::{BtreeId, KeyType, Pos, FIRST_FREE_INO, ROOT_INO, SNAPSHOT_ROOT, SYMLINK_MAX};
+use core::sync::atomic::Ordering;
+
+use super::change::Change;
 use crate::sys::{now_ns, BlockDevice, TryVec};
 use crate::txn::{Access, Txn};
 
@@ -58,7 +61,7 @@ pub(crate) struct NewInode {
     pub(crate) rdev: u64,
 }
 
-impl<D: BlockDevice> Txn<'_, D> {
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// Write an inode.
     pub(crate) fn inode_write(&mut self, ino: u64, inode: &Inode) -> Result<()> {
         let mut buf = [0u8; INODE_BYTES];
@@ -103,14 +106,37 @@ impl<D: BlockDevice> Txn<'_, D> {
 
     /// A number no inode has. Numbers are given out upwards; once the
     /// largest is in use (only a crafted image gets there), the gaps below
-    /// it are searched, from the first free number on.
+    /// it are searched, from the first free number on. An optimistic
+    /// change takes its number at once (changes beside it take others),
+    /// and notes it as read: a change that took the same number first
+    /// makes it conflict. Searching the gaps changes the file system: an
+    /// optimistic change leaves that to the call made exclusively.
     fn free_ino(&mut self) -> Result<u64> {
-        let next = self.next_ino.unwrap_or(self.fs.next_ino);
-        if next == 0 {
-            self.fs.ino_gaps = true;
+        let fs = self.fs();
+        let taken = fs.ino_taken.load(Ordering::Relaxed);
+        if self.is_optimistic() {
+            if fs.ino_gaps || fs.next_ino == 0 || self.next_ino.is_some() {
+                return Err(Error::NotCached);
+            }
+            let mut seen = taken;
+            let ino = loop {
+                let ino = seen.max(fs.next_ino);
+                let after = ino.checked_add(1).ok_or(Error::NotCached)?;
+                match fs.ino_taken.compare_exchange(seen, after, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => break ino,
+                    Err(now) => seen = now,
+                }
+            };
+            self.note_read(BtreeId::Inodes, inode_pos(ino), inode_pos(ino));
+            return Ok(ino);
         }
-        let mut ino = if next == 0 { FIRST_FREE_INO } else { next };
-        if !self.fs.ino_gaps {
+        let next = self.next_ino.unwrap_or(self.fs().next_ino);
+        if next == 0 {
+            self.fs_mut()?.ino_gaps = true;
+        }
+        // (Past the numbers optimistic changes hold, unless searching gaps.)
+        let mut ino = if next == 0 { FIRST_FREE_INO } else { next.max(taken) };
+        if !self.fs().ino_gaps {
             return Ok(ino);
         }
         // Each step passes one inode key: bounded by the inodes there are.
@@ -123,7 +149,7 @@ impl<D: BlockDevice> Txn<'_, D> {
             ino = ino.checked_add(1).ok_or(Error::NoSpace)?;
         }
         // Where the search ended is free: the next search starts there.
-        self.fs.next_ino = ino;
+        self.fs_mut()?.next_ino = ino;
         Ok(ino)
     }
 
@@ -178,6 +204,142 @@ impl<D: BlockDevice> Txn<'_, D> {
     }
 }
 
+/// Create `name` in `dir` ([`Fs::create`]).
+pub struct Create<'a> {
+    /// The directory.
+    pub dir: u64,
+    /// The new entry's name.
+    pub name: &'a [u8],
+    /// File type and permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number (device nodes).
+    pub rdev: u64,
+}
+
+impl<D: BlockDevice> Change<D> for Create<'_> {
+    type Out = Attr;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        let dtype = dirent_type(self.mode).ok_or(Error::Invalid)?;
+        if self.mode & S_IFMT == S_IFLNK {
+            return Err(Error::Invalid);
+        }
+        let n = NewInode { mode: self.mode, uid: self.uid, gid: self.gid, rdev: self.rdev };
+        t.create_entry(self.dir, self.name, n, dtype, None)
+    }
+}
+
+/// Create a symbolic link `name` in `dir` to `target` ([`Fs::symlink`]).
+pub struct Symlink<'a> {
+    /// The directory.
+    pub dir: u64,
+    /// The link's name.
+    pub name: &'a [u8],
+    /// What it points to.
+    pub target: &'a [u8],
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+impl<D: BlockDevice> Change<D> for Symlink<'_> {
+    type Out = Attr;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        let target = self.target;
+        if target.is_empty()
+            || target.len() > SYMLINK_MAX.min(t.fs().max_value_bytes())
+            || target.contains(&0)
+        {
+            return Err(Error::NameTooLong);
+        }
+        let n = NewInode { mode: S_IFLNK | 0o777, uid: self.uid, gid: self.gid, rdev: 0 };
+        t.create_entry(self.dir, self.name, n, 10, Some(target))
+    }
+}
+
+/// Create an unnamed regular file on the orphan list ([`Fs::create_tmpfile`]).
+pub struct Tmpfile {
+    /// The directory it is made in (its parent, for a later link).
+    pub dir: u64,
+    /// File type (regular) and permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+impl<D: BlockDevice> Change<D> for Tmpfile {
+    type Out = Attr;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        if self.mode & S_IFMT != S_IFREG {
+            return Err(Error::Invalid);
+        }
+        let parent = t.dir_read(self.dir)?;
+        let n = NewInode { mode: self.mode, uid: self.uid, gid: self.gid, rdev: 0 };
+        let (ino, mut inode) = t.new_inode(self.dir, Some(&parent), n)?;
+        inode.nlink = 0;
+        t.inode_create(ino, &inode)?;
+        t.orphan_add(ino)?;
+        Ok(Attr { ino, inode })
+    }
+}
+
+/// Change an inode's attributes, its size apart ([`Fs::setattr`], which
+/// truncates first).
+pub struct SetAttrs {
+    /// The inode.
+    pub ino: u64,
+    /// What to change (`size` is ignored here).
+    pub set: SetAttr,
+}
+
+impl<D: BlockDevice> Change<D> for SetAttrs {
+    type Out = Attr;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        let (ino, set) = (self.ino, &self.set);
+        if set.flags.is_some_and(|f| f & !FLAGS_KNOWN != 0) {
+            return Err(Error::Unsupported);
+        }
+        let mut inode = t.inode_read(ino)?;
+        if let Some(m) = set.mode {
+            inode.mode = (inode.mode & S_IFMT) | (m & 0o7777);
+        }
+        if let Some(u) = set.uid {
+            inode.uid = u;
+        }
+        if let Some(g) = set.gid {
+            inode.gid = g;
+        }
+        if let Some(t) = set.atime {
+            inode.atime = t;
+        }
+        if let Some(t) = set.mtime {
+            inode.mtime = t;
+        }
+        if let Some(f) = set.flags {
+            if f & FLAG_PROJINHERIT != 0 && !inode.is_dir() {
+                return Err(Error::Invalid);
+            }
+            inode.flags = f;
+        }
+        if let Some(p) = set.projid {
+            inode.projid = p;
+        }
+        inode.ctime = set.ctime.unwrap_or_else(now_ns);
+        t.inode_write(ino, &inode)?;
+        Ok(Attr { ino, inode })
+    }
+}
+
 /// A new, empty root directory with permission bits `perm`, owned by
 /// `uid`:`gid` (mkfs makes one, fsck another when the root is lost).
 pub(crate) fn root_dir_inode(perm: u32, uid: u32, gid: u32) -> Inode {
@@ -225,12 +387,7 @@ impl<D: BlockDevice> Fs<D> {
         gid: u32,
         rdev: u64,
     ) -> Result<Attr> {
-        self.check_user_writable()?;
-        let dtype = dirent_type(mode).ok_or(Error::Invalid)?;
-        if mode & S_IFMT == S_IFLNK {
-            return Err(Error::Invalid);
-        }
-        self.write_txn(|t| t.create_entry(dir, name, NewInode { mode, uid, gid, rdev }, dtype, None))
+        self.change(&mut Create { dir, name, mode, uid, gid, rdev })
     }
 
     /// Create a directory.
@@ -240,31 +397,14 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Create a symbolic link to `target`.
     pub fn symlink(&mut self, dir: u64, name: &[u8], target: &[u8], uid: u32, gid: u32) -> Result<Attr> {
-        self.check_user_writable()?;
-        if target.is_empty() || target.len() > SYMLINK_MAX.min(self.max_value_bytes()) || target.contains(&0)
-        {
-            return Err(Error::NameTooLong);
-        }
-        let n = NewInode { mode: S_IFLNK | 0o777, uid, gid, rdev: 0 };
-        self.write_txn(|t| t.create_entry(dir, name, n, 10, Some(target)))
+        self.change(&mut Symlink { dir, name, target, uid, gid })
     }
 
     /// Create an unnamed regular file for `O_TMPFILE`: no entry, link count
     /// zero, on the orphan list, so it is deleted at its last close or at
     /// the next open after a crash, unless [`Fs::link`] gives it a name first.
     pub fn create_tmpfile(&mut self, dir: u64, mode: u32, uid: u32, gid: u32) -> Result<Attr> {
-        self.check_user_writable()?;
-        if mode & S_IFMT != S_IFREG {
-            return Err(Error::Invalid);
-        }
-        self.write_txn(|t| {
-            let parent = t.dir_read(dir)?;
-            let (ino, mut inode) = t.new_inode(dir, Some(&parent), NewInode { mode, uid, gid, rdev: 0 })?;
-            inode.nlink = 0;
-            t.inode_create(ino, &inode)?;
-            t.orphan_add(ino)?;
-            Ok(Attr { ino, inode })
-        })
+        self.change(&mut Tmpfile { dir, mode, uid, gid })
     }
 
     /// The target of a symlink.
@@ -295,36 +435,16 @@ impl<D: BlockDevice> Fs<D> {
         if set.projid.is_some_and(|p| p != 0) {
             self.note_feature_project_id()?;
         }
-        self.write_txn(|t| {
-            let mut inode = t.inode_read(ino)?;
-            if let Some(m) = set.mode {
-                inode.mode = (inode.mode & S_IFMT) | (m & 0o7777);
-            }
-            if let Some(u) = set.uid {
-                inode.uid = u;
-            }
-            if let Some(g) = set.gid {
-                inode.gid = g;
-            }
-            if let Some(t) = set.atime {
-                inode.atime = t;
-            }
-            if let Some(t) = set.mtime {
-                inode.mtime = t;
-            }
-            if let Some(f) = set.flags {
-                if f & FLAG_PROJINHERIT != 0 && !inode.is_dir() {
-                    return Err(Error::Invalid);
-                }
-                inode.flags = f;
-            }
-            if let Some(p) = set.projid {
-                inode.projid = p;
-            }
-            inode.ctime = set.ctime.unwrap_or_else(now_ns);
-            t.inode_write(ino, &inode)?;
-            Ok(Attr { ino, inode })
-        })
+        self.change(&mut SetAttrs { ino, set: *set })
+    }
+
+    /// Whether `set` needs more than one transaction (a size change) or a
+    /// change of the superblock (the first project id): [`Fs::setattr`]
+    /// then, not [`SetAttrs`] alone.
+    pub fn setattr_is_complex(&self, set: &SetAttr) -> bool {
+        use crate::format::superblock::RO_COMPAT_PROJECT_ID;
+        set.size.is_some()
+            || (set.projid.is_some_and(|p| p != 0) && self.sb.ro_compat & RO_COMPAT_PROJECT_ID == 0)
     }
 
     /// Before the first project id is stored: mark the file system as holding

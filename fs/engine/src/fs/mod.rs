@@ -10,6 +10,7 @@
 //! open. The components do not know each other: the b-tree reaches bucket
 //! space only through the node store in [`store`].
 
+pub mod change;
 pub mod check;
 pub mod checkpoint;
 pub mod dirent;
@@ -24,6 +25,8 @@ pub mod store;
 pub mod sync;
 pub mod write_plan;
 pub mod xattr;
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::alloc::Allocator;
 use crate::btree::cursor::Cursor;
@@ -146,7 +149,18 @@ pub struct Fs<D: BlockDevice> {
     /// Bytes of dirty data writers were promised room for and have not
     /// written yet ([`Fs::note_data_promised`]).
     pub(crate) data_promised: u64,
+    /// The keys the latest commits changed, for optimistic changes.
+    pub(crate) changes: crate::txn::ChangeLog,
+    /// Inode numbers below this were handed to optimistic changes (which
+    /// run side by side, and take theirs before they commit).
+    pub(crate) ino_taken: AtomicU64,
+    /// This open file system among those of the process's life
+    /// ([`crate::txn::Prepared`] is committed to the one it was made on).
+    pub(crate) instance: u64,
 }
+
+/// Instances of [`Fs`] opened so far.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 /// Read the newest valid superblock copy of one device.
 pub fn read_super<D: BlockDevice>(dev: &mut D) -> Result<Superblock> {
@@ -264,6 +278,9 @@ impl<D: BlockDevice> Fs<D> {
             txn_spare: crate::txn::TxnBuffers::new(),
             use_reserve: false,
             data_promised: 0,
+            changes: crate::txn::ChangeLog::new(),
+            ino_taken: AtomicU64::new(0),
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             read_only: opts.read_only,
             failed: None,
             data_unflushed: false,

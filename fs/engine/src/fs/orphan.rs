@@ -8,14 +8,14 @@ use crate::btree::cursor::{Cursor, View};
 use crate::error::{Error, Result};
 use crate::format::{BtreeId, KeyType, Pos};
 use crate::sys::{BlockDevice, TryVec};
-use crate::txn::Txn;
+use crate::txn::{Access, Txn};
 
 /// Key of an orphan marker.
 pub const fn orphan_pos(ino: u64) -> Pos {
     Pos::new(0, ino, 0)
 }
 
-impl<D: BlockDevice> Txn<'_, D> {
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// Put an inode on the orphan list.
     pub(crate) fn orphan_add(&mut self, ino: u64) -> Result<()> {
         self.set(BtreeId::Orphans, orphan_pos(ino), KeyType::Orphan, &[])

@@ -1,6 +1,7 @@
 //! Extended attributes: get, set (with XATTR_CREATE / XATTR_REPLACE), list
 //! and remove, keyed by a hash of namespace and name like dirents.
 
+use super::change::Change;
 use super::inode::Attr;
 use super::Fs;
 use crate::error::{Error, Result};
@@ -29,6 +30,85 @@ fn split_name(full: &[u8]) -> Result<(Namespace, &[u8])> {
     Ok((ns, name))
 }
 
+/// Set an extended attribute ([`Fs::setxattr`]).
+pub struct SetXattr<'a> {
+    /// The inode.
+    pub ino: u64,
+    /// "namespace.name".
+    pub full_name: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+    /// [`XATTR_CREATE`], [`XATTR_REPLACE`] or neither.
+    pub flags: u32,
+}
+
+impl<D: BlockDevice> Change<D> for SetXattr<'_> {
+    type Out = Attr;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        let (ino, flags) = (self.ino, self.flags);
+        let (ns, name) = split_name(self.full_name)?;
+        if self.value.len() > t.fs().xattr_value_max() {
+            return Err(Error::ArgTooBig);
+        }
+        let x = Xattr { ns, name, value: self.value };
+        let mut buf = TryVec::new();
+        buf.try_resize(x.encoded_len(), 0)?;
+        x.encode(&mut buf).map_err(|_| Error::Range)?;
+        let mut inode = t.inode_read(ino)?;
+        let mut val = TryVec::new();
+        let existing = t.xattr_find(ino, ns, name, &mut val)?;
+        match (existing, flags & (XATTR_CREATE | XATTR_REPLACE)) {
+            (Some(_), XATTR_CREATE) => return Err(Error::Exists),
+            (None, XATTR_REPLACE) => return Err(Error::NoData),
+            (_, f) if f == XATTR_CREATE | XATTR_REPLACE => return Err(Error::Invalid),
+            _ => {}
+        }
+        let pos = match existing {
+            Some(p) => p,
+            None => {
+                let slot = slot_of(t.fs().sb.hash_seed, ns, name);
+                let mut free = None;
+                for s in slot..slot + HASH_PROBE {
+                    let p = Pos::new(ino, s, SNAPSHOT_ROOT);
+                    if !t.occupied(BtreeId::Xattrs, p)? {
+                        free = Some(p);
+                        break;
+                    }
+                }
+                free.ok_or(Error::NoSpace)?
+            }
+        };
+        inode.ctime = now_ns();
+        t.set(BtreeId::Xattrs, pos, KeyType::Xattr, &buf)?;
+        t.inode_write(ino, &inode)?;
+        Ok(Attr { ino, inode })
+    }
+}
+
+/// Remove an extended attribute ([`Fs::removexattr`]).
+pub struct RemoveXattr<'a> {
+    /// The inode.
+    pub ino: u64,
+    /// "namespace.name".
+    pub full_name: &'a [u8],
+}
+
+impl<D: BlockDevice> Change<D> for RemoveXattr<'_> {
+    type Out = Attr;
+
+    fn body<A: Access<D>>(&mut self, t: &mut Txn<'_, D, A>) -> Result<Attr> {
+        let (ns, name) = split_name(self.full_name)?;
+        let mut inode = t.inode_read(self.ino)?;
+        let mut val = TryVec::new();
+        let pos = t.xattr_find(self.ino, ns, name, &mut val)?.ok_or(Error::NoData)?;
+        inode.ctime = now_ns();
+        t.delete(BtreeId::Xattrs, pos)?;
+        t.inode_write(self.ino, &inode)?;
+        Ok(Attr { ino: self.ino, inode })
+    }
+}
+
 impl<D: BlockDevice> Fs<D> {
     /// Largest xattr value this file system stores.
     pub fn xattr_value_max(&self) -> usize {
@@ -42,59 +122,12 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Set attribute `full_name` to `value`.
     pub fn setxattr(&mut self, ino: u64, full_name: &[u8], value: &[u8], flags: u32) -> Result<Attr> {
-        self.check_user_writable()?;
-        let (ns, name) = split_name(full_name)?;
-        if value.len() > self.xattr_value_max() {
-            return Err(Error::ArgTooBig);
-        }
-        let x = Xattr { ns, name, value };
-        let mut buf = TryVec::new();
-        buf.try_resize(x.encoded_len(), 0)?;
-        x.encode(&mut buf).map_err(|_| Error::Range)?;
-        self.write_txn(|t| {
-            let mut inode = t.inode_read(ino)?;
-            let mut val = TryVec::new();
-            let existing = t.xattr_find(ino, ns, name, &mut val)?;
-            match (existing, flags & (XATTR_CREATE | XATTR_REPLACE)) {
-                (Some(_), XATTR_CREATE) => return Err(Error::Exists),
-                (None, XATTR_REPLACE) => return Err(Error::NoData),
-                (_, f) if f == XATTR_CREATE | XATTR_REPLACE => return Err(Error::Invalid),
-                _ => {}
-            }
-            let pos = match existing {
-                Some(p) => p,
-                None => {
-                    let slot = slot_of(t.fs.sb.hash_seed, ns, name);
-                    let mut free = None;
-                    for s in slot..slot + HASH_PROBE {
-                        let p = Pos::new(ino, s, SNAPSHOT_ROOT);
-                        if !t.occupied(BtreeId::Xattrs, p)? {
-                            free = Some(p);
-                            break;
-                        }
-                    }
-                    free.ok_or(Error::NoSpace)?
-                }
-            };
-            inode.ctime = now_ns();
-            t.set(BtreeId::Xattrs, pos, KeyType::Xattr, &buf)?;
-            t.inode_write(ino, &inode)?;
-            Ok(Attr { ino, inode })
-        })
+        self.change(&mut SetXattr { ino, full_name, value, flags })
     }
 
     /// Remove attribute `full_name`.
     pub fn removexattr(&mut self, ino: u64, full_name: &[u8]) -> Result<()> {
-        self.check_user_writable()?;
-        let (ns, name) = split_name(full_name)?;
-        self.write_txn(|t| {
-            let mut inode = t.inode_read(ino)?;
-            let mut val = TryVec::new();
-            let pos = t.xattr_find(ino, ns, name, &mut val)?.ok_or(Error::NoData)?;
-            inode.ctime = now_ns();
-            t.delete(BtreeId::Xattrs, pos)?;
-            t.inode_write(ino, &inode)
-        })
+        self.change(&mut RemoveXattr { ino, full_name }).map(|_| ())
     }
 
     /// Append every attribute name, NUL terminated, to `out` (listxattr(2)).
