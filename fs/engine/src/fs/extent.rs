@@ -1347,7 +1347,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// A cursor over the extents of `ino` that end after `off`.
     pub(super) fn extents_after(&self, ino: u64, off: u64) -> Option<TxnCursor> {
         let from = off.checked_add(1)?;
-        Some(self.cursor(BtreeId::Extents, Pos::new(ino, from, 0), Pos::new(ino, u64::MAX, u32::MAX)))
+        Some(self.inode_cursor(BtreeId::Extents, ino, from))
     }
 
     /// The next extent of cursor `c`.

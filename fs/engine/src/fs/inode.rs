@@ -536,7 +536,8 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
         if !inode.is_symlink() {
             return Err(Error::Invalid);
         }
-        match self.first(BtreeId::Extents, Pos::new(ino, 1, 0), Pos::new(ino, u64::MAX, u32::MAX), out)? {
+        let mut c = self.inode_cursor(BtreeId::Extents, ino, 1);
+        match self.next(&mut c, out)? {
             Some((_, KeyType::InlineData)) => Ok(()),
             _ => Err(Error::Corrupt("symlink without a target")),
         }

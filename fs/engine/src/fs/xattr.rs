@@ -154,7 +154,7 @@ impl<D: BlockDevice> Txn<'_, D> {
     /// Delete up to [`XATTR_CUT_BATCH`] attributes of `ino`; whether any
     /// may be left.
     pub(crate) fn xattrs_cut(&mut self, ino: u64) -> Result<bool> {
-        let mut c = self.cursor(BtreeId::Xattrs, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut c = self.inode_cursor(BtreeId::Xattrs, ino, 0);
         let mut val = TryVec::new();
         for _ in 0..XATTR_CUT_BATCH {
             match self.next(&mut c, &mut val)? {
@@ -191,7 +191,7 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
 
     /// Call `f(namespace, name, value)` for every attribute of `ino`.
     pub fn xattr_walk(&mut self, ino: u64, f: &mut XattrFn<'_>) -> Result<()> {
-        let mut c = self.cursor(BtreeId::Xattrs, Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
+        let mut c = self.inode_cursor(BtreeId::Xattrs, ino, 0);
         let mut val = TryVec::new();
         while self.next(&mut c, &mut val)?.is_some() {
             let x = Xattr::decode(&val).map_err(|_| Error::Corrupt("malformed xattr"))?;

@@ -188,18 +188,16 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Whether `btree` holds a key of `ino` (false where it cannot be read).
     fn has_keys(&mut self, btree: BtreeId, ino: u64) -> bool {
-        let (from, to) = (Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
         let mut val = TryVec::new();
-        matches!(self.read_txn(|t| t.first(btree, from, to, &mut val)), Ok(Some(_)))
+        matches!(self.read_txn(|t| t.next(&mut t.inode_cursor(btree, ino, 0), &mut val)), Ok(Some(_)))
     }
 
     /// Where `ino`'s last extent ends (0 without extents or where they
     /// cannot be read): extent keys sit at the end of what they hold.
     fn data_end(&mut self, ino: u64) -> u64 {
-        let (from, to) = (Pos::new(ino, 0, 0), Pos::new(ino, u64::MAX, u32::MAX));
         let mut val = TryVec::new();
         let last = self.read_txn(|t| {
-            let mut c = t.cursor(BtreeId::Extents, from, to);
+            let mut c = t.inode_cursor(BtreeId::Extents, ino, 0);
             t.prev(&mut c, &mut val)
         });
         last.ok().flatten().map_or(0, |(pos, _)| pos.offset.min(i64::MAX as u64))
