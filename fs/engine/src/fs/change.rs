@@ -59,3 +59,43 @@ impl<D: BlockDevice> Fs<D> {
         Ok((out, t.prepare()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::format::inode::S_IFREG;
+    use crate::format::{FIRST_FREE_INO, ROOT_INO};
+    use crate::fs::inode::Create;
+    use crate::fs::FormatOptions;
+    use crate::sys::{MemDevice, TryVec};
+
+    fn create(name: &[u8]) -> Create<'_> {
+        Create { dir: ROOT_INO, name, mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0 }
+    }
+
+    /// Optimistic bodies that took the last numbers leave the gaps to the
+    /// exclusive search, which must not start from the numbers they took.
+    #[test]
+    fn numbers_go_to_the_gaps_after_bodies_took_the_last() {
+        let mut devs = TryVec::new();
+        devs.try_push(MemDevice::new(32 << 20)).unwrap();
+        let mut fs = Fs::format(devs, &FormatOptions { uuid: [3; 16], ..Default::default() }).unwrap();
+        fs.next_ino = u64::MAX - 2;
+        let (a, pa) = fs.prepare_change(&mut create(b"a"), &mut None).unwrap();
+        fs.commit_prepared(pa).unwrap();
+        let (b, pb) = fs.prepare_change(&mut create(b"b"), &mut None).unwrap();
+        fs.commit_prepared(pb).unwrap();
+        assert_eq!((a.ino, b.ino), (u64::MAX - 2, u64::MAX - 1));
+        assert_eq!(fs.create(ROOT_INO, b"c", S_IFREG | 0o644, 0, 0, 0).unwrap().ino, u64::MAX);
+        // Every number above is taken: from here on, the gaps.
+        let d = fs.create(ROOT_INO, b"d", S_IFREG | 0o644, 0, 0, 0).unwrap().ino;
+        let e = fs.create(ROOT_INO, b"e", S_IFREG | 0o644, 0, 0, 0).unwrap().ino;
+        assert!(d >= FIRST_FREE_INO && e > d && e < a.ino, "{d} {e}");
+        // A body does not search the gaps: the exclusive call does.
+        assert_eq!(
+            fs.prepare_change(&mut create(b"f"), &mut None).err(),
+            Some(crate::error::Error::NotCached)
+        );
+    }
+}

@@ -134,8 +134,14 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
         if next == 0 {
             self.fs_mut()?.ino_gaps = true;
         }
-        // (Past the numbers optimistic changes hold, unless searching gaps.)
-        let mut ino = if next == 0 { FIRST_FREE_INO } else { next.max(taken) };
+        // Past the numbers optimistic changes hold, unless searching the
+        // gaps (where `taken` may be the largest number: the key noted as
+        // read by the body that holds a number catches a clash).
+        let mut ino = match next {
+            0 => FIRST_FREE_INO,
+            n if self.fs().ino_gaps => n,
+            n => n.max(taken),
+        };
         if !self.fs().ino_gaps {
             return Ok(ino);
         }
