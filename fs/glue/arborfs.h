@@ -428,6 +428,33 @@ static inline void arborfs_lock_exclusive(struct rw_semaphore *lock, atomic_t *s
 
 #define ENGINE_CALL(sb, expr) ENGINE_HELD(sb, false, NULL, expr)
 
+/*
+ * Enter the engine shared (ENGINE_READ, ENGINE_CHANGE), beside other shared
+ * holders, inside a NOFS allocation scope (*nofs); false, counting `busy`,
+ * when a writer holds or awaits the lock. `overlaps` counts entries while
+ * another shared call is in the engine.
+ */
+static inline bool arborfs_enter_shared(struct arborfs_sb_info *s, atomic64_t *busy, atomic64_t *overlaps,
+					unsigned int *nofs)
+{
+	if (!down_read_trylock(&s->lock)) {
+		atomic64_inc(busy);
+		return false;
+	}
+	if (atomic_inc_return(&s->shared_in) > 1)
+		atomic64_inc(overlaps);
+	*nofs = memalloc_nofs_save();
+	return true;
+}
+
+/* Leave what arborfs_enter_shared entered. */
+static inline void arborfs_leave_shared(struct arborfs_sb_info *s, unsigned int nofs)
+{
+	memalloc_nofs_restore(nofs);
+	atomic_dec(&s->shared_in);
+	up_read(&s->lock);
+}
+
 /* Nodes a read may read in without the lock before it is made exclusively instead. */
 #define ARBORFS_READ_FETCHES 8
 
@@ -468,17 +495,10 @@ static inline bool arborfs_fetch_again(struct super_block *sb, const struct arbo
 		/* Each round ends with an answer, a node read in, or a break. */ \
 		while (__rr == -ECHILD) {                       \
 			__miss.valid = 0;                       \
-			if (!down_read_trylock(&__rs->lock)) {  \
-				atomic64_inc(&__rs->shared_busy); \
+			if (!arborfs_enter_shared(__rs, &__rs->shared_busy, &__rs->shared_overlaps, &__rnofs)) \
 				break;                          \
-			}                                       \
-			if (atomic_inc_return(&__rs->shared_in) > 1) \
-				atomic64_inc(&__rs->shared_overlaps); \
-			__rnofs = memalloc_nofs_save();         \
 			__rr = fn(__rs->fs, true, &__miss, __VA_ARGS__); \
-			memalloc_nofs_restore(__rnofs);         \
-			atomic_dec(&__rs->shared_in);           \
-			up_read(&__rs->lock);                   \
+			arborfs_leave_shared(__rs, __rnofs);    \
 			atomic64_inc(&__rs->shared_calls);      \
 			if (__rr == -ECHILD && !arborfs_fetch_again(sb, &__miss, &__fetches)) { \
 				atomic64_inc(&__rs->shared_misses); \
@@ -549,7 +569,7 @@ static inline bool arborfs_fetch_again(struct super_block *sb, const struct arbo
 		unsigned int __cnofs, __cfetches = 0, __ctries = 0; \
 		void *__prep;                                   \
 		/* Made exclusively at once: nobody in the engine, or a writer in or waiting. */ \
-		bool __direct = !rwsem_is_locked(&__cs->lock);   \
+		bool __direct = !rwsem_is_locked(&__cs->lock); \
 		int __cr = -EAGAIN;                             \
 		/* Each round ends with an answer, a conflict, a node read in, or a break. */ \
 		while (!__direct && (__cr == -EAGAIN || __cr == -ECHILD)) { \
@@ -557,18 +577,12 @@ static inline bool arborfs_fetch_again(struct super_block *sb, const struct arbo
 				break;                          \
 			__cmiss.valid = 0;                      \
 			__prep = NULL;                          \
-			if (!down_read_trylock(&__cs->lock)) {  \
-				atomic64_inc(&__cs->change_busy); \
-				__direct = true;                 \
+			if (!arborfs_enter_shared(__cs, &__cs->change_busy, &__cs->change_overlaps, &__cnofs)) { \
+				__direct = true;                \
 				break;                          \
 			}                                       \
-			if (atomic_inc_return(&__cs->shared_in) > 1) \
-				atomic64_inc(&__cs->change_overlaps); \
-			__cnofs = memalloc_nofs_save();         \
 			__cr = __cs->fs ? fn(__cs->fs, true, &__cmiss, &__prep, __VA_ARGS__) : -EIO; \
-			memalloc_nofs_restore(__cnofs);         \
-			atomic_dec(&__cs->shared_in);           \
-			up_read(&__cs->lock);                   \
+			arborfs_leave_shared(__cs, __cnofs);    \
 			if (!__cr)                              \
 				__cr = ENGINE_HELD(sb, true, &__cmiss, \
 					arborfs_rs_commit_prepared(__cs->fs, __prep)); \
@@ -580,7 +594,7 @@ static inline bool arborfs_fetch_again(struct super_block *sb, const struct arbo
 				break;                          \
 		}                                               \
 		if (__cr == -EAGAIN || __cr == -ECHILD) {       \
-			if (!__direct)                           \
+			if (!__direct)                          \
 				atomic64_inc(&__cs->change_fallbacks); \
 			__cr = ENGINE_WRITE(sb, fn(__cs->fs, false, NULL, NULL, __VA_ARGS__)); \
 		}                                               \

@@ -1,6 +1,9 @@
 //! Inodes: attributes, creation of every file type, setattr, and deletion of
 //! unlinked inodes (immediately, or through the orphan list while open).
 
+use core::sync::atomic::Ordering;
+
+use super::change::Change;
 use super::extent::CUT_BATCH;
 use super::xattr::XATTR_CUT_BATCH;
 use super::Fs;
@@ -9,9 +12,6 @@ use crate::format::inode::{
     dirent_type, Inode, FLAGS_KNOWN, FLAG_PROJINHERIT, INODE_BYTES, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::format::{BtreeId, KeyType, Pos, FIRST_FREE_INO, ROOT_INO, SNAPSHOT_ROOT, SYMLINK_MAX};
-use core::sync::atomic::Ordering;
-
-use super::change::Change;
 use crate::sys::{now_ns, BlockDevice, TryVec};
 use crate::txn::{Access, Txn};
 
