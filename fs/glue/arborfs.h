@@ -122,7 +122,7 @@ struct arborfs_journal_write {
 	const u8 *buf;		/* the entry, in the engine's memory until arborfs_rs_sync_done */
 	u64 len;		/* its length; 0: flush the member */
 	u64 offset;		/* byte offset on member `dev` */
-	u32 dev, pad;
+	u32 dev, preflush;	/* preflush: flush before the write */
 };
 #define ARBORFS_SYNC_WAIT 1	/* another caller's journal write is in flight */
 #define ARBORFS_SYNC_WRITE 2	/* issue the write given, then arborfs_rs_sync_done */

@@ -244,19 +244,45 @@ int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 of
 	return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, ARBORFS_OP_DURABLE, &m->sync_ios, &m->sync_ns);
 }
 
+/* A write durable on return, without a flush before it. */
+#define ARBORFS_OP_FUA (REQ_OP_WRITE | REQ_SYNC | REQ_FUA)
+
+int arborfs_glue_bdev_write_fua(void *dev, const u8 *buf, size_t len, u64 off)
+{
+	struct arborfs_member *m = dev;
+
+	return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, ARBORFS_OP_FUA, &m->sync_ios, &m->sync_ns);
+}
+
+/*
+ * Whether a FUA write also makes every write completed before it durable:
+ * on a device without a volatile cache (nothing to flush), and on one that
+ * does not do FUA itself, for which the block layer follows the write with
+ * a flush of the whole cache.
+ */
+bool arborfs_glue_bdev_fua_flushes_all(void *dev)
+{
+	struct block_device *bdev = ((struct arborfs_member *)dev)->bdev;
+
+	return !bdev_write_cache(bdev) || !bdev_fua(bdev);
+}
+
 /*
  * A sync's journal write, issued without the engine lock (group commit):
- * the entry written durably, or with len 0 a flush. Counted apart from the
- * I/O engine calls wait for.
+ * the entry written durably, after a flush when `preflush`, or with len 0
+ * a flush. Counted apart from the I/O engine calls wait for.
  */
-int arborfs_glue_journal_write(struct arborfs_member *m, const u8 *buf, size_t len, u64 off)
+int arborfs_glue_journal_write(struct arborfs_member *m, const u8 *buf, size_t len, u64 off, bool preflush)
 {
 	u64 start = local_clock();
 	int err;
 
-	if (len)
-		return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, ARBORFS_OP_DURABLE, &m->journal_ios,
-				       &m->journal_ns);
+	if (len) {
+		if (preflush)
+			atomic64_inc(&m->journal_preflushes);
+		return arborfs_bdev_rw(m->bdev, (u8 *)buf, len, off, preflush ? ARBORFS_OP_DURABLE : ARBORFS_OP_FUA,
+				       &m->journal_ios, &m->journal_ns);
+	}
 	err = blkdev_issue_flush(m->bdev);
 	atomic64_add(local_clock() - start, &m->journal_ns);
 	atomic64_inc(&m->journal_ios);

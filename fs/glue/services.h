@@ -19,6 +19,7 @@ struct arborfs_member {
 	atomic64_t sync_ios, sync_ns;		/* bios an engine call waited for, one by one */
 	atomic64_t batch_waits, batch_ns;	/* waits for batches of planned reads and writes */
 	atomic64_t journal_ios, journal_ns;	/* journal writes of syncs, without the engine lock */
+	atomic64_t journal_preflushes;		/* of them, the entries written after a flush */
 };
 
 s64 arborfs_glue_now_ns(void);
@@ -56,7 +57,9 @@ int arborfs_io_batch_wait(struct arborfs_io_batch *b, struct arborfs_member *m);
 void arborfs_io_batch_submitted(struct arborfs_io_batch *b);
 int arborfs_io_batch_end(struct arborfs_io_batch *b, struct arborfs_member *m);
 int arborfs_glue_bdev_write_durable(void *dev, const u8 *buf, size_t len, u64 off);
-int arborfs_glue_journal_write(struct arborfs_member *m, const u8 *buf, size_t len, u64 off);
+int arborfs_glue_bdev_write_fua(void *dev, const u8 *buf, size_t len, u64 off);
+bool arborfs_glue_bdev_fua_flushes_all(void *dev);
+int arborfs_glue_journal_write(struct arborfs_member *m, const u8 *buf, size_t len, u64 off, bool preflush);
 int arborfs_glue_bdev_discard(void *dev, u64 off, u64 len);
 u32 arborfs_glue_crc32c(const u8 *data, size_t len);
 int arborfs_glue_lz4_decompress(const u8 *src, size_t srclen, u8 *dst, size_t dstlen);

@@ -152,7 +152,7 @@ int arborfs_sync(struct super_block *sb)
 			continue;
 		}
 		/* One member per mount: its journal is on it. */
-		err = w.dev ? -EIO : arborfs_glue_journal_write(&s->member, w.buf, w.len, w.offset);
+		err = w.dev ? -EIO : arborfs_glue_journal_write(&s->member, w.buf, w.len, w.offset, w.preflush);
 		r = ENGINE_CALL(sb, arborfs_sync_done_locked(s, err));
 		wake_up_all(&s->journal_wait);
 		if (r)
@@ -307,9 +307,9 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->engine_ns) / 1000, atomic64_read(&s->lock_wait_ns) / 1000);
 	seq_printf(m, " sync_ios=%lld sync_io_us=%lld", atomic64_read(&s->member.sync_ios),
 		   atomic64_read(&s->member.sync_ns) / 1000);
-	seq_printf(m, " syncs=%lld sync_waits=%lld journal_writes=%lld journal_us=%lld", atomic64_read(&s->sync_calls),
-		   atomic64_read(&s->sync_waits), atomic64_read(&s->member.journal_ios),
-		   atomic64_read(&s->member.journal_ns) / 1000);
+	seq_printf(m, " syncs=%lld sync_waits=%lld journal_writes=%lld journal_preflushes=%lld journal_us=%lld",
+		   atomic64_read(&s->sync_calls), atomic64_read(&s->sync_waits), atomic64_read(&s->member.journal_ios),
+		   atomic64_read(&s->member.journal_preflushes), atomic64_read(&s->member.journal_ns) / 1000);
 	seq_printf(m, " planned_reads=%lld overlapped_reads=%lld replanned_reads=%lld planned_writes=%lld batch_us=%lld",
 		   atomic64_read(&s->planned_reads), atomic64_read(&s->overlapped_reads),
 		   atomic64_read(&s->replanned_reads), atomic64_read(&s->planned_writes),

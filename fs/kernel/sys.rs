@@ -15,6 +15,8 @@ extern "C" {
     fn arborfs_glue_bdev_write_many(bdev: *mut c_void, writes: *const GlueWrite, n: usize) -> i32;
     fn arborfs_glue_bdev_flush(bdev: *mut c_void) -> i32;
     fn arborfs_glue_bdev_write_durable(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_write_fua(bdev: *mut c_void, buf: *const u8, len: usize, off: u64) -> i32;
+    fn arborfs_glue_bdev_fua_flushes_all(bdev: *mut c_void) -> bool;
     fn arborfs_glue_bdev_discard(bdev: *mut c_void, off: u64, len: u64) -> i32;
     fn arborfs_glue_crc32c(data: *const u8, len: usize) -> u32;
     fn arborfs_glue_lz4_decompress(src: *const u8, srclen: usize, dst: *mut u8, dstlen: usize) -> i32;
@@ -221,6 +223,8 @@ pub struct KernelDevice {
     bdev: *mut c_void,
     size: u64,
     index: u8,
+    /// [`super::BlockDevice::fua_flushes_all`], asked once.
+    fua_flushes_all: bool,
 }
 
 impl KernelDevice {
@@ -231,7 +235,9 @@ impl KernelDevice {
     /// `bdev` must be the glue's member of a block device that stays open
     /// for as long as the returned value exists.
     pub unsafe fn new(bdev: *mut c_void, size: u64, index: u8) -> Self {
-        KernelDevice { bdev, size, index }
+        // SAFETY: `bdev` is open (contract).
+        let fua_flushes_all = unsafe { arborfs_glue_bdev_fua_flushes_all(bdev) };
+        KernelDevice { bdev, size, index, fua_flushes_all }
     }
 }
 
@@ -285,6 +291,18 @@ impl super::BlockDevice for KernelDevice {
             unsafe { arborfs_glue_bdev_write_durable(self.bdev, buf.as_ptr(), buf.len(), offset) },
             offset,
         )
+    }
+
+    fn write_fua(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.status(
+            // SAFETY: as in `read_at`.
+            unsafe { arborfs_glue_bdev_write_fua(self.bdev, buf.as_ptr(), buf.len(), offset) },
+            offset,
+        )
+    }
+
+    fn fua_flushes_all(&self) -> bool {
+        self.fua_flushes_all
     }
 
     fn discard(&mut self, offset: u64, len: u64) -> Result<()> {

@@ -268,9 +268,9 @@ pub(crate) struct ArborfsJournalWrite {
     len: u64,
     offset: u64,
     dev: u32,
-    pad: u32,
+    preflush: u32,
 }
-c_layout!(ArborfsJournalWrite, 32, { buf: 0, len: 8, offset: 16, dev: 24, pad: 28 });
+c_layout!(ArborfsJournalWrite, 32, { buf: 0, len: 8, offset: 16, dev: 24, preflush: 28 });
 
 /// `arborfs_rs_sync_step`: wait for the journal write in flight.
 const SYNC_WAIT: c_int = 1;
@@ -1447,9 +1447,15 @@ entry_points! {
         match fs.sync_step(*t) {
             Ok(SyncStep::Durable) => 0,
             Ok(SyncStep::Wait) => SYNC_WAIT,
-            Ok(SyncStep::Write { dev, offset }) => {
+            Ok(SyncStep::Write { dev, offset, preflush }) => {
                 let bytes = fs.sync_write_bytes();
-                let w = ArborfsJournalWrite { buf: bytes.as_ptr(), len: bytes.len() as u64, offset, dev: u32::from(dev), pad: 0 };
+                let w = ArborfsJournalWrite {
+                    buf: bytes.as_ptr(),
+                    len: bytes.len() as u64,
+                    offset,
+                    dev: u32::from(dev),
+                    preflush: u32::from(preflush),
+                };
                 // SAFETY: `out` is writable.
                 unsafe { out.write(w) };
                 SYNC_WRITE

@@ -24,10 +24,14 @@ fn crash_fs() -> Fs<CrashDev> {
 
 /// Issue the write a `SyncStep::Write` asked for, as the kernel glue does.
 fn issue(fs: &mut Fs<CrashDev>, step: SyncStep) {
-    let SyncStep::Write { dev, offset } = step else { panic!("not a write: {step:?}") };
+    let SyncStep::Write { dev, offset, preflush } = step else { panic!("not a write: {step:?}") };
     let bytes = fs.sync_write_bytes().to_vec();
     let d = &mut fs.devices_mut()[usize::from(dev)];
-    let res = if bytes.is_empty() { d.flush() } else { d.write_durable(offset, &bytes) };
+    let res = match (bytes.is_empty(), preflush) {
+        (true, _) => d.flush(),
+        (false, true) => d.write_durable(offset, &bytes),
+        (false, false) => d.write_fua(offset, &bytes),
+    };
     fs.sync_done(res).unwrap();
 }
 

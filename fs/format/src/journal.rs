@@ -16,6 +16,12 @@
 //! - `BTREE_UPDATE` (1): `btree_id u8, key_type u8 (0 = delete), reserved u16,
 //!   pos Pos, value`.
 //! - `ACCOUNTING` (2): `inodes_delta i64, data_bytes_delta i64`.
+//! - `UNORDERED` (3): empty. The entry was written without a flush before
+//!   it (needs `INCOMPAT_UNORDERED_ENTRIES`), so the data its extents point
+//!   at may not have reached the medium when it did. Replay checks that data
+//!   against the extents' checksums unless the next entry of the sequence
+//!   has started in the ring (the writer starts none before the unordered
+//!   entry, and the data before it, are durable).
 
 use super::bytes::{Reader, Writer};
 use super::checksum::ChecksumType;
@@ -32,6 +38,12 @@ pub const RECORD_HEADER_BYTES: usize = 8;
 pub const REC_BTREE_UPDATE: u8 = 1;
 /// Record type: changes to the file system counters.
 pub const REC_ACCOUNTING: u8 = 2;
+/// Record type: the entry was written without a flush before it.
+pub const REC_UNORDERED: u8 = 3;
+/// Most bytes of extent data replay reads to check one unordered entry;
+/// writers mark an entry unordered only below it, and replay refuses an
+/// entry that asks for more.
+pub const UNORDERED_CHECK_MAX_BYTES: u64 = 64 << 20;
 /// Body bytes of a b-tree update before the value.
 pub const UPDATE_HEADER_BYTES: usize = 4 + POS_BYTES;
 
@@ -56,6 +68,8 @@ pub enum Record<'a> {
         /// Change in bytes of stored file data.
         data_bytes: i64,
     },
+    /// The entry was written without a flush before it ([`REC_UNORDERED`]).
+    Unordered,
 }
 
 impl Record<'_> {
@@ -65,6 +79,7 @@ impl Record<'_> {
             + match self {
                 Record::BtreeUpdate { value, .. } => UPDATE_HEADER_BYTES + value.len(),
                 Record::Accounting { .. } => 16,
+                Record::Unordered => 0,
             }
     }
 
@@ -89,6 +104,11 @@ impl Record<'_> {
                 w.u32(body)?;
                 w.i64(*inodes)?;
                 w.i64(*data_bytes)
+            }
+            Record::Unordered => {
+                w.u8(REC_UNORDERED)?;
+                w.zeros(3)?;
+                w.u32(body)
             }
         }
     }
@@ -140,10 +160,24 @@ impl JournalHeader {
         r.u32()
     }
 
+    /// The sequence number and file system tag in the header at the start
+    /// of `buf`, unverified: whether an entry was started there, not
+    /// whether it is whole.
+    pub fn peek_seq(buf: &[u8]) -> Result<(u64, u32)> {
+        let mut r = Reader::new(buf);
+        if r.u32()? != JOURNAL_MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        r.skip(12)?;
+        let seq = r.u64()?;
+        r.skip(4)?;
+        Ok((seq, r.u32()?))
+    }
+
     /// The records of an entry whose header decoded as `self`.
     pub fn records<'a>(&self, buf: &'a [u8]) -> Records<'a> {
         let len = usize::try_from(self.len).unwrap_or(0);
-        Records { r: Reader::new(buf.get(JOURNAL_HEADER_BYTES..len).unwrap_or(&[])), left: self.nr_records }
+        Records::new(buf.get(JOURNAL_HEADER_BYTES..len).unwrap_or(&[]), self.nr_records)
     }
 }
 
@@ -154,6 +188,12 @@ pub struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
+    /// The `nr` records encoded in `body` (an entry's bytes after its
+    /// header, such as one still being built).
+    pub fn new(body: &'a [u8], nr: u32) -> Self {
+        Records { r: Reader::new(body), left: nr }
+    }
+
     fn decode_one(&mut self) -> Result<Record<'a>> {
         let ty = self.r.u8()?;
         self.r.skip(3)?;
@@ -172,6 +212,8 @@ impl<'a> Records<'a> {
                 Ok(Record::BtreeUpdate { btree, pos, kind, value })
             }
             REC_ACCOUNTING => Ok(Record::Accounting { inodes: body.i64()?, data_bytes: body.i64()? }),
+            REC_UNORDERED if body.remaining() == 0 => Ok(Record::Unordered),
+            REC_UNORDERED => Err(FormatError::BadField("unordered record with a body")),
             _ => Err(FormatError::UnknownType("journal record")),
         }
     }
@@ -238,6 +280,7 @@ mod tests {
             },
             Record::BtreeUpdate { btree: BtreeId::Inodes, pos: Pos::new(5000, 0, 1), kind: None, value: b"" },
             Record::Accounting { inodes: -1, data_bytes: 4096 },
+            Record::Unordered,
         ];
         let mut buf = [0u8; 512];
         let mut len = JOURNAL_HEADER_BYTES;
@@ -247,12 +290,22 @@ mod tests {
             assert_eq!(w.position(), r.encoded_len());
             len += w.position();
         }
-        finish_entry(&mut buf, len, 77, 3, 0xabcd, ChecksumType::Xxhash64).unwrap();
+        finish_entry(&mut buf, len, 77, 4, 0xabcd, ChecksumType::Xxhash64).unwrap();
         let h = JournalHeader::decode(&buf, ChecksumType::Xxhash64).unwrap();
-        assert_eq!((h.seq, h.nr_records, h.len as usize, h.fs_tag), (77, 3, len, 0xabcd));
+        assert_eq!((h.seq, h.nr_records, h.len as usize, h.fs_tag), (77, 4, len, 0xabcd));
+        assert_eq!(JournalHeader::peek_seq(&buf[..JOURNAL_HEADER_BYTES]), Ok((77, 0xabcd)));
         let got: Vec<_> = h.records(&buf).collect::<Result<_>>().unwrap();
         assert_eq!(got, recs);
         buf[40] ^= 0x80;
         assert_eq!(JournalHeader::decode(&buf, ChecksumType::Xxhash64), Err(FormatError::BadChecksum));
+    }
+
+    /// An unordered record has no body: one with a body does not decode.
+    #[test]
+    fn unordered_record_is_empty() {
+        let body = [REC_UNORDERED, 0, 0, 0, 1, 0, 0, 0, 9];
+        assert!(matches!(Records::new(&body, 1).next(), Some(Err(FormatError::BadField(_)))));
+        let empty = [REC_UNORDERED, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(Records::new(&empty, 1).next(), Some(Ok(Record::Unordered)));
     }
 }

@@ -46,9 +46,13 @@ pub const RO_COMPAT_KNOWN: u64 = RO_COMPAT_PROJECT_ID;
 /// writers zero when they re-encode it).
 pub const RO_COMPAT_PROJECT_ID: u64 = 1;
 /// Incompatible features this code knows.
-pub const INCOMPAT_KNOWN: u64 = INCOMPAT_CHUNKED_CSUMS;
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_CHUNKED_CSUMS | INCOMPAT_UNORDERED_ENTRIES;
 /// Data extents may carry one checksum per chunk (`EXTENT_CHUNKED`).
 pub const INCOMPAT_CHUNKED_CSUMS: u64 = 1;
+/// Journal entries may be written without a flush before them, marked by a
+/// [`crate::journal::Record::Unordered`] record: replay checks the data of
+/// such an entry's extents when no entry follows it.
+pub const INCOMPAT_UNORDERED_ENTRIES: u64 = 2;
 
 /// Superblock flag: the file system was cleanly unmounted (journal empty).
 pub const SB_FLAG_CLEAN: u64 = 1;

@@ -65,6 +65,8 @@ pub enum OwnedRecord {
         /// Data delta.
         data_bytes: i64,
     },
+    /// The entry was written without a flush before it.
+    Unordered,
 }
 
 /// A journal entry found by following the replay rules.
@@ -215,6 +217,7 @@ impl Image {
                     OwnedRecord::Update { btree, pos, kind, value: value.to_vec() }
                 }
                 Record::Accounting { inodes, data_bytes } => OwnedRecord::Accounting { inodes, data_bytes },
+                Record::Unordered => OwnedRecord::Unordered,
             });
         }
         Some(EntryImage { at: abs, padded, seq, fs_tag: h.fs_tag, records })
@@ -232,6 +235,7 @@ impl Image {
                 OwnedRecord::Accounting { inodes, data_bytes } => {
                     Record::Accounting { inodes: *inodes, data_bytes: *data_bytes }
                 }
+                OwnedRecord::Unordered => Record::Unordered,
             };
             let Some(dst) = buf.get_mut(len..) else { return false };
             if dst.len() < rec.encoded_len() {

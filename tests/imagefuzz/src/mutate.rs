@@ -327,7 +327,13 @@ pub fn apply(kind: Kind, rng: &mut Rng, img: &mut Image) -> Option<String> {
             let entries = img.journal_entries();
             let mut e = rng.pick(&entries)?.clone();
             let i = rng.below(e.records.len());
+            // Mark the entry unordered now and then: replay then checks the
+            // data of the extents it points at.
+            if rng.below(4) == 0 && !e.records.iter().any(|r| matches!(r, OwnedRecord::Unordered)) {
+                e.records.push(OwnedRecord::Unordered);
+            }
             let what = match e.records.get_mut(i)? {
+                OwnedRecord::Unordered => "kept unordered".into(),
                 OwnedRecord::Accounting { inodes, data_bytes } => {
                     if rng.below(2) == 0 {
                         *inodes = *rng.pick(&[i64::MIN, -1_000_000, i64::MAX, -1])?;

@@ -156,7 +156,8 @@ pub fn layout(sizes: &[u64], opts: &FormatOptions) -> Result<TryBox<Superblock>>
         version: FORMAT_VERSION,
         compat: 0,
         ro_compat: crate::format::superblock::RO_COMPAT_PROJECT_ID,
-        incompat: crate::format::superblock::INCOMPAT_CHUNKED_CSUMS,
+        incompat: crate::format::superblock::INCOMPAT_CHUNKED_CSUMS
+            | crate::format::superblock::INCOMPAT_UNORDERED_ENTRIES,
         seq: 0,
         uuid: opts.uuid,
         label: opts.label,

@@ -513,14 +513,16 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     /// Write the journal records buffered by committed transactions as one
-    /// entry (not yet durable). Data they point at is flushed first. With
-    /// no room in the ring, checkpoint instead: the checkpoint makes the
+    /// entry (not yet durable). Data they point at is flushed first, and so
+    /// is the data of an unordered entry in flight: replay takes the start
+    /// of the entry after one for a sign that its data is durable. With no
+    /// room in the ring, checkpoint instead: the checkpoint makes the
     /// records durable through the b-trees.
     pub(crate) fn journal_write(&mut self) -> Result<()> {
         if self.journal.nr_records == 0 {
             return Ok(());
         }
-        if self.data_unflushed {
+        if self.data_unflushed || self.journal.in_flight.is_some_and(|f| !f.preflush) {
             self.flush_all()?;
         }
         let dev =

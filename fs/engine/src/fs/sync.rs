@@ -9,8 +9,13 @@
 //! [`Fs::sync`] runs the steps itself, for callers that hold the engine
 //! alone (the tools, the engine's tests).
 
+use super::replay::data_check_bytes;
 use super::Fs;
 use crate::error::{Error, Result};
+use crate::format::extent::Extent;
+use crate::format::journal::{Record, Records, JOURNAL_HEADER_BYTES, UNORDERED_CHECK_MAX_BYTES};
+use crate::format::superblock::INCOMPAT_UNORDERED_ENTRIES;
+use crate::format::{BtreeId, KeyType};
 use crate::journal::write::Started;
 use crate::sys::BlockDevice;
 
@@ -22,15 +27,17 @@ pub enum SyncStep {
     /// Another caller's journal write is in flight: step again once it
     /// has been reported.
     Wait,
-    /// Write [`Fs::sync_write_bytes`] at byte `offset` of member `dev` so
-    /// that it and the writes completed before it are durable (one
-    /// preflush + FUA request); when they are empty, flush the member.
-    /// Then report with [`Fs::sync_done`].
+    /// Write [`Fs::sync_write_bytes`] at byte `offset` of member `dev`,
+    /// durably (a FUA request, after a flush when `preflush`); when they
+    /// are empty, flush the member. Then report with [`Fs::sync_done`].
     Write {
         /// The journal member.
         dev: u8,
         /// Byte offset on it.
         offset: u64,
+        /// Whether the writes completed before must be durable before this
+        /// one is (a preflush).
+        preflush: bool,
     },
 }
 
@@ -53,20 +60,27 @@ impl<D: BlockDevice> Fs<D> {
             if self.journal.in_flight.is_some() {
                 return Ok(SyncStep::Wait);
             }
-            if self.journal.nr_records > 0 && self.data_unflushed {
-                // The journal write's preflush covers its own member's data.
-                let jdev = usize::from(self.journal.dev);
-                for (i, d) in self.devs.iter_mut().enumerate() {
-                    if i != jdev {
-                        d.flush()?;
+            let mut preflush = false;
+            if self.journal.nr_records > 0 {
+                if self.data_unflushed {
+                    // The journal member's data is the entry's own business.
+                    let jdev = usize::from(self.journal.dev);
+                    for (i, d) in self.devs.iter_mut().enumerate() {
+                        if i != jdev {
+                            d.flush()?;
+                        }
                     }
                 }
-                self.data_unflushed = false;
+                preflush = self.entry_needs_preflush()?;
+                if preflush {
+                    self.data_unflushed = false;
+                }
             }
-            match self.journal.start_durable() {
+            match self.journal.start_durable(preflush) {
                 Ok(Started::Nothing) => return Ok(SyncStep::Durable),
                 Ok(Started::Write(f)) => {
-                    return Ok(SyncStep::Write { dev: self.journal.dev, offset: self.journal.offset + f.at })
+                    let offset = self.journal.offset + f.at;
+                    return Ok(SyncStep::Write { dev: self.journal.dev, offset, preflush: f.preflush });
                 }
                 // The checkpoint makes everything appended durable.
                 Ok(Started::NoRoom) => self.checkpoint()?,
@@ -76,6 +90,60 @@ impl<D: BlockDevice> Fs<D> {
                 }
             }
         }
+    }
+
+    /// Whether the entry about to be written durably needs a flush before
+    /// it, which on a device that emulates FUA (a flush after the write)
+    /// costs a second flush per sync. It does not when no data was written
+    /// since the last flush and its write makes the entries before it
+    /// durable too (or they are); nor, on a file system that allows it, when
+    /// the write makes everything before it durable and replay can check
+    /// the data its extents point at: then the entry is marked unordered
+    /// (see [`crate::format::journal::REC_UNORDERED`]).
+    fn entry_needs_preflush(&mut self) -> Result<bool> {
+        let dev = self.devs.get(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
+        let flushes_all = dev.fua_flushes_all();
+        if !self.data_unflushed {
+            return Ok(!flushes_all && self.journal.unflushed());
+        }
+        if !flushes_all || self.sb.incompat & INCOMPAT_UNORDERED_ENTRIES == 0 {
+            return Ok(true);
+        }
+        let marker = Record::Unordered;
+        let room = self.journal.padded_with(marker.encoded_len()) <= self.journal.max_entry as u64;
+        if !room || !self.entry_data_checkable(UNORDERED_CHECK_MAX_BYTES) {
+            return Ok(true);
+        }
+        self.journal.append(&marker)?;
+        Ok(false)
+    }
+
+    /// Whether replay could check the data of every extent the entry being
+    /// built points at, reading at most `max` bytes.
+    fn entry_data_checkable(&self, max: u64) -> bool {
+        let body = self.journal.buf.get(JOURNAL_HEADER_BYTES..).unwrap_or(&[]);
+        let mut bytes = 0u64;
+        for rec in Records::new(body, self.journal.nr_records) {
+            match rec {
+                Ok(Record::BtreeUpdate {
+                    btree: BtreeId::Extents,
+                    kind: Some(KeyType::Extent),
+                    value,
+                    ..
+                }) => {
+                    match Extent::decode(value).ok().and_then(|e| data_check_bytes(&e, self.journal.block)) {
+                        Some(n) => bytes = bytes.saturating_add(n),
+                        None => return false,
+                    }
+                    if bytes > max {
+                        return false;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Whether a [`SyncStep::Write`] has not been reported yet.
@@ -108,12 +176,13 @@ impl<D: BlockDevice> Fs<D> {
             match self.sync_step(target)? {
                 SyncStep::Durable => return Ok(()),
                 SyncStep::Wait => return Err(Error::Internal("a journal write of another caller in flight")),
-                SyncStep::Write { dev, offset } => {
+                SyncStep::Write { dev, offset, preflush } => {
                     let bytes = self.journal.flight_bytes();
                     let res = match self.devs.get_mut(usize::from(dev)) {
                         None => Err(Error::Internal("journal device")),
                         Some(d) if bytes.is_empty() => d.flush(),
-                        Some(d) => d.write_durable(offset, bytes),
+                        Some(d) if preflush => d.write_durable(offset, bytes),
+                        Some(d) => d.write_fua(offset, bytes),
                     };
                     self.sync_done(res)?;
                 }

@@ -28,6 +28,11 @@ pub struct Flight {
     pub len: u64,
     /// The value of [`Journal::appended`] it makes durable.
     pub covers: u64,
+    /// Whether a flush goes before the write (a preflush): without one,
+    /// the entry is one the format allows unordered (see
+    /// [`crate::format::journal::REC_UNORDERED`]), or nothing written
+    /// before it needs to be durable first.
+    pub preflush: bool,
 }
 
 /// Journal state.

@@ -118,6 +118,33 @@ impl Journal {
         }
     }
 
+    /// Whether the entry after the one last read was started in the ring:
+    /// a header with its sequence number at either place the writer puts
+    /// it, whole or torn. Sequence numbers are never reused in one ring
+    /// ([`Journal::skip_stale`]), so such a header was written, and the
+    /// writer starts an entry only once the entry before it, and the data
+    /// it points at, are durable (or after a flush).
+    pub fn replay_followed<D: BlockDevice>(
+        &self,
+        dev: &mut D,
+        r: &Replay,
+        buf: &mut TryVec<u8>,
+    ) -> Result<bool> {
+        let next = if r.at + r.padded >= self.size { 0 } else { r.at + r.padded };
+        let want = (r.seq.wrapping_add(1), self.fs_tag);
+        buf.try_resize(self.block as usize, 0)?;
+        for at in [next, 0] {
+            if at.saturating_add(self.block) > self.size {
+                continue;
+            }
+            dev.read_at(self.offset + at, buf)?;
+            if JournalHeader::peek_seq(buf) == Ok(want) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The entry last read was applied: go on after it.
     pub fn replay_applied(&self, r: &mut Replay) {
         r.applied += 1;

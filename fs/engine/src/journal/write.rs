@@ -115,15 +115,17 @@ impl Journal {
 
     /// Start making every record appended so far durable: the buffered
     /// records become an entry in [`Journal::flight`], to be written with
-    /// one preflush + FUA request (which makes the entries written before
-    /// it durable too); with none buffered but entries written since the
-    /// last flush, the journal member is to be flushed (a flight of length
-    /// 0). Records appended meanwhile go into a new entry. One durable
-    /// write is in flight at a time: the next one's preflush must find this
-    /// one complete, or replay could find a later entry without this one.
-    /// The caller makes sure the data the records refer to was written, and
+    /// one FUA request, after a flush when `preflush` (which makes the
+    /// entries and data written before it durable first); with none
+    /// buffered but entries written since the last flush, the journal
+    /// member is to be flushed (a flight of length 0). Records appended
+    /// meanwhile go into a new entry. One durable write is in flight at a
+    /// time: the next one's preflush must find this one complete, or replay
+    /// could find a later entry without this one, and an unordered entry
+    /// is known durable with its data once the next one has started. The
+    /// caller makes sure the data the records refer to was written, and
     /// flushed on other members.
-    pub fn start_durable(&mut self) -> Result<Started> {
+    pub fn start_durable(&mut self, preflush: bool) -> Result<Started> {
         if self.in_flight.is_some() {
             return Err(Error::Internal("second durable journal write"));
         }
@@ -131,10 +133,10 @@ impl Journal {
             let Some((at, len)) = self.seal()? else { return Ok(Started::NoRoom) };
             core::mem::swap(&mut self.buf, &mut self.flight);
             self.buf.clear();
-            Flight { at, len, covers: self.written }
+            Flight { at, len, covers: self.written, preflush }
         } else if self.unflushed() {
             self.buf.clear();
-            Flight { at: 0, len: 0, covers: self.written }
+            Flight { at: 0, len: 0, covers: self.written, preflush: false }
         } else {
             return Ok(Started::Nothing);
         };
@@ -201,7 +203,7 @@ mod tests {
         let mut j = journal();
         let mut dev = MemDevice::new(64 << 10);
         record(&mut j);
-        let Ok(Started::Write(f)) = j.start_durable() else { panic!("no write started") };
+        let Ok(Started::Write(f)) = j.start_durable(true) else { panic!("no write started") };
         assert_eq!((f.at, f.len, f.covers), (0, 4096, 1));
         assert_eq!(j.flight_bytes().len(), 4096);
         j.after_checkpoint();
@@ -228,12 +230,12 @@ mod tests {
         assert_eq!(j.write_entry(&mut dev).unwrap(), Written::Done);
         assert!(j.unflushed());
         // A durable write of nothing buffered is a flush of what was written.
-        let Ok(Started::Write(f)) = j.start_durable() else { panic!("no flush started") };
+        let Ok(Started::Write(f)) = j.start_durable(true) else { panic!("no flush started") };
         assert_eq!((f.len, f.covers), (0, j.written));
         assert!(j.flight_bytes().is_empty());
-        assert!(j.start_durable().is_err(), "two durable writes in flight");
+        assert!(j.start_durable(true).is_err(), "two durable writes in flight");
         j.finish_durable(true);
         assert!(!j.unflushed());
-        assert_eq!(j.start_durable().unwrap(), Started::Nothing);
+        assert_eq!(j.start_durable(true).unwrap(), Started::Nothing);
     }
 }

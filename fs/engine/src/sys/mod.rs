@@ -64,6 +64,19 @@ pub trait BlockDevice {
         self.write_at(offset, buf)?;
         self.flush()
     }
+    /// Write all of `buf` at `offset`, durable when this returns, without
+    /// a flush before it (a FUA write). The default is write, flush.
+    fn write_fua(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.write_at(offset, buf)?;
+        self.flush()
+    }
+    /// Whether [`BlockDevice::write_fua`] also makes every write completed
+    /// before it durable: so on a device without a volatile cache, on one
+    /// that emulates FUA with a flush after the write, and for the default.
+    /// Not so on a device that honours FUA itself.
+    fn fua_flushes_all(&self) -> bool {
+        true
+    }
     /// Tell the device that `len` bytes at `offset` hold nothing anyone will
     /// read (a hint: devices that cannot discard ignore it).
     fn discard(&mut self, _offset: u64, _len: u64) -> Result<()> {

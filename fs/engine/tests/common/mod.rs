@@ -88,16 +88,28 @@ impl Rng {
     }
 }
 
+/// Writes not yet flushed: `(offset, bytes)` in the order they were made.
+pub type Pending = Vec<(u64, Vec<u8>)>;
+
 /// A device whose writes since the last flush are volatile: a crash keeps an
 /// arbitrary subset of them (some torn at a 512-byte boundary).
 pub struct CrashDev {
     pub live: Vec<u8>,
     pub durable: Vec<u8>,
-    pub pending: Vec<(u64, Vec<u8>)>,
+    pub pending: Pending,
     pub flushes: u64,
     pub discards: u64,
     /// How many writes each `write_many` carried.
     pub batches: Vec<usize>,
+    /// FUA writes without a flush before them.
+    pub fua_writes: u64,
+    /// Armed with a seed, the next FUA write stores the image a power cut
+    /// during it could leave (after the write, before the flush that makes
+    /// it durable) in `cut_image`, and the device as it then stood in
+    /// `cut_state` (durable bytes, writes pending: the FUA write last).
+    pub cut_in_fua: Option<u64>,
+    pub cut_image: Option<Vec<u8>>,
+    pub cut_state: Option<(Vec<u8>, Pending)>,
 }
 
 impl CrashDev {
@@ -109,6 +121,10 @@ impl CrashDev {
             flushes: 0,
             discards: 0,
             batches: Vec::new(),
+            fua_writes: 0,
+            cut_in_fua: None,
+            cut_image: None,
+            cut_state: None,
         }
     }
 
@@ -160,6 +176,15 @@ impl BlockDevice for CrashDev {
         }
         self.flushes += 1;
         Ok(())
+    }
+    fn write_fua(&mut self, offset: u64, buf: &[u8]) -> arborfs_engine::Result<()> {
+        self.write_at(offset, buf)?;
+        self.fua_writes += 1;
+        if let Some(seed) = self.cut_in_fua.take() {
+            self.cut_image = Some(self.crash_image(&mut Rng(seed)));
+            self.cut_state = Some((self.durable.clone(), self.pending.clone()));
+        }
+        self.flush()
     }
     /// Zeroes the range at once, on the medium too, superseding writes to
     /// it still in the cache: whatever the engine discards must be dead.
