@@ -223,8 +223,6 @@ pub struct KernelDevice {
     bdev: *mut c_void,
     size: u64,
     index: u8,
-    /// [`super::BlockDevice::fua_flushes_all`], asked once.
-    fua_flushes_all: bool,
 }
 
 impl KernelDevice {
@@ -235,9 +233,7 @@ impl KernelDevice {
     /// `bdev` must be the glue's member of a block device that stays open
     /// for as long as the returned value exists.
     pub unsafe fn new(bdev: *mut c_void, size: u64, index: u8) -> Self {
-        // SAFETY: `bdev` is open (contract).
-        let fua_flushes_all = unsafe { arborfs_glue_bdev_fua_flushes_all(bdev) };
-        KernelDevice { bdev, size, index, fua_flushes_all }
+        KernelDevice { bdev, size, index }
     }
 }
 
@@ -301,8 +297,11 @@ impl super::BlockDevice for KernelDevice {
         )
     }
 
+    /// Asked at each sync: the queue's write cache can be switched on
+    /// while mounted (sysfs `queue/write_cache`).
     fn fua_flushes_all(&self) -> bool {
-        self.fua_flushes_all
+        // SAFETY: `bdev` is open (contract of `new`).
+        unsafe { arborfs_glue_bdev_fua_flushes_all(self.bdev) }
     }
 
     fn discard(&mut self, offset: u64, len: u64) -> Result<()> {

@@ -813,6 +813,9 @@ pub(crate) unsafe extern "C" fn arborfs_rs_mount(
     if let Some(stop) = fs.journal_stop() {
         pr_warn!("{}: {}; run fsck.arborfs\n", name, stop);
     }
+    if let Some(seq) = fs.journal_left_out() {
+        pr_info!("{}: journal entry {} left out: the data it points at did not reach the disk before the power went (its sync had not returned)\n", name, seq);
+    }
     if fs.alloc_distrusted() > 0 {
         pr_warn!(
             "{}: {} bucket records disagree with the b-trees (corrected in memory); run fsck.arborfs\n",

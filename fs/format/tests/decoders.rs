@@ -32,6 +32,7 @@ fn decode_all(buf: &[u8]) {
         }
     }
     let _ = journal::JournalHeader::peek_len(buf);
+    let _ = journal::JournalHeader::peek_seq(buf);
     let _ = inode::Inode::decode(buf);
     let _ = dirent::Dirent::decode(buf);
     let _ = xattr::Xattr::decode(buf);

@@ -688,7 +688,7 @@ impl<D: BlockDevice> Fs<D> {
     /// Write file data to a member (durable before the next journal entry).
     pub(crate) fn write_data(&mut self, dev: u8, offset: u64, buf: &[u8]) -> Result<()> {
         self.devs.get_mut(usize::from(dev)).ok_or(Error::Internal("device"))?.write_at(offset, buf)?;
-        self.data_unflushed = true;
+        self.note_data_written();
         Ok(())
     }
 

@@ -131,6 +131,12 @@ pub struct Fs<D: BlockDevice> {
     /// File data was written since the last flush: it must be durable
     /// before a journal entry that points at it.
     pub(crate) data_unflushed: bool,
+    /// File data writes so far ([`Fs::note_data_written`]).
+    data_writes: u64,
+    /// The value of `data_writes` when the unordered journal write in
+    /// flight started: if it is unchanged when that write completes, its
+    /// trailing flush made all data durable.
+    unordered_from: Option<u64>,
     pub(crate) checkpoints: u64,
     pub(crate) replayed: u64,
     pub(crate) payload: extent::PayloadCache,
@@ -284,6 +290,8 @@ impl<D: BlockDevice> Fs<D> {
             read_only: opts.read_only,
             failed: None,
             data_unflushed: false,
+            data_writes: 0,
+            unordered_from: None,
             checkpoints: 0,
             replayed: 0,
             payload: extent::PayloadCache::new(),
@@ -522,7 +530,7 @@ impl<D: BlockDevice> Fs<D> {
         if self.journal.nr_records == 0 {
             return Ok(());
         }
-        if self.data_unflushed || self.journal.in_flight.is_some_and(|f| !f.preflush) {
+        if self.data_unflushed || self.journal.in_flight.is_some_and(|f| f.unordered) {
             self.flush_all()?;
         }
         let dev =
@@ -535,6 +543,13 @@ impl<D: BlockDevice> Fs<D> {
                 Err(e)
             }
         }
+    }
+
+    /// File data was written (the write completed) outside a journal
+    /// entry: the next entry that points at it is not durable before it is.
+    pub(crate) fn note_data_written(&mut self) {
+        self.data_unflushed = true;
+        self.data_writes += 1;
     }
 
     /// Flush every member.
@@ -602,6 +617,13 @@ impl<D: BlockDevice> Fs<D> {
     /// Why replay stopped early at open, if it did.
     pub fn journal_stop(&self) -> Option<JournalStop> {
         self.journal.stop
+    }
+
+    /// The sequence number of an unordered entry replay left out because
+    /// the data it points at was not on the medium: what a power cut during
+    /// its sync leaves, so not damage (see [`crate::fs::replay`]).
+    pub fn journal_left_out(&self) -> Option<u64> {
+        self.journal.left_out
     }
 
     /// Bytes new data can still take.

@@ -12,7 +12,7 @@
 //! entry was started after it, which the writer does only once that data is
 //! durable, replay reads the data back and checks it against the extents'
 //! checksums; data that does not match ends the replay before the entry,
-//! whose sync never returned.
+//! whose sync never returned ([`Fs::journal_left_out`]).
 
 use super::extent::chunks_verify;
 use super::{Counters, Fs};
@@ -34,18 +34,13 @@ impl<D: BlockDevice> Fs<D> {
     pub(crate) fn replay(&mut self, tolerant: bool) -> Result<u64> {
         let mut r = self.journal.replay_begin();
         let (mut buf, mut peek) = (TryVec::new(), TryVec::new());
-        let mut stop = None;
+        let (mut stop, mut left_out) = (None, false);
         loop {
-            let dev =
-                self.devs.get_mut(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
+            let dev = dev_of(&mut self.devs, self.journal.dev)?;
             if !self.journal.replay_next(dev, &mut r, &mut buf)? {
                 break;
             }
             let checked = match self.replay_check(&buf) {
-                Ok(unordered) if tolerant => self.replay_reachable(&buf)?.map(|()| unordered),
-                c => c,
-            };
-            let checked = match checked {
                 Ok(true)
                     if !self.journal.replay_followed(
                         dev_of(&mut self.devs, self.journal.dev)?,
@@ -60,8 +55,13 @@ impl<D: BlockDevice> Fs<D> {
             // Its data missing, the entry is as good as torn: a power cut
             // before its sync returned, not damage.
             if checked == Ok(false) {
+                left_out = true;
                 break;
             }
+            let checked = match checked {
+                Ok(_) if tolerant => self.replay_reachable(&buf)?,
+                c => c.map(|_| ()),
+            };
             if let Err(why) = checked {
                 stop = Some(JournalStop { seq: r.seq(), why });
                 break;
@@ -69,7 +69,7 @@ impl<D: BlockDevice> Fs<D> {
             self.replay_apply(&buf)?;
             self.journal.replay_applied(&mut r);
         }
-        Ok(self.journal.replay_end(r, stop))
+        Ok(self.journal.replay_end(r, stop, left_out))
     }
 
     /// Check every record of an entry without applying anything; returns
@@ -123,8 +123,8 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Read back the data the extents of an unordered entry point at and
     /// check it (see the module docs): whether all of it is there, or why
-    /// the entry is invalid. I/O errors fail the open: they say nothing
-    /// about the order the writes reached the medium in.
+    /// the entry is refused (data that cannot be read is reported as such,
+    /// not taken for a power cut).
     fn replay_data_check(&mut self, buf: &[u8]) -> Result<core::result::Result<bool, &'static str>> {
         let h = JournalHeader::decode(buf, self.sb.meta_csum)
             .map_err(|_| Error::Internal("journal entry vanished"))?;
@@ -180,9 +180,16 @@ impl<D: BlockDevice> Fs<D> {
             .checked_add(run_start)
             .filter(|at| at.checked_add(len).is_some_and(|end| end <= dev.size()));
         let Some(at) = at else { return Ok(Err("extent outside its member")) };
+        if !p.offset.is_multiple_of(block) {
+            return Ok(Err("extent pointer not block aligned"));
+        }
         data.clear();
         data.try_resize(len as usize, 0)?;
-        dev.read_at(at, data)?;
+        match dev.read_at(at, data) {
+            Ok(()) => {}
+            Err(Error::Io { .. }) => return Ok(Err("the data of an unordered entry cannot be read")),
+            Err(e) => return Err(e),
+        }
         let ok = if e.is_chunked() {
             // `first` chunk starts at or after `run_start` (rounded down).
             let from = (first as u64).checked_shl(u32::from(e.chunk_shift)).unwrap_or(u64::MAX) - run_start;

@@ -60,7 +60,7 @@ impl<D: BlockDevice> Fs<D> {
             if self.journal.in_flight.is_some() {
                 return Ok(SyncStep::Wait);
             }
-            let mut preflush = false;
+            let (mut preflush, mut unordered) = (false, false);
             if self.journal.nr_records > 0 {
                 if self.data_unflushed {
                     // The journal member's data is the entry's own business.
@@ -71,12 +71,13 @@ impl<D: BlockDevice> Fs<D> {
                         }
                     }
                 }
-                preflush = self.entry_needs_preflush()?;
+                (preflush, unordered) = self.entry_order()?;
                 if preflush {
                     self.data_unflushed = false;
                 }
+                self.unordered_from = unordered.then_some(self.data_writes);
             }
-            match self.journal.start_durable(preflush) {
+            match self.journal.start_durable(preflush, unordered) {
                 Ok(Started::Nothing) => return Ok(SyncStep::Durable),
                 Ok(Started::Write(f)) => {
                     let offset = self.journal.offset + f.at;
@@ -93,29 +94,30 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     /// Whether the entry about to be written durably needs a flush before
-    /// it, which on a device that emulates FUA (a flush after the write)
-    /// costs a second flush per sync. It does not when no data was written
-    /// since the last flush and its write makes the entries before it
-    /// durable too (or they are); nor, on a file system that allows it, when
-    /// the write makes everything before it durable and replay can check
-    /// the data its extents point at: then the entry is marked unordered
-    /// (see [`crate::format::journal::REC_UNORDERED`]).
-    fn entry_needs_preflush(&mut self) -> Result<bool> {
+    /// it (which on a device that emulates FUA with a flush after the write
+    /// makes a sync cost two flushes), and whether it was marked unordered.
+    /// No flush is needed when no data was written since the last one and
+    /// the entry's write makes the entries before it durable too (or they
+    /// are); nor, on a file system that allows it, when the write makes
+    /// everything before it durable and replay can check the data the
+    /// entry's extents point at: then the entry is marked unordered (see
+    /// [`crate::format::journal::REC_UNORDERED`]).
+    fn entry_order(&mut self) -> Result<(bool, bool)> {
         let dev = self.devs.get(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
         let flushes_all = dev.fua_flushes_all();
         if !self.data_unflushed {
-            return Ok(!flushes_all && self.journal.unflushed());
+            return Ok((!flushes_all && self.journal.unflushed(), false));
         }
         if !flushes_all || self.sb.incompat & INCOMPAT_UNORDERED_ENTRIES == 0 {
-            return Ok(true);
+            return Ok((true, false));
         }
         let marker = Record::Unordered;
         let room = self.journal.padded_with(marker.encoded_len()) <= self.journal.max_entry as u64;
         if !room || !self.entry_data_checkable(UNORDERED_CHECK_MAX_BYTES) {
-            return Ok(true);
+            return Ok((true, false));
         }
         self.journal.append(&marker)?;
-        Ok(false)
+        Ok((false, true))
     }
 
     /// Whether replay could check the data of every extent the entry being
@@ -162,6 +164,14 @@ impl<D: BlockDevice> Fs<D> {
     /// transactions committed before may not be durable.
     pub fn sync_done(&mut self, res: Result<()>) -> Result<()> {
         self.journal.finish_durable(res.is_ok());
+        // An unordered write's trailing flush made durable every data write
+        // completed before it; with none since, nothing is unflushed.
+        if let Some(from) = self.unordered_from.take() {
+            let jdev = self.devs.get(usize::from(self.journal.dev));
+            if res.is_ok() && from == self.data_writes && jdev.is_some_and(|d| d.fua_flushes_all()) {
+                self.data_unflushed = false;
+            }
+        }
         if let Err(e) = res {
             self.fail(e);
         }

@@ -328,7 +328,7 @@ impl<D: BlockDevice> Fs<D> {
     fn commit_planned(&mut self, plans: &[&WritePlan]) -> Result<()> {
         self.check_user_writable()?;
         // Written outside the engine: the next journal entry flushes it.
-        self.data_unflushed = true;
+        self.note_data_written();
         // Half an entry per transaction, so one always fits beside what
         // the entry being built holds.
         let budget = self.journal.max_entry / 2;

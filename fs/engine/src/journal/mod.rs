@@ -29,10 +29,13 @@ pub struct Flight {
     /// The value of [`Journal::appended`] it makes durable.
     pub covers: u64,
     /// Whether a flush goes before the write (a preflush): without one,
-    /// the entry is one the format allows unordered (see
-    /// [`crate::format::journal::REC_UNORDERED`]), or nothing written
-    /// before it needs to be durable first.
+    /// nothing written before the entry needs to be durable first, or the
+    /// entry is unordered.
     pub preflush: bool,
+    /// Whether the entry is marked unordered (see
+    /// [`crate::format::journal::REC_UNORDERED`]): no entry may start before
+    /// it completed or a flush was issued after it.
+    pub unordered: bool,
 }
 
 /// Journal state.
@@ -75,6 +78,8 @@ pub struct Journal {
     pub fs_tag: u32,
     /// Why replay stopped before the end of the journal, if it did.
     pub stop: Option<JournalStop>,
+    /// The unordered entry replay left out because its data was missing.
+    pub left_out: Option<u64>,
     /// The sequence moved past stale entries ([`Journal::skip_stale`]) and
     /// no checkpoint has recorded that yet: no entry may be written before
     /// one does.
@@ -107,6 +112,7 @@ impl Journal {
             flight: TryVec::new(),
             fs_tag: crate::format::journal::fs_tag(&sb.uuid),
             stop: None,
+            left_out: None,
             skip_unrecorded: false,
             metadata: sb.meta_csum,
         }

@@ -133,7 +133,7 @@ impl Journal {
         let next = if r.at + r.padded >= self.size { 0 } else { r.at + r.padded };
         let want = (r.seq.wrapping_add(1), self.fs_tag);
         buf.try_resize(self.block as usize, 0)?;
-        for at in [next, 0] {
+        for at in [Some(next), (next != 0).then_some(0)].into_iter().flatten() {
             if at.saturating_add(self.block) > self.size {
                 continue;
             }
@@ -152,12 +152,14 @@ impl Journal {
         r.at = if r.at + r.padded >= self.size { 0 } else { r.at + r.padded };
     }
 
-    /// The replay is over (`stop`: why it ended before the end); new
+    /// The replay is over (`stop`: why it ended before the end;
+    /// `left_out`: the entry last read was left out, its data missing); new
     /// entries follow the last one applied. Returns the entries applied.
-    pub fn replay_end(&mut self, r: Replay, stop: Option<JournalStop>) -> u64 {
+    pub fn replay_end(&mut self, r: Replay, stop: Option<JournalStop>, left_out: bool) -> u64 {
         self.seq = r.seq.wrapping_sub(1);
         self.cursor = r.at;
         self.stop = stop;
+        self.left_out = left_out.then_some(r.seq);
         r.applied
     }
 }

@@ -124,8 +124,9 @@ impl Journal {
     /// could find a later entry without this one, and an unordered entry
     /// is known durable with its data once the next one has started. The
     /// caller makes sure the data the records refer to was written, and
-    /// flushed on other members.
-    pub fn start_durable(&mut self, preflush: bool) -> Result<Started> {
+    /// flushed on other members, and says whether it marked the entry
+    /// `unordered`.
+    pub fn start_durable(&mut self, preflush: bool, unordered: bool) -> Result<Started> {
         if self.in_flight.is_some() {
             return Err(Error::Internal("second durable journal write"));
         }
@@ -133,10 +134,10 @@ impl Journal {
             let Some((at, len)) = self.seal()? else { return Ok(Started::NoRoom) };
             core::mem::swap(&mut self.buf, &mut self.flight);
             self.buf.clear();
-            Flight { at, len, covers: self.written, preflush }
+            Flight { at, len, covers: self.written, preflush, unordered }
         } else if self.unflushed() {
             self.buf.clear();
-            Flight { at: 0, len: 0, covers: self.written, preflush: false }
+            Flight { at: 0, len: 0, covers: self.written, preflush: false, unordered: false }
         } else {
             return Ok(Started::Nothing);
         };
@@ -203,7 +204,7 @@ mod tests {
         let mut j = journal();
         let mut dev = MemDevice::new(64 << 10);
         record(&mut j);
-        let Ok(Started::Write(f)) = j.start_durable(true) else { panic!("no write started") };
+        let Ok(Started::Write(f)) = j.start_durable(true, false) else { panic!("no write started") };
         assert_eq!((f.at, f.len, f.covers), (0, 4096, 1));
         assert_eq!(j.flight_bytes().len(), 4096);
         j.after_checkpoint();
@@ -230,12 +231,12 @@ mod tests {
         assert_eq!(j.write_entry(&mut dev).unwrap(), Written::Done);
         assert!(j.unflushed());
         // A durable write of nothing buffered is a flush of what was written.
-        let Ok(Started::Write(f)) = j.start_durable(true) else { panic!("no flush started") };
+        let Ok(Started::Write(f)) = j.start_durable(true, false) else { panic!("no flush started") };
         assert_eq!((f.len, f.covers), (0, j.written));
         assert!(j.flight_bytes().is_empty());
-        assert!(j.start_durable(true).is_err(), "two durable writes in flight");
+        assert!(j.start_durable(true, false).is_err(), "two durable writes in flight");
         j.finish_durable(true);
         assert!(!j.unflushed());
-        assert_eq!(j.start_durable(true).unwrap(), Started::Nothing);
+        assert_eq!(j.start_durable(true, false).unwrap(), Started::Nothing);
     }
 }
