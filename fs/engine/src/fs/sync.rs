@@ -75,11 +75,11 @@ impl<D: BlockDevice> Fs<D> {
                 if preflush {
                     self.data_unflushed = false;
                 }
-                self.unordered_from = unordered.then_some(self.data_writes);
             }
             match self.journal.start_durable(preflush, unordered) {
                 Ok(Started::Nothing) => return Ok(SyncStep::Durable),
                 Ok(Started::Write(f)) => {
+                    self.unordered_from = f.unordered.then_some(self.data_writes);
                     let offset = self.journal.offset + f.at;
                     return Ok(SyncStep::Write { dev: self.journal.dev, offset, preflush: f.preflush });
                 }
