@@ -128,14 +128,14 @@ pub struct Fs<D: BlockDevice> {
     pub(crate) ino_gaps: bool,
     pub(crate) read_only: bool,
     pub(crate) failed: Option<Error>,
-    /// File data was written since the last flush: it must be durable
-    /// before a journal entry that points at it.
-    pub(crate) data_unflushed: bool,
-    /// File data writes so far ([`Fs::note_data_written`]).
+    /// File data writes so far ([`Fs::note_data_written`]); the first
+    /// `data_durable` of them are known durable. Data written since must
+    /// be durable before a journal entry that points at it
+    /// ([`Fs::data_unflushed`]).
     data_writes: u64,
+    data_durable: u64,
     /// The value of `data_writes` when the unordered journal write in
-    /// flight started: if it is unchanged when that write completes, its
-    /// trailing flush made all data durable.
+    /// flight started: its trailing flush makes that many durable.
     unordered_from: Option<u64>,
     pub(crate) checkpoints: u64,
     pub(crate) replayed: u64,
@@ -289,8 +289,8 @@ impl<D: BlockDevice> Fs<D> {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             read_only: opts.read_only,
             failed: None,
-            data_unflushed: false,
             data_writes: 0,
+            data_durable: 0,
             unordered_from: None,
             checkpoints: 0,
             replayed: 0,
@@ -530,7 +530,7 @@ impl<D: BlockDevice> Fs<D> {
         if self.journal.nr_records == 0 {
             return Ok(());
         }
-        if self.data_unflushed || self.journal.in_flight.is_some_and(|f| f.unordered) {
+        if self.data_unflushed() || self.journal.in_flight.is_some_and(|f| f.unordered) {
             self.flush_all()?;
         }
         let dev =
@@ -548,8 +548,18 @@ impl<D: BlockDevice> Fs<D> {
     /// File data was written (the write completed) outside a journal
     /// entry: the next entry that points at it is not durable before it is.
     pub(crate) fn note_data_written(&mut self) {
-        self.data_unflushed = true;
         self.data_writes += 1;
+    }
+
+    /// Whether file data was written that is not known durable.
+    pub(crate) fn data_unflushed(&self) -> bool {
+        self.data_writes != self.data_durable
+    }
+
+    /// Every file data write so far is durable (or will be, before any
+    /// journal write issued after this: a preflush).
+    pub(crate) fn data_flushed(&mut self) {
+        self.data_durable = self.data_writes;
     }
 
     /// Flush every member.
@@ -557,7 +567,7 @@ impl<D: BlockDevice> Fs<D> {
         for d in self.devs.iter_mut() {
             d.flush()?;
         }
-        self.data_unflushed = false;
+        self.data_flushed();
         Ok(())
     }
 

@@ -62,7 +62,7 @@ impl<D: BlockDevice> Fs<D> {
             }
             let (mut preflush, mut unordered) = (false, false);
             if self.journal.nr_records > 0 {
-                if self.data_unflushed {
+                if self.data_unflushed() {
                     // The journal member's data is the entry's own business.
                     let jdev = usize::from(self.journal.dev);
                     for (i, d) in self.devs.iter_mut().enumerate() {
@@ -73,7 +73,7 @@ impl<D: BlockDevice> Fs<D> {
                 }
                 (preflush, unordered) = self.entry_order()?;
                 if preflush {
-                    self.data_unflushed = false;
+                    self.data_flushed();
                 }
             }
             match self.journal.start_durable(preflush, unordered) {
@@ -103,9 +103,8 @@ impl<D: BlockDevice> Fs<D> {
     /// entry's extents point at: then the entry is marked unordered (see
     /// [`crate::format::journal::REC_UNORDERED`]).
     fn entry_order(&mut self) -> Result<(bool, bool)> {
-        let dev = self.devs.get(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
-        let flushes_all = dev.fua_flushes_all();
-        if !self.data_unflushed {
+        let flushes_all = self.journal_fua_flushes_all()?;
+        if !self.data_unflushed() {
             return Ok((!flushes_all && self.journal.unflushed(), false));
         }
         if !flushes_all || self.sb.incompat & INCOMPAT_UNORDERED_ENTRIES == 0 {
@@ -118,6 +117,13 @@ impl<D: BlockDevice> Fs<D> {
         }
         self.journal.append(&marker)?;
         Ok((false, true))
+    }
+
+    /// Whether the journal member's FUA write makes every write completed
+    /// before it durable ([`BlockDevice::fua_flushes_all`]).
+    fn journal_fua_flushes_all(&self) -> Result<bool> {
+        let dev = self.devs.get(usize::from(self.journal.dev)).ok_or(Error::Internal("journal device"))?;
+        Ok(dev.fua_flushes_all())
     }
 
     /// Whether replay could check the data of every extent the entry being
@@ -165,11 +171,10 @@ impl<D: BlockDevice> Fs<D> {
     pub fn sync_done(&mut self, res: Result<()>) -> Result<()> {
         self.journal.finish_durable(res.is_ok());
         // An unordered write's trailing flush made durable every data write
-        // completed before it; with none since, nothing is unflushed.
+        // completed before it started.
         if let Some(from) = self.unordered_from.take() {
-            let jdev = self.devs.get(usize::from(self.journal.dev));
-            if res.is_ok() && from == self.data_writes && jdev.is_some_and(|d| d.fua_flushes_all()) {
-                self.data_unflushed = false;
+            if res.is_ok() && matches!(self.journal_fua_flushes_all(), Ok(true)) {
+                self.data_durable = self.data_durable.max(from);
             }
         }
         if let Err(e) = res {

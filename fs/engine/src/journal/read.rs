@@ -130,7 +130,7 @@ impl Journal {
         r: &Replay,
         buf: &mut TryVec<u8>,
     ) -> Result<bool> {
-        let next = if r.at + r.padded >= self.size { 0 } else { r.at + r.padded };
+        let next = self.after(r);
         let want = (r.seq.wrapping_add(1), self.fs_tag);
         buf.try_resize(self.block as usize, 0)?;
         for at in [Some(next), (next != 0).then_some(0)].into_iter().flatten() {
@@ -149,7 +149,17 @@ impl Journal {
     pub fn replay_applied(&self, r: &mut Replay) {
         r.applied += 1;
         r.seq = r.seq.wrapping_add(1);
-        r.at = if r.at + r.padded >= self.size { 0 } else { r.at + r.padded };
+        r.at = self.after(r);
+    }
+
+    /// The ring offset right after the entry last read, where the writer
+    /// put the next one unless it wrapped to the start.
+    fn after(&self, r: &Replay) -> u64 {
+        if r.at + r.padded >= self.size {
+            0
+        } else {
+            r.at + r.padded
+        }
     }
 
     /// The replay is over (`stop`: why it ended before the end;
