@@ -93,8 +93,18 @@ impl<T> TryVec<T> {
 
     /// Keep the first `n` elements.
     pub fn truncate(&mut self, n: usize) {
-        while self.0.len() > n {
-            drop(self.pop());
+        let len = self.0.len();
+        if n >= len {
+            return;
+        }
+        // SAFETY: elements `n..len` are initialised and owned by the vector.
+        // The length is lowered first, so the vector never touches them
+        // again, and then each is dropped exactly once in place (for plain
+        // data nothing runs: a cleared buffer costs nothing per byte).
+        unsafe {
+            let tail = core::ptr::slice_from_raw_parts_mut(self.0.as_mut_ptr().add(n), len - n);
+            self.0.set_len(n);
+            core::ptr::drop_in_place(tail);
         }
     }
 
@@ -104,12 +114,26 @@ impl<T> TryVec<T> {
     }
 }
 
-impl<T: Clone> TryVec<T> {
-    /// Append a copy of `s`.
+impl<T: Copy> TryVec<T> {
+    /// Append a copy of `s`, as one memory copy (the kernel vector's own
+    /// copies element by element).
     pub fn try_extend_from_slice(&mut self, s: &[T]) -> Result<()> {
-        self.0.extend_from_slice(s, GFP_KERNEL).map_err(|_| Error::NoMem)
+        self.try_reserve(s.len())?;
+        let len = self.0.len();
+        // SAFETY: the reserve above left room for `s.len()` more elements
+        // after `len`; `s` cannot overlap the vector's spare room (it is
+        // borrowed while the vector is borrowed mutably); `T: Copy`, so the
+        // copied bits are valid elements, and the length covers them only
+        // once they are written.
+        unsafe {
+            core::ptr::copy_nonoverlapping(s.as_ptr(), self.0.as_mut_ptr().add(len), s.len());
+            self.0.set_len(len + s.len());
+        }
+        Ok(())
     }
+}
 
+impl<T: Clone> TryVec<T> {
     /// Resize to `n`, filling with `v`.
     pub fn try_resize(&mut self, n: usize, v: T) -> Result<()> {
         let len = self.0.len();

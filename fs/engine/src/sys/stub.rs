@@ -40,11 +40,14 @@ impl<T> TryVec<T> {
     pub fn clear(&mut self) {}
 }
 
-impl<T: Clone> TryVec<T> {
+impl<T: Copy> TryVec<T> {
     /// Always fails.
     pub fn try_extend_from_slice(&mut self, _s: &[T]) -> Result<()> {
         Err(Error::NoMem)
     }
+}
+
+impl<T: Clone> TryVec<T> {
     /// Always fails.
     pub fn try_resize(&mut self, _n: usize, _v: T) -> Result<()> {
         Err(Error::NoMem)

@@ -67,14 +67,16 @@ impl<T> TryVec<T> {
     }
 }
 
-impl<T: Clone> TryVec<T> {
+impl<T: Copy> TryVec<T> {
     /// Append a copy of `s`.
     pub fn try_extend_from_slice(&mut self, s: &[T]) -> Result<()> {
         self.try_reserve(s.len())?;
         self.0.extend_from_slice(s);
         Ok(())
     }
+}
 
+impl<T: Clone> TryVec<T> {
     /// Resize to `n`, filling with `v`.
     pub fn try_resize(&mut self, n: usize, v: T) -> Result<()> {
         if n > self.0.len() {
