@@ -249,6 +249,9 @@ int arborfs_rs_wplan_encode(void *plan, const u8 *buf, size_t len, const u8 **ou
 int arborfs_rs_write_place(void *fs, void *plan, u32 *dev, u64 *offset);
 int arborfs_rs_write_commit(void *fs, u64 ino, void *const *plans, size_t n, u64 *alloc_bytes);
 int arborfs_rs_write_abort(void *fs, u64 ino, void *const *plans, size_t n);
+int arborfs_rs_write_prepare(void *fs, void *const *plans, size_t n, void **prepared);
+int arborfs_rs_write_commit_prepared(void *fs, u64 ino, void *prepared, void *const *plans, size_t n, u64 *alloc_bytes);
+void arborfs_rs_prepared_free(void *prepared);
 void arborfs_rs_wplan_free(void *plan);
 ssize_t arborfs_rs_readlink(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u8 *buf, size_t len);
 int arborfs_rs_statfs(void *fs, bool shared, struct arborfs_node_miss *miss, struct arborfs_statfs *out);
@@ -347,6 +350,8 @@ struct arborfs_sb_info {
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
 	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the engine lock) */
 	atomic64_t decoded_reads;	/* extents stored whole checked and decoded without it */
+	atomic64_t prepared_commits;	/* write commits applied as made with the lock shared while their bios were in flight */
+	atomic64_t prepared_conflicts;	/* such commits made again under the lock (a commit since changed what they read) */
 	atomic64_t planned_writes;	/* writes of whole blocks done without the engine lock across their device I/O */
 	atomic64_t unplanned_writes;	/* writes (or their tails) the engine did under the engine lock, device I/O included */
 	atomic64_t direct_read_bytes;	/* O_DIRECT reads that landed in the caller's pages */
@@ -665,6 +670,7 @@ struct arborfs_write {
 	void *plans[ARBORFS_WRITE_PLANS];
 	unsigned int nr_plans;
 	int err;		/* the first error planning or submitting */
+	void *prepared;		/* the commit of the plans, made while their bios are in flight */
 };
 
 /* file.c */

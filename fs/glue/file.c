@@ -608,6 +608,7 @@ static void arborfs_write_init(struct arborfs_write *w)
 	arborfs_io_batch_init(&w->batch);
 	w->nr_plans = 0;
 	w->err = 0;
+	w->prepared = NULL;
 }
 
 /*
@@ -685,6 +686,58 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
 	return planned;
 }
 
+/*
+ * While a started write's bios are in flight, make the commit of its plans
+ * with the lock shared (arborfs_rs_write_prepare, which reads the extents
+ * it replaces and builds the new keys), so that once the bios complete the
+ * commit holds the lock exclusively only to apply it: an fsync's commit
+ * then costs little more than its data's write. Made in the caller's
+ * shared entry (*entered: the caller leaves it), which is taken only when
+ * no writer holds or awaits the lock; where it is not taken, or the body
+ * fails, the commit is made whole under the lock.
+ */
+static void arborfs_write_prepare(struct super_block *sb, struct arborfs_write *w, bool *entered,
+				  unsigned int *nofs)
+{
+	struct arborfs_sb_info *sbi = ASB(sb);
+
+	if (w->err || !w->nr_plans)
+		return;
+	if (!*entered) {
+		*entered = arborfs_enter_shared(sbi, &sbi->shared_busy, &sbi->shared_overlaps, nofs);
+		if (!*entered)
+			return;
+	}
+	if (!sbi->fs || arborfs_rs_write_prepare(sbi->fs, w->plans, w->nr_plans, &w->prepared))
+		w->prepared = NULL;
+}
+
+/*
+ * Under the engine lock (ENGINE_WRITE): commit a waited write's plans,
+ * applying the commit prepared for them unless a commit since changed what
+ * it read. 0 or a negative errno; -ECHILD (a node on disk only, reads
+ * refused) changed nothing.
+ */
+static int arborfs_write_commit(struct inode *inode, struct arborfs_write *w, u64 *alloc_bytes)
+{
+	struct super_block *sb = inode->i_sb;
+	void *prepared = w->prepared;
+	int err;
+
+	w->prepared = NULL;
+	if (prepared) {
+		err = arborfs_rs_write_commit_prepared(FS(sb), inode->i_ino, prepared, w->plans, w->nr_plans,
+						       alloc_bytes);
+		if (err != -EAGAIN && err != -ECHILD) {
+			if (!err)
+				atomic64_inc(&ASB(sb)->prepared_commits);
+			return err;
+		}
+		atomic64_inc(&ASB(sb)->prepared_conflicts);
+	}
+	return arborfs_rs_write_commit(FS(sb), inode->i_ino, w->plans, w->nr_plans, alloc_bytes);
+}
+
 /* Wait for a started write's bios: 0, or the first error planning, submitting or writing (kept in w->err). */
 static int arborfs_write_wait(struct inode *inode, struct arborfs_write *w)
 {
@@ -709,6 +762,9 @@ static int arborfs_write_settle(struct inode *inode, struct arborfs_write *w, bo
 	for (i = 0; i < w->nr_plans; i++)
 		arborfs_rs_wplan_free(w->plans[i]);
 	w->nr_plans = 0;
+	/* Not applied: the write failed, or was not committed. */
+	arborfs_rs_prepared_free(w->prepared);
+	w->prepared = NULL;
 	return w->err;
 }
 
@@ -719,8 +775,7 @@ static int arborfs_write_finish(struct inode *inode, struct arborfs_write *w, u6
 	bool commit = !arborfs_write_wait(inode, w) && w->nr_plans;
 
 	if (commit)
-		w->err = ENGINE_WRITE(sb, arborfs_rs_write_commit(FS(sb), inode->i_ino, w->plans, w->nr_plans,
-								 alloc_bytes));
+		w->err = ENGINE_WRITE(sb, arborfs_write_commit(inode, w, alloc_bytes));
 	return arborfs_write_settle(inode, w, commit);
 }
 
@@ -747,8 +802,14 @@ ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t l
 	size_t planned;
 	int err;
 
+	bool entered = false;
+	unsigned int nofs;
+
 	arborfs_write_init(&w);
 	planned = arborfs_write_start(inode, pos, buf, len, len, &w, NULL);
+	arborfs_write_prepare(inode->i_sb, &w, &entered, &nofs);
+	if (entered)
+		arborfs_leave_shared(ASB(inode->i_sb), nofs);
 	err = arborfs_write_finish(inode, &w, alloc_bytes) ?:
 	      arborfs_write_rest(inode, pos, buf, len, planned, alloc_bytes);
 	return err ?: len;
@@ -1108,13 +1169,26 @@ static int arborfs_wb_commit_each(struct super_block *sb, struct arborfs_wb_run 
 
 		if (w->err || !w->nr_plans)
 			continue;
-		err = arborfs_rs_write_commit(FS(sb), run->inode->i_ino, w->plans, w->nr_plans, &run->alloc_bytes);
+		err = arborfs_write_commit(run->inode, w, &run->alloc_bytes);
 		if (err == -ECHILD)
 			return err;
 		w->err = err;
 		run->committed = true;
 	}
 	return 0;
+}
+
+/* While started runs' bios are in flight: make their commits with the lock shared (arborfs_write_prepare). */
+static void arborfs_wb_prepare(struct arborfs_wb_run **runs, unsigned int nr)
+{
+	struct arborfs_sb_info *sbi = ASB(runs[0]->inode->i_sb);
+	bool entered = false;
+	unsigned int i, nofs;
+
+	for (i = 0; i < nr; i++)
+		arborfs_write_prepare(runs[i]->inode->i_sb, &runs[i]->w, &entered, &nofs);
+	if (entered)
+		arborfs_leave_shared(sbi, nofs);
 }
 
 /* Wait for started runs' bios and commit their plans, in one engine call for them all. */
@@ -1186,6 +1260,7 @@ static int arborfs_wb_write(struct arborfs_wb_run **runs, unsigned int nr)
 	int err = 0;
 
 	arborfs_wb_start(runs, nr);
+	arborfs_wb_prepare(runs, nr);
 	arborfs_wb_commit(runs, nr);
 	for (i = 0; i < nr; i++) {
 		int e = arborfs_wb_finish(runs[i]);

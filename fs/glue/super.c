@@ -319,6 +319,8 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->encode_ns) / 1000, atomic64_read(&s->decoded_reads));
 	seq_printf(m, " unplanned_writes=%lld direct_read_bytes=%lld", atomic64_read(&s->unplanned_writes),
 		   atomic64_read(&s->direct_read_bytes));
+	seq_printf(m, " prepared_commits=%lld prepared_conflicts=%lld", atomic64_read(&s->prepared_commits),
+		   atomic64_read(&s->prepared_conflicts));
 	seq_printf(m, " shared_calls=%lld shared_overlaps=%lld shared_misses=%lld shared_busy=%lld", atomic64_read(&s->shared_calls),
 		   atomic64_read(&s->shared_overlaps), atomic64_read(&s->shared_misses), atomic64_read(&s->shared_busy));
 	seq_printf(m, " node_fetches=%lld node_fetches_refused=%lld refused_writes=%lld",

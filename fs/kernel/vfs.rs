@@ -773,6 +773,55 @@ pub(crate) unsafe extern "C" fn arborfs_rs_wplan_free(plan: *mut c_void) {
     }
 }
 
+/// Make the commit of the `n` write plans at `plans` while their blocks
+/// are being written, with the mount's lock held shared, beside reads and
+/// other such calls, from nodes in memory ([`Fs::prepare_writes`]): 0 and
+/// the commit in `*prepared`, for [`arborfs_rs_write_commit_prepared`]
+/// (or [`arborfs_rs_prepared_free`]) once the blocks are written; else an
+/// errno, and the plans are committed with [`arborfs_rs_write_commit`].
+///
+/// # Safety
+///
+/// `fs` comes from [`arborfs_rs_mount`] and is still mounted, and the
+/// caller holds the mount's lock shared; `plans` as for
+/// [`arborfs_rs_write_commit`]; `prepared` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_write_prepare(
+    fs: *mut c_void,
+    plans: *const *const c_void,
+    n: usize,
+    prepared: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: a live engine; every holder of the shared lock only reads
+    // it, and nobody holds it exclusively.
+    let fs: &KFs = unsafe { &*fs.cast::<KFs>() };
+    // SAFETY: forwarded contract.
+    let p = unsafe { write_plans(plans, n) };
+    let r = fs.prepare_writes(p).and_then(|c| KBox::new(c, GFP_KERNEL).map_err(|_| FsError::NoMem));
+    match r {
+        Ok(b) => {
+            // SAFETY: `prepared` is writable (contract).
+            unsafe { put(prepared, KBox::into_raw(b).cast::<c_void>()) };
+            0
+        }
+        Err(e) => errno(e),
+    }
+}
+
+/// Free a commit from [`arborfs_rs_write_prepare`] that is not to be made
+/// (null is ignored).
+///
+/// # Safety
+///
+/// `prepared` is null or a prepared commit not yet committed or freed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_prepared_free(prepared: *mut c_void) {
+    if !prepared.is_null() {
+        // SAFETY: made by `KBox::into_raw` in `arborfs_rs_write_prepare`.
+        drop(unsafe { KBox::from_raw(prepared.cast::<Prepared>()) });
+    }
+}
+
 /// `arborfs_rs_mount` flag: do not log why a mount failed.
 const MOUNT_SILENT: c_int = 1;
 /// `arborfs_rs_mount` flag: open read-only.
@@ -1345,6 +1394,37 @@ entry_points! {
                 0
             }
             Err(e) => write_failed(e, ino, start)
+        }
+    }
+
+    /// Commit the `n` write plans at `plans` (of file `ino`) as
+    /// [`arborfs_rs_write_commit`], applying what
+    /// [`arborfs_rs_write_prepare`] made of them (`prepared`, which this
+    /// takes over). -EAGAIN, or -ECHILD with reads refused, changes
+    /// nothing and keeps the plans: then commit them with
+    /// [`arborfs_rs_write_commit`].
+    fn arborfs_rs_write_commit_prepared(
+        fs,
+        ino: u64,
+        prepared: *mut c_void,
+        plans: *const *const c_void,
+        n: usize,
+        alloc_bytes: *mut u64,
+    ) -> c_int {
+        // SAFETY: made by `KBox::into_raw` in `arborfs_rs_write_prepare`,
+        // and handed here once.
+        let prepared = KBox::into_inner(unsafe { KBox::from_raw(prepared.cast::<Prepared>()) });
+        // SAFETY: forwarded contract.
+        let p = unsafe { write_plans(plans, n) };
+        let start = p.first().map_or(0, |p| p.start);
+        match fs.commit_prepared_writes(prepared, p).and_then(|()| fs.getattr(ino)) {
+            Ok(a) => {
+                // SAFETY: `alloc_bytes` is writable.
+                unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
+                0
+            }
+            Err(e @ (FsError::Conflict | FsError::NotCached)) => errno(e),
+            Err(e) => write_failed(e, ino, start),
         }
     }
 

@@ -860,6 +860,16 @@ impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
 }
 
 impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// Journal bytes this commit appends: the records of the updates, of
+    /// the alloc keys its charges and earlier changes dirty, and the
+    /// counters.
+    pub(crate) fn journal_bytes(&self) -> usize {
+        let bytes = self.update_bytes;
+        let alloc_rec = RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + ALLOC_BYTES;
+        let buckets = self.charges.len().saturating_add(self.fs().alloc.dirty_count());
+        bytes.saturating_add(buckets.saturating_mul(alloc_rec)).saturating_add(RECORD_HEADER_BYTES + 16)
+    }
+
     fn put(&mut self, btree: BtreeId, pos: Pos, kind: Option<KeyType>, val: &[u8]) -> Result<()> {
         let off = u32::try_from(self.vals.len()).map_err(|_| Error::NoMem)?;
         let len = u32::try_from(val.len()).map_err(|_| Error::Invalid)?;
@@ -915,10 +925,14 @@ pub(crate) fn check_charges<D: BlockDevice>(
     pending: &[(u8, u64, i64)],
     (dev, offset, delta): (u8, u64, i64),
 ) -> Result<()> {
-    let (b, _) = fs.alloc.bucket_of(dev, offset).ok_or(Error::Corrupt("extent on a missing device"))?;
+    let (b, size) = fs.alloc.bucket_of(dev, offset).ok_or(Error::Corrupt("extent on a missing device"))?;
+    // The bucket's byte range, so that each pending charge costs a compare,
+    // not a division: a commit of many extents checks them all pairwise.
+    let lo = b.saturating_mul(size);
+    let hi = lo.saturating_add(size);
     let sum: i64 = pending
         .iter()
-        .filter(|c| c.0 == dev && fs.alloc.bucket_of(c.0, c.1).map(|x| x.0) == Some(b))
+        .filter(|c| c.0 == dev && (lo..hi).contains(&c.1))
         .map(|c| c.2)
         .fold(0i64, i64::saturating_add);
     fs.alloc.check_charge(dev, offset, sum.saturating_add(delta))
@@ -958,16 +972,6 @@ impl<D: BlockDevice> Txn<'_, D> {
             self.fs.fail(e);
         }
         r
-    }
-
-    /// Journal bytes this commit appends: the records of the updates, of
-    /// the alloc keys its charges and earlier changes dirty, and the
-    /// counters.
-    pub(crate) fn journal_bytes(&self) -> usize {
-        let bytes = self.update_bytes;
-        let alloc_rec = RECORD_HEADER_BYTES + UPDATE_HEADER_BYTES + ALLOC_BYTES;
-        let buckets = self.charges.len().saturating_add(self.fs.alloc.dirty_count());
-        bytes.saturating_add(buckets.saturating_mul(alloc_rec)).saturating_add(RECORD_HEADER_BYTES + 16)
     }
 
     /// Take journal room for the whole commit before anything changes:

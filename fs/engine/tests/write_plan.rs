@@ -430,3 +430,68 @@ fn a_batch_of_writebacks_is_planned_in_one_call() {
     assert!(!reqs[0].planned);
     reopen_and_check(fs, ino, &got, "batch planned");
 }
+
+/// The commit of scattered plans made while their data is in flight (the
+/// file system held shared) and applied once it is written reads back and
+/// survives a reopen as the exclusive commit does; one another commit
+/// made meanwhile on the same file is a conflict that changes nothing, and
+/// the plans then commit exclusively.
+#[test]
+fn a_commit_prepared_while_the_data_is_written_applies_as_the_exclusive_one() {
+    let mut fs = fs_with(ChecksumType::Xxhash64, Compression::None);
+    let ino = file(&mut fs, b"f");
+    let mut want = vec![0u8; MIB];
+    Rng(11).fill(&mut want);
+    write_planned(&mut fs, ino, 0, &want);
+    let mut next = vec![0u8; MIB];
+    Rng(12).fill(&mut next);
+    let apply = |want: &mut Vec<u8>, offs: &[u64]| {
+        for &off in offs {
+            let o = off as usize;
+            want[o..o + 4096].copy_from_slice(&next[o..o + 4096]);
+        }
+    };
+
+    // Prepared, then applied.
+    let offs = [0u64, 8192, 65536, 65536 + 4096, 512 * 1024];
+    let plans = plan_blocks(&mut fs, ino, &offs, &next, MIB as u64);
+    let refs: Vec<&WritePlan> = plans.iter().collect();
+    let prepared = fs.prepare_writes(&refs).unwrap();
+    fs.commit_prepared_writes(prepared, &refs).unwrap();
+    apply(&mut want, &offs);
+    assert_eq!(read_all(&mut fs, ino).unwrap(), want);
+
+    // Another write of the file commits between the body and its commit.
+    let offs = [4096u64, 12288];
+    let plans = plan_blocks(&mut fs, ino, &offs, &next, MIB as u64);
+    let refs: Vec<&WritePlan> = plans.iter().collect();
+    let prepared = fs.prepare_writes(&refs).unwrap();
+    write_planned(&mut fs, ino, 16384, &next[16384..20480]);
+    apply(&mut want, &[16384]);
+    assert_eq!(fs.commit_prepared_writes(prepared, &refs), Err(arborfs_engine::Error::Conflict));
+    assert_eq!(read_all(&mut fs, ino).unwrap(), want, "a conflict changes nothing");
+    fs.commit_writes(&refs).unwrap();
+    apply(&mut want, &offs);
+    assert_eq!(read_all(&mut fs, ino).unwrap(), want);
+    reopen_and_check(fs, ino, &want, "prepared commits");
+}
+
+/// Plans that take more than one transaction are not prepared: the
+/// exclusive commit splits them.
+#[test]
+fn plans_beyond_one_transaction_are_committed_exclusively() {
+    let mut fs = fs_with(ChecksumType::Xxhash64, Compression::None);
+    let ino = file(&mut fs, b"f");
+    // Every block on its own, as in the test above: several entries' worth.
+    let len = 20 * MIB;
+    let mut want = vec![0u8; len];
+    Rng(13).fill(&mut want);
+    write_planned(&mut fs, ino, 0, &want);
+    Rng(14).fill(&mut want);
+    let offs: Vec<u64> = (0..len as u64 / 4096).map(|i| i * 4096).collect();
+    let plans = plan_blocks(&mut fs, ino, &offs, &want, len as u64);
+    let refs: Vec<&WritePlan> = plans.iter().collect();
+    assert_eq!(fs.prepare_writes(&refs).err(), Some(arborfs_engine::Error::Conflict));
+    fs.commit_writes(&refs).unwrap();
+    reopen_and_check(fs, ino, &want, "a large batch");
+}

@@ -409,108 +409,6 @@ impl<D: BlockDevice> Txn<'_, D> {
         self.inode_write(ino, &inode)
     }
 
-    /// [`Txn::replace_range`] on an inode the caller read and writes back
-    /// (so that several ranges of one file cost one inode update).
-    pub(super) fn replace_extents(
-        &mut self,
-        ino: u64,
-        inode: &mut Inode,
-        start: u64,
-        end: u64,
-        new: Option<Extent>,
-        place: Placement,
-    ) -> Result<()> {
-        let cut = self.extents_cut(ino, start, end, usize::MAX)?;
-        let mut delta = cut.delta;
-        if let Some(e) = new {
-            let c = e.charge(self.block());
-            for p in e.ptrs() {
-                self.charge(p.dev, p.offset, c as i64)?;
-            }
-            delta += c as i64;
-            self.extent_set_merged(ino, start, end, e, cut.front, cut.back)?;
-        }
-        inode.alloc_bytes = inode.alloc_bytes.saturating_add_signed(delta);
-        if !place.keep_size && place.size_end > inode.size {
-            inode.size = place.size_end;
-        }
-        if place.stamp {
-            stamp_times(inode);
-        }
-        self.account(0, delta);
-        Ok(())
-    }
-
-    /// Store extent `e` ending at file offset `end`.
-    pub(crate) fn extent_set(&mut self, ino: u64, end: u64, e: &Extent) -> Result<()> {
-        let mut buf = [0u8; crate::format::extent::MAX_EXTENT_BYTES];
-        let n = e.encode(&mut buf).map_err(|_| Error::Internal("extent encode"))?;
-        self.set(BtreeId::Extents, extent_pos(ino, end), KeyType::Extent, buf.get(..n).unwrap_or(&[]))
-    }
-
-    /// Cut at most `max` extents overlapping `[start, end)`.
-    pub(crate) fn extents_cut(&mut self, ino: u64, start: u64, end: u64, max: usize) -> Result<Cut> {
-        let block = self.block();
-        let mut cut = Cut { delta: 0, done: true, front: None, back: None };
-        let mut done = 0;
-        let Some(mut c) = self.extents_after(ino, start) else { return Ok(cut) };
-        // The pieces kept end at `start` (behind the cursor) or where the
-        // cut extent ended (its own position, which the cursor has passed).
-        while let Some(fe) = self.next_extent(&mut c)? {
-            if fe.start >= end {
-                return Ok(cut);
-            }
-            if done == max {
-                cut.done = false;
-                return Ok(cut);
-            }
-            done += 1;
-            self.delete(BtreeId::Extents, fe.pos)?;
-            let e_end = fe.pos.offset;
-            match fe.piece {
-                Piece::Inline(data) => {
-                    if fe.start < start {
-                        let keep =
-                            data.get(..(start - fe.start) as usize).ok_or(Error::Internal("inline"))?;
-                        self.set(BtreeId::Extents, extent_pos(ino, start), KeyType::InlineData, keep)?;
-                        cut.front = Some(None);
-                    }
-                    if e_end > end {
-                        let keep = data.get((end - fe.start) as usize..).ok_or(Error::Internal("inline"))?;
-                        self.set(BtreeId::Extents, extent_pos(ino, e_end), KeyType::InlineData, keep)?;
-                        cut.back = Some(None);
-                    }
-                }
-                Piece::Extent(e) => {
-                    let mut ch = -(e.charge(block) as i64);
-                    if fe.start < start {
-                        let front = Extent { live_len: (start - fe.start) as u32, ..e };
-                        self.extent_set(ino, start, &front)?;
-                        ch += front.charge(block) as i64;
-                        cut.front = Some(Some(front));
-                    }
-                    if e_end > end {
-                        let back = Extent {
-                            live_len: (e_end - end) as u32,
-                            offset_into: e.offset_into + (end - fe.start) as u32,
-                            ..e
-                        };
-                        self.extent_set(ino, e_end, &back)?;
-                        ch += back.charge(block) as i64;
-                        cut.back = Some(Some((e_end, back)));
-                    }
-                    if ch != 0 {
-                        for p in e.ptrs() {
-                            self.charge(p.dev, p.offset, ch)?;
-                        }
-                    }
-                    cut.delta += ch;
-                }
-            }
-        }
-        Ok(cut)
-    }
-
     /// Zero `[from, to)` within one block by rewriting that block (if it holds data).
     fn zero_partial(&mut self, ino: u64, from: u64, to: u64) -> Result<()> {
         if from >= to {
@@ -579,6 +477,138 @@ impl<D: BlockDevice> Txn<'_, D> {
         self.extent_set(ino, b_end, &m)
     }
 
+    /// Split the extent across `at` (if any) into the piece before and the
+    /// piece after it; returns the charge delta.
+    fn extent_split_at(&mut self, ino: u64, at: u64) -> Result<i64> {
+        let block = self.block();
+        let Some(fe) = self.extent_after(ino, at)? else { return Ok(0) };
+        let Piece::Extent(e) = fe.piece else { return Ok(0) };
+        if fe.start >= at {
+            return Ok(0);
+        }
+        let e_end = fe.pos.offset;
+        self.delete(BtreeId::Extents, fe.pos)?;
+        let front = Extent { live_len: (at - fe.start) as u32, ..e };
+        let back = Extent {
+            live_len: (e_end - at) as u32,
+            offset_into: e.offset_into + (at - fe.start) as u32,
+            ..e
+        };
+        self.extent_set(ino, at, &front)?;
+        self.extent_set(ino, e_end, &back)?;
+        let c = front.charge(block) as i64 + back.charge(block) as i64 - e.charge(block) as i64;
+        if c != 0 {
+            for p in e.ptrs() {
+                self.charge(p.dev, p.offset, c)?;
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
+    /// [`Txn::replace_range`] on an inode the caller read and writes back
+    /// (so that several ranges of one file cost one inode update).
+    pub(super) fn replace_extents(
+        &mut self,
+        ino: u64,
+        inode: &mut Inode,
+        start: u64,
+        end: u64,
+        new: Option<Extent>,
+        place: Placement,
+    ) -> Result<()> {
+        let cut = self.extents_cut(ino, start, end, usize::MAX)?;
+        let mut delta = cut.delta;
+        if let Some(e) = new {
+            let c = e.charge(self.block());
+            for p in e.ptrs() {
+                self.charge(p.dev, p.offset, c as i64)?;
+            }
+            delta += c as i64;
+            self.extent_set_merged(ino, start, end, e, cut.front, cut.back)?;
+        }
+        inode.alloc_bytes = inode.alloc_bytes.saturating_add_signed(delta);
+        if !place.keep_size && place.size_end > inode.size {
+            inode.size = place.size_end;
+        }
+        if place.stamp {
+            stamp_times(inode);
+        }
+        self.account(0, delta);
+        Ok(())
+    }
+
+    /// Cut at most `max` extents overlapping `[start, end)`.
+    pub(crate) fn extents_cut(&mut self, ino: u64, start: u64, end: u64, max: usize) -> Result<Cut> {
+        let block = self.block();
+        let mut cut = Cut { delta: 0, done: true, front: None, back: None };
+        let mut done = 0;
+        let Some(mut c) = self.extents_after(ino, start) else { return Ok(cut) };
+        // The pieces kept end at `start` (behind the cursor) or where the
+        // cut extent ended (its own position, which the cursor has passed).
+        while let Some(fe) = self.next_extent(&mut c)? {
+            if fe.start >= end {
+                return Ok(cut);
+            }
+            if done == max {
+                cut.done = false;
+                return Ok(cut);
+            }
+            done += 1;
+            self.delete(BtreeId::Extents, fe.pos)?;
+            let e_end = fe.pos.offset;
+            match fe.piece {
+                Piece::Inline(data) => {
+                    if fe.start < start {
+                        let keep =
+                            data.get(..(start - fe.start) as usize).ok_or(Error::Internal("inline"))?;
+                        self.set(BtreeId::Extents, extent_pos(ino, start), KeyType::InlineData, keep)?;
+                        cut.front = Some(None);
+                    }
+                    if e_end > end {
+                        let keep = data.get((end - fe.start) as usize..).ok_or(Error::Internal("inline"))?;
+                        self.set(BtreeId::Extents, extent_pos(ino, e_end), KeyType::InlineData, keep)?;
+                        cut.back = Some(None);
+                    }
+                }
+                Piece::Extent(e) => {
+                    let mut ch = -(e.charge(block) as i64);
+                    if fe.start < start {
+                        let front = Extent { live_len: (start - fe.start) as u32, ..e };
+                        self.extent_set(ino, start, &front)?;
+                        ch += front.charge(block) as i64;
+                        cut.front = Some(Some(front));
+                    }
+                    if e_end > end {
+                        let back = Extent {
+                            live_len: (e_end - end) as u32,
+                            offset_into: e.offset_into + (end - fe.start) as u32,
+                            ..e
+                        };
+                        self.extent_set(ino, e_end, &back)?;
+                        ch += back.charge(block) as i64;
+                        cut.back = Some(Some((e_end, back)));
+                    }
+                    if ch != 0 {
+                        for p in e.ptrs() {
+                            self.charge(p.dev, p.offset, ch)?;
+                        }
+                    }
+                    cut.delta += ch;
+                }
+            }
+        }
+        Ok(cut)
+    }
+
+    /// Store extent `e` ending at file offset `end`.
+    pub(crate) fn extent_set(&mut self, ino: u64, end: u64, e: &Extent) -> Result<()> {
+        let mut buf = [0u8; crate::format::extent::MAX_EXTENT_BYTES];
+        let n = e.encode(&mut buf).map_err(|_| Error::Internal("extent encode"))?;
+        self.set(BtreeId::Extents, extent_pos(ino, end), KeyType::Extent, buf.get(..n).unwrap_or(&[]))
+    }
+
     /// Store extent `e` of fresh data over `[start, end)` (which holds no
     /// extent), joined with its neighbours where they continue it, as
     /// [`Txn::merge_at`] at both ends would. `front` and `back` are the
@@ -605,7 +635,7 @@ impl<D: BlockDevice> Txn<'_, D> {
                 (f.unwrap_or(found_front), b.unwrap_or(found_back))
             }
         };
-        let bucket = self.fs.alloc.min_bucket_size();
+        let bucket = self.fs().alloc.min_bucket_size();
         let mut joined = e;
         if let Some(m) = front.and_then(|f| merged(&f, &joined, bucket)) {
             self.delete(BtreeId::Extents, extent_pos(ino, start))?;
@@ -641,34 +671,6 @@ impl<D: BlockDevice> Txn<'_, D> {
             _ => None,
         };
         Ok((front, back))
-    }
-
-    /// Split the extent across `at` (if any) into the piece before and the
-    /// piece after it; returns the charge delta.
-    fn extent_split_at(&mut self, ino: u64, at: u64) -> Result<i64> {
-        let block = self.block();
-        let Some(fe) = self.extent_after(ino, at)? else { return Ok(0) };
-        let Piece::Extent(e) = fe.piece else { return Ok(0) };
-        if fe.start >= at {
-            return Ok(0);
-        }
-        let e_end = fe.pos.offset;
-        self.delete(BtreeId::Extents, fe.pos)?;
-        let front = Extent { live_len: (at - fe.start) as u32, ..e };
-        let back = Extent {
-            live_len: (e_end - at) as u32,
-            offset_into: e.offset_into + (at - fe.start) as u32,
-            ..e
-        };
-        self.extent_set(ino, at, &front)?;
-        self.extent_set(ino, e_end, &back)?;
-        let c = front.charge(block) as i64 + back.charge(block) as i64 - e.charge(block) as i64;
-        if c != 0 {
-            for p in e.ptrs() {
-                self.charge(p.dev, p.offset, c)?;
-            }
-        }
-        Ok(c)
     }
 }
 

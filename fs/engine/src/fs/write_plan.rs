@@ -31,7 +31,7 @@ use crate::format::extent::{Compression, Extent, ExtentPtr};
 use crate::format::inode::Inode;
 use crate::format::round_up;
 use crate::sys::{BlockDevice, TryVec};
-use crate::txn::Txn;
+use crate::txn::{Access, Prepared, Txn};
 
 /// Room for a write of whole blocks, from [`Fs::plan_write`].
 pub struct WritePlan {
@@ -325,6 +325,45 @@ impl<D: BlockDevice> Fs<D> {
         r
     }
 
+    /// Make the commit of written plans (of one file or several) with the
+    /// file system held shared, while their blocks are still being
+    /// written, for [`Fs::commit_prepared_writes`] once they are: the
+    /// commit then only applies what this found. Fails, changing nothing,
+    /// where the commit must be made exclusively ([`Fs::commit_writes`]):
+    /// a node on disk only ([`Error::NotCached`]), or plans that take more
+    /// than one transaction ([`Error::Conflict`]).
+    pub fn prepare_writes(&self, plans: &[&WritePlan]) -> Result<Prepared> {
+        self.check_user_writable()?;
+        if plans.iter().any(|p| !p.placed || !p.summed) {
+            return Err(Error::Internal("write plan committed before placing"));
+        }
+        // Data the writer reserved room for may use the reserve, as in
+        // `commit_planned`.
+        let mut t = Txn::optimistic(self, true);
+        if commit_planned_some(&mut t, plans, self.journal.max_entry / 2)? < plans.len() {
+            return Err(Error::Conflict);
+        }
+        Ok(t.prepare())
+    }
+
+    /// Commit plans whose commit [`Fs::prepare_writes`] made, now that
+    /// their blocks are written: as [`Fs::commit_writes`], but for
+    /// [`Error::Conflict`] (a commit since changed what the body read),
+    /// which changes nothing and leaves the plans pinned, for the caller
+    /// to commit them with [`Fs::commit_writes`].
+    pub fn commit_prepared_writes(&mut self, prepared: Prepared, plans: &[&WritePlan]) -> Result<()> {
+        self.check_user_writable()?;
+        // Written outside the engine: the next journal entry flushes it
+        // (noted before the commit, which may write a full entry).
+        self.note_data_written();
+        let r = self.commit_prepared(prepared);
+        if matches!(r, Err(Error::Conflict | Error::NotCached)) {
+            return r;
+        }
+        let unpinned = self.abort_writes(plans);
+        r.and(unpinned)
+    }
+
     fn commit_planned(&mut self, plans: &[&WritePlan]) -> Result<()> {
         self.check_user_writable()?;
         // Written outside the engine: the next journal entry flushes it.
@@ -334,41 +373,47 @@ impl<D: BlockDevice> Fs<D> {
         let budget = self.journal.max_entry / 2;
         let mut rest = plans;
         while !rest.is_empty() {
-            let done = self.with_reserve(|fs| {
-                fs.write_txn(|t| {
-                    let mut n = 0;
-                    // Plans of one file are neighbours: its inode is read
-                    // and written once for them.
-                    let mut file: Option<(u64, Inode)> = None;
-                    for plan in rest {
-                        let inode = match &mut file {
-                            Some((ino, inode)) if *ino == plan.ino => inode,
-                            _ => {
-                                if let Some((ino, inode)) = file.take() {
-                                    t.inode_write(ino, &inode)?;
-                                }
-                                &mut file.insert((plan.ino, t.inode_read(plan.ino)?)).1
-                            }
-                        };
-                        t.commit_planned(plan, inode)?;
-                        n += 1;
-                        if t.journal_bytes() >= budget {
-                            break;
-                        }
-                    }
-                    if let Some((ino, inode)) = file {
-                        t.inode_write(ino, &inode)?;
-                    }
-                    Ok(n)
-                })
-            })?;
+            let done = self.with_reserve(|fs| fs.write_txn(|t| commit_planned_some(t, rest, budget)))?;
             rest = rest.get(done..).unwrap_or(&[]);
         }
         Ok(())
     }
 }
 
-impl<D: BlockDevice> Txn<'_, D> {
+/// Put the extents of the first of `plans` in place in `t`, until its
+/// journal bytes reach `budget`: how many it took (at least one).
+fn commit_planned_some<D: BlockDevice, A: Access<D>>(
+    t: &mut Txn<'_, D, A>,
+    plans: &[&WritePlan],
+    budget: usize,
+) -> Result<usize> {
+    let mut n = 0;
+    // Plans of one file are neighbours: its inode is read and written
+    // once for them.
+    let mut file: Option<(u64, Inode)> = None;
+    for plan in plans {
+        let inode = match &mut file {
+            Some((ino, inode)) if *ino == plan.ino => inode,
+            _ => {
+                if let Some((ino, inode)) = file.take() {
+                    t.inode_write(ino, &inode)?;
+                }
+                &mut file.insert((plan.ino, t.inode_read(plan.ino)?)).1
+            }
+        };
+        t.commit_planned(plan, inode)?;
+        n += 1;
+        if t.journal_bytes() >= budget {
+            break;
+        }
+    }
+    if let Some((ino, inode)) = file {
+        t.inode_write(ino, &inode)?;
+    }
+    Ok(n)
+}
+
+impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
     /// Put a written plan's extent in place of what its range held, on
     /// `inode` (its file's, which the caller writes back).
     fn commit_planned(&mut self, plan: &WritePlan, inode: &mut Inode) -> Result<()> {
