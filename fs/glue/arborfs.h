@@ -286,6 +286,7 @@ int arborfs_rs_set_discard(void *fs, int on);
 int arborfs_rs_trim(void *fs, u64 start, u64 len, u64 min_len, u64 *trimmed);
 int arborfs_rs_parse_compress(const u8 *v, size_t len, u8 *kind, u8 *level, char *msg, size_t msglen);
 int arborfs_rs_uuid(void *fs, u8 *out);
+u32 arborfs_rs_read_unit(void *fs);
 ssize_t arborfs_rs_features(u8 *buf, size_t len);
 
 /* Mount options (fs_context private data, kept in the super block for remounts). */
@@ -329,6 +330,7 @@ struct arborfs_sb_info {
 	struct shrinker *shrinker;
 	struct arborfs_options opts;
 	struct arborfs_member member;	/* the block device, as the engine's KernelDevice holds it */
+	u32 read_unit;			/* bytes a small read reads and verifies whole (0: none; arborfs_readahead) */
 	/* Counters for /proc/self/mountstats (show_stats). */
 	atomic64_t engine_calls;	/* ENGINE_CALLs entered (the lock held exclusively) */
 	atomic64_t engine_ns;		/* time they held it */

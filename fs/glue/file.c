@@ -523,6 +523,30 @@ static void arborfs_readahead_start(struct arborfs_ra_part *part, unsigned int n
 }
 
 /*
+ * A window smaller than the engine's read unit (a random read) is widened
+ * to the units around it, short of EOF and of folios already cached: the
+ * device read and the checksums cover the whole unit anyway (the chunk of
+ * a chunk-checksummed extent), so its other pages cost nothing more, and
+ * the neighbouring reads find them cached, as after mmap's read-around.
+ * So it is for a file advised random (FADV_RANDOM), which only asks for
+ * no I/O beyond the read, but not with readahead switched off (the
+ * file's window is 0: readahead=0, or read_ahead_kb), which asks for no
+ * page beyond it.
+ */
+static void arborfs_readahead_around(struct readahead_control *rac, u32 unit, loff_t size)
+{
+	loff_t start = readahead_pos(rac), end = start + readahead_length(rac);
+	loff_t around_start, around_end;
+
+	if (!unit || !rac->ra || !rac->ra->ra_pages || readahead_length(rac) >= unit || start >= size)
+		return;
+	around_start = round_down(start, (loff_t)unit);
+	around_end = min_t(loff_t, round_up(end, (loff_t)unit), round_up(size, (loff_t)PAGE_SIZE));
+	if (around_start < start || around_end > end)
+		readahead_expand(rac, around_start, around_end - around_start);
+}
+
+/*
  * Read a readahead window straight into its folios and return once its
  * bios are submitted: the checksums are verified and the folios completed
  * part by part on arborfs_io_wq.
@@ -531,13 +555,15 @@ static void arborfs_readahead(struct readahead_control *rac)
 {
 	struct inode *inode = rac->mapping->host;
 	loff_t size = i_size_read(inode);
-	unsigned int nr_pages = readahead_count(rac);
-	unsigned int max_parts = min_t(unsigned int, nr_pages, nr_pages / (RA_PART_BYTES / PAGE_SIZE) + 1);
+	unsigned int nr_pages, max_parts;
 	struct arborfs_readahead *ra = NULL;
 	struct arborfs_ra_part *part = NULL;
 	struct folio *folio;
 	unsigned int nr = 0, i, nr_parts = 0;
 
+	arborfs_readahead_around(rac, ASB(inode->i_sb)->read_unit, size);
+	nr_pages = readahead_count(rac);
+	max_parts = min_t(unsigned int, nr_pages, nr_pages / (RA_PART_BYTES / PAGE_SIZE) + 1);
 	if (readahead_pos(rac) < size && readahead_length(rac) > PAGE_SIZE)
 		ra = kmalloc(size_add(size_add(struct_size(ra, folios, nr_pages),
 					       array_size(nr_pages, sizeof(*ra->pages))),

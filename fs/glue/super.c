@@ -519,6 +519,7 @@ static int arborfs_fill_super(struct super_block *sb, struct fs_context *fc)
 		u8 uuid[16];
 
 		ENGINE_CALL(sb, arborfs_rs_uuid(FS(sb), uuid));
+		s->read_unit = ENGINE_CALL(sb, arborfs_rs_read_unit(FS(sb)));
 		super_set_uuid(sb, uuid, sizeof(uuid));
 		super_set_sysfs_name_bdev(sb);
 	}

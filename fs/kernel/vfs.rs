@@ -1606,6 +1606,12 @@ entry_points! {
         0
     }
 
+    /// Bytes a small read reads and verifies whole ([`Fs::read_unit`]; 0:
+    /// none).
+    fn arborfs_rs_read_unit(fs) -> u32 {
+        fs.read_unit()
+    }
+
     /// Compress new data with `kind` (0 none, 1 lz4, 2 zstd at `level`, 0:
     /// the default), as `arborfs_rs_parse_compress` gave them.
     fn arborfs_rs_set_compression(fs, kind: u8, level: u8) -> c_int {

@@ -240,7 +240,9 @@ PY
 # readahead=: the mount's own bdi carries the window (4 MiB by default,
 # against the block device's 128 KiB), /proc/mounts shows a non-default
 # one, remount changes it, and bad sizes are refused. Pages in the page
-# cache (mincore) show how far ahead of a sequential reader arborfs read.
+# cache (mincore) show how far ahead of a sequential reader arborfs read,
+# and that a random read keeps the checksum chunk around it (but not with
+# readahead=0).
 cached_kib() {
 	python3 -c '
 import ctypes, mmap, os, sys
@@ -276,6 +278,20 @@ t_readahead() {
 	small=$(cached_kib /mnt/seq) || return 1
 	((small <= 4096 + 384)) || { echo "readahead=128k: read 4096 KiB, $small KiB cached"; return 1; }
 	echo "arborfs test: read 4096 KiB in sequence: $cached KiB cached with the 4 MiB window, $small KiB with 128 KiB" >/dev/kmsg
+	# A random read (advised so: one page asked for) reads the 32 KiB
+	# checksum chunk around it anyway, and keeps it cached.
+	echo 3 >/proc/sys/vm/drop_caches || return 1
+	python3 -c '
+import os, sys
+fd = os.open("/mnt/seq", os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+want = open("/tmp/seq.bin", "rb").read()
+at = 100 * 1024 + 4096
+if os.pread(fd, 4096, at) != want[at:at + 4096]:
+    sys.exit("random read: wrong bytes")
+' || return 1
+	cached=$(cached_kib /mnt/seq) || return 1
+	((cached == 32)) || { echo "a random 4 KiB read in a 32 KiB chunk: $cached KiB cached"; return 1; }
 	mount -o remount,readahead=0 /mnt || return 1
 	grep -q "^/dev/vdj /mnt arborfs .*readahead=0k" /proc/mounts || { echo "readahead=0 missing from /proc/mounts"; return 1; }
 	dd if=/mnt/one of=/dev/null bs=4k count=1 status=none || return 1

@@ -717,6 +717,19 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     /// Chunk of new chunk-checksummed extents, as a power of two: at least a block.
+    /// Bytes a small read of new file data reads and verifies whole: the
+    /// checksum chunk of chunked extents (0 when new extents are not
+    /// chunked). The kernel reads the page cache around a small read in
+    /// these units, since the device read and the checksum cover them
+    /// anyway.
+    pub fn read_unit(&self) -> u32 {
+        if self.chunked_csums() {
+            1u32.checked_shl(u32::from(self.chunk_shift())).unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
     pub(super) fn chunk_shift(&self) -> u8 {
         CHUNK_SHIFT.max(self.sb.block_size.trailing_zeros() as u8)
     }
