@@ -44,6 +44,11 @@ struct arborfs_setattr {
 	s64 atime, mtime, ctime;
 };
 
+/* A file's access, modification and change times, ns. */
+struct arborfs_times {
+	s64 atime, mtime, ctime;
+};
+
 #define ARBORFS_SET_MODE 1
 #define ARBORFS_SET_UID 2
 #define ARBORFS_SET_GID 4
@@ -126,6 +131,7 @@ struct arborfs_journal_write {
 };
 #define ARBORFS_SYNC_WAIT 1	/* another caller's journal write is in flight */
 #define ARBORFS_SYNC_WRITE 2	/* issue the write given, then arborfs_rs_sync_done */
+#define ARBORFS_SYNC_AGAIN 3	/* arborfs_rs_sync_done: the target is not durable yet */
 
 /*
  * The layouts fs/kernel/vfs.rs asserts for its #[repr(C)] twins: a change
@@ -252,6 +258,7 @@ int arborfs_rs_write_abort(void *fs, u64 ino, void *const *plans, size_t n);
 int arborfs_rs_write_prepare(void *fs, void *const *plans, size_t n, void **prepared);
 int arborfs_rs_write_commit_prepared(void *fs, u64 ino, void *prepared, void *const *plans, size_t n, u64 *alloc_bytes);
 void arborfs_rs_prepared_free(void *prepared);
+void arborfs_rs_wplan_set_times(void *plan, s64 atime, s64 mtime, s64 ctime);
 void arborfs_rs_wplan_free(void *plan);
 ssize_t arborfs_rs_readlink(void *fs, bool shared, struct arborfs_node_miss *miss, u64 ino, u8 *buf, size_t len);
 int arborfs_rs_statfs(void *fs, bool shared, struct arborfs_node_miss *miss, struct arborfs_statfs *out);
@@ -276,7 +283,7 @@ int arborfs_rs_fiemap(void *fs, u64 ino, u64 start, u64 end, struct arborfs_exte
 int arborfs_rs_swap_prepare(void *fs, u64 ino, u64 len);
 /* Group commit: steps under the engine lock, the journal write between them without it (super.c: arborfs_sync). */
 int arborfs_rs_sync_step(void *fs, u64 *target, struct arborfs_journal_write *out);
-int arborfs_rs_sync_done(void *fs, int err);
+int arborfs_rs_sync_done(void *fs, int err, u64 target);
 int arborfs_rs_evict(void *fs, u64 ino);
 u64 arborfs_rs_available(void *fs); /* what writers may reserve */
 int arborfs_rs_note_reserved(void *fs, u64 bytes); /* what they hold */
@@ -312,6 +319,9 @@ struct arborfs_inode {
 	u32 flags;		/* the engine's FS_*_FL flags */
 	u32 projid;		/* project id */
 	bool no_xattrs;		/* created by this mount and given no attribute since: getxattr needs no engine call */
+	/* Times the engine was last given or gave (under i_lock): write_inode skips a file whose times are these. */
+	struct arborfs_times held;
+	bool times_held;
 };
 
 static inline struct arborfs_inode *AI(struct inode *inode)
@@ -352,6 +362,7 @@ struct arborfs_sb_info {
 	atomic64_t overlapped_reads;	/* ... while another engine call ran */
 	atomic64_t replanned_reads;	/* ... whose buckets changed meanwhile (read again under the engine lock) */
 	atomic64_t decoded_reads;	/* extents stored whole checked and decoded without it */
+	atomic64_t times_held;		/* write_inode calls the engine was spared: it held the times already */
 	atomic64_t prepared_commits;	/* write commits applied as made with the lock shared while their bios were in flight */
 	atomic64_t prepared_conflicts;	/* such commits made again under the lock (a commit since changed what they read) */
 	atomic64_t planned_writes;	/* writes of whole blocks done without the engine lock across their device I/O */
@@ -674,6 +685,10 @@ struct arborfs_write {
 	int err;		/* the first error planning or submitting */
 	void *prepared;		/* the commit of the plans, made while their bios are in flight */
 };
+
+/* inode.c: the times the engine holds */
+void arborfs_vfs_times(struct inode *inode, struct arborfs_times *t);
+void arborfs_note_times(struct inode *inode, const struct arborfs_times *t);
 
 /* file.c */
 int arborfs_file_init(void);

@@ -970,6 +970,8 @@ struct arborfs_wb_run {
 	struct arborfs_write w;		/* the worker's */
 	bool batched;			/* reqs hold the first plans (the worker's) */
 	bool committed;			/* the commit of w's plans was tried (the worker's) */
+	bool has_times;			/* the commit gives the file `times` (the worker's) */
+	struct arborfs_times times;
 	u64 alloc_bytes;		/* bytes the commit allocated (the worker's) */
 };
 
@@ -1115,6 +1117,7 @@ static void arborfs_wb_map(struct arborfs_wb_run *run)
 	arborfs_write_init(&run->w);
 	run->batched = false;
 	run->committed = false;
+	run->has_times = false;
 	run->alloc_bytes = 0;
 	for (i = 0; i < run->nr_segs; i++) {
 		struct arborfs_wb_seg *seg = &run->segs[i];
@@ -1123,6 +1126,40 @@ static void arborfs_wb_map(struct arborfs_wb_run *run)
 		seg->buf = arborfs_map_folios(&run->folios[seg->first], seg->nr, run->pages, WB_RUN_FOLIOS);
 		seg->planned = 0;
 	}
+}
+
+/*
+ * The commit of a run also gives the file its VFS times as they are now
+ * (the last plan carries them), and write_inode, which the fsync that
+ * follows a write calls, then finds them held (arborfs_note_times) and
+ * costs no transaction.
+ */
+static void arborfs_wb_times(struct arborfs_wb_run *run)
+{
+	if (run->w.err || !run->w.nr_plans)
+		return;
+	arborfs_vfs_times(run->inode, &run->times);
+	arborfs_rs_wplan_set_times(run->w.plans[run->w.nr_plans - 1], run->times.atime, run->times.mtime,
+				   run->times.ctime);
+	run->has_times = true;
+}
+
+/*
+ * After the commit of a run that carried times: the engine holds them
+ * unless the VFS times changed meanwhile (a write, or a setattr that the
+ * commit may have overtaken: it keeps only times not older than the
+ * file's); then the inode is dirtied, so write_inode hands the VFS times
+ * over once more.
+ */
+static void arborfs_wb_times_given(struct arborfs_wb_run *run)
+{
+	struct arborfs_times now;
+
+	arborfs_vfs_times(run->inode, &now);
+	if (now.atime == run->times.atime && now.mtime == run->times.mtime && now.ctime == run->times.ctime)
+		arborfs_note_times(run->inode, &now);
+	else
+		mark_inode_dirty_sync(run->inode);
 }
 
 /*
@@ -1143,6 +1180,7 @@ static void arborfs_wb_submit(struct arborfs_wb_run *run)
 							   arborfs_wb_seg_padded(run, seg), &run->w,
 							   run->batched ? &run->reqs[i] : NULL);
 	}
+	arborfs_wb_times(run);
 }
 
 /*
@@ -1264,6 +1302,8 @@ static int arborfs_wb_finish(struct arborfs_wb_run *run)
 		arborfs_set_blocks(inode, alloc_bytes);
 		/* Keep the cached free space conservative until the next look. */
 		atomic64_sub(run->len, &sbi->avail);
+		if (run->committed && run->has_times)
+			arborfs_wb_times_given(run);
 	}
 	/* Written (or failed): st_blocks now counts what the engine holds. */
 	atomic64_sub(run->reserved, &AI(inode)->delalloc);

@@ -54,9 +54,44 @@ static void arborfs_set_flags(struct inode *inode, u32 flags)
 	inode_set_flags(inode, f, S_IMMUTABLE | S_APPEND | S_NOATIME | S_SYNC);
 }
 
+/* The VFS times of an inode. */
+void arborfs_vfs_times(struct inode *inode, struct arborfs_times *t)
+{
+	t->atime = ts_to_ns(inode_get_atime(inode));
+	t->mtime = ts_to_ns(inode_get_mtime(inode));
+	t->ctime = ts_to_ns(inode_get_ctime(inode));
+}
+
+/*
+ * The engine now holds times t for the inode (it was given them, or gave
+ * them): write_inode has nothing to hand it while the VFS times are these.
+ */
+void arborfs_note_times(struct inode *inode, const struct arborfs_times *t)
+{
+	spin_lock(&inode->i_lock);
+	AI(inode)->held = *t;
+	AI(inode)->times_held = true;
+	spin_unlock(&inode->i_lock);
+}
+
+/* Whether the engine holds times t for the inode already. */
+static bool arborfs_times_held(struct inode *inode, const struct arborfs_times *t)
+{
+	struct arborfs_inode *ai = AI(inode);
+	bool held;
+
+	spin_lock(&inode->i_lock);
+	held = ai->times_held && ai->held.atime == t->atime && ai->held.mtime == t->mtime &&
+	       ai->held.ctime == t->ctime;
+	spin_unlock(&inode->i_lock);
+	return held;
+}
+
 /* Copy what the engine says into the VFS inode (all but i_size of files with cached data). */
 void arborfs_apply_attr(struct inode *inode, const struct arborfs_attr *a)
 {
+	const struct arborfs_times engine = { .atime = a->atime, .mtime = a->mtime, .ctime = a->ctime };
+
 	inode->i_mode = a->mode;
 	i_uid_write(inode, a->uid);
 	i_gid_write(inode, a->gid);
@@ -72,6 +107,7 @@ void arborfs_apply_attr(struct inode *inode, const struct arborfs_attr *a)
 	AI(inode)->btime = a->btime;
 	AI(inode)->flags = a->flags;
 	AI(inode)->projid = a->projid;
+	arborfs_note_times(inode, &engine);
 }
 
 /* Give a new in-core inode (I_NEW) its attributes and operations. */
@@ -279,7 +315,11 @@ int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr
 	s.mtime = ts_to_ns(inode_get_mtime(inode));
 	s.ctime = ts_to_ns(inode_get_ctime(inode));
 	err = arborfs_engine_setattr(inode, &s);
-	if (err) {
+	if (!err) {
+		const struct arborfs_times given = { .atime = s.atime, .mtime = s.mtime, .ctime = s.ctime };
+
+		arborfs_note_times(inode, &given);
+	} else {
 		/* Put the VFS copy back to what the engine holds. */
 		struct arborfs_attr a;
 
@@ -319,20 +359,31 @@ int arborfs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kst
 	return 0;
 }
 
-/* Hand the timestamps the VFS changed (write, mmap, atime) to the engine. */
+/*
+ * Hand the timestamps the VFS changed (write, mmap, atime) to the engine,
+ * unless it holds them already: the commit of the file's last writeback
+ * gave them (arborfs_wb_times), so an fsync after a write costs no
+ * transaction of its own for them.
+ */
 int arborfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 {
-	struct arborfs_setattr s = {
-		.valid = ARBORFS_SET_ATIME | ARBORFS_SET_MTIME | ARBORFS_SET_CTIME,
-		.atime = ts_to_ns(inode_get_atime(inode)),
-		.mtime = ts_to_ns(inode_get_mtime(inode)),
-		.ctime = ts_to_ns(inode_get_ctime(inode)),
-	};
+	struct arborfs_times t;
+	struct arborfs_setattr s = { .valid = ARBORFS_SET_ATIME | ARBORFS_SET_MTIME | ARBORFS_SET_CTIME };
 	int err;
 
 	if (sb_rdonly(inode->i_sb))
 		return 0;
+	arborfs_vfs_times(inode, &t);
+	if (arborfs_times_held(inode, &t)) {
+		atomic64_inc(&ASB(inode->i_sb)->times_held);
+		return 0;
+	}
+	s.atime = t.atime;
+	s.mtime = t.mtime;
+	s.ctime = t.ctime;
 	err = arborfs_engine_setattr(inode, &s);
+	if (!err)
+		arborfs_note_times(inode, &t);
 	return err == -ENOENT ? 0 : err;
 }
 

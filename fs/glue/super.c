@@ -76,6 +76,7 @@ static struct inode *arborfs_alloc_inode(struct super_block *sb)
 	ai->flags = 0;
 	ai->projid = 0;
 	ai->no_xattrs = false;
+	ai->times_held = false;
 	return &ai->vfs;
 }
 
@@ -121,11 +122,11 @@ static int arborfs_sync_step_locked(struct arborfs_sb_info *s, u64 *target, stru
 	return r;
 }
 
-static int arborfs_sync_done_locked(struct arborfs_sb_info *s, int err)
+static int arborfs_sync_done_locked(struct arborfs_sb_info *s, int err, u64 target)
 {
 	WRITE_ONCE(s->journal_busy, false);
 	WRITE_ONCE(s->journal_gen, s->journal_gen + 1);
-	return arborfs_rs_sync_done(s->fs, err);
+	return arborfs_rs_sync_done(s->fs, err, target);
 }
 
 /*
@@ -153,9 +154,9 @@ int arborfs_sync(struct super_block *sb)
 		}
 		/* One member per mount: its journal is on it. */
 		err = w.dev ? -EIO : arborfs_glue_journal_write(&s->member, w.buf, w.len, w.offset, w.preflush);
-		r = ENGINE_CALL(sb, arborfs_sync_done_locked(s, err));
+		r = ENGINE_CALL(sb, arborfs_sync_done_locked(s, err, target));
 		wake_up_all(&s->journal_wait);
-		if (r)
+		if (r != ARBORFS_SYNC_AGAIN)
 			return r;
 	}
 }
@@ -319,8 +320,9 @@ static int arborfs_show_stats(struct seq_file *m, struct dentry *root)
 		   atomic64_read(&s->encode_ns) / 1000, atomic64_read(&s->decoded_reads));
 	seq_printf(m, " unplanned_writes=%lld direct_read_bytes=%lld", atomic64_read(&s->unplanned_writes),
 		   atomic64_read(&s->direct_read_bytes));
-	seq_printf(m, " prepared_commits=%lld prepared_conflicts=%lld", atomic64_read(&s->prepared_commits),
-		   atomic64_read(&s->prepared_conflicts));
+	seq_printf(m, " prepared_commits=%lld prepared_conflicts=%lld times_held=%lld",
+		   atomic64_read(&s->prepared_commits), atomic64_read(&s->prepared_conflicts),
+		   atomic64_read(&s->times_held));
 	seq_printf(m, " shared_calls=%lld shared_overlaps=%lld shared_misses=%lld shared_busy=%lld", atomic64_read(&s->shared_calls),
 		   atomic64_read(&s->shared_overlaps), atomic64_read(&s->shared_misses), atomic64_read(&s->shared_busy));
 	seq_printf(m, " node_fetches=%lld node_fetches_refused=%lld refused_writes=%lld",

@@ -276,6 +276,8 @@ c_layout!(ArborfsJournalWrite, 32, { buf: 0, len: 8, offset: 16, dev: 24, preflu
 const SYNC_WAIT: c_int = 1;
 /// `arborfs_rs_sync_step`: issue the journal write given.
 const SYNC_WRITE: c_int = 2;
+/// `arborfs_rs_sync_done`: the target is not durable yet; step again.
+const SYNC_AGAIN: c_int = 3;
 
 /// `arborfs_read_span.kind`: zeros.
 const SPAN_ZERO: u32 = 0;
@@ -757,6 +759,28 @@ pub(crate) unsafe extern "C" fn arborfs_rs_wplan_encode(
             0
         }
         Err(e) => errno(e),
+    }
+}
+
+/// Have the commit of a plan from [`arborfs_rs_plan_write`] give its file
+/// these access, modification and change times (ns;
+/// [`WritePlan::set_times`]).
+///
+/// # Safety
+///
+/// `plan` is a write plan not yet freed, and nobody else uses it
+/// meanwhile.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn arborfs_rs_wplan_set_times(
+    plan: *mut c_void,
+    atime: i64,
+    mtime: i64,
+    ctime: i64,
+) {
+    // SAFETY: made by `KBox::into_raw` in `arborfs_rs_plan_write`, alive,
+    // and used by nobody else (contract).
+    if let Some(p) = unsafe { plan.cast::<WritePlan>().as_mut() } {
+        p.set_times(atime, mtime, ctime);
     }
 }
 
@@ -1551,15 +1575,18 @@ entry_points! {
     }
 
     /// The journal write of a SYNC_WRITE step finished with `err` (0 or a
-    /// negative errno); a failure stops the file system.
-    fn arborfs_rs_sync_done(fs, err: c_int) -> c_int {
+    /// negative errno); a failure stops the file system. 0 when the
+    /// sync's `target` (from its first step) is durable now, SYNC_AGAIN
+    /// when it is to step again: a write usually covers its caller's
+    /// target, and the step that would only find that costs another call.
+    fn arborfs_rs_sync_done(fs, err: c_int, target: u64) -> c_int {
         let res = if err == 0 { Ok(()) } else { Err(FsError::Io { dev: 0, offset: 0 }) };
         fs.sync_done(res).map_or_else(
             |e| {
                 pr_err!("journal write failed ({}); the file system stops\n", err);
                 errno(e)
             },
-            |()| 0,
+            |()| if fs.sync_durable(target) { 0 } else { SYNC_AGAIN },
         )
     }
 

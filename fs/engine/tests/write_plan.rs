@@ -452,18 +452,25 @@ fn a_commit_prepared_while_the_data_is_written_applies_as_the_exclusive_one() {
         }
     };
 
-    // Prepared, then applied.
+    // Prepared, then applied; the last plan gives the file its times.
     let offs = [0u64, 8192, 65536, 65536 + 4096, 512 * 1024];
-    let plans = plan_blocks(&mut fs, ino, &offs, &next, MIB as u64);
+    let mut plans = plan_blocks(&mut fs, ino, &offs, &next, MIB as u64);
+    let c = fs.getattr(ino).unwrap().inode.ctime;
+    let times = (c + 11, c + 22, c + 33);
+    plans.last_mut().unwrap().set_times(times.0, times.1, times.2);
     let refs: Vec<&WritePlan> = plans.iter().collect();
     let prepared = fs.prepare_writes(&refs).unwrap();
     fs.commit_prepared_writes(prepared, &refs).unwrap();
     apply(&mut want, &offs);
     assert_eq!(read_all(&mut fs, ino).unwrap(), want);
+    let i = fs.getattr(ino).unwrap().inode;
+    assert_eq!((i.atime, i.mtime, i.ctime), times, "the times the plan carried");
 
     // Another write of the file commits between the body and its commit.
     let offs = [4096u64, 12288];
-    let plans = plan_blocks(&mut fs, ino, &offs, &next, MIB as u64);
+    let mut plans = plan_blocks(&mut fs, ino, &offs, &next, MIB as u64);
+    // Times older than the file's (a setattr committed since) are not put back.
+    plans.last_mut().unwrap().set_times(1, 2, times.2 - 1);
     let refs: Vec<&WritePlan> = plans.iter().collect();
     let prepared = fs.prepare_writes(&refs).unwrap();
     write_planned(&mut fs, ino, 16384, &next[16384..20480]);
@@ -473,7 +480,9 @@ fn a_commit_prepared_while_the_data_is_written_applies_as_the_exclusive_one() {
     fs.commit_writes(&refs).unwrap();
     apply(&mut want, &offs);
     assert_eq!(read_all(&mut fs, ino).unwrap(), want);
-    reopen_and_check(fs, ino, &want, "prepared commits");
+    let mut fs = reopen_and_check(fs, ino, &want, "prepared commits");
+    let i = fs.getattr(ino).unwrap().inode;
+    assert_eq!((i.atime, i.mtime, i.ctime), times, "older times and plans without any keep the file's");
 }
 
 /// Plans that take more than one transaction are not prepared: the

@@ -819,6 +819,43 @@ for i in range(60):
 	umount /mnt && fsck_clean vdj
 }
 
+# The commit of a file's writeback gives the engine its times, so the
+# fsync after a write needs no transaction for them (write_inode finds
+# them held: mountstats times_held), and the times stick across a remount:
+# a write's own, and those of a utimes made after the data was written
+# back, before the next fsync.
+t_fsync_times() {
+	local stats held before after
+	mkfs vdj || return 1
+	mount -t arborfs /dev/vdj /mnt || return 1
+	python3 -c '
+import os, time
+fd = os.open("/mnt/a", os.O_CREAT | os.O_WRONLY, 0o644)
+for i in range(20):
+    time.sleep(0.01)
+    os.pwrite(fd, bytes([i]) * 4096, i * 4096)
+    os.fsync(fd)
+os.close(fd)
+fd = os.open("/mnt/b", os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b"b" * 8192)
+os.fsync(fd)
+os.utime("/mnt/b", ns=(1_000_000_001, 2_000_000_002))
+os.write(fd, b"c" * 4096)
+os.utime("/mnt/b", ns=(3_000_000_003, 4_000_000_004))
+os.fsync(fd)
+os.close(fd)
+' || return 1
+	stats=$(grep ' on /mnt with fstype arborfs' /proc/self/mountstats) || return 1
+	held=$(sed -n 's/.* times_held=\([0-9]*\).*/\1/p' <<<"$stats")
+	((held >= 10)) || { echo "fsyncs after writes wrote their times on their own: $stats"; return 1; }
+	before=$(stat -c '%X %Y %Z %s' /mnt/a; stat -c '%x %y %s' /mnt/b)
+	umount /mnt && mount -t arborfs /dev/vdj /mnt || return 1
+	after=$(stat -c '%X %Y %Z %s' /mnt/a; stat -c '%x %y %s' /mnt/b)
+	[[ $before == "$after" ]] || { echo "times changed across a remount: $before / $after"; return 1; }
+	[[ $(stat -c %y /mnt/b) == "1970-01-01 00:00:04.000000004"* ]] || { echo "utimes lost: $(stat -c %y /mnt/b)"; return 1; }
+	umount /mnt && fsck_clean vdj
+}
+
 # acl and noacl (ext4's options): with noacl a directory's default ACL is
 # ignored and the umask alone decides a new file's mode, setfacl is refused
 # and /proc/mounts says noacl; remount with acl turns them back on.
@@ -1039,5 +1076,5 @@ os.fsync(fd)
 	umount /mnt && rm -f /tmp/chunks.bin /tmp/chunks.front /tmp/chunks.back
 }
 
-RW_TESTS=(posix_ops partial_tails large_folios posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
+RW_TESTS=(posix_ops fsync_times partial_tails large_folios posix_ops_compressed compress_option remount tools_on_mounted discard fstrim swapfile small_blocks copy_range readahead freeze shutdown orphan_after_crash enospc enospc_metadata fio_verify stress_ng concurrency
 	kernel_writes_tree tool_image_rw fs_features fs_features_compressed norecovery chunk_checksums concurrent_reads group_commit grouped_writeback compressed_writeback direct_reads acl_option)

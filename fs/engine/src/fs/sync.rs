@@ -154,6 +154,11 @@ impl<D: BlockDevice> Fs<D> {
         true
     }
 
+    /// Whether `target` (from [`Fs::sync_target`]) is durable.
+    pub fn sync_durable(&self, target: u64) -> bool {
+        self.journal.durable >= target
+    }
+
     /// Whether a [`SyncStep::Write`] has not been reported yet.
     pub fn sync_in_flight(&self) -> bool {
         self.journal.in_flight.is_some()

@@ -66,6 +66,9 @@ pub struct WritePlan {
     sums: PayloadSums,
     /// The compressed bytes, padded to whole blocks (empty otherwise).
     payload: TryVec<u8>,
+    /// Access, modification and change times (ns) the commit gives the
+    /// file ([`WritePlan::set_times`]).
+    times: Option<[i64; 3]>,
 }
 
 impl WritePlan {
@@ -91,7 +94,17 @@ impl WritePlan {
             stored_len: 0,
             sums: PayloadSums::new(),
             payload: TryVec::new(),
+            times: None,
         }
+    }
+
+    /// Have the commit also give the file these access, modification and
+    /// change times (ns): the kernel's times of the file as it was
+    /// written, which would otherwise take a transaction of their own
+    /// (write_inode) at the fsync that follows. Not given if the file's
+    /// change time is later (changed since they were taken).
+    pub fn set_times(&mut self, atime: i64, mtime: i64, ctime: i64) {
+        self.times = Some([atime, mtime, ctime]);
     }
 
     /// Whether the plan has its room on a member (`dev`, `offset`).
@@ -402,6 +415,11 @@ fn commit_planned_some<D: BlockDevice, A: Access<D>>(
             }
         };
         t.commit_planned(plan, inode)?;
+        // Times older than what the file holds (a setattr committed
+        // since they were taken) are not put back.
+        if let Some([atime, mtime, ctime]) = plan.times.filter(|t| t[2] >= inode.ctime) {
+            (inode.atime, inode.mtime, inode.ctime) = (atime, mtime, ctime);
+        }
         n += 1;
         if t.journal_bytes() >= budget {
             break;
