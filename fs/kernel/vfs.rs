@@ -36,7 +36,7 @@ use crate::fs::dirent::{Link, Remove, Rename};
 use crate::fs::inode::{Create, SetAttrs, Symlink, Tmpfile};
 use crate::fs::read_plan::{ReadPlan, SpanSource};
 use crate::fs::sync::SyncStep;
-use crate::fs::write_plan::{WritePlan, WriteRequest};
+use crate::fs::write_plan::{PreparedWrites, WritePlan, WriteRequest};
 use crate::fs::xattr::{RemoveXattr, SetXattr};
 use crate::fs::{Attr, Fs, OpenOptions, SetAttr};
 use crate::sys::{BlockDevice, KernelDevice, TryVec};
@@ -842,7 +842,7 @@ pub(crate) unsafe extern "C" fn arborfs_rs_write_prepare(
 pub(crate) unsafe extern "C" fn arborfs_rs_prepared_free(prepared: *mut c_void) {
     if !prepared.is_null() {
         // SAFETY: made by `KBox::into_raw` in `arborfs_rs_write_prepare`.
-        drop(unsafe { KBox::from_raw(prepared.cast::<Prepared>()) });
+        drop(unsafe { KBox::from_raw(prepared.cast::<PreparedWrites>()) });
     }
 }
 
@@ -1411,13 +1411,13 @@ entry_points! {
         // SAFETY: forwarded contract.
         let p = unsafe { write_plans(plans, n) };
         let start = p.first().map_or(0, |p| p.start);
-        match fs.commit_writes(p).and_then(|()| fs.getattr(ino)) {
-            Ok(a) => {
+        match fs.commit_writes(p) {
+            Ok(bytes) => {
                 // SAFETY: `alloc_bytes` is writable.
-                unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
+                unsafe { put(alloc_bytes, bytes) };
                 0
             }
-            Err(e) => write_failed(e, ino, start)
+            Err(e) => write_failed(e, ino, start),
         }
     }
 
@@ -1437,14 +1437,14 @@ entry_points! {
     ) -> c_int {
         // SAFETY: made by `KBox::into_raw` in `arborfs_rs_write_prepare`,
         // and handed here once.
-        let prepared = KBox::into_inner(unsafe { KBox::from_raw(prepared.cast::<Prepared>()) });
+        let prepared = KBox::into_inner(unsafe { KBox::from_raw(prepared.cast::<PreparedWrites>()) });
         // SAFETY: forwarded contract.
         let p = unsafe { write_plans(plans, n) };
         let start = p.first().map_or(0, |p| p.start);
-        match fs.commit_prepared_writes(prepared, p).and_then(|()| fs.getattr(ino)) {
-            Ok(a) => {
+        match fs.commit_prepared_writes(prepared, p) {
+            Ok(bytes) => {
                 // SAFETY: `alloc_bytes` is writable.
-                unsafe { put(alloc_bytes, a.inode.alloc_bytes) };
+                unsafe { put(alloc_bytes, bytes) };
                 0
             }
             Err(e @ (FsError::Conflict | FsError::NotCached)) => errno(e),

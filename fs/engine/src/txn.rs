@@ -517,7 +517,16 @@ impl<'a, D: BlockDevice> Txn<'a, D, Shared<'a, D>> {
     pub fn optimistic(fs: &'a Fs<D>, frees: bool) -> Self {
         let mut t = Txn::reading(Shared::new(fs));
         t.use_reserve = frees || fs.use_reserve;
-        t.reads = Some(ReadSet { ranges: TryVec::new(), lost: false, began: fs.changes.seq });
+        let mut ranges = TryVec::new();
+        // Room for a usual change at once, rather than growing each buffer
+        // from nothing a push at a time (these do not come from
+        // `txn_spare`, which only an exclusive holder may take). A failed
+        // reserve only leaves the growing to the pushes.
+        let _ = ranges.try_reserve(16);
+        let _ = t.updates.try_reserve(32);
+        let _ = t.vals.try_reserve(4096);
+        let _ = t.charges.try_reserve(8);
+        t.reads = Some(ReadSet { ranges, lost: false, began: fs.changes.seq });
         t
     }
 

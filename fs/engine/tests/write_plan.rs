@@ -460,7 +460,8 @@ fn a_commit_prepared_while_the_data_is_written_applies_as_the_exclusive_one() {
     plans.last_mut().unwrap().set_times(times.0, times.1, times.2);
     let refs: Vec<&WritePlan> = plans.iter().collect();
     let prepared = fs.prepare_writes(&refs).unwrap();
-    fs.commit_prepared_writes(prepared, &refs).unwrap();
+    let bytes = fs.commit_prepared_writes(prepared, &refs).unwrap();
+    assert_eq!(bytes, fs.getattr(ino).unwrap().inode.alloc_bytes, "the bytes the file holds");
     apply(&mut want, &offs);
     assert_eq!(read_all(&mut fs, ino).unwrap(), want);
     let i = fs.getattr(ino).unwrap().inode;
@@ -477,7 +478,8 @@ fn a_commit_prepared_while_the_data_is_written_applies_as_the_exclusive_one() {
     apply(&mut want, &[16384]);
     assert_eq!(fs.commit_prepared_writes(prepared, &refs), Err(arborfs_engine::Error::Conflict));
     assert_eq!(read_all(&mut fs, ino).unwrap(), want, "a conflict changes nothing");
-    fs.commit_writes(&refs).unwrap();
+    let bytes = fs.commit_writes(&refs).unwrap();
+    assert_eq!(bytes, fs.getattr(ino).unwrap().inode.alloc_bytes, "the bytes the file holds");
     apply(&mut want, &offs);
     assert_eq!(read_all(&mut fs, ino).unwrap(), want);
     let mut fs = reopen_and_check(fs, ino, &want, "prepared commits");

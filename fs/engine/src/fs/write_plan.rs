@@ -151,6 +151,14 @@ impl WritePlan {
     }
 }
 
+/// The commit of written plans made with the file system held shared
+/// ([`Fs::prepare_writes`]), for [`Fs::commit_prepared_writes`].
+pub struct PreparedWrites {
+    prepared: Prepared,
+    /// The bytes the file of the last plan holds once it is committed.
+    alloc_bytes: u64,
+}
+
 /// One writeback of a batch planned by [`Fs::plan_writes`]: the
 /// arguments of [`Fs::plan_write`], and its result.
 pub struct WriteRequest {
@@ -298,8 +306,9 @@ impl<D: BlockDevice> Fs<D> {
 
     /// Commit a placed plan whose stored bytes the caller wrote: its
     /// extent replaces what the range held, and the file grows to its end.
-    /// The bucket is unpinned whatever happens.
-    pub fn commit_write(&mut self, plan: &WritePlan) -> Result<()> {
+    /// The bucket is unpinned whatever happens. Returns the bytes the file
+    /// now holds (its `alloc_bytes`).
+    pub fn commit_write(&mut self, plan: &WritePlan) -> Result<u64> {
         self.commit_writes(core::slice::from_ref(&plan))
     }
 
@@ -309,7 +318,8 @@ impl<D: BlockDevice> Fs<D> {
     /// per block. On an error the plans not yet committed are given up;
     /// every bucket is unpinned whatever happens, but for
     /// [`Error::NotCached`] with reads refused, when nothing was committed.
-    pub fn commit_writes(&mut self, plans: &[&WritePlan]) -> Result<()> {
+    /// Returns the bytes the file of the last plan now holds.
+    pub fn commit_writes(&mut self, plans: &[&WritePlan]) -> Result<u64> {
         if plans.iter().any(|p| !p.placed || !p.summed) {
             return self.abort_writes(plans).and(Err(Error::Internal("write plan committed before placing")));
         }
@@ -320,7 +330,8 @@ impl<D: BlockDevice> Fs<D> {
             return r;
         }
         let unpinned = self.abort_writes(plans);
-        r.and(unpinned)
+        let alloc_bytes = r?;
+        unpinned.map(|()| alloc_bytes)
     }
 
     /// Give up a plan (its bytes were not written, or not all): the room
@@ -345,7 +356,7 @@ impl<D: BlockDevice> Fs<D> {
     /// where the commit must be made exclusively ([`Fs::commit_writes`]):
     /// a node on disk only ([`Error::NotCached`]), or plans that take more
     /// than one transaction ([`Error::Conflict`]).
-    pub fn prepare_writes(&self, plans: &[&WritePlan]) -> Result<Prepared> {
+    pub fn prepare_writes(&self, plans: &[&WritePlan]) -> Result<PreparedWrites> {
         self.check_user_writable()?;
         if plans.iter().any(|p| !p.placed || !p.summed) {
             return Err(Error::Internal("write plan committed before placing"));
@@ -353,10 +364,11 @@ impl<D: BlockDevice> Fs<D> {
         // Data the writer reserved room for may use the reserve, as in
         // `commit_planned`.
         let mut t = Txn::optimistic(self, true);
-        if commit_planned_some(&mut t, plans, self.journal.max_entry / 2)? < plans.len() {
+        let (n, alloc_bytes) = commit_planned_some(&mut t, plans, self.journal.max_entry / 2)?;
+        if n < plans.len() {
             return Err(Error::Conflict);
         }
-        Ok(t.prepare())
+        Ok(PreparedWrites { prepared: t.prepare(), alloc_bytes })
     }
 
     /// Commit plans whose commit [`Fs::prepare_writes`] made, now that
@@ -364,20 +376,21 @@ impl<D: BlockDevice> Fs<D> {
     /// [`Error::Conflict`] (a commit since changed what the body read),
     /// which changes nothing and leaves the plans pinned, for the caller
     /// to commit them with [`Fs::commit_writes`].
-    pub fn commit_prepared_writes(&mut self, prepared: Prepared, plans: &[&WritePlan]) -> Result<()> {
+    /// Returns the bytes the file of the last plan now holds.
+    pub fn commit_prepared_writes(&mut self, prepared: PreparedWrites, plans: &[&WritePlan]) -> Result<u64> {
         self.check_user_writable()?;
         // Written outside the engine: the next journal entry flushes it
         // (noted before the commit, which may write a full entry).
         self.note_data_written();
-        let r = self.commit_prepared(prepared);
+        let r = self.commit_prepared(prepared.prepared);
         if matches!(r, Err(Error::Conflict | Error::NotCached)) {
-            return r;
+            return r.map(|()| 0);
         }
         let unpinned = self.abort_writes(plans);
-        r.and(unpinned)
+        r.and(unpinned).map(|()| prepared.alloc_bytes)
     }
 
-    fn commit_planned(&mut self, plans: &[&WritePlan]) -> Result<()> {
+    fn commit_planned(&mut self, plans: &[&WritePlan]) -> Result<u64> {
         self.check_user_writable()?;
         // Written outside the engine: the next journal entry flushes it.
         self.note_data_written();
@@ -385,21 +398,25 @@ impl<D: BlockDevice> Fs<D> {
         // the entry being built holds.
         let budget = self.journal.max_entry / 2;
         let mut rest = plans;
+        let mut alloc_bytes = 0;
         while !rest.is_empty() {
-            let done = self.with_reserve(|fs| fs.write_txn(|t| commit_planned_some(t, rest, budget)))?;
+            let done;
+            (done, alloc_bytes) =
+                self.with_reserve(|fs| fs.write_txn(|t| commit_planned_some(t, rest, budget)))?;
             rest = rest.get(done..).unwrap_or(&[]);
         }
-        Ok(())
+        Ok(alloc_bytes)
     }
 }
 
 /// Put the extents of the first of `plans` in place in `t`, until its
-/// journal bytes reach `budget`: how many it took (at least one).
+/// journal bytes reach `budget`: how many it took (at least one), and the
+/// bytes the last one's file then holds.
 fn commit_planned_some<D: BlockDevice, A: Access<D>>(
     t: &mut Txn<'_, D, A>,
     plans: &[&WritePlan],
     budget: usize,
-) -> Result<usize> {
+) -> Result<(usize, u64)> {
     let mut n = 0;
     // Plans of one file are neighbours: its inode is read and written
     // once for them.
@@ -425,10 +442,12 @@ fn commit_planned_some<D: BlockDevice, A: Access<D>>(
             break;
         }
     }
+    let mut alloc_bytes = 0;
     if let Some((ino, inode)) = file {
         t.inode_write(ino, &inode)?;
+        alloc_bytes = inode.alloc_bytes;
     }
-    Ok(n)
+    Ok((n, alloc_bytes))
 }
 
 impl<D: BlockDevice, A: Access<D>> Txn<'_, D, A> {
