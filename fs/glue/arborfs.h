@@ -690,6 +690,11 @@ struct arborfs_write {
 void arborfs_vfs_times(struct inode *inode, struct arborfs_times *t);
 void arborfs_note_times(struct inode *inode, const struct arborfs_times *t);
 
+static inline bool arborfs_times_equal(const struct arborfs_times *a, const struct arborfs_times *b)
+{
+	return a->atime == b->atime && a->mtime == b->mtime && a->ctime == b->ctime;
+}
+
 /* file.c */
 int arborfs_file_init(void);
 void arborfs_file_exit(void);

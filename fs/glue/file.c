@@ -717,25 +717,20 @@ static size_t arborfs_write_start(struct inode *inode, u64 pos, const u8 *buf, s
  * with the lock shared (arborfs_rs_write_prepare, which reads the extents
  * it replaces and builds the new keys), so that once the bios complete the
  * commit holds the lock exclusively only to apply it: an fsync's commit
- * then costs little more than its data's write. Made in the caller's
- * shared entry (*entered: the caller leaves it), which is taken only when
- * no writer holds or awaits the lock; where it is not taken, or the body
+ * then costs little more than its data's write. The lock is taken shared
+ * only when no writer holds or awaits it; where it is not, or the body
  * fails, the commit is made whole under the lock.
  */
-static void arborfs_write_prepare(struct super_block *sb, struct arborfs_write *w, bool *entered,
-				  unsigned int *nofs)
+static void arborfs_write_prepare(struct super_block *sb, struct arborfs_write *w)
 {
 	struct arborfs_sb_info *sbi = ASB(sb);
+	unsigned int nofs;
 
-	if (w->err || !w->nr_plans)
+	if (w->err || !w->nr_plans || !arborfs_enter_shared(sbi, &sbi->shared_busy, &sbi->shared_overlaps, &nofs))
 		return;
-	if (!*entered) {
-		*entered = arborfs_enter_shared(sbi, &sbi->shared_busy, &sbi->shared_overlaps, nofs);
-		if (!*entered)
-			return;
-	}
 	if (!sbi->fs || arborfs_rs_write_prepare(sbi->fs, w->plans, w->nr_plans, &w->prepared))
 		w->prepared = NULL;
+	arborfs_leave_shared(sbi, nofs);
 }
 
 /*
@@ -828,14 +823,9 @@ ssize_t arborfs_write_back(struct inode *inode, u64 pos, const u8 *buf, size_t l
 	size_t planned;
 	int err;
 
-	bool entered = false;
-	unsigned int nofs;
-
 	arborfs_write_init(&w);
 	planned = arborfs_write_start(inode, pos, buf, len, len, &w, NULL);
-	arborfs_write_prepare(inode->i_sb, &w, &entered, &nofs);
-	if (entered)
-		arborfs_leave_shared(ASB(inode->i_sb), nofs);
+	arborfs_write_prepare(inode->i_sb, &w);
 	err = arborfs_write_finish(inode, &w, alloc_bytes) ?:
 	      arborfs_write_rest(inode, pos, buf, len, planned, alloc_bytes);
 	return err ?: len;
@@ -1156,7 +1146,7 @@ static void arborfs_wb_times_given(struct arborfs_wb_run *run)
 	struct arborfs_times now;
 
 	arborfs_vfs_times(run->inode, &now);
-	if (now.atime == run->times.atime && now.mtime == run->times.mtime && now.ctime == run->times.ctime)
+	if (arborfs_times_equal(&now, &run->times))
 		arborfs_note_times(run->inode, &now);
 	else
 		mark_inode_dirty_sync(run->inode);
@@ -1242,19 +1232,6 @@ static int arborfs_wb_commit_each(struct super_block *sb, struct arborfs_wb_run 
 	return 0;
 }
 
-/* While started runs' bios are in flight: make their commits with the lock shared (arborfs_write_prepare). */
-static void arborfs_wb_prepare(struct arborfs_wb_run **runs, unsigned int nr)
-{
-	struct arborfs_sb_info *sbi = ASB(runs[0]->inode->i_sb);
-	bool entered = false;
-	unsigned int i, nofs;
-
-	for (i = 0; i < nr; i++)
-		arborfs_write_prepare(runs[i]->inode->i_sb, &runs[i]->w, &entered, &nofs);
-	if (entered)
-		arborfs_leave_shared(sbi, nofs);
-}
-
 /* Wait for started runs' bios and commit their plans, in one engine call for them all. */
 static void arborfs_wb_commit(struct arborfs_wb_run **runs, unsigned int nr)
 {
@@ -1326,7 +1303,9 @@ static int arborfs_wb_write(struct arborfs_wb_run **runs, unsigned int nr)
 	int err = 0;
 
 	arborfs_wb_start(runs, nr);
-	arborfs_wb_prepare(runs, nr);
+	/* While their bios are in flight: their commits, made with the lock shared. */
+	for (i = 0; i < nr; i++)
+		arborfs_write_prepare(runs[i]->inode->i_sb, &runs[i]->w);
 	arborfs_wb_commit(runs, nr);
 	for (i = 0; i < nr; i++) {
 		int e = arborfs_wb_finish(runs[i]);

@@ -81,10 +81,18 @@ static bool arborfs_times_held(struct inode *inode, const struct arborfs_times *
 	bool held;
 
 	spin_lock(&inode->i_lock);
-	held = ai->times_held && ai->held.atime == t->atime && ai->held.mtime == t->mtime &&
-	       ai->held.ctime == t->ctime;
+	held = ai->times_held && arborfs_times_equal(&ai->held, t);
 	spin_unlock(&inode->i_lock);
 	return held;
+}
+
+/* Have a setattr hand the engine times t. */
+static void arborfs_setattr_times(struct arborfs_setattr *s, const struct arborfs_times *t)
+{
+	s->valid |= ARBORFS_SET_ATIME | ARBORFS_SET_MTIME | ARBORFS_SET_CTIME;
+	s->atime = t->atime;
+	s->mtime = t->mtime;
+	s->ctime = t->ctime;
 }
 
 /* Copy what the engine says into the VFS inode (all but i_size of files with cached data). */
@@ -261,6 +269,7 @@ int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr
 {
 	struct inode *inode = d_inode(dentry);
 	struct arborfs_setattr s = { 0 };
+	struct arborfs_times t;
 	unsigned int valid = attr->ia_valid;
 	int err;
 
@@ -310,15 +319,11 @@ int arborfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry, struct iattr
 		s.valid |= ARBORFS_SET_GID;
 		s.gid = i_gid_read(inode);
 	}
-	s.valid |= ARBORFS_SET_ATIME | ARBORFS_SET_MTIME | ARBORFS_SET_CTIME;
-	s.atime = ts_to_ns(inode_get_atime(inode));
-	s.mtime = ts_to_ns(inode_get_mtime(inode));
-	s.ctime = ts_to_ns(inode_get_ctime(inode));
+	arborfs_vfs_times(inode, &t);
+	arborfs_setattr_times(&s, &t);
 	err = arborfs_engine_setattr(inode, &s);
 	if (!err) {
-		const struct arborfs_times given = { .atime = s.atime, .mtime = s.mtime, .ctime = s.ctime };
-
-		arborfs_note_times(inode, &given);
+		arborfs_note_times(inode, &t);
 	} else {
 		/* Put the VFS copy back to what the engine holds. */
 		struct arborfs_attr a;
@@ -368,7 +373,7 @@ int arborfs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kst
 int arborfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 {
 	struct arborfs_times t;
-	struct arborfs_setattr s = { .valid = ARBORFS_SET_ATIME | ARBORFS_SET_MTIME | ARBORFS_SET_CTIME };
+	struct arborfs_setattr s = { 0 };
 	int err;
 
 	if (sb_rdonly(inode->i_sb))
@@ -378,9 +383,7 @@ int arborfs_write_inode(struct inode *inode, struct writeback_control *wbc)
 		atomic64_inc(&ASB(inode->i_sb)->times_held);
 		return 0;
 	}
-	s.atime = t.atime;
-	s.mtime = t.mtime;
-	s.ctime = t.ctime;
+	arborfs_setattr_times(&s, &t);
 	err = arborfs_engine_setattr(inode, &s);
 	if (!err)
 		arborfs_note_times(inode, &t);

@@ -410,11 +410,31 @@ unsafe fn write_plans<'a>(plans: *const *const c_void, n: usize) -> &'a [&'a Wri
 /// The errno for a failed data write of `ino` at `off`, logged unless the
 /// file system is full or read-only (what a writer expects to meet).
 fn write_failed(e: FsError, ino: u64, off: u64) -> c_int {
-    // (NotCached: refused, and made again: ENGINE_WRITE.)
-    if !matches!(e, FsError::NoSpace | FsError::ReadOnly | FsError::NotCached) && log_allowed() {
+    // (NotCached: refused, and made again: ENGINE_WRITE; Conflict: a
+    // prepared commit, made again whole.)
+    if !matches!(e, FsError::NoSpace | FsError::ReadOnly | FsError::NotCached | FsError::Conflict)
+        && log_allowed()
+    {
         pr_err!("write of inode {} at {} failed: {}\n", ino, off, e);
     }
     errno(e)
+}
+
+/// The answer of a write commit of file `ino` at `off`: 0 with the bytes
+/// the file now holds into `alloc_bytes`, or the errno.
+///
+/// # Safety
+///
+/// `alloc_bytes` is writable.
+unsafe fn write_committed(r: Result<u64, FsError>, alloc_bytes: *mut u64, ino: u64, off: u64) -> c_int {
+    match r {
+        Ok(bytes) => {
+            // SAFETY: `alloc_bytes` is writable (contract).
+            unsafe { put(alloc_bytes, bytes) };
+            0
+        }
+        Err(e) => write_failed(e, ino, off),
+    }
 }
 
 /// The errno for a failed operation; damage (bad checksums, bad nodes) is
@@ -1411,14 +1431,8 @@ entry_points! {
         // SAFETY: forwarded contract.
         let p = unsafe { write_plans(plans, n) };
         let start = p.first().map_or(0, |p| p.start);
-        match fs.commit_writes(p) {
-            Ok(bytes) => {
-                // SAFETY: `alloc_bytes` is writable.
-                unsafe { put(alloc_bytes, bytes) };
-                0
-            }
-            Err(e) => write_failed(e, ino, start),
-        }
+        // SAFETY: `alloc_bytes` is writable.
+        unsafe { write_committed(fs.commit_writes(p), alloc_bytes, ino, start) }
     }
 
     /// Commit the `n` write plans at `plans` (of file `ino`) as
@@ -1441,15 +1455,8 @@ entry_points! {
         // SAFETY: forwarded contract.
         let p = unsafe { write_plans(plans, n) };
         let start = p.first().map_or(0, |p| p.start);
-        match fs.commit_prepared_writes(prepared, p) {
-            Ok(bytes) => {
-                // SAFETY: `alloc_bytes` is writable.
-                unsafe { put(alloc_bytes, bytes) };
-                0
-            }
-            Err(e @ (FsError::Conflict | FsError::NotCached)) => errno(e),
-            Err(e) => write_failed(e, ino, start),
-        }
+        // SAFETY: `alloc_bytes` is writable.
+        unsafe { write_committed(fs.commit_prepared_writes(prepared, p), alloc_bytes, ino, start) }
     }
 
     /// Give up the `n` write plans at `plans` (of file `ino`), whose

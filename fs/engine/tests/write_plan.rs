@@ -376,19 +376,26 @@ fn a_batch_with_a_plan_not_encoded_commits_nothing_and_unpins_all() {
     reopen_and_check(fs, ino, &[7u8; 3 * 4096], "aborted batch");
 }
 
+/// A 20 MiB file `f` written from `Rng(old)`, and plans that rewrite every
+/// block of it on its own from `Rng(new)`: some 5000 extents, several
+/// journal entries' worth. The file, its new bytes and the plans.
+fn every_block_rewritten(fs: &mut Fs<MemDevice>, old: u64, new: u64) -> (u64, Vec<u8>, Vec<WritePlan>) {
+    let ino = file(fs, b"f");
+    let len = 20 * MIB;
+    let mut before = vec![0u8; len];
+    Rng(old).fill(&mut before);
+    write_planned(fs, ino, 0, &before);
+    let mut want = vec![0u8; len];
+    Rng(new).fill(&mut want);
+    let offs: Vec<u64> = (0..len as u64 / 4096).map(|i| i * 4096).collect();
+    let plans = plan_blocks(fs, ino, &offs, &want, len as u64);
+    (ino, want, plans)
+}
+
 #[test]
 fn a_batch_larger_than_a_journal_entry_commits_in_several_transactions() {
     let mut fs = fs_with(ChecksumType::Xxhash64, Compression::None);
-    let ino = file(&mut fs, b"f");
-    let len = 20 * MIB;
-    let mut old = vec![0u8; len];
-    Rng(7).fill(&mut old);
-    write_planned(&mut fs, ino, 0, &old);
-    // Every block on its own: some 5000 extents, several entries' worth.
-    let mut want = vec![0u8; len];
-    Rng(8).fill(&mut want);
-    let offs: Vec<u64> = (0..len as u64 / 4096).map(|i| i * 4096).collect();
-    let plans = plan_blocks(&mut fs, ino, &offs, &want, len as u64);
+    let (ino, want, plans) = every_block_rewritten(&mut fs, 7, 8);
     let refs: Vec<&WritePlan> = plans.iter().collect();
     fs.commit_writes(&refs).unwrap();
     assert_eq!(read_all(&mut fs, ino).unwrap(), want);
@@ -492,15 +499,7 @@ fn a_commit_prepared_while_the_data_is_written_applies_as_the_exclusive_one() {
 #[test]
 fn plans_beyond_one_transaction_are_committed_exclusively() {
     let mut fs = fs_with(ChecksumType::Xxhash64, Compression::None);
-    let ino = file(&mut fs, b"f");
-    // Every block on its own, as in the test above: several entries' worth.
-    let len = 20 * MIB;
-    let mut want = vec![0u8; len];
-    Rng(13).fill(&mut want);
-    write_planned(&mut fs, ino, 0, &want);
-    Rng(14).fill(&mut want);
-    let offs: Vec<u64> = (0..len as u64 / 4096).map(|i| i * 4096).collect();
-    let plans = plan_blocks(&mut fs, ino, &offs, &want, len as u64);
+    let (ino, want, plans) = every_block_rewritten(&mut fs, 13, 14);
     let refs: Vec<&WritePlan> = plans.iter().collect();
     assert_eq!(fs.prepare_writes(&refs).err(), Some(arborfs_engine::Error::Conflict));
     fs.commit_writes(&refs).unwrap();

@@ -716,7 +716,6 @@ impl<D: BlockDevice> Fs<D> {
         (whole, max.min(self.alloc.min_bucket_size()))
     }
 
-    /// Chunk of new chunk-checksummed extents, as a power of two: at least a block.
     /// Bytes a small read of new file data reads and verifies whole: the
     /// checksum chunk of chunked extents (0 when new extents are not
     /// chunked). The kernel reads the page cache around a small read in
@@ -730,6 +729,7 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
+    /// Chunk of new chunk-checksummed extents, as a power of two: at least a block.
     pub(super) fn chunk_shift(&self) -> u8 {
         CHUNK_SHIFT.max(self.sb.block_size.trailing_zeros() as u8)
     }

@@ -434,7 +434,7 @@ fn commit_planned_some<D: BlockDevice, A: Access<D>>(
         t.commit_planned(plan, inode)?;
         // Times older than what the file holds (a setattr committed
         // since they were taken) are not put back.
-        if let Some([atime, mtime, ctime]) = plan.times.filter(|t| t[2] >= inode.ctime) {
+        if let Some([atime, mtime, ctime]) = plan.times.filter(|times| times[2] >= inode.ctime) {
             (inode.atime, inode.mtime, inode.ctime) = (atime, mtime, ctime);
         }
         n += 1;
